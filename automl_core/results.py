@@ -1,0 +1,45 @@
+"""Plain records that flow out of a search: trials and progress events.
+
+They are frozen so that callbacks (the DuckDB writer, the CLI's progress lines, the studio's live
+view) can keep them without copying.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TrialStatus = Literal["ok", "failed", "timeout"]
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One finished (or failed) trial: a model family with hyperparameters, scored on validation."""
+
+    trial_id: int
+    family: str
+    params: dict[str, Any]
+    status: TrialStatus
+    score: float | None  # primary metric, in its natural direction (see metrics.METRICS)
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    started_at: float = 0.0  # seconds since the search started
+    finished_at: float = 0.0
+    error: str = ""
+    note: str = ""  # e.g. "ensemble of 3 trials", "row sample 20%"
+
+
+EventKind = Literal[
+    "experiment_started", "trial_started", "trial_finished", "new_best", "message",
+    "refit_started", "experiment_finished",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event. ``payload`` holds plain JSON-able values."""
+
+    kind: EventKind
+    elapsed: float
+    payload: dict[str, Any] = field(default_factory=dict)
+    trial: TrialResult | None = None
