@@ -1,0 +1,118 @@
+"""The experiment configuration: one frozen dataclass, validated once where the user hands it over.
+
+Inside the engine the config is trusted. ``None`` means "not set" for every optional limit; a real
+0 or False is never silently replaced by a default.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import AutoMLInputError
+
+TASKS = ("auto", "binary", "multiclass", "regression", "forecasting")
+VALIDATIONS = ("auto", "cv", "holdout")
+FEATURIZATIONS = ("auto", "off")
+
+
+def _bad(name: str, rule: str, got: Any) -> AutoMLInputError:
+    return AutoMLInputError(f"The '{name}' parameter must be {rule}. Got {got!r}",
+                            f"set '{name}' to {rule}")
+
+
+@dataclass(frozen=True)
+class AutoMLConfig:
+    """Everything that decides how an experiment runs.
+
+    Exit criteria: the search stops at whichever comes first of ``time_budget`` seconds (the whole
+    run, final refit included), ``max_trials`` trials, a primary score reaching ``score_threshold``,
+    or ``early_stop_trials`` trials in a row without improvement.
+    """
+
+    task: str = "auto"
+    metric: str = "auto"
+    time_budget: float | None = 60.0
+    max_trials: int | None = None
+    score_threshold: float | None = None
+    early_stop_trials: int | None = None
+    trial_timeout: float | None = None          # seconds; None: the remaining budget
+    validation: str = "auto"                    # auto | cv | holdout
+    cv_folds: int | None = None
+    holdout_fraction: float | None = None
+    group_column: str | None = None
+    test_size: float | None = None              # fraction split off before anything else
+    allowed_models: tuple[str, ...] | None = None
+    blocked_models: tuple[str, ...] = ()
+    featurization: str | dict[str, str] = "auto"
+    column_roles: dict[str, str] = field(default_factory=dict)
+    exclude_columns: tuple[str, ...] = ()
+    positive_class: Any = None
+    ensembles: bool = True
+    n_jobs: int | None = None                   # cores for the whole run; None: all
+    seed: int = 0
+    time_column: str | None = None
+    horizon: int | None = None
+    series_id: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise _bad("task", f"one of {', '.join(TASKS)}", self.task)
+        if self.validation not in VALIDATIONS:
+            raise _bad("validation", f"one of {', '.join(VALIDATIONS)}", self.validation)
+        if self.time_budget is not None and not (_is_number(self.time_budget) and self.time_budget > 0):
+            raise _bad("time_budget", "a number of seconds > 0", self.time_budget)
+        for name in ("max_trials", "early_stop_trials"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise _bad(name, "a whole number >= 1", value)
+        if self.time_budget is None and self.max_trials is None:
+            raise AutoMLInputError("Neither a time budget nor a trial limit was given, so the search would never end",
+                                   "set time_budget (seconds) or max_trials")
+        if self.trial_timeout is not None and not (_is_number(self.trial_timeout) and self.trial_timeout > 0):
+            raise _bad("trial_timeout", "a number of seconds > 0", self.trial_timeout)
+        if self.cv_folds is not None and not (isinstance(self.cv_folds, int) and 2 <= self.cv_folds <= 50):
+            raise _bad("cv_folds", "a whole number from 2 to 50", self.cv_folds)
+        for name in ("holdout_fraction", "test_size"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 < value < 0.9):
+                raise _bad(name, "a fraction between 0 and 0.9", value)
+        if self.score_threshold is not None and not _is_number(self.score_threshold):
+            raise _bad("score_threshold", "a number", self.score_threshold)
+        if self.n_jobs is not None and not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
+            raise _bad("n_jobs", "a whole number >= 1", self.n_jobs)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise _bad("seed", "a whole number", self.seed)
+        if isinstance(self.featurization, str) and self.featurization not in FEATURIZATIONS:
+            raise _bad("featurization", "auto, off, or a mapping column -> transform", self.featurization)
+        # Lists arrive from JSON and argparse; store tuples so the config stays hashable-ish and frozen.
+        for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            if value is not None and not isinstance(value, tuple):
+                value = tuple(value)
+            object.__setattr__(self, name, value)
+
+    @property
+    def cores(self) -> int:
+        return self.n_jobs or os.cpu_count() or 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AutoMLConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise AutoMLInputError(f"Unknown setting(s): {', '.join(unknown)}",
+                                   f"use only {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def with_changes(self, **changes: Any) -> "AutoMLConfig":
+        return replace(self, **changes)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -1,0 +1,72 @@
+"""An experiment: an AutoML run recorded in the store, with its model saved as store artifacts.
+
+The CLI and the studio both run experiments through ``run_experiment``, so both record the same
+things the same way. Input is checked (``prepare``) before anything is written.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .automl import AutoML
+from .config import AutoMLConfig
+from .errors import AutoMLInputError
+from .prepare import TableLike, prepare
+from .results import Event
+
+
+@dataclass(frozen=True)
+class ExperimentOutcome:
+    experiment_id: str
+    status: str            # completed, stopped or failed
+    automl: AutoML | None
+    model_path: Path | None
+    error: str = ""
+
+
+def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConfig, *,
+                   test_data: TableLike | None = None, validation_data: TableLike | None = None,
+                   name: str | None = None, dataset_id: str | None = None,
+                   callbacks: Iterable[Callable[[Event], None]] = (),
+                   stop_event: threading.Event | None = None, out_dir: str | Path | None = None,
+                   experiment_id: str | None = None) -> ExperimentOutcome:
+    """Prepare, create the experiment record, search, save the model; the store sees every trial.
+
+    Raises AutoMLInputError for bad input, before anything is written. ``experiment_id`` continues a
+    record created earlier (the studio creates it when the job is queued).
+    """
+    prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
+    from .metrics import resolve_metric
+    metric = resolve_metric(config.metric, prepared.task)
+    if experiment_id is None:
+        experiment_id = store.create_experiment(name or f"{target} ({prepared.task.value})", dataset_id=dataset_id,
+                                                task=prepared.task.value, metric=metric.name,
+                                                config={**config.to_dict(), "target": target})
+    stop_event = stop_event or threading.Event()
+    store.set_status(experiment_id, "running")
+    automl = AutoML(config=config)
+    try:
+        automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), *callbacks],
+                   stop_event=stop_event)
+    except AutoMLInputError as exc:
+        store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
+                                best_score=None, test_score=None, model_path=None, summary={"error": str(exc)})
+        store.set_status(experiment_id, "failed", error=str(exc))
+        return ExperimentOutcome(experiment_id, "failed", None, None, str(exc))
+    except BaseException as exc:
+        store.set_status(experiment_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    target_dir = store.artifact_dir(experiment_id)
+    model_path, card_path = automl.save(target_dir)
+    store.register_artifact(experiment_id, model_path, "model")
+    store.register_artifact(experiment_id, card_path, "model_card")
+    if out_dir is not None:
+        model_path, _ = automl.save(out_dir)
+    status = "stopped" if stop_event.is_set() else "completed"
+    best = automl.best_trial_
+    store.finish_experiment(experiment_id, status=status, best_trial_id=best.trial_id, best_model=best.family,
+                            best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),
+                            summary=automl.card_)
+    return ExperimentOutcome(experiment_id, status, automl, model_path)

@@ -1,0 +1,206 @@
+"""The search loop: ask the scheduler -> run the trial in a worker -> tell -> callbacks.
+
+Trials run in loky worker processes so that a trial past its timeout can be killed and a crashing
+trial costs only itself. Stopping is a flag (``stop_event``) checked every 0.2 s; it kills running
+trials at once and keeps every finished one.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from joblib.externals.loky import ProcessPoolExecutor
+
+from .config import AutoMLConfig
+from .metrics import Metric
+from .models import ModelFamily
+from .results import Event, TrialResult
+from .scheduler import Scheduler
+from .trial import TrialOutcome, TrialSpec, load_data, run_trial
+
+Callback = Callable[[Event], None]
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Clock:
+    """Seconds since the experiment started, and what is left of its budget."""
+
+    budget: float | None
+    start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        return math.inf if self.budget is None else self.budget - self.elapsed()
+
+
+@dataclass
+class SearchResult:
+    trials: list[TrialResult]
+    oof: dict[int, np.ndarray]          # out-of-fold predictions of the best trials, by trial id
+    best: TrialResult | None
+    stopped_by: str                     # why the search ended, in words
+
+
+class Emitter:
+    """Calls every callback with every event; a failing callback is reported once, not fatal."""
+
+    def __init__(self, callbacks: list[Callback], clock: Clock) -> None:
+        self.callbacks, self.clock, self.failed = list(callbacks), clock, set()
+
+    def __call__(self, kind: str, trial: TrialResult | None = None, **payload: Any) -> None:
+        event = Event(kind, round(self.clock.elapsed(), 3), payload, trial)  # type: ignore[arg-type]
+        for cb in self.callbacks:
+            try:
+                cb(event)
+            except Exception as exc:  # the search must not die because a listener did
+                if id(cb) not in self.failed:
+                    self.failed.add(id(cb))
+                    print(f"warning: progress callback failed: {exc}")
+
+
+def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Scheduler, metric: Metric,
+               config: AutoMLConfig, clock: Clock, emit: Emitter, stop_event: threading.Event,
+               refit_reserve: Callable[[TrialResult | None], float], n_concurrent: int,
+               threads_per_trial: int, first_trial_id: int = 1) -> SearchResult:
+    """Run trials until an exit criterion is met. Returns every trial, finished or failed."""
+    trials: list[TrialResult] = []
+    oof: dict[int, np.ndarray] = {}
+    best: TrialResult | None = None
+    since_best = 0
+    next_id = first_trial_id
+    running: dict[Any, tuple[TrialSpec, float, float]] = {}  # future -> (spec, started_at, deadline)
+    stopped_by = ""
+    executor = _new_executor(n_concurrent, data_path)
+
+    def finish(spec: TrialSpec, started: float, outcome: TrialOutcome) -> None:
+        nonlocal best, since_best
+        score = outcome.metrics.get(metric.name) if outcome.status == "ok" else None
+        status, error = outcome.status, outcome.error
+        if status == "ok" and score is None:
+            status, error = "failed", f"the metric {metric.name} could not be computed on the validation rows"
+        result = TrialResult(spec.trial_id, spec.family, outcome.params or spec.params, status,  # type: ignore[arg-type]
+                             score, outcome.metrics, outcome.fit_seconds, outcome.predict_seconds,
+                             round(started, 3), round(clock.elapsed(), 3), error)
+        trials.append(result)
+        scheduler.tell(spec.family, spec.trial_id, metric.loss(score) if score is not None else None,
+                       clock.elapsed() - started)
+        emit("trial_finished", result, best_score=best.score if best else None)
+        if status == "ok":
+            oof[spec.trial_id] = outcome.oof
+            _trim(oof, trials, metric)
+            if best is None or metric.better(score, best.score):
+                best, since_best = result, 0
+                emit("new_best", result, score=score, family=spec.family)
+            else:
+                since_best += 1
+        else:
+            since_best += 1
+
+    no_more = ""  # a reason to start no new trial; the loop ends once running trials are in
+    try:
+        while True:
+            stopped_by = _hard_stop(stop_event, clock)
+            if stopped_by:
+                break
+            no_more = no_more or _exit_reason(config, metric, best, since_best, len(trials) + len(running))
+            while not no_more and len(running) < n_concurrent:
+                family, params = scheduler.next(next_id)
+                expected = scheduler.trial_seconds(family) or 0.0
+                room = clock.remaining() - refit_reserve(best)
+                if trials and room <= max(0.5, expected * 0.5):
+                    scheduler.tell(family, next_id, None, 0.0)  # hand the ask back unused
+                    no_more = "time budget reached"
+                    break
+                spec = TrialSpec(data_path, next_id, family, params, threads_per_trial, config.seed)
+                timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
+                started = clock.elapsed()
+                emit("trial_started", None, trial_id=next_id, family=family, params=params)
+                running[executor.submit(run_trial, spec)] = (spec, started, started + timeout)
+                next_id += 1
+                no_more = _exit_reason(config, metric, best, since_best, len(trials) + len(running))
+            if not running:
+                stopped_by = no_more or "nothing left to try"
+                break
+            done, _ = wait(list(running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                spec, started, _ = running.pop(future)
+                finish(spec, started, _outcome(future, spec))
+            overdue = [f for f, (_, _, deadline) in running.items() if clock.elapsed() > deadline]
+            if overdue:
+                # A worker cannot be interrupted, only killed, and killing the pool kills every
+                # running trial: the overdue ones are recorded, the others are lost and re-asked.
+                for future, (spec, started, deadline) in list(running.items()):
+                    if future in overdue:
+                        finish(spec, started, TrialOutcome(spec.trial_id, "failed", params=spec.params,
+                               error=f"timed out after {deadline - started:.0f} s (the per-trial time limit)"))
+                        trials[-1] = _as_timeout(trials[-1])
+                    else:
+                        scheduler.tell(spec.family, spec.trial_id, None, 0.0)
+                running.clear()
+                executor.shutdown(wait=False, kill_workers=True)
+                executor = _new_executor(n_concurrent, data_path)
+    finally:
+        for spec, _, _ in running.values():
+            scheduler.tell(spec.family, spec.trial_id, None, 0.0)
+        executor.shutdown(wait=False, kill_workers=True)
+    return SearchResult(trials, oof, best, stopped_by)
+
+
+def _new_executor(n_workers: int, data_path: str) -> ProcessPoolExecutor:
+    executor = ProcessPoolExecutor(max_workers=n_workers)
+    for _ in range(n_workers):  # warm the workers up (imports, data) while the first trial is prepared
+        executor.submit(load_data, data_path)
+    return executor
+
+
+def _outcome(future: Any, spec: TrialSpec) -> TrialOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process died: segfault, os._exit, out of memory
+        reason = type(exc).__name__
+        return TrialOutcome(spec.trial_id, "failed", params=spec.params,
+                            error=f"the trial's worker process died ({reason}): a crash or running out of memory")
+
+
+def _as_timeout(result: TrialResult) -> TrialResult:
+    from dataclasses import replace
+    return replace(result, status="timeout")
+
+
+def _hard_stop(stop_event: threading.Event, clock: Clock) -> str:
+    if stop_event.is_set():
+        return "stopped by the user"
+    if clock.remaining() <= 0:
+        return "time budget reached"
+    return ""
+
+
+def _exit_reason(config: AutoMLConfig, metric: Metric, best: TrialResult | None, since_best: int,
+                 n_started: int) -> str:
+    """Why no further trial should start (running ones still finish), or "" to go on."""
+    if config.max_trials is not None and n_started >= config.max_trials:
+        return f"{config.max_trials} trials done"
+    if config.score_threshold is not None and best is not None and best.score is not None:
+        if not metric.better(config.score_threshold, best.score):
+            return f"score threshold {config.score_threshold} reached"
+    if config.early_stop_trials is not None and since_best >= config.early_stop_trials:
+        return f"no improvement in {config.early_stop_trials} trials"
+    return ""
+
+
+def _trim(oof: dict[int, np.ndarray], trials: list[TrialResult], metric: Metric, keep: int = 40) -> None:
+    """Keep out-of-fold predictions of the best ``keep`` trials only (ensembles use no more)."""
+    if len(oof) <= keep:
+        return
+    by_id = {t.trial_id: t for t in trials}
+    ranked = sorted(oof, key=lambda i: metric.loss(by_id[i].score))
+    for trial_id in ranked[keep:]:
+        del oof[trial_id]

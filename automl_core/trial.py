@@ -1,0 +1,165 @@
+"""One trial, run inside a worker process: featurize each fold, fit, predict out-of-fold, score.
+
+Workers are separate processes (loky) so that a trial can be cut off at its timeout, and a trial
+that crashes its process costs only that trial. The training data is shipped once, as a file the
+workers load and keep; featurized folds are cached per worker, since every trial reuses them.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from .featurize import build_featurizer
+from .metrics import score_all
+from .models import FAMILIES
+from .schema import ColumnInfo, Task
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What workers need, written once to a file by the search and cached by path in each worker."""
+
+    X: Any                       # raw feature frame (training rows, then validation-file rows if any)
+    y_codes: np.ndarray          # class codes 0..K-1, or float values for regression
+    y_labels: Any                # the original labels (for the final refit), aligned with X
+    splits: tuple                # ((train_idx, val_idx), ...)
+    n_train: int                 # rows that belong to the training set proper (refit uses these)
+    columns: tuple[ColumnInfo, ...]
+    task: Task
+    featurization: Any
+    n_classes: int
+    pos_index: int
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    data_path: str
+    trial_id: int
+    family: str
+    params: dict[str, Any]
+    threads: int
+    seed: int
+    row_fraction: float = 1.0    # low-fidelity trials fit on a sample of each training fold
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: int
+    status: str                  # "ok" or "failed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    oof: np.ndarray | None = None   # out-of-fold predictions over the validation rows of all splits
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    n_features: int = 0
+    error: str = ""
+
+
+_DATA: dict[str, TrainingData] = {}
+_FOLDS: dict[tuple, tuple] = {}
+
+
+def load_data(path: str) -> TrainingData:
+    if path not in _DATA:
+        _DATA.clear()
+        _FOLDS.clear()
+        _DATA[path] = joblib.load(path)
+    return _DATA[path]
+
+
+def _featurized_fold(path: str, data: TrainingData, fold: int, scale: bool, seed: int) -> tuple:
+    key = (path, fold, scale)
+    if key not in _FOLDS:
+        train_idx, val_idx = data.splits[fold]
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=scale,
+                                      task=data.task, seed=seed)
+        X = data.X
+        Xt = featurizer.fit_transform(X.iloc[train_idx], data.y_codes[train_idx])
+        Xv = featurizer.transform(X.iloc[val_idx])
+        _FOLDS[key] = (Xt, Xv)
+    return _FOLDS[key]
+
+
+def _limit_threads(threads: int):
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=threads)
+
+
+def run_trial(spec: TrialSpec) -> TrialOutcome:
+    """Fit and score one configuration on every split. Never raises: failures come back as outcomes."""
+    try:
+        with _limit_threads(spec.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library chatter would drown the progress lines
+            return _run_trial(spec)
+    except Exception as exc:  # a failing trial is recorded and the search goes on
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params), error=detail[:2000])
+
+
+def _run_trial(spec: TrialSpec) -> TrialOutcome:
+    data = load_data(spec.data_path)
+    family = FAMILIES[spec.family]
+    task = data.task
+    classification = task.is_classification
+    val_rows = np.concatenate([v for _, v in data.splits])
+    oof = np.zeros((len(val_rows), data.n_classes)) if classification else np.zeros(len(val_rows))
+    fit_s = pred_s = 0.0
+    best_rounds: list[int] = []
+    offset = 0
+    n_features = 0
+    rng = np.random.default_rng(spec.seed + spec.trial_id)
+    for fold, (train_idx, val_idx) in enumerate(data.splits):
+        Xt, Xv = _featurized_fold(spec.data_path, data, fold, family.needs_scaling, spec.seed)
+        y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
+        if spec.row_fraction < 1.0:
+            keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
+            Xt, y_train = Xt[keep], y_train[keep]
+        n_features = Xt.shape[1]
+        estimator = family.build(spec.params, task, spec.threads, spec.seed)
+        start = time.perf_counter()
+        if family.early_stopping:
+            import lightgbm as lgb
+            estimator.fit(Xt, y_train, eval_X=(Xv,), eval_y=(y_val,),
+                          callbacks=[lgb.early_stopping(50, verbose=False), lgb.log_evaluation(0)])
+            best_rounds.append(int(estimator.best_iteration_ or estimator.n_estimators_))
+        else:
+            estimator.fit(Xt, y_train)
+        fit_s += time.perf_counter() - start
+        start = time.perf_counter()
+        if classification:
+            proba = np.zeros((len(val_idx), data.n_classes))
+            proba[:, np.asarray(estimator.classes_, dtype=int)] = estimator.predict_proba(Xv)
+            oof[offset:offset + len(val_idx)] = proba
+        else:
+            oof[offset:offset + len(val_idx)] = estimator.predict(Xv)
+        pred_s += time.perf_counter() - start
+        offset += len(val_idx)
+    params = dict(spec.params)
+    if best_rounds:
+        params["n_estimators"] = max(1, int(round(float(np.mean(best_rounds)))))
+    metrics = score_all(task, data.y_codes[val_rows], oof, data.pos_index)
+    return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=params, oof=oof,
+                        fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
+
+
+def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
+    """The final model: featurizer + estimator fit on all training rows, with the original labels."""
+    with _limit_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_data(data_path)
+        family = FAMILIES[family_name]
+        rows = np.arange(data.n_train)
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization,
+                                      scale=family.needs_scaling, task=data.task, seed=seed)
+        y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
+        pipeline = Pipeline([("features", featurizer), ("model", family.build(params, data.task, threads, seed))])
+        pipeline.fit(data.X.iloc[rows], y)
+        # Trials ran with thread counts of their own; a saved model should use what the user's machine has.
+        return pipeline
