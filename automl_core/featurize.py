@@ -22,6 +22,7 @@ import pandas as pd
 from skrub import DatetimeEncoder
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import (FunctionTransformer, OneHotEncoder, OrdinalEncoder,
                                    StandardScaler, TargetEncoder)
@@ -117,7 +118,9 @@ def _target(task: Task, seed: int, scale: bool) -> list[tuple[str, Any]]:
     # SVD components, fast on millions of rows, cross-fits in fit_transform so the training matrix
     # does not leak the target, treats NaN as a level and maps unseen levels to the target mean.
     target_type = {Task.BINARY: "binary", Task.MULTICLASS: "multiclass"}.get(task, "continuous")
-    steps = _clean_strings() + [("encode", TargetEncoder(target_type=target_type, random_state=seed))]
+    # The cv splitter carries the seed (TargetEncoder.random_state is deprecated in sklearn 1.9).
+    cv = (StratifiedKFold if task.is_classification else KFold)(5, shuffle=True, random_state=seed)
+    steps = _clean_strings() + [("encode", TargetEncoder(target_type=target_type, cv=cv))]
     return steps + ([("scale", StandardScaler())] if scale else [])
 
 

@@ -101,8 +101,10 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     if validation_data is not None:
         X_valid, y_valid = _labelled(load_table(validation_data, "validation"), target, X.columns,
                                      prepared.classes, task, "validation", notes)
-    cleaned, _ = clean_frame(X)
-    columns = infer_roles(cleaned, overrides=dict(config.column_roles), exclude=(), target=target)
+    # Roles come from the cleaned values; the search gets the raw frame, because the saved pipeline
+    # must clean raw files itself at prediction time.
+    cleaned, report = clean_frame(X)
+    columns = infer_roles(cleaned, overrides=dict(config.column_roles), exclude=(), target=target, report=report)
     if groups_col is not None:
         columns = [c for c in columns if c.name != groups_col]
     if all(c.role.dropped for c in columns):

@@ -111,7 +111,7 @@ def test_older_file_gets_missing_steps_and_newer_file_is_refused(tmp_path: Path,
     with pytest.raises(AutoMLInputError, match="newer than this version") as err:
         Store(path)
     assert "\n" not in str(err.value) and "--store" in str(err.value)
-    assert not storage._connection._REGISTRY  # the refused file is not left open
+    assert all(key[1] != str(path.resolve()) for key in storage._connection._REGISTRY)  # not left open
 
 
 def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,7 +125,6 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.undo()
     with Store(path) as s:
         assert _versions(s)[-1] == migrations.latest_version()
-        assert "good" not in s.list_experiments().columns and "good" not in (s.get_experiment("none") or {})
         with s._read() as cur:
             cols = [r[0] for r in cur.execute("DESCRIBE experiments").fetchall()]
         assert "good" not in cols

@@ -1,0 +1,57 @@
+"""The wizard's steps: the page list for ``st.navigation`` and the step indicator on every page."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from studio.state import wizard
+
+
+@dataclass(frozen=True)
+class Step:
+    file: str
+    title: str
+    icon: str
+    hint: str  # what the step is for, shown under the indicator
+
+
+STEPS = (
+    Step("pages/data.py", "Data", ":material/table_view:", "Bring a table: upload a file or try a sample."),
+    Step("pages/task.py", "Task", ":material/target:", "Choose the column to predict and the kind of prediction."),
+    Step("pages/configure.py", "Configure", ":material/tune:", "Metric, time budget, validation, models; then Start."),
+    Step("pages/train.py", "Train", ":material/model_training:", "Watch models being tried, live."),
+    Step("pages/results.py", "Results", ":material/leaderboard:", "Compare models and download the best one."),
+    Step("pages/experiments.py", "Experiments", ":material/history:", "Every experiment so far: open, clone, compare, delete."),
+)
+
+
+def pages() -> list[st.Page]:
+    """The ``st.Page`` objects, Data first (the default page)."""
+    return [st.Page(s.file, title=s.title, icon=s.icon, default=(i == 0)) for i, s in enumerate(STEPS)]
+
+
+def _done() -> dict[str, bool]:
+    w = wizard()
+    return {"Data": bool(w.get("dataset_id")), "Task": bool(w.get("target")),
+            "Configure": bool(w.get("experiment_id")), "Train": bool(w.get("experiment_id")),
+            "Results": False, "Experiments": False}
+
+
+def step_header(current: str) -> None:
+    """Title plus a row of links, one per step: done steps ticked, the current one marked."""
+    done = _done()
+    cols = st.columns(len(STEPS), gap="small")
+    for i, (col, step) in enumerate(zip(cols, STEPS), start=1):
+        mark = "▶" if step.title == current else ("✓" if done.get(step.title) else f"{i}.")
+        with col:
+            st.page_link(step.file, label=f"{mark} {step.title}", icon=None, disabled=step.title == current,
+                         use_container_width=True)
+    hint = next(s.hint for s in STEPS if s.title == current)
+    st.caption(f"Step {[s.title for s in STEPS].index(current) + 1} of {len(STEPS)} · {hint}")
+
+
+def go(title: str, **query: str) -> None:
+    """Switch to the step called ``title`` (optionally with query parameters)."""
+    step = next(s for s in STEPS if s.title == title)
+    st.switch_page(step.file, query_params=query or None)
