@@ -21,8 +21,8 @@ from .models import FAMILIES, load_portfolio, select_families
 from .prepare import Prepared, TableLike, prepare
 from .results import Event, TrialResult
 from .scheduler import Scheduler
-from .search import Clock, Emitter, SearchResult, run_search
-from .trial import TrialSpec, TrainingData, refit
+from .search import Clock, Emitter, SearchResult, run_search, start_pool
+from .trial import TrainingData, featurize_folds, refit
 from .validation import ValidationPlan, plan_validation
 
 Callback = Callable[[Event], None]
@@ -56,22 +56,27 @@ class AutoML:
         families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X))
         emit = Emitter(list(callbacks), clock)
         stop_event = stop_event or threading.Event()
-        with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
-            data_path, plan = self._write_training_data(prepared, tmp)
-            self.validation_ = plan
-            emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
-                 metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
-                 columns=[c.to_dict() for c in prepared.columns], notes=prepared.notes,
-                 time_budget=self.config.time_budget)
-            result = self._search(data_path, families, plan, clock, emit, stop_event)
-            self.search_ = result
-            if result.best is None:
-                reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
-                raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
-                                       "give the search more time, or check the data")
-            emit("refit_started", trial_id=result.best.trial_id, family=result.best.family)
-            threads = self.config.cores
-            self.model_ = refit(data_path, result.best.family, result.best.params, threads, self.config.seed)
+        n_concurrent = self._concurrency(prepared)
+        pool = start_pool(n_concurrent)  # workers boot while the folds are featurized
+        try:
+            with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
+                data_path, plan = self._write_training_data(prepared, tmp)
+                self.validation_ = plan
+                emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
+                     metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
+                     columns=[c.to_dict() for c in prepared.columns], notes=prepared.notes,
+                     time_budget=self.config.time_budget)
+                result = self._search(data_path, families, plan, clock, emit, stop_event, pool, n_concurrent)
+                self.search_ = result
+                if result.best is None:
+                    reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
+                    raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
+                                           "give the search more time, or check the data")
+                emit("refit_started", trial_id=result.best.trial_id, family=result.best.family)
+                threads = self.config.cores
+                self.model_ = refit(data_path, result.best.family, result.best.params, threads, self.config.seed)
+        finally:
+            pool.shutdown(wait=False, kill_workers=True)
         self.best_trial_ = result.best
         self.test_score_, self.test_metrics_ = self._score_test(prepared)
         self.wall_seconds_ = clock.elapsed()
@@ -119,22 +124,29 @@ class AutoML:
         codes = p.codes(y)
         plan = plan_validation(codes[:len(p.X)], classification=p.task.is_classification, config=self.config,
                                groups=p.groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
+        folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed)
         data = TrainingData(X=X, y_codes=codes, y_labels=np.asarray(y),
-                            splits=plan.splits, n_train=len(p.X), columns=tuple(p.columns), task=p.task,
+                            splits=plan.splits, folds=folds, n_train=len(p.X), columns=tuple(p.columns), task=p.task,
                             featurization=self.config.featurization,
                             n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index)
         path = os.path.join(tmp, "training.joblib")
         joblib.dump(data, path)
         return path, plan
 
+    def _concurrency(self, p: Prepared) -> int:
+        """Small data: trials side by side on one thread each; large data: one trial on every core.
+        A fixed trial count asks for a reproducible run, which needs trials in a fixed order."""
+        cores = self.config.cores
+        if self.config.max_trials is not None or cores == 1 or len(p.X) * len(p.columns) > 2_000_000:
+            return 1
+        return cores
+
     def _search(self, data_path: str, families: list, plan: ValidationPlan, clock: Clock, emit: Emitter,
-                stop_event: threading.Event) -> SearchResult:
+                stop_event: threading.Event, pool: Any, n_concurrent: int) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
         cores = cfg.cores
         n_rows = len(self.prepared_.X)
-        # Small data: trials side by side on one thread each; large data: one trial on every core.
-        n_concurrent = 1 if deterministic or cores == 1 or n_rows * len(self.prepared_.columns) > 2_000_000 else cores
         portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
         scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic)
         train_fold = np.mean([len(tr) for tr, _ in plan.splits])
@@ -147,7 +159,7 @@ class AutoML:
 
         return run_search(data_path=data_path, families=families, scheduler=scheduler, metric=self.metric_,
                           config=cfg, clock=clock, emit=emit, stop_event=stop_event, refit_reserve=refit_reserve,
-                          n_concurrent=n_concurrent, threads_per_trial=max(1, cores // n_concurrent))
+                          n_concurrent=n_concurrent, threads_per_trial=max(1, cores // n_concurrent), pool=pool)
 
     def _score_test(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
         if p.X_test is None or len(p.X_test) == 0:

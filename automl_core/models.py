@@ -5,7 +5,9 @@ Families are registered in one ordered list that refuses duplicates. The warm-st
 """
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -173,6 +175,20 @@ for _family in [
                 max_rows=50_000, relative_cost=1.0),
 ]:
     FAMILIES.add(_family)
+
+
+def _load_plugins() -> None:
+    """Extra families from modules named in AUTOML_EXTRA_FAMILIES (comma-separated).
+
+    Each module has ``register(registry)``. Set in the environment, so trial worker processes load
+    the same families as the search. Tests use it to inject trials that raise, crash or hang.
+    """
+    for name in filter(None, (m.strip() for m in os.environ.get("AUTOML_EXTRA_FAMILIES", "").split(","))):
+        module = importlib.import_module(name)
+        module.register(FAMILIES)
+
+
+_load_plugins()
 
 
 def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int) -> list[ModelFamily]:

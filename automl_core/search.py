@@ -7,6 +7,7 @@ trials at once and keeps every finished one.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -69,7 +70,8 @@ class Emitter:
 def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Scheduler, metric: Metric,
                config: AutoMLConfig, clock: Clock, emit: Emitter, stop_event: threading.Event,
                refit_reserve: Callable[[TrialResult | None], float], n_concurrent: int,
-               threads_per_trial: int, first_trial_id: int = 1) -> SearchResult:
+               threads_per_trial: int, pool: ProcessPoolExecutor | None = None,
+               first_trial_id: int = 1) -> SearchResult:
     """Run trials until an exit criterion is met. Returns every trial, finished or failed."""
     trials: list[TrialResult] = []
     oof: dict[int, np.ndarray] = {}
@@ -78,12 +80,12 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
     next_id = first_trial_id
     running: dict[Any, tuple[TrialSpec, float, float]] = {}  # future -> (spec, started_at, deadline)
     stopped_by = ""
-    executor = _new_executor(n_concurrent, data_path)
+    executor = _warm(pool or start_pool(n_concurrent), n_concurrent, data_path, stop_event)
 
-    def finish(spec: TrialSpec, started: float, outcome: TrialOutcome) -> None:
+    def finish(spec: TrialSpec, started: float, outcome: TrialOutcome, status: str = "") -> None:
         nonlocal best, since_best
         score = outcome.metrics.get(metric.name) if outcome.status == "ok" else None
-        status, error = outcome.status, outcome.error
+        status, error = status or outcome.status, outcome.error
         if status == "ok" and score is None:
             status, error = "failed", f"the metric {metric.name} could not be computed on the validation rows"
         result = TrialResult(spec.trial_id, spec.family, outcome.params or spec.params, status,  # type: ignore[arg-type]
@@ -130,23 +132,26 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
                 stopped_by = no_more or "nothing left to try"
                 break
             done, _ = wait(list(running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            broken = False
             for future in done:
                 spec, started, _ = running.pop(future)
-                finish(spec, started, _outcome(future, spec))
+                outcome, died = _outcome(future, spec)
+                broken |= died
+                finish(spec, started, outcome)
             overdue = [f for f, (_, _, deadline) in running.items() if clock.elapsed() > deadline]
-            if overdue:
-                # A worker cannot be interrupted, only killed, and killing the pool kills every
-                # running trial: the overdue ones are recorded, the others are lost and re-asked.
+            if overdue or broken:
+                # A worker cannot be interrupted, only killed, and killing the pool (or a dead
+                # worker) ends every running trial: overdue ones are recorded, the others re-asked.
                 for future, (spec, started, deadline) in list(running.items()):
                     if future in overdue:
                         finish(spec, started, TrialOutcome(spec.trial_id, "failed", params=spec.params,
-                               error=f"timed out after {deadline - started:.0f} s (the per-trial time limit)"))
-                        trials[-1] = _as_timeout(trials[-1])
+                               error=f"timed out after {deadline - started:.0f} s (the per-trial time limit)"),
+                               status="timeout")
                     else:
                         scheduler.tell(spec.family, spec.trial_id, None, 0.0)
                 running.clear()
                 executor.shutdown(wait=False, kill_workers=True)
-                executor = _new_executor(n_concurrent, data_path)
+                executor = _new_executor(n_concurrent, data_path, stop_event)
     finally:
         for spec, _, _ in running.values():
             scheduler.tell(spec.family, spec.trial_id, None, 0.0)
@@ -154,25 +159,36 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
     return SearchResult(trials, oof, best, stopped_by)
 
 
-def _new_executor(n_workers: int, data_path: str) -> ProcessPoolExecutor:
+def start_pool(n_workers: int) -> ProcessPoolExecutor:
+    """A worker pool whose processes start now (in the background), while the caller prepares data."""
     executor = ProcessPoolExecutor(max_workers=n_workers)
-    for _ in range(n_workers):  # warm the workers up (imports, data) while the first trial is prepared
-        executor.submit(load_data, data_path)
+    for _ in range(n_workers):
+        executor.submit(os.getpid)
     return executor
 
 
-def _outcome(future: Any, spec: TrialSpec) -> TrialOutcome:
+def _warm(executor: ProcessPoolExecutor, n_workers: int, data_path: str, stop_event: threading.Event) -> ProcessPoolExecutor:
+    """Wait until the workers have started and loaded the data, so that a trial's time limit is
+    spent on the trial, not on interpreter start-up."""
+    pending = {executor.submit(load_data, data_path) for _ in range(n_workers)}
+    deadline = time.perf_counter() + 120
+    while pending and not stop_event.is_set() and time.perf_counter() < deadline:
+        _, pending = wait(pending, timeout=POLL_SECONDS)
+    return executor
+
+
+def _new_executor(n_workers: int, data_path: str, stop_event: threading.Event) -> ProcessPoolExecutor:
+    return _warm(start_pool(n_workers), n_workers, data_path, stop_event)
+
+
+def _outcome(future: Any, spec: TrialSpec) -> tuple[TrialOutcome, bool]:
+    """The trial's outcome, and whether its worker died (which breaks the whole pool)."""
     try:
-        return future.result()
+        return future.result(), False
     except Exception as exc:  # the worker process died: segfault, os._exit, out of memory
         reason = type(exc).__name__
         return TrialOutcome(spec.trial_id, "failed", params=spec.params,
-                            error=f"the trial's worker process died ({reason}): a crash or running out of memory")
-
-
-def _as_timeout(result: TrialResult) -> TrialResult:
-    from dataclasses import replace
-    return replace(result, status="timeout")
+                            error=f"the trial's worker process died ({reason}): a crash or running out of memory"), True
 
 
 def _hard_stop(stop_event: threading.Event, clock: Clock) -> str:

@@ -14,7 +14,9 @@ from typing import Any
 
 import joblib
 import numpy as np
+from scipy import sparse
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .featurize import build_featurizer
 from .metrics import score_all
@@ -30,12 +32,32 @@ class TrainingData:
     y_codes: np.ndarray          # class codes 0..K-1, or float values for regression
     y_labels: Any                # the original labels (for the final refit), aligned with X
     splits: tuple                # ((train_idx, val_idx), ...)
+    folds: tuple                 # ((featurized train rows, featurized validation rows), ...) per split
     n_train: int                 # rows that belong to the training set proper (refit uses these)
     columns: tuple[ColumnInfo, ...]
     task: Task
     featurization: Any
     n_classes: int
     pos_index: int
+
+
+def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[ColumnInfo], task: Task,
+                    featurization: Any, seed: int) -> tuple:
+    """Featurize every split once, in the parent: trials of every family reuse these matrices."""
+    folds = []
+    for train_idx, val_idx in splits:
+        featurizer = build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Xt = featurizer.fit_transform(X.iloc[train_idx], y_codes[train_idx])
+            Xv = featurizer.transform(X.iloc[val_idx])
+        folds.append((Xt, Xv))
+    return tuple(folds)
+
+
+def scaler_for(X: Any) -> StandardScaler:
+    """Linear models and kNN need comparable feature scales; sparse matrices cannot be centred."""
+    return StandardScaler(with_mean=not sparse.issparse(X))
 
 
 @dataclass(frozen=True)
@@ -74,15 +96,13 @@ def load_data(path: str) -> TrainingData:
     return _DATA[path]
 
 
-def _featurized_fold(path: str, data: TrainingData, fold: int, scale: bool, seed: int) -> tuple:
+def _fold(path: str, data: TrainingData, fold: int, scale: bool) -> tuple:
     key = (path, fold, scale)
     if key not in _FOLDS:
-        train_idx, val_idx = data.splits[fold]
-        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=scale,
-                                      task=data.task, seed=seed)
-        X = data.X
-        Xt = featurizer.fit_transform(X.iloc[train_idx], data.y_codes[train_idx])
-        Xv = featurizer.transform(X.iloc[val_idx])
+        Xt, Xv = data.folds[fold]
+        if scale:
+            scaler = scaler_for(Xt).fit(Xt)
+            Xt, Xv = scaler.transform(Xt), scaler.transform(Xv)
         _FOLDS[key] = (Xt, Xv)
     return _FOLDS[key]
 
@@ -116,7 +136,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
     for fold, (train_idx, val_idx) in enumerate(data.splits):
-        Xt, Xv = _featurized_fold(spec.data_path, data, fold, family.needs_scaling, spec.seed)
+        Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling)
         y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
         if spec.row_fraction < 1.0:
             keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
@@ -156,10 +176,13 @@ def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int
         data = load_data(data_path)
         family = FAMILIES[family_name]
         rows = np.arange(data.n_train)
-        featurizer = build_featurizer(list(data.columns), mode=data.featurization,
-                                      scale=family.needs_scaling, task=data.task, seed=seed)
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False,
+                                      task=data.task, seed=seed)
         y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
-        pipeline = Pipeline([("features", featurizer), ("model", family.build(params, data.task, threads, seed))])
+        steps = [("features", featurizer)]
+        if family.needs_scaling:
+            steps.append(("scale", scaler_for(data.folds[0][0])))
+        steps.append(("model", family.build(params, data.task, threads, seed)))
+        pipeline = Pipeline(steps)
         pipeline.fit(data.X.iloc[rows], y)
-        # Trials ran with thread counts of their own; a saved model should use what the user's machine has.
         return pipeline

@@ -1,0 +1,186 @@
+"""Step 3 -- Configure: metric, exit criteria, validation, test data, models, featurization; then Start."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from automl_core.errors import AutoMLInputError
+from automl_core.featurize import TRANSFORMS
+from automl_core.metrics import DEFAULTS, METRICS, metrics_for
+from automl_core.models import FAMILIES
+from automl_core.schema import Task
+from automl_core.validation import auto_rule
+from studio import datasets as ds
+from studio.estimates import default_budget, estimate_trials
+from studio.nav import go, step_header
+from studio.settings import build_spec, summary_rows
+from studio.state import bound, friendly, get_jobs, get_store, remember, wizard
+
+
+def _widget(kind: Any, label: str, key: str, default: Any, **kwargs: Any) -> Any:
+    """A widget whose value is kept in the wizard (so it survives leaving the page)."""
+    bound(key, default)
+    return remember(key, kind(label, key=key, **kwargs))
+
+
+def _metric(task: Task) -> str:
+    names = metrics_for(task)
+    current = wizard().get("metric")
+    if current not in names:  # another task was chosen since: fall back to its default
+        wizard()["metric"] = DEFAULTS[task]
+        st.session_state.pop("metric", None)
+    metric = _widget(st.selectbox, "Primary metric", "metric", DEFAULTS[task], options=names,
+                     help="The score models are ranked by.")
+    m = METRICS[metric]
+    st.caption(f"{m.explanation} ({'higher' if m.greater_is_better else 'lower'} is better)")
+    return metric
+
+
+def _exit_criteria(n_rows: int, n_cols: int) -> None:
+    w = wizard()
+    c1, c2 = st.columns(2)
+    with c1:
+        budget = _widget(st.number_input, "Time budget (seconds)", "time_budget", default_budget(n_rows, n_cols),
+                         min_value=0, max_value=7 * 24 * 3600, step=10,
+                         help="The whole run, final refit included. 0 means no time limit (then set max trials).")
+        _widget(st.number_input, "Max trials (0 = no limit)", "max_trials", 0, min_value=0, max_value=100_000, step=1)
+    with c2:
+        use = _widget(st.checkbox, "Stop at a score", "use_threshold", False,
+                      help="Stop as soon as a model reaches the score threshold.")
+        if use:
+            _widget(st.number_input, "Score threshold", "score_threshold", 0.9, format="%.4f")
+        _widget(st.number_input, "Early termination (0 = off)", "early_stop_trials", 0, min_value=0,
+                max_value=10_000, step=1, help="Stop after this many trials in a row without improvement.")
+    kind, amount, _ = auto_rule(n_rows)
+    folds = {"cv": int(w.get("cv_folds", amount if kind == "cv" else 5)), "holdout": 1, "file": 1}.get(
+        w.get("validation_mode", "auto"), amount if kind == "cv" else 1)
+    if budget:
+        n = estimate_trials(n_rows, n_cols, budget, folds, w.get("n_jobs") or None)
+        st.caption(f"≈ {n:,} trials fit in {budget:,} s on this machine (a rough estimate; the search adapts).")
+
+
+def _table_upload(label: str, key: str, id_key: str) -> None:
+    """Upload an extra table (validation or test file) and keep it in the store."""
+    upload = st.file_uploader(label, type=ds.UPLOAD_TYPES, key=key)
+    w = wizard()
+    if upload is not None and st.session_state.get(f"{key}_loaded") != upload.file_id:
+        try:
+            df = ds.parse(upload.getvalue(), upload.name, {})
+            w[id_key] = get_store().add_dataset(upload.name, df, source=f"upload:{upload.name}")
+            st.session_state[f"{key}_loaded"] = upload.file_id
+        except AutoMLInputError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+    if w.get(id_key):
+        meta = get_store().get_dataset(w[id_key])
+        if meta:
+            st.caption(f"Using **{meta['name']}** ({meta['n_rows']:,} rows).")
+
+
+def _validation(n_rows: int) -> None:
+    kind, amount, reason = auto_rule(n_rows)
+    modes = {"auto": "Auto", "cv": "k-fold cross-validation", "holdout": "Holdout", "file": "Validation file"}
+    mode = _widget(st.radio, "Validation", "validation_mode", "auto", options=list(modes),
+                   format_func=modes.get, horizontal=True)
+    if mode == "auto":
+        st.caption(f"Auto picks {'%d-fold cross-validation' % amount if kind == 'cv' else f'a {amount:.0%} holdout'}: {reason}.")
+    elif mode == "cv":
+        _widget(st.slider, "Folds", "cv_folds", 5, min_value=2, max_value=20)
+    elif mode == "holdout":
+        _widget(st.slider, "Holdout %", "holdout_pct", 20, min_value=5, max_value=50, step=5)
+    else:
+        _table_upload("Validation table (same columns, target included)", "validation_upload", "validation_dataset_id")
+
+
+def _test_data() -> None:
+    modes = {"none": "None", "fraction": "Hold out a fraction", "file": "Test file"}
+    mode = _widget(st.radio, "Test data (scored once, after the search)", "test_mode", "none",
+                   options=list(modes), format_func=modes.get, horizontal=True)
+    if mode == "fraction":
+        _widget(st.slider, "Test %", "test_pct", 10, min_value=5, max_value=50, step=5)
+    elif mode == "file":
+        _table_upload("Test table (same columns, target included)", "test_upload", "test_dataset_id")
+
+
+def _models_and_features(meta: dict[str, Any]) -> None:
+    labels = {name: f.label for name, f in FAMILIES.items()}
+    c1, c2 = st.columns(2)
+    _widget(c1.multiselect, "Allowed models (empty = all)", "allowed_models", [], options=list(labels),
+            format_func=labels.get)
+    _widget(c2.multiselect, "Blocked models", "blocked_models", [], options=list(labels), format_func=labels.get)
+    modes = {"auto": "Auto", "off": "Off (minimal)", "custom": "Per column"}
+    mode = _widget(st.radio, "Featurization", "featurization_mode", "auto", options=list(modes),
+                   format_func=modes.get, horizontal=True,
+                   help="Auto: one-hot, target encoding, dates, text. Off: numbers and category codes only.")
+    if mode == "custom":
+        w = wizard()
+        target = w.get("target")
+        chosen = dict(w.get("featurization_columns") or {})
+        rows = [{"column": c["name"], "role": c["role"], "transform": chosen.get(c["name"], "auto")}
+                for c in meta["columns"] if c["name"] != target and c["name"] not in w.get("exclude_columns", [])]
+        edited = st.data_editor(pd.DataFrame(rows), key="featurization_editor", hide_index=True, disabled=["column", "role"],
+                                column_config={"transform": st.column_config.SelectboxColumn(
+                                    "Transform", options=["auto", *TRANSFORMS], required=True)})
+        w["featurization_columns"] = {r.column: r.transform for r in edited.itertuples()}
+    _widget(st.toggle, "Ensembles: also try blending the best models", "ensembles", True)
+    c2, c3 = st.columns(2)
+    cores = os.cpu_count() or 1
+    _widget(c2.number_input, f"Cores to use (0 = all {cores})", "n_jobs", 0, min_value=0,
+            max_value=cores, step=1, help="Concurrency: how many cores the search may use.")
+    _widget(c3.number_input, "Random seed", "seed", 0, min_value=0, max_value=2**31 - 1, step=1)
+
+
+def _start(task: str) -> None:
+    w = wizard()
+    _widget(st.text_input, "Experiment name (optional)", "experiment_name", "",
+            placeholder=f"{w['target']} ({task})")
+    try:
+        spec = build_spec(w)
+    except AutoMLInputError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.markdown("**Summary**")
+    st.dataframe(pd.DataFrame(summary_rows(spec, task, w.get("metric", "")), columns=["Setting", "Value"]),
+                 hide_index=True, width="stretch")
+    if st.button("Start training", type="primary", key="start_training", icon=":material/play_arrow:"):
+        experiment_id = get_jobs().start(get_store(), spec, task=task, metric=w.get("metric"))
+        w["experiment_id"] = experiment_id
+        go("Train", experiment=experiment_id)
+
+
+def main() -> None:
+    step_header("Configure")
+    w = wizard()
+    if not w.get("dataset_id") or not w.get("target"):
+        st.info("Choose a dataset and a target first.", icon=":material/target:")
+        st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:")
+        return
+    if not w.get("ready"):
+        st.warning("The task is not ready to train (see the Task step). Fix: choose a task the engine supports.")
+        st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:")
+        return
+    meta = get_store().get_dataset(w["dataset_id"])
+    if meta is None:
+        st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
+        return
+    task = Task(w["task_effective"])
+    st.caption(f"**{meta['name']}** · predict **{w['target']}** · {task.value}")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Metric and exit criteria")
+        _metric(task)
+        _exit_criteria(int(meta["n_rows"]), int(meta["n_cols"]) - 1)
+        st.subheader("Validation and test")
+        _validation(int(meta["n_rows"]))
+        _test_data()
+    with right:
+        st.subheader("Models and features")
+        _models_and_features(meta)
+        st.subheader("Start")
+        _start(task.value)
+
+
+friendly(main)

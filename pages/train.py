@@ -1,0 +1,173 @@
+"""Step 4 -- Train: the live view of an experiment, polled from the store (survives reloads and tabs)."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from automl_core.errors import AutoMLInputError
+from studio import live
+from studio.charts import best_score_chart
+from studio.downloads import model_downloads
+from studio.jobs import spec_from_experiment
+from studio.nav import go, step_header
+from studio.state import friendly, get_jobs, get_store, wizard
+
+POLL_SECONDS = 1.5
+
+
+def pick_experiment() -> str | None:
+    """The experiment to show: ?experiment=<id>, else this session's last one, else the latest running
+    (so a reload or a second tab finds it), else the latest of all. The choice is put in the URL."""
+    store = get_store()
+    wanted = st.query_params.get("experiment") or wizard().get("experiment_id")
+    if wanted and store.get_experiment(wanted) is not None:
+        chosen = wanted
+    else:
+        history = store.list_experiments()
+        if history.empty:
+            return None
+        running = history[history["status"].isin(live.LIVE)]
+        chosen = str((running if not running.empty else history).iloc[0]["experiment_id"])
+    if st.query_params.get("experiment") != chosen:
+        st.query_params["experiment"] = chosen
+    return chosen
+
+
+def _status(exp: dict[str, Any]) -> None:
+    word = live.status_word(exp["status"])
+    # Material icons, not emoji: headless and minimal Linux browsers often lack an emoji font.
+    icon = {"Running": ":blue[:material/progress_activity:]", "Completed": ":green[:material/check_circle:]",
+            "Stopped": ":orange[:material/stop_circle:]", "Failed": ":red[:material/error:]",
+            "Interrupted": ":orange[:material/warning:]"}.get(word, "")
+    with st.container(key="experiment_status"):
+        st.markdown(f"### {icon} {word}")
+    if exp["status"] == "queued":
+        st.caption("Preparing the data…")
+    elif get_jobs().stopping(exp["experiment_id"]):
+        st.caption("Stopping: refitting the best model found so far…")
+
+
+def _stop_button(exp: dict[str, Any]) -> None:
+    if exp["status"] not in live.LIVE:
+        return
+    if st.button("Stop", key="stop_training", icon=":material/stop_circle:",
+                 help="Stop now; finished trials are kept and the best one becomes the model."):
+        if not get_jobs().stop(exp["experiment_id"]):
+            st.warning("This experiment is not running in this server any more.")
+
+
+def _live_body(experiment_id: str, was_live: bool) -> None:
+    """Everything that changes while training; re-run every POLL_SECONDS by the fragment."""
+    store = get_store()
+    exp = store.get_experiment(experiment_id)
+    if exp is None:
+        st.warning("This experiment was deleted.")
+        return
+    if was_live and exp["status"] not in live.LIVE:
+        st.rerun()  # finished: redraw the whole page once, without polling, with the downloads
+    trials = store.trials(experiment_id)
+    metric = exp.get("metric") or ""
+    head, stop = st.columns([4, 1])
+    with head:
+        _status(exp)
+    with stop:
+        _stop_button(exp)
+    frac, text = live.progress(exp, len(trials))
+    st.progress(frac, text=text)
+    board = live.leaderboard(trials, metric)
+    ok = trials[trials["status"] == "ok"] if not trials.empty else trials
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Trials done", f"{len(ok)}", help=f"{len(trials)} including failed ones")
+    c2.metric(f"Best {metric}", "—" if board.empty else f"{board.iloc[0][metric]:.4g}")
+    c3.metric("Best model", "—" if board.empty else live.short_label(str(board.iloc[0]["model"])))
+    c4.metric("Elapsed", live.clock(live.elapsed_seconds(exp)))
+    if exp["status"] == "failed" and exp.get("error"):
+        st.error(f"The experiment failed: {exp['error']}", icon=":material/error:")
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.markdown("**Leaderboard**")
+        with st.container(key="leaderboard"):
+            if board.empty:
+                st.caption("Trials will appear here as they finish.")
+            else:
+                st.dataframe(board.head(50), hide_index=True, height=live.table_height(len(board), 300), column_config={
+                    metric: st.column_config.NumberColumn(format="%.4f"),
+                    "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+    with right:
+        st.markdown(f"**Best {metric} over time**")
+        st.plotly_chart(best_score_chart(live.best_over_time(trials, metric), metric), width="stretch",
+                        key="best_chart")
+    ev, bad = st.columns([3, 2], gap="medium")
+    with ev:
+        st.markdown("**Recent events**")
+        events = live.events_frame(store.events(experiment_id, limit=8))
+        st.dataframe(events, hide_index=True, height=live.table_height(len(events), 300))
+    with bad:
+        failed = live.failed_trials(trials)
+        st.markdown(f"**Failed trials** ({len(failed)})")
+        if failed.empty:
+            st.caption("None so far.")
+        else:
+            st.dataframe(failed, hide_index=True, height=live.table_height(len(failed), 300))
+
+
+def _resume(exp: dict[str, Any]) -> None:
+    """Offer Resume for an interrupted run: a new experiment with the remaining budget.
+
+    The engine numbers trials from 0 per run, so continuing the same record would overwrite its
+    trials; a new record that names the old one keeps both intact.
+    """
+    st.warning("The server stopped while this experiment was running; its finished trials are kept.",
+               icon=":material/warning:")
+    cfg = exp.get("config") or {}
+    used = live.consumed(exp, get_store().trials(exp["experiment_id"]))
+    changes: dict[str, Any] = {}
+    if cfg.get("time_budget"):
+        changes["time_budget"] = max(30.0, float(cfg["time_budget"]) - used)
+    if cfg.get("max_trials"):
+        changes["max_trials"] = max(1, int(cfg["max_trials"]) - int(exp.get("n_trials") or 0))
+    left = f"{changes['time_budget']:.0f} s" if "time_budget" in changes else f"{changes.get('max_trials')} trials"
+    if st.button(f"Resume with the remaining budget ({left})", key="resume_training", type="primary",
+                 icon=":material/replay:"):
+        try:
+            spec = spec_from_experiment(exp, config_changes=changes, resumed_from=exp["experiment_id"],
+                                        name=f"{exp.get('name')} (resumed)")
+        except AutoMLInputError as exc:
+            st.error(str(exc))
+            return
+        new_id = get_jobs().start(get_store(), spec, task=exp.get("task"), metric=exp.get("metric"))
+        wizard()["experiment_id"] = new_id
+        go("Train", experiment=new_id)
+    st.caption("Resume starts a new experiment on the same dataset and settings; this one stays in the history.")
+
+
+def main() -> None:
+    step_header("Train")
+    experiment_id = pick_experiment()
+    if experiment_id is None:
+        st.info("No experiment yet. Choose data, a target and settings, then press Start.",
+                icon=":material/model_training:")
+        st.page_link("pages/data.py", label="Start with your data", icon=":material/table_view:")
+        return
+    exp = get_store().get_experiment(experiment_id)
+    st.subheader(exp.get("name") or experiment_id)
+    cfg = exp.get("config") or {}
+    st.caption(f"{experiment_id} · dataset **{exp.get('dataset_name') or exp.get('dataset_id')}** · "
+               f"target **{cfg.get('target')}** · {exp.get('task')} · metric {exp.get('metric')}")
+    is_live = exp["status"] in live.LIVE
+    st.fragment(run_every=POLL_SECONDS if is_live else None)(_live_body)(experiment_id, is_live)
+    if exp["status"] == "interrupted":
+        _resume(exp)
+    if exp["status"] in ("completed", "stopped"):
+        summary = exp.get("summary") or {}
+        test = (summary.get("test") or {}).get("score")
+        st.success(f"Best model: **{live.family_label(exp.get('best_model') or '')}** · validation "
+                   f"{exp.get('metric')} {exp.get('best_score') or float('nan'):.4g}"
+                   + (f" · test {test:.4g}" if test is not None else ""), icon=":material/emoji_events:")
+        model_downloads(get_store(), experiment_id)
+        if st.button("See all results →", key="to_results", type="primary"):
+            go("Results", experiment=experiment_id)
+
+
+friendly(main)

@@ -1,0 +1,56 @@
+"""Plotly figures for the studio (plotly only: shap does not bring matplotlib, see DESIGN.md)."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+# Legend above the plot: below it, it collides with the x-axis title in a half-width column.
+_LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=60, b=10),
+               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), template="plotly_white")
+
+
+def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
+    """Every trial's score as a dot and the best-so-far as a step line, against seconds since start."""
+    fig = go.Figure()
+    if not points.empty:
+        for model, part in points.groupby("model", sort=False):
+            fig.add_trace(go.Scatter(x=part["seconds"], y=part["score"], mode="markers", name=str(model),
+                                     marker=dict(size=7, opacity=0.6),
+                                     hovertemplate="trial %{customdata}<br>%{y:.4g} at %{x:.0f} s",
+                                     customdata=part["trial_id"]))
+        fig.add_trace(go.Scatter(x=points["seconds"], y=points["best"], mode="lines", name="best so far",
+                                 line=dict(shape="hv", width=3, color="#1f3b73")))
+    fig.update_layout(xaxis_title="seconds since start", yaxis_title=metric, **_LAYOUT)
+    return fig
+
+
+def compare_metrics_chart(table: pd.DataFrame) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per model (``table``: index model, columns metrics)."""
+    fig = go.Figure()
+    for model, row in table.iterrows():
+        fig.add_trace(go.Bar(name=str(model), x=list(row.index), y=list(row.to_numpy())))
+    fig.update_layout(barmode="group", **_LAYOUT)
+    return fig
+
+
+def score_vs_time_chart(board: pd.DataFrame, metric: str, highlight: list[int]) -> go.Figure:
+    """Each model's primary score against its fit time; the selected ones highlighted."""
+    chosen = board["trial_id"].isin(highlight)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=board.loc[~chosen, "fit_seconds"], y=board.loc[~chosen, metric], mode="markers",
+                             name="other trials", marker=dict(color="#b0b7c3", size=7),
+                             text=board.loc[~chosen, "model"]))
+    fig.add_trace(go.Scatter(x=board.loc[chosen, "fit_seconds"], y=board.loc[chosen, metric], mode="markers+text",
+                             name="selected", marker=dict(size=12, color="#d62728"),
+                             text=[f"#{t}" for t in board.loc[chosen, "trial_id"]], textposition="top center"))
+    fig.update_layout(xaxis_title="fit seconds", yaxis_title=metric, **_LAYOUT)
+    return fig
+
+
+def experiments_chart(frame: pd.DataFrame, metric: str) -> go.Figure:
+    """Best score of each experiment on one dataset (same metric), as bars."""
+    fig = go.Figure(go.Bar(x=frame["label"], y=frame["best_score"], marker_color="#1f77b4",
+                           text=[f"{v:.4g}" if pd.notna(v) else "" for v in frame["best_score"]],
+                           textposition="outside", width=[0.5 if len(frame) < 4 else 0.8] * len(frame)))
+    fig.update_layout(yaxis_title=metric, **_LAYOUT)
+    return fig

@@ -1,0 +1,153 @@
+"""Turning store rows into what the Train and Results pages show: status words, progress, leaderboards.
+
+Pure pandas, no streamlit, so the rules are easy to test.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from automl_core.metrics import METRICS
+from automl_core.models import FAMILIES
+
+#: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
+STATUS_WORDS = {"queued": "Running", "running": "Running", "completed": "Completed", "stopped": "Stopped",
+                "failed": "Failed", "interrupted": "Interrupted"}
+LIVE = ("queued", "running")
+
+
+def status_word(status: str) -> str:
+    return STATUS_WORDS.get(status, status.capitalize())
+
+
+def greater_is_better(metric: str | None) -> bool:
+    m = METRICS.get(metric or "")
+    return True if m is None else m.greater_is_better
+
+
+def family_label(name: str) -> str:
+    fam = FAMILIES.get(name)
+    return fam.label if fam else name
+
+
+def short_label(label: str) -> str:
+    """'Linear (logistic / ridge / elastic net)' -> 'Linear': for narrow places such as metric cards."""
+    return label.split(" (")[0]
+
+
+def table_height(n_rows: int, most: int = 360) -> int:
+    """Pixel height that fits ``n_rows`` rows (no empty grid below short tables), capped at ``most``."""
+    return min(most, 38 + 35 * max(n_rows, 1))
+
+
+def elapsed_seconds(exp: dict[str, Any], now: datetime | None = None) -> float:
+    """Seconds since the run started; for a finished run, its duration."""
+    start = exp.get("started_at")
+    if start is None or pd.isna(start):
+        return 0.0
+    end = exp.get("finished_at")
+    if exp.get("status") in LIVE or end is None or pd.isna(end):
+        end = now or datetime.now(timezone.utc)
+    return max(0.0, (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds())
+
+
+def progress(exp: dict[str, Any], n_trials: int, now: datetime | None = None) -> tuple[float, str]:
+    """(fraction done 0..1, text "12 s elapsed · 18 s left") from the budget or the trial limit."""
+    cfg = exp.get("config") or {}
+    elapsed = elapsed_seconds(exp, now)
+    budget, max_trials = cfg.get("time_budget"), cfg.get("max_trials")
+    if exp.get("status") not in LIVE:
+        return 1.0, f"{clock(elapsed)} in total"
+    fractions = []
+    left = ""
+    if budget:
+        fractions.append(elapsed / float(budget))
+        left = f" · about {clock(max(0.0, float(budget) - elapsed))} left"
+    if max_trials:
+        fractions.append(n_trials / float(max_trials))
+        left += f" · {max(0, int(max_trials) - n_trials)} trials left"
+    frac = min(0.99, max(fractions)) if fractions else 0.0
+    return frac, f"{clock(elapsed)} elapsed{left}"
+
+
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None = None) -> pd.DataFrame:
+    """Finished trials best first: rank, model, primary score, other metrics, fit seconds, trial id."""
+    cols = ["rank", "model", "score", "fit_seconds", "trial_id"]
+    if trials.empty:
+        return pd.DataFrame(columns=cols)
+    ok = trials[(trials["status"] == "ok") & trials["score"].notna()].copy()
+    ok = ok.sort_values(["score", "trial_id"], ascending=[not greater_is_better(metric), True])
+    ok.insert(0, "rank", range(1, len(ok) + 1))
+    ok["model"] = [family_label(f) + (f" ({n})" if n else "") for f, n in zip(ok["family"], ok["note"].fillna(""))]
+    metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
+    out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id"]]
+    out = out.rename(columns={"score": metric or "score"})
+    return out.head(limit) if limit else out
+
+
+def failed_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    if trials.empty:
+        return pd.DataFrame(columns=["trial_id", "model", "status", "reason"])
+    bad = trials[trials["status"] != "ok"]
+    return pd.DataFrame({"trial_id": bad["trial_id"], "model": [family_label(f) for f in bad["family"]],
+                         "status": bad["status"], "reason": bad["error"].fillna("")})
+
+
+def best_over_time(trials: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+    """Each finished trial's time and score, and the best score so far (in the metric's direction)."""
+    if trials.empty:
+        return pd.DataFrame(columns=["seconds", "score", "best", "model", "trial_id"])
+    ok = trials[(trials["status"] == "ok") & trials["score"].notna()].sort_values("finished_at")
+    best = ok["score"].cummax() if greater_is_better(metric) else ok["score"].cummin()
+    return pd.DataFrame({"seconds": ok["finished_at"].to_numpy(), "score": ok["score"].to_numpy(),
+                         "best": best.to_numpy(), "model": [family_label(f) for f in ok["family"]],
+                         "trial_id": ok["trial_id"].to_numpy()})
+
+
+def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
+    """One line per event, for the recent-events list."""
+    p = payload or {}
+    if kind == "experiment_started":
+        return f"Started: {p.get('task')} task, metric {p.get('metric')}, {p.get('validation')}, {p.get('n_rows', 0):,} rows"
+    if kind == "trial_started":
+        return f"Trial {p.get('trial_id')} started: {family_label(str(p.get('family')))}"
+    if kind == "trial_finished":
+        return f"Trial {trial_id} finished"
+    if kind == "new_best":
+        score = p.get("score")
+        return f"New best: {family_label(str(p.get('family')))} scored {score:.4g}" if score is not None else "New best"
+    if kind == "refit_started":
+        return f"Refitting the best model ({family_label(str(p.get('family')))}) on all training rows"
+    if kind == "experiment_finished":
+        return f"Finished: {p.get('stopped_by')}"
+    if kind == "message":
+        return str(p.get("text") or p.get("message") or p)
+    return kind.replace("_", " ")
+
+
+def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
+    if events.empty:
+        return pd.DataFrame(columns=["at", "event"])
+    ev = events.head(limit)
+    return pd.DataFrame({"at": [clock(e or 0) for e in ev["elapsed"]],
+                         "event": [describe_event(k, p, t) for k, p, t in zip(ev["kind"], ev["payload"], ev["trial_id"])]})
+
+
+def consumed(exp: dict[str, Any], trials: pd.DataFrame) -> float:
+    """Seconds of search an interrupted run already used (its last finished trial), for Resume."""
+    if trials.empty or trials["finished_at"].isna().all():
+        return 0.0
+    return float(trials["finished_at"].max())

@@ -1,0 +1,70 @@
+"""Fixtures and helpers shared by the studio's AppTest and browser tests.
+
+Import the fixtures you use into the test module (``from tests.studio_fixtures import app``) or
+list them with ``pytest_plugins``; conftest.py already gives every test a private store
+(``AUTOML_STORE`` under tmp_path), which these rely on.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+APP = str(REPO / "app.py")
+
+
+def stop_all_jobs(timeout: float = 120) -> None:
+    """Stop and wait for every training thread of this process.
+
+    A daemon thread still writing to DuckDB when the interpreter exits aborts the process, and a
+    job left running would leak into the next test.
+    """
+    from studio.state import get_jobs
+
+    jobs = get_jobs()
+    for experiment_id in jobs.running():
+        jobs.stop(experiment_id)
+    for experiment_id in jobs.running():
+        jobs.join(experiment_id, timeout)
+
+
+@pytest.fixture
+def app(private_store) -> Iterator[AppTest]:
+    """A fresh AppTest of the whole studio on a private store; stops leftover jobs afterwards."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    yield at
+    stop_all_jobs()
+
+
+def texts(at: AppTest) -> str:
+    """Every message shown on the page (errors, warnings, infos, markdown, captions), joined."""
+    parts: list[str] = []
+    for kind in ("error", "warning", "info", "success", "markdown", "caption", "subheader"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120, every: float = 1.0) -> None:
+    """Re-run the page (timed fragments need another run in AppTest) until ``done`` or time out."""
+    end = time.monotonic() + timeout
+    while True:
+        at.run()
+        if done(at):
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s; page shows:\n{texts(at)}")
+        time.sleep(every)
+
+
+def status_word(at: AppTest) -> str:
+    """The live page's status word (Running/Completed/Stopped/Failed/Interrupted), or ''."""
+    for md in at.markdown:
+        if str(md.value).startswith("### "):
+            return str(md.value).split()[-1]
+    return ""

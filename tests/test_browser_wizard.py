@@ -1,0 +1,223 @@
+"""End to end in a real browser: the whole wizard on bank marketing, from upload to a model that
+predicts in a separate Python with ROC AUC > 0.9.
+
+Drives Debian's chromium (``/usr/bin/chromium``) with Python Playwright, as DESIGN.md describes. The
+server runs on a free port with its own store; its log is printed when the test fails. Screenshots
+of each step go to ``test-artifacts/browser/`` (gitignored).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from studio_fixtures import REPO, SHARED
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+TRAIN = SHARED / "bank_marketing_train.csv"
+TEST = SHARED / "bank_marketing_test.csv"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A studio server on a free port with a private store; yields (url, log file)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make chromium)")
+    if not TRAIN.is_file():
+        pytest.skip(f"shared datasets not found at {SHARED}")
+    folder = tmp_path_factory.mktemp("studio-server")
+    port = _free_port()
+    log_path = folder / "server.log"
+    env = {**os.environ, "AUTOML_STORE": str(folder / "store" / "store.duckdb"),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.fileWatcherType", "none"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"studio did not start:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def _status(page) -> str:
+    return page.locator(".st-key-experiment_status").inner_text(timeout=30_000).strip()
+
+
+def _wait_status(page, words: tuple[str, ...], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = _status(page)
+        except Exception:  # noqa: BLE001 -- the fragment may be redrawing
+            text = ""
+        for word in words:
+            if word in text:
+                return word
+        time.sleep(1)
+    raise AssertionError(f"status never became one of {words}; last: {text!r}")
+
+
+def _score_in_fresh_python(folder: Path) -> float:
+    """Load model.joblib in a Python that cannot import this repository and compute ROC AUC."""
+    script = textwrap.dedent(f"""
+        import json, joblib, pandas as pd
+        from sklearn.metrics import roc_auc_score
+        model = joblib.load("model.joblib")
+        df = pd.read_csv({str(TEST)!r})
+        y = (df.pop("y") == "yes").astype(int)
+        proba = model.predict_proba(df)[:, list(model.classes_).index("yes")]
+        try:
+            import automl_core
+            leaked = True
+        except ImportError:
+            leaked = False
+        print(json.dumps({{"auc": roc_auc_score(y, proba), "repo_importable": leaked}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-I", "-c", script], cwd=folder, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["repo_importable"] is False, "the check must run without this repository on the path"
+    return float(result["auc"])
+
+
+def test_wizard_end_to_end(server, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, log_path = server
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            try:
+                _journey(page, url, tmp_path)
+            except BaseException:
+                _shot(page, "99-failure")  # what the page showed when the test gave up
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(f"--- studio server log ({log_path}) ---\n{log_path.read_text()}")
+        raise
+
+
+def _journey(page, url: str, tmp_path: Path) -> None:
+    page.goto(url)
+    page.locator(".st-key-upload").wait_for()
+    _shot(page, "01-data-empty")
+
+    # 1. Data: upload, see the profile
+    page.locator(".st-key-upload input[type=file]").set_input_files(str(TRAIN))
+    page.get_by_text("rows × 21 columns", exact=False).wait_for(timeout=120_000)
+    page.get_by_text("Profile", exact=True).first.wait_for()
+    time.sleep(3)  # let the profile grid draw before the screenshot
+    _shot(page, "02-data-uploaded")
+
+    # 2. Task: target y
+    page.locator(".st-key-to_task button").click()
+    page.locator(".st-key-target").wait_for()
+    page.locator(".st-key-target").click()
+    page.get_by_role("option", name="y", exact=True).click()
+    page.get_by_text("Detected", exact=False).wait_for()
+    _shot(page, "03-task")
+
+    # 3. Configure: 30 s budget, start
+    page.locator(".st-key-to_configure button").click()
+    budget = page.locator(".st-key-time_budget input")
+    budget.wait_for()
+    budget.fill("30")
+    budget.press("Enter")
+    page.get_by_text("trials fit in 30 s", exact=False).wait_for()
+    _shot(page, "04-configure")
+    page.locator(".st-key-start_training button").click()
+
+    # 4. Train: live, leaderboard fills, survives a reload
+    page.wait_for_url("**/train?experiment=*", timeout=60_000)
+    assert _wait_status(page, ("Running", "Completed"), 60) == "Running"
+    _shot(page, "05-train-running")
+    page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for(timeout=90_000)
+    was_running = "Running" in _status(page)
+    _shot(page, "06-train-leaderboard")
+    experiment_url = page.url
+    page.reload()
+    assert page.url == experiment_url
+    page.locator(".st-key-experiment_status").wait_for()
+    page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for()
+    after = _wait_status(page, ("Running", "Completed"), 30)
+    assert not was_running or after in ("Running", "Completed")
+    _shot(page, "07-train-after-reload")
+    assert _wait_status(page, ("Completed", "Stopped", "Failed"), 180) == "Completed"
+    page.locator(".st-key-download_model").wait_for()
+    _shot(page, "08-train-completed")
+
+    # 5. Download the model and its card; score the test file in a separate, repo-less Python
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    with page.expect_download() as dl:
+        page.locator(".st-key-download_model button").click()
+    dl.value.save_as(folder / "model.joblib")
+    with page.expect_download() as dl:
+        page.locator(".st-key-download_model_card button").click()
+    dl.value.save_as(folder / "model.json")
+    card = json.loads((folder / "model.json").read_text())
+    assert card["target"] == "y" and card["task"] == "binary"
+    auc = _score_in_fresh_python(folder)
+    assert auc > 0.9, f"ROC AUC on bank_marketing_test.csv: {auc:.4f}"
+
+    # 6. Results and history pages render with the experiment
+    page.locator(".st-key-to_results button").click()
+    page.locator(".st-key-results_experiment").wait_for()
+    page.get_by_text("All models", exact=False).wait_for()
+    _shot(page, "09-results")
+    page.mouse.wheel(0, 900)
+    time.sleep(1)
+    _shot(page, "10-results-compare")
+    page.goto(f"{url}/experiments")
+    page.get_by_text("experiment(s) in the store", exact=False).wait_for()
+    _shot(page, "11-experiments")
