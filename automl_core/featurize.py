@@ -213,7 +213,10 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
     overrides = mode if isinstance(mode, dict) else {}
     base_mode = "auto" if isinstance(mode, dict) else mode
     reserved = set(ColumnTransformer([]).get_params(deep=False))
-    taken: set[str] = set()
+    # Numeric columns share one entry: per-column pipelines cost ~10 ms each per fit, which adds
+    # up over dozens of columns and ten folds.
+    taken: set[str] = {"numeric", "numeric_min"}
+    grouped: dict[str, list[str]] = {"numeric": [], "numeric_min": []}
     entries: list[tuple[str, Any, Any]] = []
     for i, col in enumerate(columns):
         if col.name in overrides:
@@ -231,13 +234,20 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
             # selector (not a list) so the column need not even be present at fit or predict.
             entries.append((f"{name}|drop:{code}", "drop", make_column_selector(pattern=_exact(col.name))))
             continue
-        steps = {"numeric": lambda: _numeric(True, scale), "numeric_min": lambda: _numeric(False, False),
+        if kind in grouped:
+            grouped[kind].append(col.name)
+            continue
+        steps = {
                  "boolean": _boolean, "onehot": _onehot, "ordinal": _ordinal,
                  "ordinal_bool": lambda: _ordinal(boolean=True),
                  "target": lambda: _target(task, seed, scale),
                  "datetime": lambda: _datetime(col.datetime_format, _is_number_dtype(col.dtype), scale),
                  "text": lambda: _text(int(text_max_features))}[kind]()
         entries.append((name, Pipeline(steps), [col.name]))
+    if grouped["numeric"]:
+        entries.insert(0, ("numeric", Pipeline(_numeric(True, scale)), grouped["numeric"]))
+    if grouped["numeric_min"]:
+        entries.insert(0, ("numeric_min", Pipeline(_numeric(False, False)), grouped["numeric_min"]))
     if all(e[1] == "drop" for e in entries):
         raise AutoMLInputError(f"None of the {len(columns)} feature columns can be used (all are "
                                "ids, constant, empty or dropped)", "add informative columns or change "
@@ -264,12 +274,18 @@ def feature_to_column(fitted_featurizer: Any, columns: list[ColumnInfo]) -> dict
     for name, trans, cols in ct.transformers_:
         if isinstance(trans, str) or name not in ct.output_indices_:  # "drop" entries, remainder
             continue
-        col = cols[0]
-        if col not in known:
-            raise ValueError(f"featurizer column {col!r} is not among the given columns")
+        unknown = [c for c in cols if c not in known]
+        if unknown:
+            raise ValueError(f"featurizer column {unknown[0]!r} is not among the given columns")
         for feature in names[ct.output_indices_[name]]:
-            out[str(feature)] = col
+            out[str(feature)] = cols[0] if len(cols) == 1 else _grouped_source(str(feature), name, cols)
     return out
+
+
+def _grouped_source(feature: str, entry: str, cols: list[str]) -> str:
+    """The raw column of a feature from a shared numeric entry: the column itself, or its indicator."""
+    rest = feature[len(entry) + 2:]  # strip "<entry>__"
+    return rest[len("missingindicator_"):] if rest not in cols and rest.startswith("missingindicator_") else rest
 
 
 def _describe(step_name: str, step: Any) -> str:
@@ -305,8 +321,11 @@ def _describe(step_name: str, step: Any) -> str:
 def featurization_summary(fitted_featurizer: Any, columns: list[ColumnInfo]) -> list[dict[str, Any]]:
     """One row per raw column: column, role, transforms (words), n_features_out, reason."""
     ct = _column_transformer(fitted_featurizer)
-    kept = {cols[0]: (name, trans) for name, trans, cols in ct.transformers_
-            if not isinstance(trans, str) and name != "remainder"}
+    kept = {col: (name, trans) for name, trans, cols in ct.transformers_
+            if not isinstance(trans, str) and name != "remainder" for col in cols}
+    counts: dict[str, int] = {}
+    for source in feature_to_column(ct, columns).values():
+        counts[source] = counts.get(source, 0) + 1
     drops = {sel.pattern: name.rsplit("|drop:", 1)[1] for name, trans, sel in ct.transformers
              if trans == "drop" and isinstance(sel, make_column_selector)}
     rows = []
@@ -316,8 +335,9 @@ def featurization_summary(fitted_featurizer: Any, columns: list[ColumnInfo]) -> 
         if col.name in kept:
             name, pipe = kept[col.name]
             words = [_describe(n, s) for n, s in pipe.steps]
-            sl = ct.output_indices_[name]
-            row.update(transforms=" → ".join(w for w in words if w), n_features_out=sl.stop - sl.start)
+            if name in ("numeric", "numeric_min") and counts.get(col.name, 0) < 2:
+                words = [w.replace(" + missing indicator", "") for w in words]  # no missing values here
+            row.update(transforms=" → ".join(w for w in words if w), n_features_out=counts.get(col.name, 0))
         else:
             code = drops.get(_exact(col.name), "role")
             reason = (_DROP_REASONS.get(col.role, "dropped") if code == "role"

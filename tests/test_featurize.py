@@ -289,7 +289,8 @@ def test_boolean_spellings_agree(mode):
             ColumnInfo("empty", R.EMPTY, "float64", 100, 0), ColumnInfo("key", R.ID, "int64", 0, 100)]
     feat = build_featurizer(cols, mode=mode).fit(X, X["x"] > 50)
     raw = pd.DataFrame({"flag": ["yes", "No", " TRUE ", "f", 1.0, 0, True, False], "x": 1.0})
-    flag = dense(feat.transform(raw))[:, 0]
+    flag_idx = [i for i, f in enumerate(feat.get_feature_names_out()) if feature_to_column(feat, cols)[f] == "flag"]
+    flag = dense(feat.transform(raw))[:, flag_idx[0]]
     assert list(flag) == [1, 0, 1, 0, 1, 0, 1, 0]
     rows = {r["column"]: r for r in featurization_summary(feat, cols)}
     assert rows["const"]["reason"] == "constant: a single value, carries no signal (1 distinct value)"
