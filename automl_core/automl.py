@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -16,8 +15,8 @@ import pandas as pd
 from .artifacts import clean_json, save_model
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
-from .metrics import Metric, resolve_metric, score_all
-from .models import FAMILIES, load_portfolio, select_families
+from .metrics import resolve_metric, score_all
+from .models import load_portfolio, select_families
 from .prepare import Prepared, TableLike, prepare
 from .results import Event, TrialResult
 from .scheduler import Scheduler
@@ -73,7 +72,9 @@ class AutoML:
                     raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
                                            "give the search more time, or check the data")
                 emit("refit_started", trial_id=result.best.trial_id, family=result.best.family)
-                threads = self.config.cores
+                # Small data: one thread. OpenMP threads spin-wait, and on a busy machine two of them
+                # make a half-second fit take many seconds.
+                threads = self._threads(prepared, 1)
                 self.model_ = refit(data_path, result.best.family, result.best.params, threads, self.config.seed)
         finally:
             pool.shutdown(wait=False, kill_workers=True)
@@ -141,11 +142,17 @@ class AutoML:
             return 1
         return cores
 
+    def _threads(self, p: Prepared, n_concurrent: int) -> int:
+        """Threads per fit. Small data gets one: OpenMP threads contend, and on a busy machine two of
+        them can make a half-second fit take many seconds."""
+        if len(p.X) * max(len(p.columns), 1) < 200_000:
+            return 1
+        return max(1, self.config.cores // n_concurrent)
+
     def _search(self, data_path: str, families: list, plan: ValidationPlan, clock: Clock, emit: Emitter,
                 stop_event: threading.Event, pool: Any, n_concurrent: int) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
-        cores = cfg.cores
         n_rows = len(self.prepared_.X)
         portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
         scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic)
@@ -159,7 +166,7 @@ class AutoML:
 
         return run_search(data_path=data_path, families=families, scheduler=scheduler, metric=self.metric_,
                           config=cfg, clock=clock, emit=emit, stop_event=stop_event, refit_reserve=refit_reserve,
-                          n_concurrent=n_concurrent, threads_per_trial=max(1, cores // n_concurrent), pool=pool)
+                          n_concurrent=n_concurrent, threads_per_trial=self._threads(self.prepared_, n_concurrent), pool=pool)
 
     def _score_test(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
         if p.X_test is None or len(p.X_test) == 0:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from .artifacts import CARD_FILE, sha256_file

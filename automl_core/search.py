@@ -80,7 +80,7 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
     next_id = first_trial_id
     running: dict[Any, tuple[TrialSpec, float, float]] = {}  # future -> (spec, started_at, deadline)
     stopped_by = ""
-    executor = _warm(pool or start_pool(n_concurrent), n_concurrent, data_path, stop_event)
+    executor: ProcessPoolExecutor | None = _warm(pool or start_pool(n_concurrent), n_concurrent, data_path, stop_event)
 
     def finish(spec: TrialSpec, started: float, outcome: TrialOutcome, status: str = "") -> None:
         nonlocal best, since_best
@@ -122,6 +122,9 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
                     no_more = "time budget reached"
                     break
                 spec = TrialSpec(data_path, next_id, family, params, threads_per_trial, config.seed)
+                if executor is None:  # restarted only when a trial needs it, not after the last one
+                    executor = _new_executor(n_concurrent, data_path, stop_event)
+                    room = clock.remaining() - refit_reserve(best)
                 timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
                 started = clock.elapsed()
                 emit("trial_started", None, trial_id=next_id, family=family, params=params)
@@ -151,17 +154,20 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
                         scheduler.tell(spec.family, spec.trial_id, None, 0.0)
                 running.clear()
                 executor.shutdown(wait=False, kill_workers=True)
-                executor = _new_executor(n_concurrent, data_path, stop_event)
+                executor = None
     finally:
         for spec, _, _ in running.values():
             scheduler.tell(spec.family, spec.trial_id, None, 0.0)
-        executor.shutdown(wait=False, kill_workers=True)
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)
     return SearchResult(trials, oof, best, stopped_by)
 
 
 def start_pool(n_workers: int) -> ProcessPoolExecutor:
     """A worker pool whose processes start now (in the background), while the caller prepares data."""
-    executor = ProcessPoolExecutor(max_workers=n_workers)
+    # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
+    # machine into a crawl, and this machine is shared with the studio's UI thread.
+    executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"})
     for _ in range(n_workers):
         executor.submit(os.getpid)
     return executor

@@ -5,8 +5,6 @@ import json
 import threading
 import time
 
-import joblib
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score

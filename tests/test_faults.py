@@ -1,8 +1,6 @@
 """A trial that raises, one whose process dies and one that hangs are recorded, and the search goes on."""
 from __future__ import annotations
 
-import importlib
-import json
 
 import pandas as pd
 import pytest
