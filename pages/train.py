@@ -58,7 +58,14 @@ def _stop_button(exp: dict[str, Any]) -> None:
 
 
 def _live_body(experiment_id: str, was_live: bool) -> None:
-    """Everything that changes while training; re-run every POLL_SECONDS by the fragment."""
+    """Everything that changes while training; re-run every POLL_SECONDS by the fragment.
+
+    Wrapped in ``friendly`` itself: a fragment rerun does not pass through the page's wrapper.
+    """
+    friendly(lambda: _draw_live(experiment_id, was_live))
+
+
+def _draw_live(experiment_id: str, was_live: bool) -> None:
     store = get_store()
     exp = store.get_experiment(experiment_id)
     if exp is None:

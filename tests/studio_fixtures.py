@@ -58,8 +58,20 @@ def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120,
         if done(at):
             return
         if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s; page shows:\n{texts(at)}")
+            raise AssertionError(f"timed out after {timeout} s; page shows:\n{texts(at)}\n{_job_stacks()}")
         time.sleep(every)
+
+
+def _job_stacks() -> str:
+    """Where the training threads are, for a test that timed out waiting for them."""
+    import sys
+    import threading
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    parts = [f"--- thread {names.get(ident)} ---\n" + "".join(traceback.format_stack(frame))
+             for ident, frame in sys._current_frames().items() if str(names.get(ident, "")).startswith("automl-")]
+    return "\n".join(parts) or "(no training thread alive)"
 
 
 def status_word(at: AppTest) -> str:

@@ -208,6 +208,7 @@ def _journey(page, url: str, tmp_path: Path) -> None:
     card = json.loads((folder / "model.json").read_text())
     assert card["target"] == "y" and card["task"] == "binary"
     auc = _score_in_fresh_python(folder)
+    print(f"ROC AUC of the downloaded model on bank_marketing_test.csv (fresh Python): {auc:.4f}")
     assert auc > 0.9, f"ROC AUC on bank_marketing_test.csv: {auc:.4f}"
 
     # 6. Results and history pages render with the experiment

@@ -36,7 +36,7 @@ def pick_sample(at: AppTest, label: str = IRIS) -> AppTest:
     return at
 
 
-def start_iris(at: AppTest, budget: int = 10, max_trials: int = 0) -> str:
+def start_iris(at: AppTest, budget: int = 10, max_trials: int = 0, test_mode: str = "none") -> str:
     """Sample -> Task -> Configure -> Start; returns the experiment id."""
     pick_sample(at, IRIS)
     at.switch_page("pages/task.py").run()
@@ -44,6 +44,7 @@ def start_iris(at: AppTest, budget: int = 10, max_trials: int = 0) -> str:
     at.switch_page("pages/configure.py").run()
     at.number_input(key="time_budget").set_value(budget).run()
     at.number_input(key="max_trials").set_value(max_trials).run()
+    at.radio(key="test_mode").set_value(test_mode).run()
     at.button(key="start_training").click().run()
     no_crash(at)
     experiment_id = at.session_state["wizard"]["experiment_id"]
@@ -187,9 +188,10 @@ def test_configure_defaults_and_explanations(app: AppTest) -> None:
 # --- training, results, history ----------------------------------------------------------------
 
 def test_train_live_results_and_history(app: AppTest) -> None:
-    experiment_id = start_iris(app, budget=90, max_trials=3)  # a trial limit: quick, whatever the load
+    # a trial limit keeps it quick whatever the machine's load; 10 % of the rows held out as test data
+    experiment_id = start_iris(app, budget=180, max_trials=3, test_mode="fraction")
     assert status_word(app) == "Running"
-    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=120)
+    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=240)
     no_crash(app)
     assert status_word(app) == "Completed", texts(app)
     assert app.dataframe[0].value.shape[0] >= 1  # the leaderboard
@@ -198,7 +200,13 @@ def test_train_live_results_and_history(app: AppTest) -> None:
     app.switch_page("pages/results.py").run()
     no_crash(app)
     assert app.selectbox(key="results_experiment").value == experiment_id
-    assert any(b.key == "download_model" for b in app.get("download_button"))
+    keys = {b.key for b in app.get("download_button")}
+    assert {"download_model", "download_model_card", "download_test_predictions"} <= keys
+    test_card = next(m for m in app.metric if m.label.startswith("Test "))
+    assert test_card.value not in ("no test data", "")  # the test score is shown apart from validation
+    from studio.state import get_store
+    predictions = pd.read_csv(get_store().artifact_dir(experiment_id) / "test_predictions.csv")
+    assert {"actual_target", "prediction"} <= set(predictions.columns) and len(predictions) == 15
     # predict a table with the saved model
     frame = pd.DataFrame({"sepal length (cm)": [5.1, 6.7], "sepal width (cm)": [3.5, 3.0],
                           "petal length (cm)": [1.4, 5.2], "petal width (cm)": [0.2, 2.3]})
@@ -217,7 +225,7 @@ def test_train_live_results_and_history(app: AppTest) -> None:
     app.selectbox(key="experiment_pick").select(experiment_id).run()
     app.button(key="clone_experiment").click().run()
     no_crash(app)
-    assert app.session_state["wizard"]["time_budget"] == 90
+    assert app.session_state["wizard"]["time_budget"] == 180
     assert app.session_state["wizard"]["max_trials"] == 3
     app.switch_page("pages/experiments.py").run()
     app.selectbox(key="experiment_pick").select(experiment_id).run()

@@ -1,0 +1,79 @@
+"""Unit tests of the studio's plain helpers: status words, progress, leaderboards, settings round trip."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from automl_core.errors import AutoMLInputError
+from studio import live
+from studio.estimates import default_budget, estimate_trials
+from studio.jobs import spec_from_experiment
+from studio.settings import build_spec, summary_rows, wizard_from_experiment
+
+
+def _trials() -> pd.DataFrame:
+    return pd.DataFrame({
+        "trial_id": [0, 1, 2, 3], "family": ["lightgbm", "linear", "knn", "random_forest"],
+        "params": [{}, {}, {}, {}], "status": ["ok", "ok", "failed", "ok"], "score": [0.2, 0.1, None, 0.3],
+        "fit_seconds": [1.0, 0.5, 0.0, 2.0], "predict_seconds": [0.1] * 4,
+        "started_at": [0.0, 1.0, 2.0, 3.0], "finished_at": [1.0, 2.0, 3.0, 5.0],
+        "error": ["", "", "boom", ""], "note": ["", "", "", ""], "accuracy": [0.9, 0.95, None, 0.8]})
+
+
+def test_status_words_are_the_contract() -> None:
+    assert {live.status_word(s) for s in ("queued", "running")} == {"Running"}
+    assert [live.status_word(s) for s in ("completed", "stopped", "failed", "interrupted")] == \
+        ["Completed", "Stopped", "Failed", "Interrupted"]
+
+
+def test_leaderboard_follows_metric_direction() -> None:
+    lower = live.leaderboard(_trials(), "log_loss")
+    assert list(lower["trial_id"]) == [1, 0, 3] and list(lower["rank"]) == [1, 2, 3]
+    higher = live.leaderboard(_trials(), "roc_auc")
+    assert list(higher["trial_id"]) == [3, 0, 1]
+    assert "accuracy" in higher.columns and "roc_auc" in higher.columns
+    assert list(live.failed_trials(_trials())["reason"]) == ["boom"]
+
+
+def test_best_over_time_is_monotone() -> None:
+    points = live.best_over_time(_trials(), "roc_auc")
+    assert list(points["best"]) == [0.2, 0.2, 0.3]
+    assert live.leaderboard(pd.DataFrame(), "roc_auc").empty
+
+
+def test_progress_uses_budget_and_trials() -> None:
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    exp = {"status": "running", "started_at": start, "config": {"time_budget": 100, "max_trials": 10}}
+    frac, text = live.progress(exp, 8, now=start + timedelta(seconds=30))
+    assert frac == pytest.approx(0.8) and "30 s elapsed" in text and "2 trials left" in text
+    done = {**exp, "status": "completed", "finished_at": start + timedelta(seconds=61)}
+    assert live.progress(done, 8) == (1.0, "1 min 01 s in total")
+
+
+def test_settings_round_trip_through_clone() -> None:
+    w = {"dataset_id": "ds-1", "target": "y", "task": "auto", "task_effective": "binary", "metric": "accuracy",
+         "time_budget": 45, "max_trials": 0, "validation_mode": "cv", "cv_folds": 4, "test_mode": "fraction",
+         "test_pct": 20, "blocked_models": ["knn"], "exclude_columns": ["id", "y"], "positive_class": "yes",
+         "featurization_mode": "custom", "featurization_columns": {"a": "ordinal", "b": "auto"}}
+    spec = build_spec(w)
+    c = spec.config
+    assert (c.time_budget, c.max_trials, c.cv_folds, c.test_size) == (45, None, 4, 0.2)
+    assert c.exclude_columns == ("id",) and c.featurization == {"a": "ordinal"} and c.positive_class == "yes"
+    assert dict(summary_rows(spec, "binary", "accuracy"))["Validation"] == "4-fold cross-validation"
+    exp = {"experiment_id": "exp-1", "dataset_id": "ds-1", "name": "run", "config": spec.stored_config()}
+    again = wizard_from_experiment(exp)
+    assert build_spec({**again, "task_effective": "binary"}).config == c
+    resumed = spec_from_experiment(exp, config_changes={"time_budget": 20.0}, resumed_from="exp-1")
+    assert resumed.config.time_budget == 20.0 and resumed.resumed_from == "exp-1"
+
+
+def test_invalid_settings_raise_one_line_errors() -> None:
+    with pytest.raises(AutoMLInputError, match="Fix:"):
+        build_spec({"dataset_id": "ds-1", "target": "y", "time_budget": 0, "max_trials": 0})
+
+
+def test_estimates_are_sane() -> None:
+    assert default_budget(500, 10) == 60 and default_budget(1_000_000, 50) == 900
+    assert 1 <= estimate_trials(30_000, 20, 30, 1, 2) < estimate_trials(30_000, 20, 300, 1, 2)
