@@ -15,6 +15,7 @@ import pandas as pd
 from .artifacts import clean_json, save_model
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
+from .featurize import featurization_summary
 from .metrics import resolve_metric, score_all
 from .models import load_portfolio, select_families
 from .prepare import Prepared, TableLike, prepare
@@ -169,16 +170,21 @@ class AutoML:
                           n_concurrent=n_concurrent, threads_per_trial=self._threads(self.prepared_, n_concurrent), pool=pool)
 
     def _score_test(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
+        self.test_predictions_ = None
         if p.X_test is None or len(p.X_test) == 0:
             return None, {}
+        predictions = pd.DataFrame({f"actual_{p.target}": p.y_test, "prediction": self.model_.predict(p.X_test)})
         if p.task.is_classification:
             raw = self.model_.predict_proba(p.X_test)
             order = [p.classes.index(c) for c in self.model_.classes_]
             proba = np.zeros((len(p.X_test), len(p.classes)))
             proba[:, order] = raw
+            for i, cls in enumerate(p.classes):
+                predictions[f"proba_{cls}"] = proba[:, i]
             metrics = score_all(p.task, p.codes(p.y_test), proba, p.pos_index)
         else:
-            metrics = score_all(p.task, np.asarray(p.y_test, dtype=float), self.model_.predict(p.X_test))
+            metrics = score_all(p.task, np.asarray(p.y_test, dtype=float), predictions["prediction"].to_numpy())
+        self.test_predictions_ = pd.concat([p.X_test.reset_index(drop=True), predictions], axis=1)
         return metrics.get(self.metric_.name), metrics
 
     def _card(self, p: Prepared, result: SearchResult) -> dict[str, Any]:
@@ -190,6 +196,7 @@ class AutoML:
             "metric": self.metric_.name, "greater_is_better": self.metric_.greater_is_better,
             "classes": p.classes, "positive_class": p.positive_class,
             "features": [c.to_dict() for c in p.columns],
+            "featurization": featurization_summary(self.model_, p.columns),
             "input_columns": [str(c) for c in p.X.columns],
             "best_model": best.family, "best_trial_id": best.trial_id, "hyperparameters": best.params,
             "validation": {"strategy": self.validation_.description, "score": best.score, "metrics": best.metrics},

@@ -17,6 +17,9 @@ from .prepare import TableLike, prepare
 from .results import Event
 
 
+TEST_PREDICTIONS = "test_predictions.csv"
+
+
 @dataclass(frozen=True)
 class ExperimentOutcome:
     experiment_id: str
@@ -44,6 +47,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         experiment_id = store.create_experiment(name or f"{target} ({prepared.task.value})", dataset_id=dataset_id,
                                                 task=prepared.task.value, metric=metric.name,
                                                 config={**config.to_dict(), "target": target})
+    else:  # created when queued, before the task and metric were known
+        store.update_experiment(experiment_id, task=prepared.task.value, metric=metric.name)
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
     automl = AutoML(config=config)
@@ -62,6 +67,11 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     model_path, card_path = automl.save(target_dir)
     store.register_artifact(experiment_id, model_path, "model")
     store.register_artifact(experiment_id, card_path, "model_card")
+    if automl.test_predictions_ is not None:
+        from .predict import safe_csv
+        predictions_path = target_dir / TEST_PREDICTIONS
+        safe_csv(automl.test_predictions_).to_csv(predictions_path, index=False)
+        store.register_artifact(experiment_id, predictions_path, "test_predictions")
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     status = "stopped" if stop_event.is_set() else "completed"

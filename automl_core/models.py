@@ -37,6 +37,7 @@ class ModelFamily:
     early_stopping: bool = False                    # fit() takes an eval set and reports best rounds
     max_rows: int | None = None                     # beyond this the family is too slow to be worth it
     relative_cost: float = 1.0                      # rough cost of a default trial, LightGBM = 1
+    dense_only: bool = False                        # cannot take a sparse matrix (text features)
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
@@ -166,7 +167,8 @@ for _family in [
     ModelFamily("lightgbm", "LightGBM", _lgbm_space, _lgbm_build, early_stopping=True, relative_cost=1.0),
     ModelFamily("linear", "Linear (logistic / ridge / elastic net)", _linear_space, _linear_build,
                 needs_scaling=True, relative_cost=0.5),
-    ModelFamily("hist_gradient_boosting", "Histogram gradient boosting", _hgb_space, _hgb_build, relative_cost=1.5),
+    ModelFamily("hist_gradient_boosting", "Histogram gradient boosting", _hgb_space, _hgb_build, relative_cost=1.5,
+                dense_only=True),
     ModelFamily("random_forest", "Random forest", _forest_space,
                 _forest_builder(RandomForestClassifier, RandomForestRegressor), relative_cost=3.0),
     ModelFamily("extra_trees", "Extra trees", _forest_space,

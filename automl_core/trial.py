@@ -16,9 +16,8 @@ import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from .featurize import build_featurizer
 from .metrics import score_all
 from .models import FAMILIES
 from .schema import ColumnInfo, Task
@@ -44,6 +43,7 @@ class TrainingData:
 def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[ColumnInfo], task: Task,
                     featurization: Any, seed: int) -> tuple:
     """Featurize every split once, in the parent: trials of every family reuse these matrices."""
+    from .featurize import build_featurizer  # workers never featurize, and skrub is slow to import
     folds = []
     for train_idx, val_idx in splits:
         featurizer = build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed)
@@ -96,10 +96,25 @@ def load_data(path: str) -> TrainingData:
     return _DATA[path]
 
 
-def _fold(path: str, data: TrainingData, fold: int, scale: bool) -> tuple:
-    key = (path, fold, scale)
+# A sparse matrix is densified for families that need it only up to this many cells (8 bytes each).
+MAX_DENSE_CELLS = 30_000_000
+
+
+def densifier(X: Any) -> FunctionTransformer:
+    """A pipeline step turning the featurizer's sparse output dense (public scipy callable)."""
+    if X.shape[0] * X.shape[1] > MAX_DENSE_CELLS:
+        raise ValueError(f"this model needs dense data, and {X.shape[0]:,} rows x {X.shape[1]:,} features "
+                         "is too large to densify")
+    return FunctionTransformer(type(X).toarray, accept_sparse=True)
+
+
+def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) -> tuple:
+    key = (path, fold, scale, dense)
     if key not in _FOLDS:
         Xt, Xv = data.folds[fold]
+        if dense and sparse.issparse(Xt):
+            densifier(Xt)  # raises when too large
+            Xt, Xv = Xt.toarray(), Xv.toarray()
         if scale:
             scaler = scaler_for(Xt).fit(Xt)
             Xt, Xv = scaler.transform(Xt), scaler.transform(Xv)
@@ -136,7 +151,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
     for fold, (train_idx, val_idx) in enumerate(data.splits):
-        Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling)
+        Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
         y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
         if spec.row_fraction < 1.0:
             keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
@@ -171,6 +186,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
 
 def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
     """The final model: featurizer + estimator fit on all training rows, with the original labels."""
+    from .featurize import build_featurizer
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_data(data_path)
@@ -180,6 +196,8 @@ def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int
                                       task=data.task, seed=seed)
         y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
         steps = [("features", featurizer)]
+        if family.dense_only and sparse.issparse(data.folds[0][0]):
+            steps.append(("dense", densifier(data.folds[0][0])))
         if family.needs_scaling:
             steps.append(("scale", scaler_for(data.folds[0][0])))
         steps.append(("model", family.build(params, data.task, threads, seed)))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from automl_core.errors import AutoMLInputError

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from studio.jobs import TEST_PREDICTIONS
+from automl_core.experiment import TEST_PREDICTIONS
 
 
 def _reader(path: Path):

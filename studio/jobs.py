@@ -15,7 +15,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 
 from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 #: Keys the studio keeps in an experiment's stored config next to the AutoMLConfig fields.
 #: They are removed again before ``AutoMLConfig.from_dict`` (see :func:`split_config`).
 STUDIO_KEYS = ("target", "studio")
-TEST_PREDICTIONS = "test_predictions.csv"
 
 
 @dataclass(frozen=True)
@@ -180,10 +178,6 @@ class JobRegistry:
                                      experiment_id=experiment_id)
             if outcome.error:
                 job.error = outcome.error
-            elif outcome.automl is not None:
-                automl = outcome.automl
-                store.update_experiment(experiment_id, task=automl.task_.value, metric=automl.metric_.name)
-                _save_test_predictions(store, experiment_id, automl)
         except AutoMLInputError as exc:  # bad input found before the search: one readable line
             job.error = str(exc)
             _fail(store, experiment_id, job.error)
@@ -201,25 +195,3 @@ def _fail(store: Any, experiment_id: str, error: str) -> None:
             store.set_status(experiment_id, "failed", error=error)
     except Exception:  # noqa: BLE001 -- the store itself may be the problem; the log has it
         log.exception("could not record failure of %s", experiment_id)
-
-
-def _save_test_predictions(store: Any, experiment_id: str, automl: Any) -> None:
-    """Write the model's predictions on the test rows as a CSV artifact (when there are test rows).
-
-    The engine scores the test data but does not keep the predictions; people want to download them.
-    """
-    from automl_core.predict import predict_frame, safe_csv
-
-    prepared = getattr(automl, "prepared_", None)
-    if prepared is None or prepared.X_test is None or len(prepared.X_test) == 0:
-        return
-    try:
-        scored = predict_frame(automl.model_, automl.card_, prepared.X_test)
-        out = pd.concat([prepared.X_test.reset_index(drop=True),
-                         pd.Series(prepared.y_test, name=f"actual_{prepared.target}"),
-                         scored.reset_index(drop=True)], axis=1)
-        path = store.artifact_dir(experiment_id) / TEST_PREDICTIONS
-        safe_csv(out).to_csv(path, index=False)
-        store.register_artifact(experiment_id, path, "test_predictions")
-    except Exception:  # noqa: BLE001 -- the model is saved; missing predictions must not fail the run
-        log.exception("could not save test predictions of %s", experiment_id)
