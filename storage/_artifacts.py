@@ -1,12 +1,13 @@
 """Artifact half of the store: files under ``<root>/artifacts/<experiment_id>/`` with checksums."""
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from automl_core.artifacts import sha256_file  # cheap: automl_core's package import is lazy
 
 from ._codec import frame_as_utc, utcnow
 
@@ -22,14 +23,6 @@ def check_id(experiment_id: str) -> str:
         raise ValueError(f"Invalid experiment id {experiment_id!r}: only letters, digits, '_' and '-' are allowed")
     return experiment_id
 
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (models can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ArtifactsMixin:

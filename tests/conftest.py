@@ -1,13 +1,10 @@
 """Shared test fixtures: where the shared datasets live, and a private store for every test."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+from shared_data import DATASETS as SHARED
 
 
 @pytest.fixture(scope="session")

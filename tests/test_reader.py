@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,7 @@ from automl_core.errors import AutoMLInputError
 from automl_core.reader import CsvSettings, read_table, sniff_csv, validate_training_frame
 
 
-def _datasets_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not default.exists() and os.environ.get("SHARED_DATASETS"):
-        return Path(os.environ["SHARED_DATASETS"])
-    return default
-
-
-DATASETS = _datasets_dir()
-needs_data = pytest.mark.skipif(not (DATASETS / "MANIFEST.tsv").exists(), reason="shared datasets not available")
+from shared_data import DATASETS, needs_data
 
 
 def _manifest() -> list[dict[str, str]]:

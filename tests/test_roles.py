@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,15 +14,7 @@ from automl_core.roles import clean_frame, infer_roles, parse_datetime_column
 from automl_core.schema import ColumnInfo, Role
 
 
-def _datasets_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not default.exists() and os.environ.get("SHARED_DATASETS"):
-        return Path(os.environ["SHARED_DATASETS"])
-    return default
-
-
-DATASETS = _datasets_dir()
-needs_data = pytest.mark.skipif(not (DATASETS / "MANIFEST.tsv").exists(), reason="shared datasets not available")
+from shared_data import DATASETS, needs_data
 
 
 def _roles(file: str, **kwargs) -> dict[str, ColumnInfo]:

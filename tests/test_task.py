@@ -1,8 +1,6 @@
 """Task detection and target preparation, on real datasets and small targets."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,15 +12,7 @@ from automl_core.schema import Task
 from automl_core.task import detect_task, prepare_target
 
 
-def _datasets_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not default.exists() and os.environ.get("SHARED_DATASETS"):
-        return Path(os.environ["SHARED_DATASETS"])
-    return default
-
-
-DATASETS = _datasets_dir()
-needs_data = pytest.mark.skipif(not (DATASETS / "MANIFEST.tsv").exists(), reason="shared datasets not available")
+from shared_data import DATASETS, needs_data
 
 
 def _frame(y, n_features: int = 1) -> pd.DataFrame:
