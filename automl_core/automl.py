@@ -45,8 +45,13 @@ class AutoML:
 
     def fit(self, train_data: TableLike, target: str, *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None, callbacks: Iterable[Callback] = (),
-            stop_event: threading.Event | None = None, prepared: Prepared | None = None) -> "AutoML":
-        """Search for the best model within the configured limits and refit it on all training rows."""
+            stop_event: threading.Event | None = None, prepared: Prepared | None = None,
+            first_trial_id: int = 1, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> "AutoML":
+        """Search for the best model within the configured limits and refit it on all training rows.
+
+        ``first_trial_id`` and ``warm_start`` (family, hyperparameters) let a resumed experiment
+        continue its trial numbering and start from its best earlier configurations.
+        """
         clock = Clock(self.config.time_budget)
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
@@ -66,7 +71,8 @@ class AutoML:
                      metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
                      columns=[c.to_dict() for c in prepared.columns], notes=prepared.notes,
                      time_budget=self.config.time_budget)
-                result = self._search(data_path, families, plan, clock, emit, stop_event, pool, n_concurrent)
+                result = self._search(data_path, families, plan, clock, emit, stop_event, pool, n_concurrent,
+                                          first_trial_id, list(warm_start))
                 self.search_ = result
                 if result.best is None:
                     reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
@@ -151,12 +157,13 @@ class AutoML:
         return max(1, self.config.cores // n_concurrent)
 
     def _search(self, data_path: str, families: list, plan: ValidationPlan, clock: Clock, emit: Emitter,
-                stop_event: threading.Event, pool: Any, n_concurrent: int) -> SearchResult:
+                stop_event: threading.Event, pool: Any, n_concurrent: int, first_trial_id: int,
+                warm_start: list[tuple[str, dict[str, Any]]]) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
         n_rows = len(self.prepared_.X)
         portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
-        scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic)
+        scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic, warm_start)
         train_fold = np.mean([len(tr) for tr, _ in plan.splits])
 
         def refit_reserve(best: TrialResult | None) -> float:
@@ -167,7 +174,8 @@ class AutoML:
 
         return run_search(data_path=data_path, families=families, scheduler=scheduler, metric=self.metric_,
                           config=cfg, clock=clock, emit=emit, stop_event=stop_event, refit_reserve=refit_reserve,
-                          n_concurrent=n_concurrent, threads_per_trial=self._threads(self.prepared_, n_concurrent), pool=pool)
+                          n_concurrent=n_concurrent, threads_per_trial=self._threads(self.prepared_, n_concurrent), pool=pool,
+                          first_trial_id=first_trial_id)
 
     def _score_test(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
         self.test_predictions_ = None

@@ -34,11 +34,13 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                    name: str | None = None, dataset_id: str | None = None,
                    callbacks: Iterable[Callable[[Event], None]] = (),
                    stop_event: threading.Event | None = None, out_dir: str | Path | None = None,
-                   experiment_id: str | None = None) -> ExperimentOutcome:
+                   experiment_id: str | None = None, resume: bool = False) -> ExperimentOutcome:
     """Prepare, create the experiment record, search, save the model; the store sees every trial.
 
     Raises AutoMLInputError for bad input, before anything is written. ``experiment_id`` continues a
-    record created earlier (the studio creates it when the job is queued).
+    record created earlier (the studio creates it when the job is queued). With ``resume`` the record's
+    finished trials are kept, numbering continues after them, and the search starts from the best
+    three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
     from .metrics import resolve_metric
@@ -49,12 +51,15 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                                                 config={**config.to_dict(), "target": target})
     else:  # created when queued, before the task and metric were known
         store.update_experiment(experiment_id, task=prepared.task.value, metric=metric.name)
+    first_trial_id, warm_start = 1, []
+    if resume and experiment_id is not None:
+        first_trial_id, warm_start = _earlier_trials(store, experiment_id, metric)
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
     automl = AutoML(config=config)
     try:
         automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), *callbacks],
-                   stop_event=stop_event)
+                   stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
                                 best_score=None, test_score=None, model_path=None, summary={"error": str(exc)})
@@ -80,3 +85,14 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),
                             summary=automl.card_)
     return ExperimentOutcome(experiment_id, status, automl, model_path)
+
+
+def _earlier_trials(store: Any, experiment_id: str, metric: Any) -> tuple[int, list[tuple[str, dict]]]:
+    """The next trial id and the best three earlier configurations of an experiment being resumed."""
+    trials = store.trials(experiment_id)
+    if trials.empty:
+        return 1, []
+    ok = trials[trials["status"] == "ok"].copy()
+    ok["_loss"] = [metric.loss(s) for s in ok["score"]]
+    best = ok.sort_values("_loss").head(3)
+    return int(trials["trial_id"].max()) + 1, [(r.family, dict(r.params)) for r in best.itertuples()]

@@ -58,15 +58,16 @@ class FamilyState:
 
 class Scheduler:
     def __init__(self, families: list[ModelFamily], task: Task, portfolio: dict[str, list[dict[str, Any]]],
-                 seed: int, deterministic: bool) -> None:
+                 seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> None:
         self.task = task
         self.deterministic = deterministic
         self.states = {}
         for i, family in enumerate(families):
             sampler = optuna.samplers.TPESampler(seed=seed + i, multivariate=True, n_startup_trials=4)
             self.states[family.name] = FamilyState(family, optuna.create_study(direction="minimize", sampler=sampler))
-        # Portfolio: the first configuration of each family, then the rest, round-robin.
-        self.warm: list[tuple[str, dict[str, Any]]] = []
+        # Given configurations first (a resumed run's best), then the portfolio: the first
+        # configuration of each family, then the rest, round-robin.
+        self.warm: list[tuple[str, dict[str, Any]]] = [(f, p) for f, p in warm_start if f in self.states]
         depth = max((len(portfolio.get(f.name, [])) for f in families), default=0)
         for level in range(depth):
             for family in families:

@@ -120,11 +120,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
 
 
 def _resume(exp: dict[str, Any]) -> None:
-    """Offer Resume for an interrupted run: a new experiment with the remaining budget.
-
-    The engine numbers trials from 0 per run, so continuing the same record would overwrite its
-    trials; a new record that names the old one keeps both intact.
-    """
+    """Offer Resume for an interrupted run: the same experiment continues with the remaining budget."""
     st.warning("The server stopped while this experiment was running; its finished trials are kept.",
                icon=":material/warning:")
     cfg = exp.get("config") or {}
@@ -138,15 +134,14 @@ def _resume(exp: dict[str, Any]) -> None:
     if st.button(f"Resume with the remaining budget ({left})", key="resume_training", type="primary",
                  icon=":material/replay:"):
         try:
-            spec = spec_from_experiment(exp, config_changes=changes, resumed_from=exp["experiment_id"],
-                                        name=f"{exp.get('name')} (resumed)")
+            spec = spec_from_experiment(exp, config_changes=changes)
         except AutoMLInputError as exc:
             st.error(str(exc))
             return
-        new_id = get_jobs().start(get_store(), spec, task=exp.get("task"), metric=exp.get("metric"))
-        wizard()["experiment_id"] = new_id
-        go("Train", experiment=new_id)
-    st.caption("Resume starts a new experiment on the same dataset and settings; this one stays in the history.")
+        experiment_id = get_jobs().start(get_store(), spec, resume_id=exp["experiment_id"])
+        wizard()["experiment_id"] = experiment_id
+        go("Train", experiment=experiment_id)
+    st.caption("Resume keeps the finished trials and continues the same experiment, starting from its best settings.")
 
 
 def main() -> None:

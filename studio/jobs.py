@@ -101,7 +101,8 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, store: Any, spec: JobSpec, *, task: str | None = None, metric: str | None = None) -> str:
+    def start(self, store: Any, spec: JobSpec, *, task: str | None = None, metric: str | None = None,
+              resume_id: str | None = None) -> str:
         """Create the experiment record (status ``queued``) and start its training thread.
 
         The record exists before the thread runs, so the live page can show it at once.
@@ -111,6 +112,8 @@ class JobRegistry:
             spec: what to train.
             task, metric: the resolved task and metric to record while the run starts (the config
                 may say "auto"); the engine's final choice is written when it finishes.
+            resume_id: continue this (interrupted) experiment's record instead of creating one:
+                its trials are kept and the search starts from its best configurations.
 
         Returns:
             The experiment id.
@@ -118,9 +121,14 @@ class JobRegistry:
         task = task or spec.config.task
         metric = metric or spec.config.metric
         name = spec.name or f"{spec.target} ({task})"
-        experiment_id = store.create_experiment(name, dataset_id=spec.dataset_id, task=task, metric=metric,
-                                                config=spec.stored_config())
-        job = Job(experiment_id, threading.Thread(target=self._run, args=(store, spec, experiment_id),
+        if resume_id is None:
+            experiment_id = store.create_experiment(name, dataset_id=spec.dataset_id, task=task, metric=metric,
+                                                    config=spec.stored_config())
+        else:
+            experiment_id = resume_id
+            store.set_status(experiment_id, "queued")
+        job = Job(experiment_id, threading.Thread(target=self._run, args=(store, spec, experiment_id,
+                                                                          resume_id is not None),
                                                   name=f"automl-{experiment_id}", daemon=True))
         with self._lock:
             self._jobs[experiment_id] = job
@@ -164,7 +172,7 @@ class JobRegistry:
 
     # --- the thread ----------------------------------------------------------------------------
 
-    def _run(self, store: Any, spec: JobSpec, experiment_id: str) -> None:
+    def _run(self, store: Any, spec: JobSpec, experiment_id: str, resume: bool = False) -> None:
         """Body of the training thread: load data, search, save test predictions. Never raises."""
         from automl_core.experiment import run_experiment
 
@@ -175,7 +183,7 @@ class JobRegistry:
             valid = store.load_dataset(spec.validation_dataset_id) if spec.validation_dataset_id else None
             outcome = run_experiment(store, train, spec.target, spec.config, test_data=test, validation_data=valid,
                                      dataset_id=spec.dataset_id, stop_event=job.stop_event,
-                                     experiment_id=experiment_id)
+                                     experiment_id=experiment_id, resume=resume)
             if outcome.error:
                 job.error = outcome.error
         except AutoMLInputError as exc:  # bad input found before the search: one readable line

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from automl_core.results import TrialResult
+
 from studio_fixtures import APP, app, stop_all_jobs, status_word, texts, wait_for  # noqa: F401  (fixture)
 
 IRIS = "Iris flowers (multiclass classification)"
@@ -257,6 +259,9 @@ def test_interrupted_experiment_offers_resume(app: AppTest) -> None:
     old = store.create_experiment("iris run", dataset_id=dataset_id, task="multiclass", metric="log_loss",
                                   config=config)
     store.set_status(old, "running")
+    earlier = TrialResult(1, "linear", {"C": 1.0, "class_weight": "none"}, "ok", 0.2, {"log_loss": 0.2},
+                          0.1, 0.01, 1.0, 2.0)
+    store.add_trial(old, earlier)
     store.set_status(old, "interrupted")  # what mark_interrupted does after a server restart
     app.switch_page("pages/train.py").run()
     app.query_params["experiment"] = old
@@ -264,10 +269,16 @@ def test_interrupted_experiment_offers_resume(app: AppTest) -> None:
     no_crash(app)
     assert status_word(app) == "Interrupted"
     resume = app.button(key="resume_training")
-    assert "40 s" in resume.label
+    assert "38 s" in resume.label  # 40 s less the 2 s its finished trial had used
     resume.click().run()
     no_crash(app)
-    new = app.session_state["wizard"]["experiment_id"]
-    assert new != old
-    assert store.get_experiment(new)["config"]["studio"]["resumed_from"] == old
-    stop_all_jobs()
+    # the same record continues: the earlier trial is kept, numbering goes on, its settings come first
+    assert app.session_state["wizard"]["experiment_id"] == old
+    from studio.state import get_jobs
+    get_jobs().join(old, 180)
+    exp = store.get_experiment(old)
+    assert exp["status"] == "completed", exp.get("error")
+    trials = store.trials(old).sort_values("trial_id")
+    assert trials["trial_id"].iloc[0] == 1 and trials["score"].iloc[0] == 0.2
+    assert trials["trial_id"].iloc[1] == 2 and trials["family"].iloc[1] == "linear"
+    assert trials["params"].iloc[1]["C"] == 1.0
