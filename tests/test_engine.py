@@ -12,6 +12,9 @@ from sklearn.metrics import roc_auc_score
 from automl_core import AutoML, AutoMLInputError
 from automl_core.predict import load_model, predict_frame
 
+# Whole searches with real budgets: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
+
 
 def test_binary_bank_marketing_with_test_file(shared, tmp_path):
     train = pd.read_csv(shared / "bank_marketing_train.csv").sample(6000, random_state=0)

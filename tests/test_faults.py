@@ -1,11 +1,13 @@
 """A trial that raises, one whose process dies and one that hangs are recorded, and the search goes on."""
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 
 from automl_core.models import FAMILIES
+
+# Whole searches with real budgets: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
