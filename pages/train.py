@@ -155,7 +155,7 @@ def main() -> None:
     exp = get_store().get_experiment(experiment_id)
     st.subheader(exp.get("name") or experiment_id)
     cfg = exp.get("config") or {}
-    st.caption(f"{experiment_id} · dataset **{exp.get('dataset_name') or exp.get('dataset_id')}** · "
+    st.caption(f"{experiment_id} · dataset **{exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line'}** · "
                f"target **{cfg.get('target')}** · {exp.get('task')} · metric {exp.get('metric')}")
     is_live = exp["status"] in live.LIVE
     st.fragment(run_every=POLL_SECONDS if is_live else None)(_live_body)(experiment_id, is_live)

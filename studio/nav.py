@@ -38,8 +38,27 @@ def _done() -> dict[str, bool]:
             "Results": False, "Experiments": False}
 
 
+def _ensure_app_navigation() -> None:
+    """Make a deep link (``/results``) on a freshly started server go through app.py.
+
+    Streamlit keeps its legacy behaviour for a ``pages/`` folder until some session has run
+    ``st.navigation``: until then a deep link runs the page file alone, without app.py's layout and
+    navigation (raw file names in the sidebar). Switching the flag and rerunning sends this session,
+    and every later one, through app.py. The flag is Streamlit's own (runtime/pages_manager.py).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # Only on a session's first run: a rerun later would swallow the click that caused it.
+    first_run = not st.session_state.get("_app_navigation")
+    st.session_state["_app_navigation"] = True
+    if first_run and PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def step_header(current: str) -> None:
     """Title plus a row of links, one per step: done steps ticked, the current one marked."""
+    _ensure_app_navigation()
     # Streamlit's default top padding wastes a fifth of a 800 px high screen.
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;}</style>")
     done = _done()

@@ -125,6 +125,21 @@ def _score_in_fresh_python(folder: Path) -> float:
     return float(result["auc"])
 
 
+def test_cold_deep_link_goes_through_app_navigation(server) -> None:
+    """First request to a fresh server is a deep link (a reload after a restart): still the wizard."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{url}/results")
+        page.get_by_text("Step 5 of 6").wait_for(timeout=60_000)
+        links = [e.inner_text().split("\n")[-1] for e in page.query_selector_all('[data-testid="stSidebarNavLink"]')]
+        browser.close()
+    assert links == ["Data", "Task", "Configure", "Train", "Results", "Experiments"]
+
+
 def test_wizard_end_to_end(server, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
