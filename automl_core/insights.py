@@ -1,0 +1,56 @@
+"""What an experiment learns about its data and model besides the model itself: guardrails and
+explanations, recorded in the store while the experiment runs (``run_experiment`` wires them in).
+
+Data guardrails are stored as soon as the search announces its validation plan, before the first
+trial, so the live page shows them; model guardrails and explanations after the model is saved.
+Neither may cost the experiment its model: a failure is recorded in the summary instead.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from .guardrails import GUARDRAILS_FILE, Guardrail, check_model, data_callback, to_json
+from .results import Event
+
+
+class DataChecks:
+    """The search callback that runs the data guardrails, and what it found."""
+
+    def __init__(self, store: Any, experiment_id: str, prepared: Any, config: Any, metric: Any) -> None:
+        self.found: list[Guardrail] = []
+        self._store, self._id = store, experiment_id
+        self.callback: Callable[[Event], None] = data_callback(prepared, config, metric, self._keep)
+
+    def _keep(self, found: list[Guardrail]) -> None:
+        self.found = found
+        self._store.update_experiment(self._id, summary={"guardrails": to_json(found, [])})
+
+
+def record_after_training(store: Any, experiment_id: str, automl: Any, folder: Path,
+                          data_checks: DataChecks) -> dict[str, Any]:
+    """Model guardrails and explanations into ``folder`` (registered as artifacts); returns the
+    summary entries (``guardrails``, ``explanations``) for the experiment record."""
+    from .explain import save_explanation
+    out: dict[str, Any] = {}
+    try:
+        model_checks = check_model(automl.card_, automl.prepared_, automl.model_, automl.metric_)
+    except Exception as exc:  # a broken check must not lose the trained model
+        model_checks = []
+        out["guardrails_error"] = f"{type(exc).__name__}: {exc}"
+    out["guardrails"] = to_json(data_checks.found, model_checks)
+    path = Path(folder) / GUARDRAILS_FILE
+    path.write_text(json.dumps(out["guardrails"], indent=1))
+    store.register_artifact(experiment_id, path, "guardrails")
+    store.add_event(experiment_id, Event("message", round(getattr(automl, "wall_seconds_", 0.0), 3),
+                                         {"text": "Explaining the model (SHAP on a row sample)"}))
+    try:
+        explanation = automl.explain()
+        for file in save_explanation(explanation, folder):
+            store.register_artifact(experiment_id, file, "explanations")
+        out["explanations"] = {"method": explanation.method, "seconds": round(explanation.seconds, 3),
+                               "n_rows": explanation.n_rows}
+    except Exception as exc:  # explanations are a bonus; the model stands without them
+        out["explanations"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
