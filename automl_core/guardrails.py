@@ -45,6 +45,10 @@ class Guardrail:
         return {**asdict(self), "columns": list(self.columns)}
 
 
+def _count(n: int, what: str = "column") -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def _listed(items: list[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
@@ -73,7 +77,7 @@ def _missing(p: Prepared, config: AutoMLConfig) -> Guardrail:
     disguised = f" Disguised missing values such as {', '.join(repr(t) for t in tokens[:4])} were counted too." if tokens else ""
     how = ("numbers with the column median plus a was-missing indicator, categories as a '(missing)' level, "
            "text as empty" if config.featurization != "off" else "numbers with the column median, categories as their own code")
-    return Guardrail("Missing values", DONE, f"{len(cols)} column(s) have missing values: {_listed(parts)}.{disguised}",
+    return Guardrail("Missing values", DONE, f"{_count(len(cols))} {'have' if len(cols) > 1 else 'has'} missing values: {_listed(parts)}.{disguised}",
                      f"Imputed inside the model ({how}); the same happens when it predicts.", tuple(c.name for c in cols))
 
 
@@ -94,7 +98,7 @@ def _by_role(p: Prepared, name: str) -> Guardrail:
     if not cols:
         return Guardrail(name, PASSED, f"No column {what[0]}.", "Nothing to do.")
     detail = [f"'{c.name}' ({c.n_unique:,} distinct)" if c.role is Role.HIGH_CARDINALITY else f"'{c.name}'" for c in cols]
-    return Guardrail(name, DONE, f"{len(cols)} column(s) {what[1] if len(cols) > 1 else what[0]}: {_listed(detail)}.", action,
+    return Guardrail(name, DONE, f"{_count(len(cols))} {what[1] if len(cols) > 1 else what[0]}: {_listed(detail)}.", action,
                      tuple(c.name for c in cols))
 
 

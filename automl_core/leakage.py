@@ -34,6 +34,7 @@ NEAR_PERFECT_AUC = 0.98
 NEAR_PERFECT_R2 = 0.90
 UNIQUE_LOSS = 0.10
 CANDIDATES = 3  # columns given the leave-one-out test: the strongest alone
+SMALL_SAMPLE = 2000
 
 
 @dataclass(frozen=True)
@@ -122,21 +123,29 @@ def _leave_one_out(matrix: object, y: np.ndarray, task: Task, by_column: dict[st
                    candidates: list[str], seed: int) -> tuple[float, dict[str, float]]:
     """A quick LightGBM on every feature, then without each candidate column: the score each loses."""
     import lightgbm as lgb
-    stratify = y if task.is_classification and np.bincount(y).min() >= 2 else None
-    train, valid = train_test_split(np.arange(len(y)), test_size=1 / 3, random_state=seed, stratify=stratify)
+    stratified = task.is_classification and np.bincount(y).min() >= 3
+    rows = np.arange(len(y))
+    if len(y) >= SMALL_SAMPLE:
+        splits = [train_test_split(rows, test_size=1 / 3, random_state=seed, stratify=y if stratified else None)]
+    else:  # a holdout of a few dozen rows is too noisy to judge a 0.1 loss: cross-validate
+        splits = list((StratifiedKFold if stratified else KFold)(3, shuffle=True, random_state=seed).split(rows, y))
     csr = matrix.tocsr() if sparse.issparse(matrix) else matrix
+    params = dict(n_estimators=100, num_leaves=15, learning_rate=0.1, min_child_samples=10, n_jobs=1,
+                  random_state=seed, verbose=-1)
 
     def score(keep: np.ndarray) -> float:
-        params = dict(n_estimators=100, num_leaves=15, learning_rate=0.1, min_child_samples=10, n_jobs=1,
-                      random_state=seed, verbose=-1)
         Xk = csr[:, keep]
+        valid = np.concatenate([v for _, v in splits])
+        pred = np.zeros(len(y)) if task is Task.REGRESSION else np.zeros((len(y), int(y.max()) + 1))
+        for train, val in splits:
+            if task is Task.REGRESSION:
+                pred[val] = lgb.LGBMRegressor(**params).fit(Xk[train], y[train]).predict(Xk[val])
+            else:
+                model = lgb.LGBMClassifier(**params).fit(Xk[train], y[train])
+                pred[np.ix_(val, model.classes_)] = model.predict_proba(Xk[val])
         if task is Task.REGRESSION:
-            model = lgb.LGBMRegressor(**params).fit(Xk[train], y[train])
-            return float(r2_score(y[valid], model.predict(Xk[valid])))
-        model = lgb.LGBMClassifier(**params).fit(Xk[train], y[train])
-        proba = np.zeros((len(valid), int(y.max()) + 1))
-        proba[:, model.classes_] = model.predict_proba(Xk[valid])
-        return _auc(y[valid], proba)
+            return float(r2_score(y[valid], pred[valid]))
+        return _auc(y[valid], pred[valid])
 
     everything = np.arange(matrix.shape[1])
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from studio.charts import compare_metrics_chart, score_vs_time_chart
 from studio.downloads import artifact_paths, model_downloads
 from studio.nav import step_header
 from studio.state import friendly, get_store, wizard
+from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -145,6 +146,14 @@ def _predict(experiment_id: str) -> None:
                        key="download_predictions", type="primary", icon=":material/download:", on_click="ignore")
 
 
+def _understand(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.DataFrame) -> None:
+    """Evaluation charts and explanations (issue #6), drawn by studio.understand."""
+    st.subheader("Evaluation")
+    evaluation_section(store, experiment_id, exp, trials)
+    st.subheader("Explanations")
+    explanations_section(store, experiment_id, exp)
+
+
 def main() -> None:
     step_header("Results")
     experiment_id = _choose_experiment()
@@ -158,6 +167,7 @@ def main() -> None:
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or "score"
     _scores(exp)
+    guardrails_section(exp)
     model_downloads(store, experiment_id)
     if trials.empty:
         st.info("This experiment recorded no trials.")
@@ -165,6 +175,7 @@ def main() -> None:
     picked = _leaderboard(trials, metric)
     st.subheader("Compare")
     _compare(trials, metric, picked)
+    _understand(store, experiment_id, exp, trials)
     st.subheader("Model details")
     _details(exp, trials, picked)
     st.divider()
