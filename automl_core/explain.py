@@ -37,7 +37,7 @@ from .schema import ColumnInfo, Task
 EXPLANATION_FILE = "explanations.json"
 EXPLANATION_ROWS = "explanations.parquet"
 SAMPLE_ROWS = 2000           # SHAP rows when the explainer is fast
-BUDGET_SECONDS = 10.0        # for slow explainers: fewer rows, then permutation importance
+BUDGET_SECONDS = 6.0         # SHAP on fewer rows when slow; then permutation importance in the same time
 MIN_SHAP_ROWS = 100
 TOP_FEATURES = 50
 
@@ -98,7 +98,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
         warnings.simplefilter("ignore")
         shap_out = _shap(model, sample, task, explained, budget_seconds)
     if shap_out is None:
-        return _permutation(model, X, y, raw, task, classes, metric, seed, start, mapping)
+        return _permutation(model, X, y, raw, task, classes, metric, seed, start, budget_seconds)
     values, base, method, output, n = shap_out          # values: (n, K, F)
     sample = sample.iloc[:n]
     raw_values = values @ to_raw                         # (n, K, C)
@@ -139,20 +139,49 @@ def _class_index(est: Any, label: Any) -> int:
     return [str(c) for c in est.classes_].index(str(label))
 
 
-def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
-    kind = type(est).__module__.split(".")[0], type(est).__name__
-    if kind[0] == "lightgbm":
-        return _lightgbm(est, X, task, explained)
+def _kind(est: Any) -> str | None:
+    """Which explainer fits the estimator: "lightgbm", "linear", "forest", "boosting" or None."""
+    module, name = type(est).__module__.split(".")[0], type(est).__name__
+    if module == "lightgbm":
+        return "lightgbm"
     if hasattr(est, "coef_") and hasattr(est, "intercept_"):
-        return _linear(est, X, task, explained)
-    if kind[0] == "sklearn" and any(k in kind[1] for k in ("Forest", "ExtraTrees", "HistGradientBoosting", "DecisionTree")):
-        return _tree_shap(est, X, task, explained, budget)
+        return "linear"
+    if module == "sklearn" and "HistGradientBoosting" in name:
+        return "boosting"
+    if module == "sklearn" and any(k in name for k in ("Forest", "ExtraTrees", "DecisionTree")):
+        return "forest"
     return None
 
 
-def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any]):
+def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
+    kind = _kind(est)
+    if kind == "lightgbm":
+        return _lightgbm(est, X, task, explained, budget)
+    if kind == "linear":
+        return _linear(est, X, task, explained)
+    if kind in ("forest", "boosting"):
+        return _tree_shap(est, X, task, explained, budget, kind == "forest")
+    return None
+
+
+def _in_budget(compute: Any, X: np.ndarray, budget: float, first: int = 100) -> np.ndarray | None:
+    """``compute`` on as many leading rows of ``X`` as fit in ``budget`` seconds, judged from the
+    first ``first`` rows; None when not even MIN_SHAP_ROWS fit."""
+    start = time.perf_counter()
+    head = np.asarray(compute(X[:first]))
+    per_row = (time.perf_counter() - start) / max(len(X[:first]), 1)
+    n = int(min(len(X), max(len(head), budget / max(per_row, 1e-9))))
+    if n < min(MIN_SHAP_ROWS, len(X)):
+        return None
+    return np.concatenate([head, np.asarray(compute(X[len(head):n]))]) if n > len(head) else head
+
+
+def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
     X = _dense(X)
-    contrib = np.asarray(est.booster_.predict(X, pred_contrib=True))
+    contrib = _in_budget(lambda part: est.booster_.predict(part, pred_contrib=True), X, budget)
+    if contrib is None:
+        return None
+    X = X[:len(contrib)]
     f = X.shape[1]
     if task is Task.MULTICLASS:
         per = contrib.reshape(len(X), -1, f + 1)                   # (n, K, F+1), classes in est.classes_ order
@@ -188,21 +217,15 @@ def _linear(est: Any, X: Any, task: Task, explained: list[Any]):
     return values, base, "exact (linear coefficients)", "raw score (log-odds) of each class", len(X)
 
 
-def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
+def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float, is_forest: bool):
     import shap
     X = _dense(X)
     explainer = shap.TreeExplainer(est)
-    start = time.perf_counter()
-    probe = X[:50]
-    first = np.asarray(explainer.shap_values(probe, check_additivity=False))
-    per_row = (time.perf_counter() - start) / len(probe)
-    n = int(min(len(X), max(len(probe), budget / max(per_row, 1e-9))))
-    if n < min(MIN_SHAP_ROWS, len(X)):
+    values = _in_budget(lambda part: explainer.shap_values(part, check_additivity=False), X, budget, first=50)
+    if values is None:
         return None
-    rest = np.asarray(explainer.shap_values(X[len(probe):n], check_additivity=False)) if n > len(probe) else first[:0]
-    values = np.concatenate([first, rest]) if rest.size else first
+    n = len(values)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    is_forest = "Forest" in type(est).__name__ or "ExtraTrees" in type(est).__name__ or "DecisionTree" in type(est).__name__
     method = f"tree SHAP (shap.TreeExplainer, {n:,} rows in the time budget)"
     if task is Task.REGRESSION:
         return values[:, None, :], base[:1], method, "predicted value", n
@@ -222,6 +245,11 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
         return None
     weights = np.asarray(est.weights if est.weights is not None else np.ones(len(est.estimators_)), dtype=float)
     weights = weights / weights.sum()
+    lasts = [m[-1] if hasattr(m, "steps") else m for m in est.estimators_]
+    kinds = {_kind(m) for m in lasts}
+    # Forests explain probabilities, the others log-odds: a sum across scales would mean nothing.
+    if None in kinds or (task.is_classification and len({k == "forest" for k in kinds}) > 1):
+        return None
     # Members were fit on encoded labels (0..K-1): explain the codes of the explained classes.
     codes = [[str(c) for c in est.classes_].index(str(c)) for c in explained] if task.is_classification else explained
     parts, outputs, n = [], set(), None
@@ -249,10 +277,17 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
 
 
 def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], task: Task, classes: list[Any] | None,
-                 metric: Metric, seed: int, start: float, mapping: dict[str, str]) -> Explanation:
+                 metric: Metric, seed: int, start: float, budget: float) -> Explanation:
     """How much the metric drops when one raw column's values are shuffled (whole pipeline, global only)."""
     from sklearn.inspection import permutation_importance
-    rows = np.sort(np.random.default_rng(seed + 1).choice(len(X), min(SAMPLE_ROWS, len(X)), replace=False))
+    repeats = 3
+    # Each repeat predicts every column shuffled once: size the sample so that fits the budget.
+    probe = X.iloc[:200]
+    tick = time.perf_counter()
+    (model.predict_proba if task.is_classification else model.predict)(probe)
+    per_row = (time.perf_counter() - tick) / len(probe)
+    n = int(np.clip(budget / max(per_row * (len(raw) * repeats + 1), 1e-9), min(200, len(X)), min(SAMPLE_ROWS, len(X))))
+    rows = np.sort(np.random.default_rng(seed + 1).choice(len(X), n, replace=False))
     Xs, ys = X.iloc[rows][raw].reset_index(drop=True), np.asarray(y)[rows]
     score = scorer(metric, task)
     lookup = {c: i for i, c in enumerate(classes or [])}
@@ -268,7 +303,7 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = permutation_importance(model, Xs, truth, scoring=scoring, n_repeats=3, random_state=seed)
+        result = permutation_importance(model, Xs, truth, scoring=scoring, n_repeats=repeats, random_state=seed)
     features = pd.DataFrame(columns=["feature", "column", "importance"])
     return Explanation("permutation importance (raw columns, whole pipeline)",
                        f"drop in {metric.name} when the column is shuffled", raw,

@@ -8,7 +8,6 @@ Widget keys (stable, for tests): ``eval_split``, ``eval_model``, ``eval_threshol
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import streamlit as st
 from automl_core import evaluation as ev
 from automl_core.explain import EXPLANATION_FILE, load_explanation
 from automl_core.metrics import METRICS
+from automl_core.predictions import FILES as PREDICTION_FILES, Predictions, load_predictions
 from automl_core.schema import Task
 from studio import eval_charts as charts
 from studio import live
@@ -48,55 +48,15 @@ def guardrails_section(exp: dict[str, Any], *, expanded: bool | None = None) -> 
 
 # ------------------------------------------------------------------------------------ predictions
 
-@dataclass(frozen=True)
-class _Predictions:
-    """The shape of ``automl_core.predictions.Predictions`` (until the engine writes them, the test
-    predictions CSV is read into it)."""
-
-    y_true: np.ndarray
-    classes: list[Any] | None
-    task: str
-    models: dict[int, np.ndarray]
-
-
-def _from_test_csv(folder: Path, card: dict[str, Any]) -> _Predictions | None:
-    path = folder / "test_predictions.csv"
-    if not path.is_file() or not card.get("best_trial_id"):
-        return None
-    frame = pd.read_csv(path)
-    y = frame[f"actual_{card['target']}"].to_numpy()
-    classes = card.get("classes")
-    if classes:
-        return _Predictions(y, classes, card["task"], {int(card["best_trial_id"]): frame[[f"proba_{c}" for c in classes]].to_numpy(float)})
-    return _Predictions(y, None, card["task"], {int(card["best_trial_id"]): frame["prediction"].to_numpy(float)})
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
-def _load(folder: str, split: str, stamp: float, card: dict[str, Any]) -> _Predictions | None:
-    try:
-        from automl_core.predictions import load_predictions  # the engine's own, when it has landed
-    except ImportError:
-        return _from_test_csv(Path(folder), card) if split == "test" else None
-    try:
-        p = load_predictions(folder, split)
-    except FileNotFoundError:
-        return None
-    return None if p is None else _Predictions(np.asarray(p.y_true), p.classes, str(getattr(p.task, "value", p.task)),
-                                               {int(k): np.asarray(v) for k, v in p.models.items()})
+def _load(folder: str, split: str, stamp: float) -> Predictions | None:
+    """One stored prediction set (``stamp``: the file's mtime, so a rewritten file is read again)."""
+    return load_predictions(folder, split)
 
 
-def _codes(p: _Predictions) -> np.ndarray:
-    """Class codes 0..K-1 of the truth, whether it was stored as labels or as codes."""
-    names = [str(c) for c in p.classes]
-    as_text = [str(v) for v in p.y_true]
-    if all(v in names for v in as_text):
-        return np.array([names.index(v) for v in as_text])
-    return np.asarray(p.y_true, dtype=int)
-
-
-def _stamp(folder: Path) -> float:
-    files = [folder / n for n in ("predictions_validation.parquet", "predictions_test.parquet", "test_predictions.csv")]
-    return max([f.stat().st_mtime for f in files if f.is_file()], default=0.0)
+def _stamp(folder: Path, split: str) -> float:
+    path = folder / PREDICTION_FILES[split]
+    return path.stat().st_mtime if path.is_file() else 0.0
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -105,12 +65,10 @@ def evaluation_section(store: Any, experiment_id: str, exp: dict[str, Any], tria
     """Charts of one model's validation (out-of-fold) or test predictions, and its honest score."""
     card = exp.get("summary") or {}
     folder = store.artifact_dir(experiment_id)
-    stamp = _stamp(folder)
-    sets = {s: p for s in ("validation", "test") if (p := _load(str(folder), s, stamp, _card_key(card))) is not None}
+    sets = {s: p for s in ("validation", "test") if (p := _load(str(folder), s, _stamp(folder, s))) is not None}
     with st.container(key="evaluation"):
         if not sets:
-            st.caption("No stored predictions for this experiment: give test data on the Configure step to get "
-                       "charts of the final model.")
+            st.caption("No stored predictions for this experiment (it was trained before they were kept).")
             return
         labels = {"validation": "Validation (out-of-fold)", "test": "Test data"}
         split = st.radio("Predictions", list(sets), format_func=labels.get, horizontal=True, key="eval_split",
@@ -128,19 +86,14 @@ def evaluation_section(store: Any, experiment_id: str, exp: dict[str, Any], tria
         _honest(p, trial, ids, name, exp, split)
 
 
-def _card_key(card: dict[str, Any]) -> dict[str, Any]:
-    """The part of the card the loaders need (hashable for the cache, small)."""
-    return {k: card.get(k) for k in ("target", "task", "classes", "best_trial_id", "positive_class")}
-
-
-def _pos_index(p: _Predictions, card: dict[str, Any]) -> int:
+def _pos_index(p: Predictions, card: dict[str, Any]) -> int:
     names = [str(c) for c in p.classes]
     pos = card.get("positive_class")
     return names.index(str(pos)) if pos is not None and str(pos) in names else 1
 
 
-def _classification(p: _Predictions, trial: int, card: dict[str, Any]) -> None:
-    y, proba, classes = _codes(p), p.models[trial], p.classes
+def _classification(p: Predictions, trial: int, card: dict[str, Any]) -> None:
+    y, proba, classes = p.y_true, p.models[trial], p.classes
     pos = _pos_index(p, card)
     names = ["Confusion matrix", "ROC", "Precision-recall", "Calibration", "Gains & lift", "Per class"]
     binary = len(classes) == 2
@@ -190,7 +143,7 @@ def _threshold_explorer(y: np.ndarray, proba: np.ndarray, classes: list[Any], po
                "with your own threshold to apply another.")
 
 
-def _regression(p: _Predictions, trial: int) -> None:
+def _regression(p: Predictions, trial: int) -> None:
     y, pred = np.asarray(p.y_true, dtype=float), p.models[trial]
     points = ev.regression_points(y, pred)
     tabs = st.tabs(["Predicted vs true", "Residuals", "Error by decile"])
@@ -218,12 +171,12 @@ def _compare(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric: str, task: str
     return ev.paired_bootstrap(y, a, b, m, ev.scorer(m, Task(task), pos), name_a=name_a, name_b=name_b)
 
 
-def _honest(p: _Predictions, trial: int, ids: list[int], name: dict[int, str], exp: dict[str, Any], split: str) -> None:
+def _honest(p: Predictions, trial: int, ids: list[int], name: dict[int, str], exp: dict[str, Any], split: str) -> None:
     metric = exp.get("metric")
     if metric not in METRICS:
         return
     card = exp.get("summary") or {}
-    y = _codes(p) if p.classes else np.asarray(p.y_true, dtype=float)
+    y = p.y_true
     pos = _pos_index(p, card) if p.classes else 1
     interval = _interval(y, p.models[trial], metric, p.task, pos)
     st.markdown(f"**How sure is this score?** {name[trial]} on the {split} rows: {interval.words(metric)}.")

@@ -137,3 +137,34 @@ def test_explanation_round_trips_through_its_files(bank, tmp_path) -> None:
     assert back.rows["job"].tolist() == ex.rows["job"].astype(str).tolist()
     assert back.importance.equals(ex.importance)
     assert load_explanation(tmp_path / "nothing-here") is None
+
+
+def _voting_classifier(p, members, rows=3000):
+    from sklearn.ensemble import VotingClassifier
+    model = Pipeline([("features", build_featurizer(p.columns, task=p.task)),
+                      ("model", VotingClassifier(members, voting="soft", weights=[2, 1]))])
+    return model.fit(p.X.iloc[:rows], p.y[:rows])
+
+
+def test_soft_voting_classifier_of_log_odds_members_is_explained_by_weight() -> None:
+    p = prepare(DATASETS / "islp_default.csv", "default", AutoMLConfig())
+    members = [("trial_3", Pipeline([("model", lgb.LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1))])),
+               ("trial_7", Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]))]
+    model = _voting_classifier(p, members)
+    ex = _explain(p, model, sample_rows=300)
+    assert ex.method.startswith("weighted member SHAP (2 members; approximate") and ex.output == "log-odds of 'Yes'"
+    # exactly the weighted sum of the members' own log-odds
+    Xf = model[0].transform(ex.rows)
+    margins = [m.decision_function(Xf) if hasattr(m, "decision_function") else None for m in model[-1].estimators_]
+    lgbm_margin = model[-1].estimators_[0][-1].predict(Xf, raw_score=True)
+    expected = (2 * lgbm_margin + margins[1]) / 3
+    assert np.allclose(ex.values.sum(axis=1) + ex.base_value[0], expected, atol=1e-6)
+    assert ex.importance["column"].iloc[0] == "balance"
+
+
+def test_voting_classifier_mixing_forests_and_boosting_uses_permutation() -> None:
+    p = prepare(DATASETS / "islp_default.csv", "default", AutoMLConfig())
+    members = [("trial_1", Pipeline([("model", lgb.LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1))])),
+               ("trial_2", Pipeline([("model", RandomForestClassifier(n_estimators=20, random_state=0, n_jobs=1))]))]
+    ex = _explain(p, _voting_classifier(p, members), sample_rows=300)
+    assert ex.method.startswith("permutation importance") and ex.importance["column"].iloc[0] == "balance"
