@@ -178,12 +178,18 @@ def dependence_chart(values: np.ndarray, rows: pd.DataFrame, column: str) -> go.
     return _layout(fig, column, f"contribution of {column}", showlegend=False)
 
 
+def _short(value: Any) -> str:
+    """A raw value for a label: numbers to 4 significant digits, text cut at 24 characters."""
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return f"{number:.4g}" if pd.notna(number) else str(value)[:24]
+
+
 def waterfall_chart(contributions: np.ndarray, row: pd.Series, base: float, columns: list[str],
                     output: str, top: int = 10) -> go.Figure:
     """From the average prediction to this row's: the largest contributions, the rest pooled."""
     order = np.argsort(-np.abs(contributions))
     shown, rest = order[:top], order[top:]
-    labels = [f"{columns[j]} = {str(row[columns[j]])[:24]}" for j in shown]
+    labels = [f"{columns[j]} = {_short(row[columns[j]])}" for j in shown]
     steps = [float(contributions[j]) for j in shown]
     if len(rest):
         labels.append(f"{len(rest)} other columns")
@@ -199,6 +205,6 @@ def waterfall_chart(contributions: np.ndarray, row: pd.Series, base: float, colu
     # Room for the labels outside the bars: plotly clips them at the plot's edge otherwise.
     running = base + np.cumsum([0.0, *steps])
     low, high = min(0.0, base, float(running.min())), max(0.0, base, float(running.max()))
-    pad = 0.18 * (high - low or 1.0)
-    fig.update_xaxes(range=[low - (pad if low < 0 else 0), high + pad])
+    pad = 0.3 * (high - low or 1.0)
+    fig.update_xaxes(range=[low - (pad if low < 0 else 0), high + (pad if high > 0 else 0)])
     return _layout(fig, output, "", showlegend=False, height=max(340, 30 * (len(labels) + 2) + 100))

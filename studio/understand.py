@@ -182,7 +182,8 @@ def _honest(p: Predictions, trial: int, ids: list[int], name: dict[int, str], ex
     st.markdown(f"**How sure is this score?** {name[trial]} on the {split} rows: {interval.words(metric)}.")
     others = [t for t in ids if t != trial]
     if not others:
-        st.caption("Compare two models here once predictions of more than one model are stored.")
+        st.caption(f"Only this model has predictions on the {split} rows; the validation predictions hold "
+                   "the best models of the search, to compare with each other.")
         return
     other = st.selectbox("Is it really better than", others, format_func=name.get, key="compare_with")
     result = _compare(y, p.models[trial], p.models[other], metric, p.task, pos, name[trial], name[other])

@@ -23,7 +23,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser-results"
 
 def _train(store: Path, data: str, target: str) -> str:
     out = subprocess.run([sys.executable, "-m", "automl_core", "train", str(SHARED / data), "--target", target,
-                          "--test-size", "0.25", "--time-budget", "15", "--store", str(store), "--json"],
+                          "--test-size", "0.25", "--max-trials", "4", "--time-budget", "180", "--store", str(store), "--json"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])["experiment_id"]
@@ -89,6 +89,9 @@ def test_binary_results_charts_threshold_explanations_guardrails(studio) -> None
             page.get_by_role("tab", name="Gains & lift").click()
             page.locator(".st-key-evaluation").get_by_text("lift (times better than random)").wait_for()
             _shot(page, "02-binary-gains")
+            page.goto(f"{url}/train?experiment={ids['binary']}")  # the live page lists them too
+            assert "Class imbalance — Alerted" in page.locator(".st-key-guardrails").inner_text()
+            _shot(page, "04-train-guardrails")
         finally:
             browser.close()
 
