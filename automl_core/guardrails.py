@@ -2,15 +2,15 @@
 
 Every check gives one :class:`Guardrail`: ``Passed`` (nothing to do), ``Done`` (we handled it, here
 is how) or ``Alerted`` (you should look), with a sentence on what was found and one on what to do.
-Data checks run in the experiment's training thread just before the search starts (they need the
-validation plan, announced by the ``experiment_started`` event), so the live page can show them;
-model checks run after the model is saved. Both are stored in the experiment's summary under
+Data checks start when the search announces its validation plan (the ``experiment_started``
+event), before the first trial, so the live page can show them; model checks run after the model
+is saved (see ``insights``). Both are stored in the experiment's summary under
 ``guardrails`` and as ``guardrails.json`` in its artifact folder.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,6 @@ import pandas as pd
 from .config import AutoMLConfig
 from .metrics import Metric, score_all
 from .prepare import Prepared
-from .results import Event
 from .schema import Role
 
 PASSED, DONE, ALERTED = "Passed", "Done", "Alerted"
@@ -186,16 +185,6 @@ def _leakage(suspects: list) -> Guardrail:
     return Guardrail(name, ALERTED, found, "If such a value is only known after the outcome (the length of the sales call, "
                      "a part of the total being predicted), the model will fail on new rows: exclude the column on the "
                      "Configure step. If it is known when you predict, keep it.", tuple(s.column for s in suspects))
-
-
-def data_callback(prepared: Prepared, config: AutoMLConfig, metric: Metric,
-                  save: Callable[[list[Guardrail]], None]) -> Callable[[Event], None]:
-    """A search callback that runs the data checks on ``experiment_started`` (before the first trial)
-    and hands them to ``save``."""
-    def on_event(event: Event) -> None:
-        if event.kind == "experiment_started":
-            save(check_data(prepared, config, metric, str(event.payload.get("validation", ""))))
-    return on_event
 
 
 # ------------------------------------------------------------------------------------ model checks

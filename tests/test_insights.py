@@ -1,4 +1,4 @@
-"""A whole experiment records its guardrails (data ones before the first trial) and explanations."""
+"""A whole experiment records its guardrails (data ones while the search runs) and explanations."""
 from __future__ import annotations
 
 import pytest
@@ -10,30 +10,47 @@ from automl_core.explain import load_explanation
 from shared_data import DATASETS, needs_data
 from storage import Store
 
-pytestmark = [needs_data, pytest.mark.slow]
+pytestmark = needs_data
 
 
-def test_experiment_stores_guardrails_before_the_search_and_explanations_after(private_store) -> None:
+def test_data_guardrails_reach_the_store_while_the_search_runs(private_store) -> None:
+    """The checks start on experiment_started in their own thread and write the summary themselves."""
+    from automl_core.insights import DataChecks
+    from automl_core.metrics import resolve_metric
+    from automl_core.prepare import prepare
+    from automl_core.results import Event
+
     store = Store(private_store)
     exp_id = store.create_experiment("hardware", dataset_id=None, task="regression", metric="rmse", config={})
-    seen_before_first_trial: list[dict] = []
+    config = AutoMLConfig()
+    prepared = prepare(DATASETS / "hardware_performance_machine.csv", "ERP", config)
+    checks = DataChecks(store, exp_id, prepared, config, resolve_metric("auto", prepared.task))
+    checks.callback(Event("trial_started", 0.0, {}))  # only experiment_started starts them
+    assert checks.wait() == []
+    checks.callback(Event("experiment_started", 0.1, {"validation": "10-fold cross-validation"}))
+    found = {g.name: g for g in checks.wait()}
+    assert found["Target leakage"].status == "Alerted" and found["Target leakage"].columns == ("PRP",)
+    stored = store.get_experiment(exp_id)["summary"]["guardrails"]
+    assert [g["name"] for g in stored["data"]] == list(found) and stored["model"] == []
+    assert "10-fold cross-validation" in found["Validation strategy"].finding
+    store.close()
 
-    def on_event(event) -> None:
-        if event.kind == "trial_started" and not seen_before_first_trial:
-            exp = store.get_experiment(exp_id)
-            seen_before_first_trial.append((exp["summary"] or {}).get("guardrails") or {})
 
+@pytest.mark.slow
+def test_experiment_stores_guardrails_and_explanations(private_store) -> None:
+    store = Store(private_store)
     outcome = run_experiment(store, DATASETS / "hardware_performance_machine.csv", "ERP",
-                             AutoMLConfig(max_trials=3, seed=0), experiment_id=exp_id, callbacks=[on_event])
+                             AutoMLConfig(max_trials=3, seed=0))
     assert outcome.status == "completed"
-    data_checks = {g["name"]: g for g in seen_before_first_trial[0]["data"]}
-    assert data_checks["Target leakage"]["status"] == "Alerted" and data_checks["Target leakage"]["columns"] == ["PRP"]
-    assert "10-fold cross-validation" in data_checks["Validation strategy"]["finding"]
+    exp_id = outcome.experiment_id
     summary = store.get_experiment(exp_id)["summary"]
+    data_checks = {g["name"]: g for g in summary["guardrails"]["data"]}
+    assert len(data_checks) == 10 and data_checks["Target leakage"]["columns"] == ["PRP"]
+    assert "10-fold cross-validation" in data_checks["Validation strategy"]["finding"]
     assert [g["name"] for g in summary["guardrails"]["model"]] == ["Overfitting"]
-    assert len(summary["guardrails"]["data"]) == 10
     assert summary["explanations"]["n_rows"] == 189 and "error" not in summary["explanations"]
-    kinds = dict(zip(store.artifacts(exp_id)["path"].str.rsplit("/", n=1).str[-1], store.artifacts(exp_id)["kind"]))
+    artifacts = store.artifacts(exp_id)
+    kinds = dict(zip(artifacts["path"].str.rsplit("/", n=1).str[-1], artifacts["kind"]))
     assert kinds["guardrails.json"] == "guardrails" and kinds["explanations.json"] == "explanations"
     ex = load_explanation(store.artifact_dir(exp_id))
     assert ex.importance["column"].iloc[0] in ("PRP", "MMAX", "MMIN") and ex.n_rows == 189
@@ -42,6 +59,7 @@ def test_experiment_stores_guardrails_before_the_search_and_explanations_after(p
     store.close()
 
 
+@pytest.mark.slow
 def test_automl_explain_from_python() -> None:
     import pandas as pd
     train = pd.read_csv(DATASETS / "penguins.csv")
