@@ -154,11 +154,17 @@ def _duplicates(p: Prepared) -> Guardrail:
     extra = (f" {conflicting:,} more rows repeat another row's features with a different target." if conflicting > 0 else "")
     if n_dupes == 0:
         return Guardrail(name, PASSED, "No row appears twice." + extra, "Nothing to do.")
-    found = f"{n_dupes:,} rows ({share:.1%}) are exact copies of another row.{extra}"
+    return _by_share(name, f"{n_dupes:,} rows ({share:.1%}) are exact copies of another row.{extra}", share,
+                     "Too few to sway the validation scores.",
+                     "Copies can land in both the training and the validation rows of a fold, which makes "
+                     "validation scores optimistic. Remove them unless they are genuine repeats.")
+
+
+def _by_share(name: str, found: str, share: float, few: str, many: str) -> Guardrail:
+    """Passed when copies are under DUPLICATE_SHARE of the rows, else Alerted."""
     if share < DUPLICATE_SHARE:
-        return Guardrail(name, PASSED, found, "Too few to sway the validation scores.")
-    return Guardrail(name, ALERTED, found, "Copies can land in both the training and the validation rows of a fold, "
-                     "which makes validation scores optimistic. Remove them unless they are genuine repeats.")
+        return Guardrail(name, PASSED, found, few)
+    return Guardrail(name, ALERTED, found, many)
 
 
 def _overlap(p: Prepared) -> Guardrail:
@@ -171,10 +177,9 @@ def _overlap(p: Prepared) -> Guardrail:
     if shared == 0:
         return Guardrail(name, PASSED, f"None of the {len(p.X_test):,} test rows appears in the training data.", "Nothing to do.")
     found = f"{shared:,} of the {len(p.X_test):,} test rows ({share:.1%}) also appear, identical, in the training data."
-    if share < DUPLICATE_SHARE:
-        return Guardrail(name, PASSED, found, "Too few to sway the test score.")
-    return Guardrail(name, ALERTED, found, "The test score is optimistic for those rows: the model has seen them. "
-                     "Take them out of the test data, or split test data off before any copying happened.")
+    return _by_share(name, found, share, "Too few to sway the test score.",
+                     "The test score is optimistic for those rows: the model has seen them. Take them out of "
+                     "the test data, or split test data off before any copying happened.")
 
 
 def _leakage(suspects: list) -> Guardrail:
