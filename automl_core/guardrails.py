@@ -2,9 +2,8 @@
 
 Every check gives one :class:`Guardrail`: ``Passed`` (nothing to do), ``Done`` (we handled it, here
 is how) or ``Alerted`` (you should look), with a sentence on what was found and one on what to do.
-Data checks start when the search announces its validation plan (the ``experiment_started``
-event), before the first trial, so the live page can show them; model checks run after the model
-is saved (see ``insights``). Both are stored in the experiment's summary under
+Data checks run before the search starts, so the live page can show them (the validation plan is
+filled in when the search announces it); model checks run after the model is saved (see ``insights``). Both are stored in the experiment's summary under
 ``guardrails`` and as ``guardrails.json`` in its artifact folder.
 """
 from __future__ import annotations
@@ -60,7 +59,7 @@ def check_data(prepared: Prepared, config: AutoMLConfig, metric: Metric, validat
     from .leakage import probe
     checks = [_missing(prepared, config), _by_role(prepared, "High-cardinality columns"),
               _by_role(prepared, "ID-like columns"), _by_role(prepared, "Constant or empty columns"),
-              _imbalance(prepared, metric), _tiny(prepared), _validation(validation), _duplicates(prepared),
+              _imbalance(prepared, metric), _tiny(prepared), validation_check(validation), _duplicates(prepared),
               _overlap(prepared)]
     checks.append(_leakage(probe(prepared, config.featurization, config.seed)))
     return checks
@@ -135,7 +134,8 @@ def _tiny(p: Prepared) -> Guardrail:
     return Guardrail(name, PASSED, f"{n:,} training rows, {len(p.columns)} feature columns.", "Nothing to do.")
 
 
-def _validation(description: str) -> Guardrail:
+def validation_check(description: str) -> Guardrail:
+    """The validation plan, in words (the search announces it when it starts)."""
     return Guardrail("Validation strategy", DONE, f"Models are compared on {description}.",
                      "Every model is scored on rows it was not trained on; change the validation on the Configure step.")
 

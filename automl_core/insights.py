@@ -1,55 +1,42 @@
 """What an experiment learns about its data and model besides the model itself: guardrails and
 explanations, recorded in the store while the experiment runs (``run_experiment`` wires them in).
 
-Data guardrails start as soon as the search announces its validation plan and are stored a few
-seconds later, while the first trials run, so the live page shows them; model guardrails and
-explanations follow once the model is saved.
+Data guardrails run before the search starts and are stored at once, so the live page shows them;
+model guardrails and explanations follow once the model is saved.
 Neither may cost the experiment its model: a failure is recorded in the summary instead.
 """
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
-from .guardrails import GUARDRAILS_FILE, Guardrail, check_data, check_model, to_json
+from .guardrails import GUARDRAILS_FILE, Guardrail, check_data, check_model, to_json, validation_check
 from .results import Event
 
 
 class DataChecks:
-    """The search callback that runs the data guardrails, and what they found.
-
-    On ``experiment_started`` the checks start in a thread of their own: the search does not wait for
-    them (the leakage probe takes seconds on a busy machine, which would come out of the time budget),
-    and the store has them a few seconds into the search.
-    """
+    """The data guardrails of an experiment, run when created (before the search starts, outside its
+    time budget and without competing with its trials for the CPU), and stored at once; ``callback``
+    fills in the validation plan when the search announces it."""
 
     def __init__(self, store: Any, experiment_id: str, prepared: Any, config: Any, metric: Any) -> None:
-        self.found: list[Guardrail] = []
+        self._store, self._id = store, experiment_id
         self.error = ""
-        self._args = (store, experiment_id, prepared, config, metric)
-        self._thread: threading.Thread | None = None
+        try:
+            self.found: list[Guardrail] = check_data(prepared, config, metric, "the plan the search announces as it starts")
+        except Exception as exc:  # a broken check must not break the experiment
+            self.found, self.error = [], f"{type(exc).__name__}: {exc}"
+        self._save()
+
+    def _save(self) -> None:
+        self._store.update_experiment(self._id, summary={"guardrails": to_json(self.found, [])})
 
     def callback(self, event: Event) -> None:
-        if event.kind == "experiment_started" and self._thread is None:
-            validation = str(event.payload.get("validation", ""))
-            self._thread = threading.Thread(target=self._run, args=(validation,), daemon=True,
-                                            name=f"automl-guardrails-{self._args[1]}")
-            self._thread.start()
-
-    def _run(self, validation: str) -> None:
-        store, experiment_id, prepared, config, metric = self._args
-        try:
-            self.found = check_data(prepared, config, metric, validation)
-            store.update_experiment(experiment_id, summary={"guardrails": to_json(self.found, [])})
-        except Exception as exc:  # a broken check must not break the experiment
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def wait(self, timeout: float = 300) -> list[Guardrail]:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.found
+        if event.kind == "experiment_started" and self.found:
+            plan = validation_check(str(event.payload.get("validation", "")))
+            self.found = [plan if g.name == plan.name else g for g in self.found]
+            self._save()
 
 
 def record_after_training(store: Any, experiment_id: str, automl: Any, folder: Path,
@@ -63,7 +50,7 @@ def record_after_training(store: Any, experiment_id: str, automl: Any, folder: P
     except Exception as exc:  # a broken check must not lose the trained model
         model_checks = []
         out["guardrails_error"] = f"{type(exc).__name__}: {exc}"
-    out["guardrails"] = to_json(data_checks.wait(), model_checks)
+    out["guardrails"] = to_json(data_checks.found, model_checks)
     if data_checks.error:
         out["guardrails_error"] = data_checks.error
     path = Path(folder) / GUARDRAILS_FILE

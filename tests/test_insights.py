@@ -1,4 +1,4 @@
-"""A whole experiment records its guardrails (data ones while the search runs) and explanations."""
+"""A whole experiment records its guardrails (data ones before the search starts) and explanations."""
 from __future__ import annotations
 
 import pytest
@@ -13,8 +13,7 @@ from storage import Store
 pytestmark = needs_data
 
 
-def test_data_guardrails_reach_the_store_while_the_search_runs(private_store) -> None:
-    """The checks start on experiment_started in their own thread and write the summary themselves."""
+def test_data_guardrails_are_stored_before_the_search_and_get_the_validation_plan(private_store) -> None:
     from automl_core.insights import DataChecks
     from automl_core.metrics import resolve_metric
     from automl_core.prepare import prepare
@@ -25,14 +24,15 @@ def test_data_guardrails_reach_the_store_while_the_search_runs(private_store) ->
     config = AutoMLConfig()
     prepared = prepare(DATASETS / "hardware_performance_machine.csv", "ERP", config)
     checks = DataChecks(store, exp_id, prepared, config, resolve_metric("auto", prepared.task))
-    checks.callback(Event("trial_started", 0.0, {}))  # only experiment_started starts them
-    assert checks.wait() == []
+    stored = store.get_experiment(exp_id)["summary"]["guardrails"]  # before any search event
+    leak = {g["name"]: g for g in stored["data"]}["Target leakage"]
+    assert leak["status"] == "Alerted" and leak["columns"] == ["PRP"] and stored["model"] == []
+    checks.callback(Event("trial_started", 0.0, {}))  # only experiment_started carries the plan
     checks.callback(Event("experiment_started", 0.1, {"validation": "10-fold cross-validation"}))
-    found = {g.name: g for g in checks.wait()}
-    assert found["Target leakage"].status == "Alerted" and found["Target leakage"].columns == ("PRP",)
     stored = store.get_experiment(exp_id)["summary"]["guardrails"]
-    assert [g["name"] for g in stored["data"]] == list(found) and stored["model"] == []
-    assert "10-fold cross-validation" in found["Validation strategy"].finding
+    plan = {g["name"]: g for g in stored["data"]}["Validation strategy"]
+    assert plan["finding"] == "Models are compared on 10-fold cross-validation."
+    assert [g.name for g in checks.found] == [g["name"] for g in stored["data"]]
     store.close()
 
 
