@@ -91,6 +91,7 @@ def test_binary_results_charts_threshold_explanations_guardrails(studio) -> None
             _shot(page, "02-binary-gains")
             page.goto(f"{url}/train?experiment={ids['binary']}")  # the live page lists them too
             assert "Class imbalance — Alerted" in page.locator(".st-key-guardrails").inner_text()
+            page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for()
             _shot(page, "04-train-guardrails")
         finally:
             browser.close()
