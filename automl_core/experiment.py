@@ -57,8 +57,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         first_trial_id, warm_start = _earlier_trials(store, experiment_id, metric)
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
-    automl = AutoML(config=config)
     checks = DataChecks(store, experiment_id, prepared, config, metric)
+    automl = AutoML(config=checks.search_config(config))  # the checks and explanations share the budget
     try:
         automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), checks.callback, *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)
