@@ -171,8 +171,10 @@ class AutoML:
                 warm_start: list[tuple[str, dict[str, Any]]]) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
-        portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
-        scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic, warm_start)
+        kind = "classification" if self.task_.is_classification else "regression"
+        portfolio = load_portfolio()
+        order = [tuple(x) for x in portfolio.get("order", {}).get(kind, [])]
+        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order)
         train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
         n_rows = len(self.prepared_.X)
         self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows, cfg.cores,

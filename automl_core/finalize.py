@@ -22,12 +22,11 @@ from sklearn.pipeline import Pipeline
 
 from . import ensemble as ens
 from .metrics import Metric
-from .models import FAMILIES
+from .models import ENSEMBLE_KINDS, FAMILIES
 from .results import TrialResult
 from .schema import Task
 from .trial import _limit_threads, load_data, model_steps, refit
 
-ENSEMBLE_KINDS = {"ensemble": "Ensemble (Caruana selection)", "stacking": "Stacking ensemble"}
 #: Fewer members for stacking: every member is refit, and the learner gains little past a handful.
 STACKING_MEMBERS = 6
 
