@@ -267,11 +267,7 @@ class CheckReport:
 
     def error(self) -> AutoMLInputError | None:
         """The error to raise when required columns are missing, else None."""
-        if self.ok:
-            return None
-        shown = ", ".join(map(repr, self.missing_columns[:10])) + (" …" if len(self.missing_columns) > 10 else "")
-        return AutoMLInputError(f"The data lacks {len(self.missing_columns)} column(s) the model needs: {shown}",
-                                "add the columns the model was trained on (extra columns are fine, order does not matter)")
+        return missing_columns_error(self.missing_columns) if self.missing_columns else None
 
     def summary_lines(self) -> list[str]:
         """A few lines for stderr / a log: one per kind of finding."""
@@ -304,6 +300,13 @@ class CheckReport:
         out["ok"] = self.ok
         out["columns"] = [{**asdict(c), "notes": c.notes} for c in self.columns]
         return _finite(out)
+
+
+def missing_columns_error(columns: tuple[str, ...] | list[str]) -> AutoMLInputError:
+    """The one message for required columns absent from the data (names the first ten)."""
+    shown = ", ".join(map(repr, columns[:10])) + (f" and {len(columns) - 10} more" if len(columns) > 10 else "")
+    return AutoMLInputError(f"The data lacks {len(columns)} column(s) the model needs: {shown}",
+                            "add the columns the model was trained on (extra columns are fine, order does not matter)")
 
 
 def _finite(value: Any) -> Any:

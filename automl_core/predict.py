@@ -92,9 +92,8 @@ def _model_input(model: Any, card: dict[str, Any], df: pd.DataFrame) -> pd.DataF
     needed = required_columns(model, card)
     absent = [c for c in needed if c not in df.columns]
     if absent:
-        raise AutoMLInputError(f"The data lacks {len(absent)} column(s) the model needs: "
-                               f"{', '.join(map(repr, absent[:10]))}",
-                               "add the columns the model was trained on (extra columns are fine, order does not matter)")
+        from .checks import missing_columns_error
+        raise missing_columns_error(absent)
     inputs = [str(c) for c in card.get("input_columns") or needed]
     return df[[c for c in inputs if c in df.columns]]
 
@@ -134,21 +133,32 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
 
 
 def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path, *,
-                 on_report: Callable[[Any], None] | None = None, progress: Progress | None = None) -> int:
+                 on_report: Callable[[Any], None] | None = None, progress: Progress | None = None,
+                 top_k: int = 0, on_warning: Callable[[str], None] | None = None) -> int:
     """Check and score ``data``; write the input columns plus predictions as CSV; returns the row count.
 
-    ``on_report`` receives the :class:`~automl_core.checks.CheckReport` before anything is scored.
-    Raises AutoMLInputError when required columns are missing (nothing is written then).
+    ``on_warning`` receives each package-version warning, ``on_report`` the
+    :class:`~automl_core.checks.CheckReport`, both before anything is scored.
+    Raises AutoMLInputError when required columns are missing (nothing is written then), or when
+    ``top_k`` is asked of a model without per-row contributions.
     """
     from .checks import check_input
     model, card = load_model(model_path)
+    for line in version_warnings(card):
+        if on_warning is not None:
+            on_warning(line)
+    if top_k:
+        from .contributions import supported
+        ok, why = supported(model)
+        if not ok:
+            raise AutoMLInputError(why[0].upper() + why[1:], "leave out --top-k for this model")
     df = read_table(data)
     report = check_input(df, model, card)
     if on_report is not None:
         on_report(report)
     if not report.ok:
         raise report.error()
-    result = pd.concat([df, predict_frame(model, card, df, progress=progress)], axis=1)
+    result = pd.concat([df, predict_frame(model, card, df, progress=progress, top_k=top_k)], axis=1)
     safe_csv(result).to_csv(out_path, index=False)
     return len(result)
 
