@@ -24,6 +24,8 @@ from automl_core.checks import check_input
 from automl_core.predict import load_model, predict_frame, version_warnings
 from automl_core.reader import read_table
 
+from studio_fixtures import app  # noqa: F401  (fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -223,6 +225,7 @@ def test_onnx_export_matches_joblib_with_the_shipped_preparation(bank):
     np.testing.assert_allclose(proba, model.predict_proba(frame), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_onnx_says_why_a_date_model_cannot_convert(shared):
     from automl_core.onnx_export import export_onnx
     taxis = read_table(shared / "nyc_taxis.csv").head(800)
@@ -248,6 +251,7 @@ def run_generated(model_dir: Path, python: str, data: Path, *extra: str) -> dict
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "card": card, "work": work}
 
 
+@pytest.mark.slow
 def test_generated_code_reproduces_cross_validated_score(tmp_path, shared):
     data = tmp_path / "penguins.csv"
     shutil.copy(shared / "penguins.csv", data)
@@ -276,3 +280,45 @@ def test_generated_code_in_a_fresh_venv_gets_the_same_score(bank, tmp_path):
     subprocess.run([python, "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True, timeout=1200)
     out = run_generated(bank[0], python, bank[1], "--validation-data", str(bank[2]))
     assert out["validation_score"] == pytest.approx(card["validation"]["score"], abs=1e-6)
+
+
+# --- the Predict page ------------------------------------------------------------------------------
+
+def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
+    from studio.state import get_store
+    from studio_fixtures import texts
+    store = get_store()
+    card = json.loads((bank[0] / "model.json").read_text())
+    experiment_id = store.create_experiment("bank", dataset_id=None, task="binary", metric="roc_auc", config={})
+    folder = store.artifact_dir(experiment_id)
+    for name in ("model.joblib", "model.json"):
+        shutil.copy(bank[0] / name, folder / name)
+        store.register_artifact(experiment_id, folder / name, "model")
+    bank[3].to_csv(folder / "test_predictions.csv", index=False)  # the rows ONNX parity is checked on
+    store.finish_experiment(experiment_id, status="completed", best_trial_id=1, best_model="lightgbm",
+                            best_score=card["validation"]["score"], test_score=None,
+                            model_path=str(folder / "model.joblib"), summary=card)
+    app.switch_page("pages/predict.py").run()
+    assert not app.exception
+    assert app.selectbox(key="predict_experiment").value == experiment_id
+    upload = odd(bank[3]).to_csv(index=False).encode()
+    app.file_uploader(key="predict_upload").set_value(("odd.csv", upload, "text/csv")).run()
+    assert not app.exception and not app.error
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Unseen categories"] == str((bank[3]["job"] == "admin.").sum())
+    assert metrics["Type changes"] == "1" and metrics["Extra columns (ignored)"] == "1"
+    assert "branch_code" in texts(app)
+    keys = {b.key for b in app.get("download_button")}
+    assert {"download_predictions", "download_train_py", "download_requirements"} <= keys
+    preview = app.dataframe[-1].value
+    assert list(preview.columns[:3]) == ["prediction", "proba_no", "proba_yes"]
+    app.checkbox(key="predict_contrib").check().run()
+    assert "top1_column" in app.dataframe[-1].value.columns
+    app.button(key="onnx_export").click().run()
+    assert not app.exception
+    assert float({m.label: m.value for m in app.metric}["Largest difference vs joblib"]) < 1e-5
+    assert "download_onnx" in {b.key for b in app.get("download_button")}
+    missing = bank[3].drop(columns=["age"]).to_csv(index=False).encode()
+    app.file_uploader(key="predict_upload").set_value(("missing.csv", missing, "text/csv")).run()
+    assert app.error and "'age'" in app.error[0].value
+    assert "download_predictions" not in {b.key for b in app.get("download_button")}
