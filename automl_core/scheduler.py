@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -32,10 +32,15 @@ class FamilyState:
     seconds: float = 0.0
     pending: dict[int, optuna.trial.Trial] = field(default_factory=dict)
 
-    def update(self, trial_id: int, loss: float | None, seconds: float) -> None:
+    def update(self, trial_id: int, loss: float | None, seconds: float, low_fidelity: bool = False) -> None:
         ask = self.pending.pop(trial_id, None)
         self.n_trials += 1
         self.seconds += seconds
+        if low_fidelity and ask is not None:
+            # A score on a row sample is not comparable with full-data scores: TPE does not learn
+            # from it, but the family's best still tells the scheduler which families are promising.
+            self.study.tell(ask, state=optuna.trial.TrialState.FAIL)
+            ask = None
         if loss is None or not math.isfinite(loss):
             self.n_failed += 1
             self.since_improvement += 1
@@ -75,21 +80,27 @@ class Scheduler:
                 if level < len(configs):
                     self.warm.append((family.name, configs[level]))
 
-    def next(self, trial_id: int) -> tuple[str, dict[str, Any]]:
-        """The family and hyperparameters of the next trial."""
+    def next(self, trial_id: int, fits: Callable[[str], bool] = lambda family: True
+             ) -> tuple[str | None, dict[str, Any] | None]:
+        """The family and hyperparameters of the next trial, among families whose trials ``fits``
+        (is expected to finish in the time left); (None, None) when none does."""
+        while self.warm and not fits(self.warm[0][0]):
+            self.warm.pop(0)  # a warm start too slow for the time left
         if self.warm:
             name, params = self.warm.pop(0)
             state = self.states[name]
             state.study.enqueue_trial(params, skip_if_exists=False)
         else:
-            name = self._pick()
+            name = self._pick(fits)
+            if name is None:
+                return None, None
             state = self.states[name]
         ask = state.study.ask()
         params = state.family.space(ask, self.task)
         state.pending[trial_id] = ask
         return name, params
 
-    def _pick(self) -> str:
+    def _pick(self, fits: Callable[[str], bool]) -> str | None:
         best = min(s.best_loss for s in self.states.values())
         scale = abs(best) if math.isfinite(best) and best != 0 else 1.0
 
@@ -102,10 +113,11 @@ class Scheduler:
             return state.mean_seconds(self.deterministic) * (1 + state.since_improvement) * (1 + 20 * gap)
 
         ranked = sorted(self.states.values(), key=lambda s: (eci(s), s.family.name))
-        return ranked[0].family.name
+        return next((s.family.name for s in ranked if math.isfinite(eci(s)) and fits(s.family.name)), None)
 
-    def tell(self, family: str, trial_id: int, loss: float | None, seconds: float) -> None:
-        self.states[family].update(trial_id, loss, seconds)
+    def tell(self, family: str, trial_id: int, loss: float | None, seconds: float,
+             low_fidelity: bool = False) -> None:
+        self.states[family].update(trial_id, loss, seconds, low_fidelity)
 
     def trial_seconds(self, family: str) -> float | None:
         state = self.states[family]
