@@ -70,8 +70,9 @@ def _cleaning(pipe: Any) -> _Cleaner | None:
 
 
 def _kind(entry: str, pipe: Any) -> str:
-    names = {type(step).__name__ for _, step in getattr(pipe, "steps", [])}
-    if entry in ("numeric", "numeric_min"):
+    steps = getattr(pipe, "steps", [])
+    names = {type(step).__name__ for _, step in steps}
+    if steps and steps[0][0] == "clean_to_numeric":  # the shared numeric entries ("numeric", "numeric_plain", ...)
         return "numeric"
     if "DatetimeEncoder" in names:
         return "datetime"

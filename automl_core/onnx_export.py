@@ -193,6 +193,15 @@ def estimator_graph(estimator: Any, n_features: int, classification: bool) -> An
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     _register_lightgbm()
+    if type(estimator).__name__.startswith("Voting"):
+        # skl2onnx wants the weights as an array and cannot do flatten_transform, which only shapes
+        # transform()'s output (predictions are unaffected): convert a copy with both adjusted.
+        import copy
+        estimator = copy.copy(estimator)
+        if estimator.weights is not None:
+            estimator.weights = np.asarray(estimator.weights, dtype=float)
+        if hasattr(estimator, "flatten_transform"):
+            estimator.flatten_transform = False
     options = {"zipmap": False} if classification else None
     error: Exception | None = None
     for ml_opset in (_ML_OPSET, 5):
@@ -238,7 +247,9 @@ def export_onnx(model: Any, card: dict[str, Any], sample: pd.DataFrame) -> OnnxE
         merged = compose.merge_models(head, tail, io_map=[("features", tail.graph.input[0].name)])
         onnx.checker.check_model(merged)
         data = merged.SerializeToString()
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # no notes about unused initializers on stderr
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 -- a converter failure is reported in words, not raised
         return OnnxExport(False, f"This model cannot be exported to ONNX: the converter failed "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")

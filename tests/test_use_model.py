@@ -282,6 +282,30 @@ def test_generated_code_in_a_fresh_venv_gets_the_same_score(bank, tmp_path):
     assert out["validation_score"] == pytest.approx(card["validation"]["score"], abs=1e-6)
 
 
+@pytest.mark.slow
+def test_an_ensemble_is_checked_scored_and_exported(shared, tmp_path):
+    from automl_core.codegen import generate
+    from automl_core.errors import AutoMLInputError
+    from automl_core.onnx_export import export_onnx
+    train = read_table(shared / "bank_marketing_train.csv").head(6000)
+    # a fixed trial count makes the run reproducible; with these settings the Caruana ensemble wins
+    automl = AutoML(time_budget=120, max_trials=12, seed=0).fit(train, target="y")
+    automl.save(tmp_path / "model")
+    model, card = load_model(tmp_path / "model" / "model.joblib")
+    assert type(model[-1]).__name__ in ("VotingClassifier", "StackingClassifier"), automl.best_trial_.family
+    test = read_table(shared / "bank_marketing_test.csv")
+    frame = odd(test)
+    report = check_input(frame, model, card)
+    assert report.ok and {c.column for c in report.unseen} == {"job"}
+    out = predict_frame(model, card, frame, batch_rows=250)
+    np.testing.assert_allclose(out["proba_yes"], model.predict_proba(frame)[:, 1], atol=0)
+    result = export_onnx(model, card, test.drop(columns="y"))
+    assert result.ok, result.reason
+    assert result.max_abs_diff < 1e-5
+    with pytest.raises(AutoMLInputError, match="not available for ensembles"):
+        generate(model, card)
+
+
 # --- the Predict page ------------------------------------------------------------------------------
 
 def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
