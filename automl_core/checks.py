@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .batch_featurize import clean_columns, cleaner_of
 from .errors import AutoMLInputError
 
 #: PSI above this is flagged as drift (the usual reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
@@ -30,8 +31,7 @@ _MAX_SEEN = 5000      # seen categories kept per column in the card; beyond it u
 _TOP_LEVELS = 30      # categories with their own PSI bin; the rest share one
 _N_BINS = 10
 _EPS = 1e-4           # floor for empty bins, so PSI stays finite
-_MISSING = "__missing__"
-_OTHER = "__other__"
+_SMALL_ROWS = 1000   # up to this many rows, columns are cleaned together rather than per distinct value
 
 
 # --- the model's own cleaning --------------------------------------------------------------------
@@ -41,32 +41,6 @@ def _featurizer(model: Any) -> Any:
     steps = getattr(model, "named_steps", {})
     ct = steps.get("features")
     return ct if hasattr(ct, "transformers_") else None
-
-
-class _Cleaner:
-    """The leading stateless steps of a column's pipeline (what its encoder is fed), called directly.
-
-    Calling the wrapped pandas functions (rather than ``Pipeline.transform``) works on any subset of
-    a shared entry's columns and skips sklearn's per-call validation.
-    """
-
-    def __init__(self, steps: list[Any]) -> None:
-        self.steps = [(step.func, step.kw_args or {}) for step in steps]
-
-    def transform(self, frame: pd.DataFrame) -> Any:
-        for func, kw in self.steps:
-            frame = func(frame, **kw)
-        return frame
-
-
-def _cleaning(pipe: Any) -> _Cleaner | None:
-    from sklearn.preprocessing import FunctionTransformer
-    steps = []
-    for _, step in getattr(pipe, "steps", None) or []:
-        if not isinstance(step, FunctionTransformer) or step.func is None:
-            break
-        steps.append(step)
-    return _Cleaner(steps) if steps else None
 
 
 def _kind(entry: str, pipe: Any) -> str:
@@ -90,7 +64,7 @@ def column_plan(model: Any) -> dict[str, tuple[str, Any]]:
     for entry, pipe, cols in ct.transformers_:
         if isinstance(pipe, str) or entry == "remainder":
             continue
-        kind, cleaner = _kind(entry, pipe), _cleaning(pipe)
+        kind, cleaner = _kind(entry, pipe), cleaner_of(pipe)
         for col in cols:
             plan[str(col)] = (kind, cleaner)
     return plan
@@ -340,6 +314,9 @@ def check_input(df: pd.DataFrame, model: Any, card: dict[str, Any], *,
         drift_note = "this model has no training profile (saved by an older version): drift and ranges not checked"
     elif len(df) < MIN_DRIFT_ROWS:
         drift_note = f"drift not computed: {len(df):,} rows (needs at least {MIN_DRIFT_ROWS})"
+    # Few rows: clean every column group-wise at once (what a REST request needs); many rows: per
+    # column, on its distinct values only.
+    cleaned = clean_columns(model, df) if len(df) <= _SMALL_ROWS else {}
     checks = []
     for col in required:
         if col in missing or col not in plan:
@@ -347,19 +324,19 @@ def check_input(df: pd.DataFrame, model: Any, card: dict[str, Any], *,
         kind, cleaner = plan[col]
         trained = (profile.get("columns") or {}).get(col, {})
         checks.append(_check_column(df[col], kind, cleaner, trained, compute_drift=not drift_note,
-                                    threshold=drift_threshold))
+                                    threshold=drift_threshold, cleaned=cleaned.get(col)))
     return CheckReport(len(df), missing, extra, unused_absent, tuple(checks), drift_threshold, drift_note)
 
 
 def _check_column(raw: pd.Series, kind: str, cleaner: Any, trained: dict[str, Any], *, compute_drift: bool,
-                  threshold: float) -> ColumnCheck:
+                  threshold: float, cleaned: pd.Series | None = None) -> ColumnCheck:
     n = max(len(raw), 1)
     raw_missing = raw.isna().to_numpy()
     fields: dict[str, Any] = {"column": str(raw.name), "kind": kind, "trained_type": trained.get("family", ""),
                               "got_type": _family(raw) if not raw_missing.all() else ""}
     psi = None
     if kind == "numeric":
-        values = _clean_numeric(raw, cleaner)
+        values = _clean_numeric(raw, cleaner) if cleaned is None else np.asarray(cleaned, dtype=float)
         finite = np.isfinite(values)
         text = raw.astype("string").str.strip() if fields["got_type"] == "text" else None
         if text is not None:
@@ -375,7 +352,11 @@ def _check_column(raw: pd.Series, kind: str, cleaner: Any, trained: dict[str, An
             if compute_drift:
                 psi = _psi(trained["shares"], _numeric_shares(values, np.asarray(trained["edges"], dtype=float)))
     elif kind == "categorical":
-        counts, n_missing = _clean_counts(raw, cleaner)
+        if cleaned is None:
+            counts, n_missing = _clean_counts(raw, cleaner)
+        else:
+            n_missing = int(cleaned.isna().sum())
+            counts = cleaned.dropna().astype(str).value_counts(sort=False)
         fields["missing_share"] = n_missing / n
         if trained:
             fields["trained_missing_share"] = trained.get("missing")

@@ -52,7 +52,7 @@ def _train(folder: Path) -> Path:
     warnings.simplefilter("ignore")
     train = read_table(SHARED / "bank_marketing_train.csv")
     valid = read_table(SHARED / "bank_marketing_validation.csv")
-    automl = AutoML(time_budget=120, max_trials=3, allowed_models="lightgbm", seed=0)
+    automl = AutoML(time_budget=120, max_trials=3, allowed_models="lightgbm", ensembles=False, seed=0)
     automl.fit(train, target="y", validation_data=valid)
     return automl.save(folder)[0]
 

@@ -36,7 +36,7 @@ def bank(tmp_path_factory, shared):
     train = folder / "train.csv"
     read_table(shared / "bank_marketing_train.csv").head(6000).to_csv(train, index=False)
     valid = shared / "bank_marketing_validation.csv"
-    automl = AutoML(time_budget=60, max_trials=2, allowed_models="lightgbm", seed=0)
+    automl = AutoML(time_budget=60, max_trials=2, allowed_models="lightgbm", ensembles=False, seed=0)
     automl.fit(read_table(train), target="y", validation_data=read_table(valid))
     automl.save(folder / "model")
     return folder / "model", train, valid, read_table(shared / "bank_marketing_test.csv")
@@ -84,6 +84,24 @@ def test_batches_and_column_order_do_not_change_predictions(bank):
     assert seen[-1] == len(test) and len(seen) == -(-len(test) // 100)
     np.testing.assert_allclose(whole["proba_yes"], model.predict_proba(test)[:, 1], rtol=0, atol=0)
     assert (whole["prediction"] == model.predict(test)).all()
+
+
+@pytest.mark.parametrize("rows", ["all", "one", "odd", "tokens"])
+def test_fast_featurize_equals_the_pipeline(bank, shared, rows):
+    from scipy import sparse
+    from automl_core.batch_featurize import featurize
+    model, _ = load_model(bank[0] / "model.joblib")
+    test = bank[3]
+    frame = {"all": test, "one": test.head(1), "odd": odd(test)}.get(rows)
+    if rows == "tokens":  # missing tokens, stray spaces, an all-missing column, in 1 and in 5 rows
+        frame = test.head(5).astype(object)
+        frame.loc[0, "job"], frame.loc[1, "job"], frame.loc[2, "marital"] = " NA ", "  services ", "?"
+        frame["education"] = np.nan
+    for part in (frame, frame.head(1)):
+        expected, got = model[:-1].transform(part), featurize(model, part)
+        assert sparse.issparse(expected) == sparse.issparse(got)
+        dense = lambda m: m.toarray() if sparse.issparse(m) else m  # noqa: E731
+        np.testing.assert_array_equal(dense(got), dense(expected))
 
 
 def test_top_contributions_add_up_to_the_log_odds(bank):
@@ -229,7 +247,7 @@ def test_onnx_export_matches_joblib_with_the_shipped_preparation(bank):
 def test_onnx_says_why_a_date_model_cannot_convert(shared):
     from automl_core.onnx_export import export_onnx
     taxis = read_table(shared / "nyc_taxis.csv").head(800)
-    automl = AutoML(time_budget=30, max_trials=1, allowed_models="lightgbm", seed=0).fit(taxis, target="total")
+    automl = AutoML(time_budget=30, max_trials=1, allowed_models="lightgbm", ensembles=False, seed=0).fit(taxis, target="total")
     result = export_onnx(automl.model_, automl.card_, taxis.head(50))
     assert not result.ok and "date parts" in result.reason and "pickup" in result.reason
 
@@ -255,7 +273,7 @@ def run_generated(model_dir: Path, python: str, data: Path, *extra: str) -> dict
 def test_generated_code_reproduces_cross_validated_score(tmp_path, shared):
     data = tmp_path / "penguins.csv"
     shutil.copy(shared / "penguins.csv", data)
-    automl = AutoML(time_budget=60, max_trials=3, allowed_models="lightgbm,linear", seed=0)
+    automl = AutoML(time_budget=60, max_trials=3, allowed_models="lightgbm,linear", ensembles=False, seed=0)
     automl.fit(read_table(data), target="species")
     automl.save(tmp_path / "model")
     out = run_generated(tmp_path / "model", sys.executable, data)
