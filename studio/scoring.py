@@ -42,7 +42,7 @@ def show_report(report: CheckReport) -> None:
         st.error(str(report.error()), icon=":material/error:")
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Rows", f"{report.n_rows:,}")
-    c2.metric("Extra columns (ignored)", len(report.extra_columns), help=", ".join(report.extra_columns) or None)
+    c2.metric("Extra columns", len(report.extra_columns), help="ignored: " + (", ".join(report.extra_columns) or "none"))
     c3.metric("Type changes", len(report.type_changes))
     c4.metric("Unseen categories", sum(c.n_unseen for c in report.unseen), help="rows, all columns; encoded as unknown")
     c5.metric("Columns drifted", len(report.drifted), help=f"PSI above {report.drift_threshold:g}")

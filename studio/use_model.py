@@ -85,9 +85,10 @@ def code_section(model: Any, card: dict[str, Any]) -> None:
     validation = (card.get("validation") or {}).get("strategy", "")
     usage = "python train.py TRAINING_FILE.csv" + (" --validation-data VALIDATION_FILE.csv"
                                                    if validation.startswith("the validation file") else "")
+    score = (card.get("validation") or {}).get("score")
     st.markdown("A standalone script (public packages only) that builds the same featurization and model with the "
-                f"same hyperparameters and seed, repeats the validation and prints the score "
-                f"(recorded: {card.get('metric')} = {(card.get('validation') or {}).get('score')}).")
+                "same hyperparameters and seed, repeats the validation and prints the score "
+                f"(recorded: {card.get('metric')} = {'—' if score is None else f'{score:.6f}'}).")
     st.code(f"pip install -r requirements.txt\n{usage}", language="bash")
     c1, c2 = st.columns(2)
     c1.download_button("Download train.py", code.train_py.encode(), file_name="train.py", key="download_train_py",

@@ -348,7 +348,7 @@ def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
     assert not app.exception and not app.error
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Unseen categories"] == str((bank[3]["job"] == "admin.").sum())
-    assert metrics["Type changes"] == "1" and metrics["Extra columns (ignored)"] == "1"
+    assert metrics["Type changes"] == "1" and metrics["Extra columns"] == "1"
     assert "branch_code" in texts(app)
     keys = {b.key for b in app.get("download_button")}
     assert {"download_predictions", "download_train_py", "download_requirements"} <= keys
