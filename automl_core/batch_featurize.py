@@ -6,7 +6,9 @@ only changes *how* a loaded pipeline's stateless cleaning calls are carried out 
 - columns whose entries share the same cleaning calls are cleaned together, once (a REST request
   otherwise pays dozens of tiny pandas calls, one sequence per column);
 - ``DataFrame.map(str.strip)`` runs on each column's distinct values only;
-- ``DataFrame.replace(list_of_tokens, NaN)`` (one comparison pass per token) becomes one ``isin``.
+- ``DataFrame.replace(list_of_tokens, NaN)`` (one comparison pass per token) becomes one ``isin``;
+- for a few rows (a REST request), a categorical entry's fitted steps are replaced by a lookup in a
+  table of their own outputs for every training level, missing and unseen (built once per model).
 
 Each entry's fitted steps (imputers, encoders, scalers) then run unchanged on its cleaned columns
 and are stacked as the ColumnTransformer stacks them. Substitutes apply only to text columns, where
@@ -17,6 +19,7 @@ with the pipeline's on real data.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -97,6 +100,8 @@ def column_cleaning(ct: Any) -> list[tuple[Any, Any, list, list[str]]]:
 
     Entries whose cleaning calls are the same share a signature (the funcs and a repr of their kwargs).
     """
+    if ct in _ENTRIES:  # kept per fitted featurizer, so the sliced pipelines (and their tables) persist
+        return _ENTRIES[ct]
     out = []
     for entry, pipe, cols in ct.transformers_:
         if isinstance(pipe, str) or entry == "remainder" or not len(cols):
@@ -106,6 +111,7 @@ def column_cleaning(ct: Any) -> list[tuple[Any, Any, list, list[str]]]:
         signature = tuple((func, repr(sorted(kw.items()))) for func, kw in calls)
         rest = pipe[len(calls):] if len(calls) < len(pipe.steps) else None
         out.append((signature, rest, calls, [str(c) for c in cols]))
+    _ENTRIES[ct] = out
     return out
 
 
@@ -137,19 +143,62 @@ def clean_columns(model: Any, X: pd.DataFrame) -> dict[str, pd.Series]:
     return out
 
 
-def featurize(model: Any, X: pd.DataFrame) -> Any:
-    """What ``model[:-1].transform(X)`` returns (features, then any dense/scale steps)."""
+#: Up to this many rows, categorical entries are looked up in their level tables (see :func:`level_table`).
+TABLE_MAX_ROWS = 1000
+_UNSEEN = "\x00unseen\x00"
+_ENTRIES: "weakref.WeakKeyDictionary[Any, list]" = weakref.WeakKeyDictionary()
+_TABLES: "weakref.WeakKeyDictionary[Any, tuple[dict[str, int], np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def level_table(rest: Any, col: str) -> tuple[list[str], np.ndarray] | None:
+    """The fitted steps' own output for every training level of a categorical entry, then for a
+    missing value, then for an unseen level (rows in that order), or None when the entry is not a
+    per-value encoding (text, dates). Each row is exactly what ``rest.transform`` gives that value."""
+    from scipy import sparse
+    kinds = {type(s).__name__ for _, s in rest.steps}
+    if kinds & {"FeatureUnion", "TfidfVectorizer", "DatetimeEncoder", "FunctionTransformer"}:
+        return None
+    encoder = next((s for _, s in rest.steps if hasattr(s, "categories_")), None)
+    if encoder is None:
+        return None
+    levels = [str(v) for v in encoder.categories_[0] if not (isinstance(v, float) and v != v)]
+    probe = pd.DataFrame({col: pd.Series([*levels, np.nan, _UNSEEN], dtype=object)})
+    table = rest.transform(probe)
+    return levels, (table.toarray() if sparse.issparse(table) else np.asarray(table, dtype=np.float64))
+
+
+def _lookup(rest: Any, col: str, values: pd.Series) -> np.ndarray | None:
+    """``rest.transform`` of one cleaned column, by table lookup (None: not a per-value encoding)."""
+    if rest not in _TABLES:
+        made = level_table(rest, col)
+        _TABLES[rest] = (None, None) if made is None else ({v: i for i, v in enumerate(made[0])}, made[1])
+    index, table = _TABLES[rest]
+    if index is None:
+        return None
+    missing, unseen = len(index), len(index) + 1
+    rows = [missing if v is None or v != v else index.get(str(v), unseen) for v in values.tolist()]
+    return table[rows]
+
+
+def featurize(model: Any, X: pd.DataFrame, cleaned: dict[str, pd.Series] | None = None) -> Any:
+    """What ``model[:-1].transform(X)`` returns (features, then any dense/scale steps).
+
+    ``cleaned``: :func:`clean_columns` of this same ``X``, when the caller has it already (the REST
+    server cleans once for the check and the prediction).
+    """
     from scipy import sparse
     from sklearn.utils import check_array
     ct = model.named_steps.get("features") if hasattr(model, "named_steps") else None
     if ct is None or not hasattr(ct, "sparse_output_"):
         return model[:-1].transform(X)
     entries = column_cleaning(ct)
-    cleaned = _clean_groups(entries, X)
+    groups = _clean_groups(entries, X) if cleaned is None else None
     outputs = []
     for signature, rest, _, cols in entries:
-        part = cleaned[signature][cols]
-        outputs.append(rest.transform(part) if rest is not None else part)
+        part = groups[signature][cols] if groups is not None else pd.DataFrame({c: cleaned[c] for c in cols})
+        looked_up = _lookup(rest, cols[0], part.iloc[:, 0]) if len(X) <= TABLE_MAX_ROWS and len(cols) == 1 \
+            and rest is not None else None
+        outputs.append(looked_up if looked_up is not None else rest.transform(part) if rest is not None else part)
     if ct.sparse_output_:
         Xt = sparse.hstack([check_array(o, accept_sparse=True, ensure_all_finite=False) for o in outputs]).tocsr()
     else:

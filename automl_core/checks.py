@@ -14,6 +14,7 @@ columns are cleaned once per distinct value, not per row: a million-row file cos
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -295,11 +296,12 @@ def _finite(value: Any) -> Any:
 
 
 def check_input(df: pd.DataFrame, model: Any, card: dict[str, Any], *,
-                drift_threshold: float = DRIFT_THRESHOLD) -> CheckReport:
+                drift_threshold: float = DRIFT_THRESHOLD, cleaned: dict[str, pd.Series] | None = None) -> CheckReport:
     """Compare ``df`` with what ``model`` (its card holding the training profile) was trained on.
 
     Never raises for problems in the data: they are in the report (``report.error()`` gives the
     error for missing columns). Columns are matched by name; their order does not matter.
+    ``cleaned``: :func:`~automl_core.batch_featurize.clean_columns` of ``df``, if already computed.
     """
     profile = card.get("profile") or {}
     plan = column_plan(model)
@@ -316,7 +318,8 @@ def check_input(df: pd.DataFrame, model: Any, card: dict[str, Any], *,
         drift_note = f"drift not computed: {len(df):,} rows (needs at least {MIN_DRIFT_ROWS})"
     # Few rows: clean every column group-wise at once (what a REST request needs); many rows: per
     # column, on its distinct values only.
-    cleaned = clean_columns(model, df) if len(df) <= _SMALL_ROWS else {}
+    if cleaned is None:
+        cleaned = clean_columns(model, df) if len(df) <= _SMALL_ROWS else {}
     checks = []
     for col in required:
         if col in missing or col not in plan:
@@ -353,21 +356,24 @@ def _check_column(raw: pd.Series, kind: str, cleaner: Any, trained: dict[str, An
                 psi = _psi(trained["shares"], _numeric_shares(values, np.asarray(trained["edges"], dtype=float)))
     elif kind == "categorical":
         if cleaned is None:
-            counts, n_missing = _clean_counts(raw, cleaner)
-        else:
-            n_missing = int(cleaned.isna().sum())
-            counts = cleaned.dropna().astype(str).value_counts(sort=False)
+            series, n_missing = _clean_counts(raw, cleaner)
+            counts = dict(zip(series.index, series.to_numpy().tolist()))
+        else:  # few rows: plain Python beats a dozen pandas calls
+            values = cleaned.tolist()
+            counts = Counter(str(v) for v in values if not (v is None or v != v))
+            n_missing = len(values) - sum(counts.values())
         fields["missing_share"] = n_missing / n
         if trained:
             fields["trained_missing_share"] = trained.get("missing")
             if trained.get("seen_complete"):
-                unseen = counts[~counts.index.isin(trained.get("seen") or [])]
-                fields.update(n_unseen=int(unseen.sum()),
-                              unseen_examples=tuple(unseen.sort_values(ascending=False).index[:5]))
+                seen = set(trained.get("seen") or [])
+                unseen = {k: v for k, v in counts.items() if k not in seen}
+                fields.update(n_unseen=int(sum(unseen.values())),
+                              unseen_examples=tuple(sorted(unseen, key=lambda k: -unseen[k])[:5]))
             if compute_drift:
                 levels = trained.get("levels") or {}
                 actual = [float(counts.get(k, 0)) / n for k in levels]
-                other = float(counts[~counts.index.isin(list(levels))].sum()) / n
+                other = float(sum(v for k, v in counts.items() if k not in levels)) / n
                 psi = _psi([*levels.values(), trained.get("other", 0.0), trained.get("missing", 0.0)],
                            [*actual, other, n_missing / n])
     else:

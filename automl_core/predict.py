@@ -100,11 +100,13 @@ def _model_input(model: Any, card: dict[str, Any], df: pd.DataFrame) -> pd.DataF
 
 
 def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_rows: int = BATCH_ROWS,
-                  progress: Progress | None = None, top_k: int = 0) -> pd.DataFrame:
+                  progress: Progress | None = None, top_k: int = 0,
+                  cleaned: dict[str, pd.Series] | None = None) -> pd.DataFrame:
     """Predictions in the input's row order: ``prediction``, for classification ``proba_<class>``,
     and with ``top_k`` > 0 the top contributing columns per row (see :mod:`automl_core.contributions`).
 
     Scores ``batch_rows`` rows at a time, calling ``progress(rows done, rows in all)`` after each.
+    ``cleaned``: :func:`~automl_core.batch_featurize.clean_columns` of ``df``, if already computed.
     Raises AutoMLInputError naming the missing columns.
     """
     X = _model_input(model, card, df)
@@ -114,7 +116,8 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
     parts = []
     for start in range(0, max(len(X), 1), batch_rows):
         batch = X.iloc[start:start + batch_rows]
-        Xt = featurize(model, batch) if head is not None else batch  # = head.transform(batch), faster
+        reuse = cleaned if cleaned is not None and len(batch) == len(X) else None
+        Xt = featurize(model, batch, reuse) if head is not None else batch  # = head.transform(batch), faster
         part = pd.DataFrame(index=batch.index)
         # LightGBM's OpenMP threads cost more than they save on a few rows (same predictions either way)
         kw = {"num_threads": 1} if len(batch) < 10_000 and type(estimator).__name__.startswith("LGBM") else {}

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
 from .artifacts import clean_json
+from .batch_featurize import clean_columns
 from .checks import check_input
 from .errors import AutoMLInputError
 from .predict import load_model, predict_frame, required_columns, version_warnings
@@ -30,6 +31,7 @@ from .predict import load_model, predict_frame, required_columns, version_warnin
 API_KEY_HEADER = "X-API-Key"
 #: Largest request body accepted (bytes): bigger files belong to the CLI's batch ``predict``.
 MAX_BODY_BYTES = 50 * 1024 * 1024
+SMALL_REQUEST_ROWS = 1000
 
 
 def _records_frame(body: bytes, content_type: str) -> pd.DataFrame:
@@ -90,10 +92,12 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
     def score(body: bytes, content_type: str) -> Response:
         try:
             df = _records_frame(body, content_type)
-            report = check_input(df, model, card)
+            # cleaned once for both the check and the prediction (a request is usually a few rows)
+            cleaned = clean_columns(model, df) if len(df) <= SMALL_REQUEST_ROWS else None
+            report = check_input(df, model, card, cleaned=cleaned)
             if not report.ok:
                 raise report.error()
-            predictions = predict_frame(model, card, df)
+            predictions = predict_frame(model, card, df, cleaned=cleaned)
         except AutoMLInputError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         answer = {"predictions": clean_json(predictions.to_dict(orient="records")),
