@@ -27,7 +27,6 @@ from .checks import column_plan
 
 _OPSET = 17
 _ML_OPSET = 3
-_UNSEEN = "\x00unseen\x00"
 
 
 @dataclass(frozen=True)
@@ -116,17 +115,12 @@ def _scale_nodes(helper: Any, nodes: list, inits: list, scaler: Any, current: st
 def _lookup_nodes(helper: Any, entry: str, pipe: Any, col: str, out: str) -> tuple[list, list]:
     """A categorical entry as a lookup table of the fitted pipeline's own outputs, level by level."""
     from onnx import TensorProto
-    from scipy import sparse
-    k = 0
-    while k < len(pipe.steps) and pipe.steps[k][0].startswith(("clean", "to_bool")):
-        k += 1
-    rest = pipe[k:]
-    encoder = pipe.steps[-1][1] if hasattr(pipe.steps[-1][1], "categories_") else next(
-        s for _, s in pipe.steps if hasattr(s, "categories_"))
-    levels = [str(v) for v in encoder.categories_[0] if not (isinstance(v, float) and v != v)]
-    probe = pd.DataFrame({col: pd.Series([*levels, np.nan, _UNSEEN], dtype=object)})
-    table = rest.transform(probe)
-    table = table.toarray() if sparse.issparse(table) else np.asarray(table, dtype=np.float64)
+    from .batch_featurize import cleaner_of, level_table
+    cleaner = cleaner_of(pipe)
+    made = level_table(pipe[len(cleaner.steps) if cleaner else 0:], col)
+    if made is None:
+        raise ValueError(f"column {col!r} is not a per-value encoding")
+    levels, table = made
     keys = [*levels, ""]  # prepare_inputs turns missing into ""
     inits = [helper.make_tensor(f"{entry}_table", TensorProto.FLOAT, list(table.shape), table.astype(np.float32).ravel())]
     nodes = [helper.make_node("LabelEncoder", [col], [f"{entry}_idx"], domain="ai.onnx.ml", keys_strings=keys,
