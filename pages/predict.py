@@ -21,6 +21,7 @@ from studio.state import friendly, get_store
 from studio.use_model import code_section, onnx_section
 
 _RESULT = "predict_result"  # (key of what was scored, predictions frame)
+_INPUT = "predict_input"    # ((upload key, model sha256), frame, check report)
 
 
 def _model_summary(exp: dict[str, Any], card: dict[str, Any]) -> None:
@@ -53,13 +54,18 @@ def _predict(model: Any, card: dict[str, Any]) -> None:
         st.caption("Upload a table to see the check of its columns against the model, then its predictions.")
         return
     data = upload.getvalue()
-    df = read_table(data, name=upload.name)
-    report = check_input(df, model, card)
+    upload_key = f"{upload.name}:{hashlib.sha256(data).hexdigest()}"
+    kept = st.session_state.get(_INPUT)
+    if kept is None or kept[0] != (upload_key, card.get("model_sha256")):  # read and check once per file
+        df = read_table(data, name=upload.name)
+        kept = ((upload_key, card.get("model_sha256")), df, check_input(df, model, card))
+        st.session_state[_INPUT] = kept
+    _, df, report = kept
     st.markdown("**Check before scoring**")
     show_report(report)
     if not report.ok:
         return
-    scored = _scored(model, card, df, f"{upload.name}:{hashlib.sha256(data).hexdigest()}", top_k)
+    scored = _scored(model, card, df, upload_key, top_k)
     st.markdown(f"**Predictions** — {len(scored):,} rows" + (", first 100 shown" if len(scored) > 100 else ""))
     shown = [c for c in scored.columns if c not in df.columns] + list(df.columns)
     st.dataframe(scored[shown].head(100), height=260, hide_index=True)
