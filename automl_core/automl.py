@@ -130,7 +130,7 @@ class AutoML:
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write model.joblib and model.json; returns their paths."""
         self._check_fitted()
-        return save_model(self.model_, self.card_, out_dir)
+        return save_model(self.model_, self.card_, out_dir, reference=self.prepared_.X)
 
     # --- steps -------------------------------------------------------------------------------------
 
