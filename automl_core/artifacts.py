@@ -56,19 +56,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(model: Any, card: dict[str, Any], out_dir: str | Path, reference: Any = None) -> tuple[Path, Path]:
+def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """Write model.joblib and model.json into ``out_dir``; returns both paths.
 
-    ``reference``: the raw training rows (a DataFrame). When given, the card gets a ``profile`` of
-    them (ranges, bins, category shares, seen categories) for checking new data before scoring.
+    The card's ``profile`` (ranges, bins, category shares of the training rows; see
+    ``checks.training_profile``) is what new data is checked against before scoring.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path, card_path = out / MODEL_FILE, out / CARD_FILE
     joblib.dump(model, model_path)
-    if reference is not None:
-        from .checks import training_profile
-        card = {**card, "profile": training_profile(model, reference)}
     card = {**card, "packages": required_packages(model), "python": platform.python_version(),
             "model_sha256": sha256_file(model_path)}
     card_path.write_text(json.dumps(card, indent=2, default=json_default, allow_nan=False))

@@ -196,6 +196,7 @@ def server(bank):
 
 def test_rest_predicts_like_the_cli_and_explains_problems(bank, server):
     import httpx
+    httpx = httpx.Client(timeout=60)  # a loaded machine answers slowly; the bench measures latency
     model, card = load_model(bank[0] / "model.joblib")
     key = {"X-API-Key": "s3cret"}
     health = httpx.get(f"{server}/health").json()
