@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import clean_json, save_model
+from .checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .featurize import featurization_summary
@@ -25,8 +26,8 @@ from .prepare import Prepared, TableLike, prepare
 from .results import Event, TrialResult
 from .scheduler import Scheduler
 from .search import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
-from .trial import TrainingData, featurize_folds
-from .validation import ValidationPlan, plan_validation
+from .trial import RefitData, TrainingData, featurize_folds
+from .validation import ValidationPlan, plan_validation, split_test
 
 #: Rows used for the training score of the final model (the overfitting check) at most.
 TRAIN_SCORE_ROWS = 20_000
@@ -34,6 +35,8 @@ TRAIN_SCORE_ROWS = 20_000
 KEPT_PREDICTIONS = 20
 #: Training folds larger than this make the warm-start trials fit on a row sample first.
 LOW_FIDELITY_ROWS = 100_000
+#: Search trials run on a random sample of at most this many training rows (the refit uses all).
+MAX_SEARCH_ROWS = 250_000
 
 Callback = Callable[[Event], None]
 
@@ -89,7 +92,7 @@ class AutoML:
                     reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
                     raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
                                            "give the search more time, or check the data")
-                self.final_ = self._finish(data_path, result, plan, y_all, clock, emit, stop_event)
+                self.final_ = self._finish(result, plan, y_all, clock, emit, stop_event)
         finally:
             pool.shutdown()
         self.best_trial_ = self.final_.row
@@ -144,23 +147,40 @@ class AutoML:
     # --- steps -------------------------------------------------------------------------------------
 
     def _write_training_data(self, p: Prepared, tmp: str) -> tuple[str, ValidationPlan, np.ndarray]:
-        X, y = p.X, p.y
+        """Featurize the validation folds once and write what the workers need to a file.
+
+        Beyond ``MAX_SEARCH_ROWS`` training rows, the search runs on a random sample of them (time
+        and memory); the final model is still refit on every row. Returns the file, the validation
+        plan and the targets (codes) of the rows the plan indexes.
+        """
+        n = len(p.X)
+        codes_train = p.codes(p.y)
+        search = np.arange(n)
+        if n > MAX_SEARCH_ROWS:
+            search = split_test(n, codes_train, fraction=(n - MAX_SEARCH_ROWS) / n,
+                                classification=p.task.is_classification, seed=self.config.seed)[0]
+            p.notes.append(f"search trials used a random sample of {len(search):,} of the {n:,} training rows "
+                           "(time and memory); the final model was refit on all of them")
+        X, y = p.X.iloc[search], p.y[search]
         if p.X_valid is not None:
-            X = pd.concat([p.X, p.X_valid], ignore_index=True)
-            y = np.concatenate([p.y, p.y_valid])
+            X = pd.concat([X, p.X_valid], ignore_index=True)
+            y = np.concatenate([y, p.y_valid])
         codes = p.codes(y)
-        plan = plan_validation(codes[:len(p.X)], classification=p.task.is_classification, config=self.config,
-                               groups=p.groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
+        groups = None if p.groups is None else p.groups[search]
+        plan = plan_validation(codes[:len(search)], classification=p.task.is_classification, config=self.config,
+                               groups=groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
         start = time.perf_counter()
         folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed)
         self._featurize_seconds = (time.perf_counter() - start) / max(plan.n_splits, 1)
-        data = TrainingData(X=X, y_codes=codes, y_labels=np.asarray(y),
-                            splits=plan.splits, folds=folds, n_train=len(p.X), columns=tuple(p.columns), task=p.task,
-                            featurization=self.config.featurization,
+        data = TrainingData(y_codes=codes, splits=plan.splits, folds=folds, task=p.task,
                             n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index)
         path = os.path.join(tmp, "training.joblib")
         joblib.dump(data, path)
+        self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),
+                                     p.task, self.config.featurization, folds[0][0])
         self._y_labels_all = np.asarray(y)
+        # plan rows -> rows of the training table (validation-file rows follow the training rows)
+        self._table_rows = np.concatenate([search, n + np.arange(len(X) - len(search))])
         return path, plan, codes
 
     def _settings(self, p: Prepared) -> SearchSettings:
@@ -173,7 +193,7 @@ class AutoML:
         if n is None:
             n = 1 if cores == 1 or len(p.X) * len(p.columns) > 2_000_000 else cores
         threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else max(1, cores // n)
-        fold_rows = len(p.X) * 0.9
+        fold_rows = min(len(p.X), MAX_SEARCH_ROWS) * 0.9
         fraction = min(1.0, LOW_FIDELITY_ROWS / fold_rows) if fold_rows > LOW_FIDELITY_ROWS else 1.0
         return SearchSettings(n, threads, synchronous=cfg.max_trials is not None, low_fidelity_fraction=fraction)
 
@@ -182,8 +202,10 @@ class AutoML:
                 warm_start: list[tuple[str, dict[str, Any]]]) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
-        portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
-        scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic, warm_start)
+        kind = "classification" if self.task_.is_classification else "regression"
+        portfolio = load_portfolio()
+        order = [tuple(x) for x in portfolio.get("order", {}).get(kind, [])]
+        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order)
         train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
         n_rows = len(self.prepared_.X)
         self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows, cfg.cores,
@@ -197,13 +219,13 @@ class AutoML:
                           emit=emit, stop_event=stop_event, reserve=reserve, settings=settings, pool=pool,
                           first_trial_id=first_trial_id)
 
-    def _finish(self, data_path: str, result: SearchResult, plan: ValidationPlan, y_all: np.ndarray,
+    def _finish(self, result: SearchResult, plan: ValidationPlan, y_all: np.ndarray,
                 clock: Clock, emit: Emitter, stop_event: threading.Event) -> FinalChoice:
         """Ensembles (as leaderboard rows), the choice of the saved model, its refit on all training rows."""
         p, metric, cfg = self.prepared_, self.metric_, self.config
         val_rows = np.concatenate([v for _, v in plan.splits])
         y_oof = y_all[val_rows]
-        order = label_order(p.classes, self._y_labels_all)
+        order = label_order(p.classes, p.y)  # the refit's labels, sorted as scikit-learn sorts them
         ensembles: list[TrialResult] = []
         ens_oof: dict[int, np.ndarray] = {}
         if cfg.ensembles and not stop_event.is_set() and clock.remaining() > 0:
@@ -221,12 +243,12 @@ class AutoML:
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
              members=[m.trial_id for m in choice.members])
         threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else cfg.cores
-        self.model_ = fit_final(data_path, choice, result.oof, y_oof, order, cfg.cores, threads, cfg.seed)
+        self.model_ = fit_final(self._refit_data, choice, result.oof, y_oof, order, cfg.cores, threads, cfg.seed)
         kept = sorted((t for t in result.trials if t.trial_id in result.oof), key=lambda t: metric.loss(t.score))
         models = {t.trial_id: result.oof[t.trial_id] for t in kept[:KEPT_PREDICTIONS]}
         models.update({choice.row.trial_id: result.oof.get(choice.row.trial_id, ens_oof.get(choice.row.trial_id))})
         models.update(ens_oof)
-        self.predictions_ = {"validation": Predictions(p.task.value, p.classes, y_oof, val_rows, models,
+        self.predictions_ = {"validation": Predictions(p.task.value, p.classes, y_oof, self._table_rows[val_rows], models,
                                                        self._y_labels_all[val_rows] if p.classes else None),
                              "test": None}
         return choice
@@ -300,6 +322,8 @@ class AutoML:
             "n_trials": len(self.trials_), "stopped_by": result.stopped_by,
             "seed": self.config.seed, "config": self.config.to_dict(),
             "data_fingerprint": p.fingerprint, "n_training_rows": len(p.X), "notes": p.notes,
+            # the training side of the checks new data gets before scoring (computed once per run)
+            "profile": training_profile(self.model_, p.X),
         })
 
     def _features(self, data: TableLike) -> pd.DataFrame:

@@ -22,12 +22,11 @@ from sklearn.pipeline import Pipeline
 
 from . import ensemble as ens
 from .metrics import Metric
-from .models import FAMILIES
+from .models import ENSEMBLE_KINDS, FAMILIES
 from .results import TrialResult
 from .schema import Task
-from .trial import _limit_threads, load_data, model_steps, refit
+from .trial import RefitData, _limit_threads, model_steps, refit
 
-ENSEMBLE_KINDS = {"ensemble": "Ensemble (Caruana selection)", "stacking": "Stacking ensemble"}
 #: Fewer members for stacking: every member is refit, and the learner gains little past a handful.
 STACKING_MEMBERS = 6
 
@@ -126,15 +125,13 @@ def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialRe
     return FinalChoice(best, note=note)
 
 
-def fit_final(data_path: str, choice: FinalChoice, oof: dict[int, np.ndarray], y_oof: np.ndarray,
+def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], y_oof: np.ndarray,
               label_order: np.ndarray | None, cores: int, threads: int, seed: int) -> Pipeline:
     """Refit the chosen row on all training rows and return the Pipeline that is saved."""
     if not choice.members:
-        return refit(data_path, choice.row.family, choice.row.params, threads, seed)
+        return refit(data, choice.row.family, choice.row.params, threads, seed)
     from .featurize import build_featurizer
-    data = load_data(data_path)
-    rows = np.arange(data.n_train)
-    y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
+    y = data.y
     n_jobs = max(1, min(cores, len(choice.members)))
     member_threads = max(1, cores // n_jobs)
     # Members are fit side by side in threads: the fits release the GIL (LightGBM, OpenMP, numpy),
@@ -142,7 +139,7 @@ def fit_final(data_path: str, choice: FinalChoice, oof: dict[int, np.ndarray], y
     with _limit_threads(threads), warnings.catch_warnings(), parallel_config(backend="threading"):
         warnings.simplefilter("ignore")
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False, task=data.task, seed=seed)
-        Xf = featurizer.fit_transform(data.X.iloc[rows], y)
+        Xf = featurizer.fit_transform(data.X, y)
         members = [(f"trial_{m.trial_id}", Pipeline(model_steps(m.family, m.params, data.task, member_threads, seed, Xf)))
                    for m in choice.members]
         if choice.row.family == "ensemble":

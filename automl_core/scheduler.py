@@ -63,22 +63,23 @@ class FamilyState:
 
 class Scheduler:
     def __init__(self, families: list[ModelFamily], task: Task, portfolio: dict[str, list[dict[str, Any]]],
-                 seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> None:
+                 seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = (),
+                 portfolio_order: list[tuple[str, int]] | None = None) -> None:
         self.task = task
         self.deterministic = deterministic
         self.states = {}
         for i, family in enumerate(families):
             sampler = optuna.samplers.TPESampler(seed=seed + i, multivariate=True, n_startup_trials=4)
             self.states[family.name] = FamilyState(family, optuna.create_study(direction="minimize", sampler=sampler))
-        # Given configurations first (a resumed run's best), then the portfolio: the first
-        # configuration of each family, then the rest, round-robin.
+        # Given configurations first (a resumed run's best), then the portfolio in its recorded order
+        # (cheapest first, see bench/mine_portfolio.py), else level by level across families.
         self.warm: list[tuple[str, dict[str, Any]]] = [(f, p) for f, p in warm_start if f in self.states]
-        depth = max((len(portfolio.get(f.name, [])) for f in families), default=0)
-        for level in range(depth):
-            for family in families:
-                configs = portfolio.get(family.name, [])
-                if level < len(configs):
-                    self.warm.append((family.name, configs[level]))
+        configs = {f.name: portfolio.get(f.name, []) for f in families}
+        order = [(f, level) for f, level in (portfolio_order or []) if f in configs and level < len(configs[f])]
+        depth = max((len(c) for c in configs.values()), default=0)
+        order += [(f.name, level) for level in range(depth) for f in families
+                  if level < len(configs[f.name]) and (f.name, level) not in order]
+        self.warm += [(f, configs[f][level]) for f, level in order]
 
     def next(self, trial_id: int, fits: Callable[[str], bool] = lambda family: True
              ) -> tuple[str | None, dict[str, Any] | None]:

@@ -65,8 +65,7 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
         row = by_id[int(kinds[kind]["trial_id"])]
         members = [by_id[m] for m in row.params["members"]]
         choice = FinalChoice(row, members, list(row.params.get("weights", [])))
-        with _training_file(automl, p) as data_path:
-            pipeline = fit_final(data_path, choice, oof, y_oof, order, cores=2, threads=1, seed=0)
+        pipeline = fit_final(automl._refit_data, choice, oof, y_oof, order, cores=2, threads=1, seed=0)
         model = pipeline.named_steps["model"]
         assert isinstance(model, estimator_type)
         proba = pipeline.predict_proba(X_test)
@@ -79,21 +78,6 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
             assert model.final_estimator_.n_features_in_ == len(members)  # binary: one column per member
             expected = model.final_estimator_.predict_proba(stack_features(stacked, p.task, order))
         np.testing.assert_allclose(proba, expected, atol=1e-9)
-
-
-class _training_file:
-    """Write the training data file the final refit reads, as the search does."""
-
-    def __init__(self, automl: AutoML, prepared) -> None:
-        import tempfile
-        self.automl, self.prepared, self.tmp = automl, prepared, tempfile.TemporaryDirectory()
-
-    def __enter__(self) -> str:
-        path, _, _ = self.automl._write_training_data(self.prepared, self.tmp.name)
-        return path
-
-    def __exit__(self, *exc) -> None:
-        self.tmp.cleanup()
 
 
 @pytest.mark.slow
@@ -179,3 +163,17 @@ def test_unreachable_dask_scheduler_is_one_clear_line(shared):
     df = pd.read_csv(shared / "iris.csv")
     with pytest.raises(AutoMLInputError, match="Could not reach the Dask scheduler"):
         AutoML(time_budget=5, dask_scheduler="tcp://127.0.0.1:9").fit(df, target="target")
+
+
+@pytest.mark.slow
+def test_large_data_searches_on_a_sample_and_refits_on_every_row(shared, monkeypatch):
+    monkeypatch.setattr(automl_module, "MAX_SEARCH_ROWS", 2000)
+    df = pd.read_csv(shared / "bank_marketing_train.csv").sample(6000, random_state=0)
+    automl = AutoML(max_trials=6, time_budget=None, seed=0).fit(df, target="y")
+    assert any("random sample of 2,000 of the 6,000 training rows" in n for n in automl.card_["notes"]), \
+        automl.card_["notes"]
+    rows = automl.predictions_["validation"].rows
+    assert len(rows) == len(np.unique(rows)) and rows.max() < 6000
+    labels = automl.predictions_["validation"].labels_true
+    np.testing.assert_array_equal(labels, df["y"].to_numpy()[rows])  # rows point into the training table
+    assert len(automl._refit_data.X) == 6000  # the saved model is fit on every row, not the sample
