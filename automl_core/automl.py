@@ -128,6 +128,17 @@ class AutoML:
             raise AutoMLInputError("predict_proba needs a classification model", "use predict for regression")
         return self.model_.predict_proba(self._features(data))
 
+    def explain(self, **options: Any) -> Any:
+        """SHAP explanations of the fitted model on the raw columns (see ``automl_core.explain``);
+        ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``)."""
+        from .explain import explain_model
+        self._check_fitted()
+        p = self.prepared_
+        self.explanation_ = explain_model(self.model_, p.X, p.y, columns=p.columns, task=p.task, classes=p.classes,
+                                          positive_class=p.positive_class, metric=self.metric_,
+                                          seed=self.config.seed, **options)
+        return self.explanation_
+
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write model.joblib and model.json; returns their paths."""
         self._check_fitted()

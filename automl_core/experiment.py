@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 from .automl import AutoML
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
+from .insights import DataChecks, record_after_training
 from .prepare import TableLike, prepare
 from .results import Event
 
@@ -56,9 +57,10 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         first_trial_id, warm_start = _earlier_trials(store, experiment_id, metric)
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
-    automl = AutoML(config=config)
+    checks = DataChecks(store, experiment_id, prepared, config, metric)
+    automl = AutoML(config=checks.search_config(config))  # the checks and explanations share the budget
     try:
-        automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), *callbacks],
+        automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), checks.callback, *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
@@ -81,13 +83,14 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         predictions_path = target_dir / TEST_PREDICTIONS
         safe_csv(automl.test_predictions_).to_csv(predictions_path, index=False)
         store.register_artifact(experiment_id, predictions_path, "test_predictions")
+    understood = record_after_training(store, experiment_id, automl, target_dir, checks)
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     status = "stopped" if stop_event.is_set() else "completed"
     best = automl.best_trial_
     store.finish_experiment(experiment_id, status=status, best_trial_id=best.trial_id, best_model=best.family,
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),
-                            summary=automl.card_)
+                            summary={**automl.card_, **understood})
     return ExperimentOutcome(experiment_id, status, automl, model_path)
 
 

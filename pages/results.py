@@ -13,6 +13,7 @@ from studio.downloads import model_downloads
 from studio.nav import step_header
 from studio.scoring import choose_experiment
 from studio.state import friendly, get_store
+from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
 def _scores(exp: dict[str, Any]) -> None:
@@ -98,6 +99,14 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
             st.caption(f"• {note}")
 
 
+def _understand(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.DataFrame) -> None:
+    """Evaluation charts and explanations (issue #6), drawn by studio.understand."""
+    st.subheader("Evaluation")
+    evaluation_section(store, experiment_id, exp, trials)
+    st.subheader("Explanations")
+    explanations_section(store, experiment_id, exp)
+
+
 def main() -> None:
     step_header("Results")
     experiment_id = choose_experiment("results_experiment")
@@ -111,6 +120,7 @@ def main() -> None:
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or "score"
     _scores(exp)
+    guardrails_section(exp)
     model_downloads(store, experiment_id)
     if trials.empty:
         st.info("This experiment recorded no trials.")
@@ -118,6 +128,7 @@ def main() -> None:
     picked = _leaderboard(trials, metric)
     st.subheader("Compare")
     _compare(trials, metric, picked)
+    _understand(store, experiment_id, exp, trials)
     st.subheader("Model details")
     _details(exp, trials, picked)
     st.divider()

@@ -12,6 +12,7 @@ from studio.downloads import model_downloads
 from studio.jobs import spec_from_experiment
 from studio.nav import go, step_header
 from studio.state import friendly, get_jobs, get_store, wizard
+from studio.understand import guardrails_section
 
 POLL_SECONDS = 1.5
 
@@ -117,6 +118,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
             st.caption("None so far.")
         else:
             st.dataframe(failed, hide_index=True, height=live.table_height(len(failed), 300))
+    guardrails_section(exp)
 
 
 def _resume(exp: dict[str, Any]) -> None:

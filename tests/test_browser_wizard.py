@@ -9,33 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from studio_fixtures import REPO, SHARED
+from studio_fixtures import CHROMIUM, CHROMIUM_ARGS, REPO, SHARED, studio_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 TRAIN = SHARED / "bank_marketing_train.csv"
 TEST = SHARED / "bank_marketing_test.csv"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,35 +35,12 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     if not TRAIN.is_file():
         pytest.skip(f"shared datasets not found at {SHARED}")
     folder = tmp_path_factory.mktemp("studio-server")
-    port = _free_port()
     log_path = folder / "server.log"
-    env = {**os.environ, "AUTOML_STORE": str(folder / "store" / "store.duckdb"),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.fileWatcherType", "none"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"studio did not start:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with studio_server(folder / "store" / "store.duckdb", log_path) as url:
+            yield url, log_path
+    except RuntimeError as exc:  # did not start
+        pytest.fail(str(exc))
 
 
 def _shot(page, name: str) -> None:
