@@ -153,6 +153,8 @@ def _train(args: argparse.Namespace) -> int:
         "metric": automl.metric_.name, "best_model": automl.best_trial_.family,
         "validation_score": automl.best_trial_.score, "test_score": automl.test_score_,
         "n_trials": len(automl.search_.trials), "wall_seconds": round(time.perf_counter() - start, 2),
+        # the budget's part: search, ensembles, final refit (data checks before, explanations after)
+        "fit_seconds": round(automl.wall_seconds_, 2),
         "model_path": str(outcome.model_path), "validation": automl.validation_.description,
     }
     if args.json:

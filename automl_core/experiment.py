@@ -58,7 +58,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
     checks = DataChecks(store, experiment_id, prepared, config, metric)
-    automl = AutoML(config=checks.search_config(config))  # the checks and explanations share the budget
+    automl = AutoML(config=config)
     try:
         automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), checks.callback, *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)

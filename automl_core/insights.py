@@ -23,8 +23,11 @@ EXPLAIN_SHARE = 0.1
 class DataChecks:
     """The data guardrails of an experiment, run when created (before the search starts, so they do not
     compete with its trials for the CPU) and stored at once; ``callback`` fills in the validation plan
-    when the search announces it. Their time, and a reserve for the explanations, come out of the
-    run's time budget (:meth:`search_config`)."""
+    when the search announces it.
+
+    The time budget is the search's (trials, ensembles, the final refit): these checks run before its
+    clock starts and the explanations after it ends, each with its seconds recorded, so a budget buys
+    the same search with or without them."""
 
     def __init__(self, store: Any, experiment_id: str, prepared: Any, config: Any, metric: Any) -> None:
         self._store, self._id = store, experiment_id
@@ -36,15 +39,13 @@ class DataChecks:
             self.found, self.error = [], f"{type(exc).__name__}: {exc}"
         self._save()
         self.seconds = time.perf_counter() - start
-        self.explain_seconds = BUDGET_SECONDS
+        self.explain_seconds = self.explain_budget(config)
 
-    def search_config(self, config: AutoMLConfig) -> AutoMLConfig:
-        """The user's time budget is for the whole run: the search gets what is left after these
-        checks and a reserve for the explanations (a tenth of the budget, 1 to BUDGET_SECONDS s)."""
+    def explain_budget(self, config: AutoMLConfig) -> float:
+        """Seconds the explanations may take: a tenth of the budget, 1 to BUDGET_SECONDS s."""
         if config.time_budget is None:
-            return config
-        self.explain_seconds = min(BUDGET_SECONDS, max(1.0, EXPLAIN_SHARE * config.time_budget))
-        return config.with_changes(time_budget=max(1.0, config.time_budget - self.seconds - self.explain_seconds))
+            return BUDGET_SECONDS
+        return min(BUDGET_SECONDS, max(1.0, EXPLAIN_SHARE * config.time_budget))
 
     def _save(self) -> None:
         self._store.update_experiment(self._id, summary={"guardrails": to_json(self.found, [])})
@@ -68,6 +69,7 @@ def record_after_training(store: Any, experiment_id: str, automl: Any, folder: P
         model_checks = []
         out["guardrails_error"] = f"{type(exc).__name__}: {exc}"
     out["guardrails"] = to_json(data_checks.found, model_checks)
+    out["guardrails_seconds"] = round(data_checks.seconds, 3)
     if data_checks.error:
         out["guardrails_error"] = data_checks.error
     path = Path(folder) / GUARDRAILS_FILE
