@@ -21,7 +21,8 @@ def _scores(exp: dict[str, Any]) -> None:
     test = summary.get("test") or {}
     metric = exp.get("metric")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Best model", live.family_label(exp.get("best_model") or "—"))
+    c1.metric("Best model", live.short_label(live.family_label(exp.get("best_model") or "—")),
+              help=live.family_label(exp.get("best_model") or "—"))
     c2.metric(f"Validation {metric}", "—" if exp.get("best_score") is None else f"{exp['best_score']:.4f}",
               help=(summary.get("validation") or {}).get("strategy"))
     if test.get("score") is not None:
@@ -56,7 +57,7 @@ def _compare(trials: pd.DataFrame, metric: str, picked: list[int]) -> None:
         return
     chosen = trials[trials["trial_id"].isin(picked)]
     metric_cols = [c for c in trials.columns if c in METRICS]
-    labels = pd.Index([f"#{t} {live.family_label(f)}" for t, f in zip(chosen["trial_id"], chosen["family"])])
+    labels = pd.Index([f"#{t} {live.short_label(live.family_label(f))}" for t, f in zip(chosen["trial_id"], chosen["family"])])
     table = chosen.set_axis(labels, axis=0)
     table = table[[c for c in [metric, *metric_cols] if c in table.columns]].loc[:, lambda d: ~d.columns.duplicated()]
     left, right = st.columns(2, gap="medium")

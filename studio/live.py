@@ -84,16 +84,19 @@ def clock(seconds: float) -> str:
 
 
 def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None = None) -> pd.DataFrame:
-    """Finished trials best first: rank, model, primary score, other metrics, fit seconds, trial id."""
+    """Finished trials best first: rank, model, primary score, other metrics, fit seconds, trial id, and
+    ``details`` (an ensemble's members, a trial's row sample) when any row has them."""
     cols = ["rank", "model", "score", "fit_seconds", "trial_id"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
     ok = trials[(trials["status"] == "ok") & trials["score"].notna()].copy()
     ok = ok.sort_values(["score", "trial_id"], ascending=[not greater_is_better(metric), True])
     ok.insert(0, "rank", range(1, len(ok) + 1))
-    ok["model"] = [family_label(f) + (f" ({n})" if n else "") for f, n in zip(ok["family"], ok["note"].fillna(""))]
+    ok["model"] = [family_label(f) for f in ok["family"]]
+    ok["details"] = ok["note"].fillna("")
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
-    out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id"]]
+    details = ["details"] if ok["details"].str.len().any() else []
+    out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id", *details]]
     out = out.rename(columns={"score": metric or "score"})
     return out.head(limit) if limit else out
 

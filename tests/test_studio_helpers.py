@@ -35,6 +35,12 @@ def test_leaderboard_follows_metric_direction() -> None:
     assert list(higher["trial_id"]) == [3, 0, 1]
     assert "accuracy" in higher.columns and "roc_auc" in higher.columns
     assert list(live.failed_trials(_trials())["reason"]) == ["boom"]
+    assert "details" not in higher.columns  # no notes, no empty column
+    noted = _trials().assign(family=["ensemble", "linear", "knn", "random_forest"],
+                             note=["weighted average of 2 models", "", "", ""])
+    board = live.leaderboard(noted, "log_loss")
+    assert board.set_index("trial_id").loc[0, "model"] == "Ensemble (Caruana selection)"
+    assert board.set_index("trial_id").loc[0, "details"] == "weighted average of 2 models"
 
 
 def test_best_over_time_is_monotone() -> None:
