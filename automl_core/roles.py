@@ -356,11 +356,21 @@ def _as_numbers(clean: pd.Series) -> pd.Series | None:
     numbers = pd.to_numeric(clean, errors="coerce")
     if numbers.notna().sum() != present.sum():
         return None
-    if not present.all():
-        return numbers.astype("float64")  # int64 cannot hold NaN; float keeps sklearn-friendly NaN
+    if not present.all() or not _fits_int64(numbers):
+        # int64 cannot hold NaN (float keeps sklearn-friendly NaN), nor integers past 2**63,
+        # which pandas keeps as Python ints or uint64 and astype("int64") would silently wrap.
+        return numbers.astype("float64")
     if pd.api.types.is_integer_dtype(numbers):
         return numbers.astype("int64")  # straight from the digits: no float rounding of big ints
     return numbers.astype("int64") if _is_integral(numbers) else numbers.astype("float64")
+
+
+def _fits_int64(numbers: pd.Series) -> bool:
+    if numbers.dtype == object:
+        return False
+    if numbers.dtype.kind == "u":
+        return bool(numbers.max() <= np.iinfo("int64").max)
+    return True
 
 
 def _sample(values: pd.Series) -> pd.Series:

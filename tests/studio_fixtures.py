@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from shared_data import DATASETS as SHARED  # noqa: F401  (re-exported: where the shared data is)
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 APP = str(REPO / "app.py")
 
 
