@@ -18,7 +18,7 @@ from .errors import AutoMLInputError
 from .reader import read_table, validate_training_frame
 from .roles import clean_frame, infer_roles
 from .schema import ColumnInfo, Task
-from .task import prepare_target
+from .task import MIN_ROWS, prepare_target
 from .validation import split_test
 
 TableLike = pd.DataFrame | str | Path
@@ -87,6 +87,8 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     X = prepared.X.drop(columns=[c for c in config.exclude_columns if c != target])
     y = np.asarray(prepared.y)
     task = prepared.task
+    if not task.is_classification:
+        X, y = _finite_target(X, y, target, notes)
     X_test = y_test = None
     if config.test_size is not None:
         codes = _label_codes(y, prepared.classes)
@@ -115,6 +117,18 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
                                  + pd.util.hash_pandas_object(pd.Series(y).astype(str), index=False).to_numpy().tobytes()).hexdigest()
     return Prepared(target, task, prepared.reason, X.reset_index(drop=True), y, prepared.classes,
                     prepared.positive_class, columns, notes, X_valid, y_valid, X_test, y_test, groups, fingerprint)
+
+
+def _finite_target(X: pd.DataFrame, y: np.ndarray, target: str, notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows whose regression target is inf (a value no metric can score), saying so."""
+    finite = np.isfinite(y.astype(float))
+    if finite.all():
+        return X, y
+    if finite.sum() < MIN_ROWS:
+        raise AutoMLInputError(f"only {int(finite.sum())} rows have a finite target {target!r} (the rest are inf)",
+                               "replace the inf values with real numbers or leave them empty")
+    notes.append(f"dropped {int((~finite).sum()):,} rows where the target {target!r} is inf")
+    return X.iloc[np.flatnonzero(finite)].reset_index(drop=True), y[finite]
 
 
 def _label_codes(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:

@@ -34,26 +34,35 @@ def pick_experiment() -> str | None:
     return chosen
 
 
-def _status(exp: dict[str, Any]) -> None:
+def _status(exp: dict[str, Any], position: int | None) -> None:
     word = live.status_word(exp["status"])
     # Material icons, not emoji: headless and minimal Linux browsers often lack an emoji font.
     icon = {"Running": ":blue[:material/progress_activity:]", "Completed": ":green[:material/check_circle:]",
             "Stopped": ":orange[:material/stop_circle:]", "Failed": ":red[:material/error:]",
-            "Interrupted": ":orange[:material/warning:]"}.get(word, "")
+            "Interrupted": ":orange[:material/warning:]", "Cancelled": ":gray[:material/cancel:]"}.get(word, "")
+    if position is not None:
+        word, icon = live.queued_text(position), ":gray[:material/hourglass_top:]"
     with st.container(key="experiment_status"):
         st.markdown(f"### {icon} {word}")
-    if exp["status"] == "queued":
+    jobs = get_jobs()
+    if position is not None:
+        st.caption(f"{jobs.max_concurrent} experiments train at a time on this server; this one starts "
+                   "automatically when a slot frees.")
+    elif exp["status"] == "queued":
         st.caption("Preparing the data…")
-    elif get_jobs().stopping(exp["experiment_id"]):
+    elif jobs.stopping(exp["experiment_id"]):
         st.caption("Stopping: refitting the best model found so far…")
+    elif exp["status"] == "cancelled":
+        st.caption("Cancelled before it started. Clone it on the Experiments page to run it again.")
 
 
-def _stop_button(exp: dict[str, Any]) -> None:
+def _stop_button(exp: dict[str, Any], position: int | None) -> None:
     if exp["status"] not in live.LIVE:
         return
-    if st.button("Stop", key="stop_training", icon=":material/stop_circle:",
-                 help="Stop now; finished trials are kept and the best one becomes the model."):
-        if not get_jobs().stop(exp["experiment_id"]):
+    label, tip = (("Cancel", "Take it out of the line; nothing has been trained yet.") if position is not None else
+                  ("Stop", "Stop now; finished trials are kept and the best one becomes the model."))
+    if st.button(label, key="stop_training", icon=":material/stop_circle:", help=tip):
+        if not get_jobs().stop(exp["experiment_id"], store=get_store()):
             st.warning("This experiment is not running in this server any more.")
 
 
@@ -75,11 +84,12 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
         st.rerun()  # finished: redraw the whole page once, without polling, with the downloads
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or ""
+    position = get_jobs().queue_position(experiment_id) if exp["status"] == "queued" else None
     head, stop = st.columns([4, 1])
     with head:
-        _status(exp)
+        _status(exp, position)
     with stop:
-        _stop_button(exp)
+        _stop_button(exp, position)
     frac, text = live.progress(exp, len(trials))
     st.progress(frac, text=text)
     board = live.leaderboard(trials, metric)
