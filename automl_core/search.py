@@ -18,6 +18,7 @@ import numpy as np
 from joblib.externals.loky import ProcessPoolExecutor
 
 from .config import AutoMLConfig
+from .limits import limit_this_process, worker_memory_limit
 from .metrics import Metric
 from .models import ModelFamily
 from .results import Event, TrialResult
@@ -167,7 +168,9 @@ def start_pool(n_workers: int) -> ProcessPoolExecutor:
     """A worker pool whose processes start now (in the background), while the caller prepares data."""
     # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
     # machine into a crawl, and this machine is shared with the studio's UI thread.
-    executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"})
+    # Each worker gets a memory (address-space) limit, so a runaway trial fails alone (limits.py).
+    executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"},
+                                   initializer=limit_this_process, initargs=(worker_memory_limit(n_workers),))
     for _ in range(n_workers):
         executor.submit(os.getpid)
     return executor
