@@ -8,19 +8,20 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from automl_core.metrics import METRICS
-from automl_core.predict import load_model, predict_frame, safe_csv
+from automl_core.predict import predict_frame, safe_csv
 from automl_core.reader import read_table
 from studio import live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
-from studio.downloads import artifact_paths, model_downloads
+from studio.downloads import artifact_paths, model_downloads, verified_model
 from studio.nav import step_header
 from studio.state import friendly, get_store, wizard
+from studio.safe import md, safe_filename, show_error
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _model(path: str, mtime: float) -> tuple[Any, dict[str, Any]]:
-    """A saved model and its card, loaded once (mtime in the key: a re-saved file reloads)."""
-    return load_model(path)
+def _model(experiment_id: str, path: str, mtime: float, size: int) -> tuple[Any, dict[str, Any]]:
+    """A saved model and its card, checked against the store and loaded once (a re-saved file reloads)."""
+    return verified_model(get_store(), experiment_id)
 
 
 def _choose_experiment() -> str | None:
@@ -118,7 +119,7 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
         else:
             st.caption("No featurization summary recorded.")
         for note in summary.get("notes") or []:
-            st.caption(f"• {note}")
+            st.caption(f"• {md(note)}")
 
 
 def _predict(experiment_id: str) -> None:
@@ -132,16 +133,17 @@ def _predict(experiment_id: str) -> None:
     if upload is None:
         return
     try:
-        model, card = _model(str(files["model"]), files["model"].stat().st_mtime)
+        stat = files["model"].stat()
+        model, card = _model(experiment_id, str(files["model"]), stat.st_mtime, stat.st_size)
         with st.spinner("Scoring…"):
-            df = read_table(upload.getvalue(), name=upload.name)
+            df = read_table(upload.getvalue(), name=safe_filename(upload.name))
             scored = pd.concat([df, predict_frame(model, card, df)], axis=1)
     except AutoMLInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+        show_error(exc)
         return
     st.dataframe(scored.head(100), height=240)
     st.download_button("Download predictions (CSV)", safe_csv(scored).to_csv(index=False).encode(),
-                       file_name=f"predictions-{upload.name.rsplit('.', 1)[0]}.csv", mime="text/csv",
+                       file_name=f"predictions-{safe_filename(upload.name).rsplit('.', 1)[0]}.csv", mime="text/csv",
                        key="download_predictions", type="primary", icon=":material/download:", on_click="ignore")
 
 

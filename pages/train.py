@@ -12,6 +12,7 @@ from studio.downloads import model_downloads
 from studio.jobs import spec_from_experiment
 from studio.nav import go, step_header
 from studio.state import friendly, get_jobs, get_store, wizard
+from studio.safe import md, show_error
 
 POLL_SECONDS = 1.5
 
@@ -100,7 +101,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     c3.metric("Best model", "—" if board.empty else live.short_label(str(board.iloc[0]["model"])))
     c4.metric("Elapsed", live.clock(live.elapsed_seconds(exp)))
     if exp["status"] == "failed" and exp.get("error"):
-        st.error(f"The experiment failed: {exp['error']}", icon=":material/error:")
+        show_error(f"The experiment failed: {exp['error']}")
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.markdown("**Leaderboard**")
@@ -146,7 +147,7 @@ def _resume(exp: dict[str, Any]) -> None:
         try:
             spec = spec_from_experiment(exp, config_changes=changes)
         except AutoMLInputError as exc:
-            st.error(str(exc))
+            show_error(exc)
             return
         experiment_id = get_jobs().start(get_store(), spec, resume_id=exp["experiment_id"])
         wizard()["experiment_id"] = experiment_id
@@ -163,10 +164,10 @@ def main() -> None:
         st.page_link("pages/data.py", label="Start with your data", icon=":material/table_view:")
         return
     exp = get_store().get_experiment(experiment_id)
-    st.subheader(exp.get("name") or experiment_id)
+    st.subheader(md(exp.get("name") or experiment_id))
     cfg = exp.get("config") or {}
-    st.caption(f"{experiment_id} · dataset **{exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line'}** · "
-               f"target **{cfg.get('target')}** · {exp.get('task')} · metric {exp.get('metric')}")
+    st.caption(f"{experiment_id} · dataset **{md(exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line')}** · "
+               f"target **{md(cfg.get('target'))}** · {exp.get('task')} · metric {exp.get('metric')}")
     is_live = exp["status"] in live.LIVE
     st.fragment(run_every=POLL_SECONDS if is_live else None)(_live_body)(experiment_id, is_live)
     if exp["status"] == "interrupted":

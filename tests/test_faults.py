@@ -50,13 +50,3 @@ def test_failing_crashing_and_hanging_trials_are_recorded(fault_families, shared
     assert outcome.automl.best_trial_.family == "linear"
     assert outcome.automl.wall_seconds_ <= budget * 1.1
 
-
-def test_worker_memory_limit_setting(monkeypatch):
-    from automl_core import limits
-
-    monkeypatch.setenv("AUTOML_WORKER_MEMORY_MB", "0")
-    assert limits.worker_memory_limit(2) is None
-    monkeypatch.setenv("AUTOML_WORKER_MEMORY_MB", "1500")
-    assert limits.worker_memory_limit(2) == 1500 * 2**20
-    monkeypatch.delenv("AUTOML_WORKER_MEMORY_MB")
-    assert limits.worker_memory_limit(1) >= limits.worker_memory_limit(2) >= 4 * 2**30
