@@ -99,9 +99,7 @@ def launch(playwright):
 def start_sample_run(page, url: str, *, budget: int, sample: str = IRIS) -> str:
     """Drive the wizard: a sample dataset, its default target, ``budget`` seconds, Start; returns the id."""
     page.goto(url)
-    page.locator(".st-key-sample_dataset").wait_for()
-    page.locator(".st-key-sample_dataset").click()
-    page.get_by_role("option", name=sample, exact=True).click()
+    choose(page, "sample_dataset", sample)
     page.locator(".st-key-to_task button").click()
     page.locator(".st-key-target").wait_for()
     return _configure_and_start(page, budget)
@@ -113,9 +111,26 @@ def start_upload_run(page, url: str, *, path: Path, target: str, budget: int) ->
     page.locator(".st-key-upload input[type=file]").set_input_files(str(path))
     page.get_by_text("rows ×", exact=False).wait_for(timeout=300_000)
     page.locator(".st-key-to_task button").click()
-    page.locator(".st-key-target").click()
-    page.get_by_role("option", name=target, exact=True).click()
+    choose(page, "target", target)
     return _configure_and_start(page, budget)
+
+
+def choose(page, key: str, option: str, attempts: int = 6) -> None:
+    """Pick ``option`` in the selectbox ``key``. A rerun landing while the list is open closes it (on
+    a busy machine they land late), so open it again until the option can be clicked."""
+    box = page.locator(f".st-key-{key}")
+    box.wait_for()
+    for attempt in range(attempts):
+        box.click()
+        item = page.get_by_role("option", name=option, exact=True)
+        try:
+            item.wait_for(timeout=15_000)
+            item.click(timeout=15_000)
+            return
+        except Exception:  # noqa: BLE001 -- closed by a rerun: try again
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
 
 
 def _configure_and_start(page, budget: int) -> str:
