@@ -25,19 +25,30 @@ from .schema import ColumnInfo, Task
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What workers need, written once to a file by the search and cached by path in each worker."""
+    """What workers need, written once to a file by the search and cached by path in each worker.
 
-    X: Any                       # raw feature frame (training rows, then validation-file rows if any)
-    y_codes: np.ndarray          # class codes 0..K-1, or float values for regression
-    y_labels: Any                # the original labels (for the final refit), aligned with X
+    Only featurized folds: the raw table stays in the parent (see :class:`RefitData`), so a worker
+    holds the data once, not twice.
+    """
+
+    y_codes: np.ndarray          # class codes 0..K-1, or float values, of the rows the splits index
     splits: tuple                # ((train_idx, val_idx), ...)
     folds: tuple                 # ((featurized train rows, featurized validation rows), ...) per split
-    n_train: int                 # rows that belong to the training set proper (refit uses these)
+    task: Task
+    n_classes: int
+    pos_index: int
+
+
+@dataclass(frozen=True)
+class RefitData:
+    """What the final refit needs, kept in the parent: every training row, raw."""
+
+    X: Any                       # raw feature frame of all training rows
+    y: np.ndarray                # labels (classification) or float values
     columns: tuple[ColumnInfo, ...]
     task: Task
     featurization: Any
-    n_classes: int
-    pos_index: int
+    sample: Any                  # a featurized matrix (a training fold), to choose dense / scale steps
 
 
 def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[ColumnInfo], task: Task,
@@ -98,6 +109,8 @@ def load_data(path: str) -> TrainingData:
 
 # A sparse matrix is densified for families that need it only up to this many cells (8 bytes each).
 MAX_DENSE_CELLS = 30_000_000
+# Beyond this many cells a fold's scaled or densified copy is not kept beside others.
+LARGE_FOLD_CELLS = 20_000_000
 
 
 def densifier(X: Any) -> FunctionTransformer:
@@ -118,6 +131,10 @@ def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) ->
         if scale:
             scaler = scaler_for(Xt).fit(Xt)
             Xt, Xv = scaler.transform(Xt), scaler.transform(Xv)
+        if Xt.shape[0] * Xt.shape[1] > LARGE_FOLD_CELLS:
+            # Large data: one scaled / densified copy at a time, or a worker holds several of them.
+            for other in [k for k in _FOLDS if k[:2] == key[:2] and k[2:] != (False, False)]:
+                del _FOLDS[other]
         _FOLDS[key] = (Xt, Xv)
     return _FOLDS[key]
 
@@ -127,8 +144,15 @@ def _limit_threads(threads: int):
     return threadpool_limits(limits=threads)
 
 
-def run_trial(spec: TrialSpec) -> TrialOutcome:
-    """Fit and score one configuration on every split. Never raises: failures come back as outcomes."""
+def run_trial(spec: TrialSpec, data: TrainingData | None = None) -> TrialOutcome:
+    """Fit and score one configuration on every split. Never raises: failures come back as outcomes.
+
+    ``data`` is given on a Dask cluster (scattered to the workers); locally it is read from the file.
+    """
+    if data is not None and spec.data_path not in _DATA:
+        _DATA.clear()
+        _FOLDS.clear()
+        _DATA[spec.data_path] = data
     try:
         with _limit_threads(spec.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter would drown the progress lines
@@ -188,23 +212,30 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
                         fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
 
 
-def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
+def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: int, seed: int,
+                sample: Any) -> list[tuple[str, Any]]:
+    """The steps after the featurizer for one model: densify and scale where the family needs it.
+
+    ``sample`` is (a part of) the featurized matrix, to tell sparse from dense and size the densifier.
+    """
+    family = FAMILIES[family_name]
+    steps: list[tuple[str, Any]] = []
+    if family.dense_only and sparse.issparse(sample):
+        steps.append(("dense", densifier(sample)))
+    if family.needs_scaling:
+        steps.append(("scale", scaler_for(sample)))
+    steps.append(("model", family.build(params, task, threads, seed)))
+    return steps
+
+
+def refit(data: RefitData, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
     """The final model: featurizer + estimator fit on all training rows, with the original labels."""
     from .featurize import build_featurizer
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = load_data(data_path)
-        family = FAMILIES[family_name]
-        rows = np.arange(data.n_train)
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False,
                                       task=data.task, seed=seed)
-        y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
-        steps = [("features", featurizer)]
-        if family.dense_only and sparse.issparse(data.folds[0][0]):
-            steps.append(("dense", densifier(data.folds[0][0])))
-        if family.needs_scaling:
-            steps.append(("scale", scaler_for(data.folds[0][0])))
-        steps.append(("model", family.build(params, data.task, threads, seed)))
+        steps = [("features", featurizer), *model_steps(family_name, params, data.task, threads, seed, data.sample)]
         pipeline = Pipeline(steps)
-        pipeline.fit(data.X.iloc[rows], y)
+        pipeline.fit(data.X, data.y)
         return pipeline

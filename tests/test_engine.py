@@ -24,7 +24,8 @@ def test_binary_bank_marketing_with_test_file(shared, tmp_path):
     board = automl.leaderboard
     assert len(board) >= 3
     assert board["status"].iloc[0] == "ok"
-    assert board["score"].iloc[0] == automl.best_trial_.score
+    # the saved model is the best row, unless an ensemble could not be refit in the time left (said so)
+    assert board["score"].iloc[0] == automl.best_trial_.score or automl.final_.note
     assert automl.best_trial_.score > 0.9
     # every trial records every metric of its task
     ok = board[board["status"] == "ok"]
@@ -67,7 +68,7 @@ def test_multiclass_penguins_max_trials_is_reproducible(shared):
         return automl.leaderboard[["trial_id", "model", "score"]]
 
     first, second = board(), board()
-    assert len(first) == 6
+    assert len(first[~first["model"].isin(["ensemble", "stacking"])]) == 6
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -102,6 +103,7 @@ def test_score_threshold_and_early_termination(shared):
 def test_allowed_models_and_per_trial_timeout(shared):
     df = pd.read_csv(shared / "islp_default.csv")
     automl = AutoML(time_budget=20, allowed_models=["linear", "knn"], seed=0).fit(df, target="default")
-    assert set(automl.leaderboard["model"]) <= {"linear", "knn"}
+    assert set(automl.leaderboard["model"]) <= {"linear", "knn", "ensemble", "stacking"}
+    assert {"linear", "knn"} & set(automl.leaderboard["model"])
     with pytest.raises(AutoMLInputError, match="Unknown model 'xgboost'"):
         AutoML(time_budget=5, allowed_models=["xgboost"]).fit(df, target="default")
