@@ -21,11 +21,11 @@ import storage
 from automl_core.errors import AutoMLInputError
 from automl_core.results import Event, TrialResult
 from automl_core.schema import ColumnInfo, Role
+from shared_data import DATASETS as DATA
 from storage import Store, migrations
 from storage._codec import dumps, to_jsonable
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 WEIRD = ['a "quoted" col', "with space", "new\nline", "emoji 😀", 'x""y', "semi;colon --", "Ünïcødé"]
 
 
