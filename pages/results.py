@@ -65,6 +65,10 @@ def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
                          selection_mode="multi-row", column_config={
                              metric: st.column_config.NumberColumn(format="%.4f"),
                              "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+    # The table's own CSV export is hidden (it keeps formulas); this one goes through safe_csv.
+    st.download_button("Download leaderboard (CSV)", safe_csv(board).to_csv(index=False).encode(),
+                       file_name="leaderboard.csv", mime="text/csv", key="download_leaderboard",
+                       icon=":material/download:", on_click="ignore")
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     picked = [int(board.iloc[i]["trial_id"]) for i in rows if i < len(board)]
     if not picked and not board.empty:

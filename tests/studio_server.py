@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +87,19 @@ class StudioServer:
         except subprocess.TimeoutExpired:
             pass
         self.kill()
+
+
+@contextmanager
+def serving(server: StudioServer) -> Iterator[str]:
+    """Run ``server`` for a test: yields its url, prints its log if the test fails, always stops it."""
+    url = server.start()
+    try:
+        yield url
+    except BaseException:
+        print(f"--- studio server log ({server.log}) ---\n{server.log.read_text()}")
+        raise
+    finally:
+        server.stop()
 
 
 def _wait_for_group_gone() -> None:
