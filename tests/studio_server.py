@@ -113,11 +113,17 @@ def launch(playwright):
 
 def start_sample_run(page, url: str, *, budget: int, sample: str = IRIS) -> str:
     """Drive the wizard: a sample dataset, its default target, ``budget`` seconds, Start; returns the id."""
+    configure_sample_run(page, url, budget=budget, sample=sample)
+    return press_start(page)
+
+
+def configure_sample_run(page, url: str, *, budget: int, sample: str = IRIS) -> None:
+    """The wizard up to the Configure step, ready to Start (several sessions can then start at once)."""
     page.goto(url)
     choose(page, "sample_dataset", sample)
     page.locator(".st-key-to_task button").click()
     page.locator(".st-key-target").wait_for()
-    return _configure_and_start(page, budget)
+    _configure(page, budget)
 
 
 def start_upload_run(page, url: str, *, path: Path, target: str, budget: int) -> str:
@@ -127,7 +133,8 @@ def start_upload_run(page, url: str, *, path: Path, target: str, budget: int) ->
     page.get_by_text("rows ×", exact=False).wait_for(timeout=300_000)
     page.locator(".st-key-to_task button").click()
     choose(page, "target", target)
-    return _configure_and_start(page, budget)
+    _configure(page, budget)
+    return press_start(page)
 
 
 def choose(page, key: str, option: str, attempts: int = 6) -> None:
@@ -148,7 +155,7 @@ def choose(page, key: str, option: str, attempts: int = 6) -> None:
             page.keyboard.press("Escape")
 
 
-def _configure_and_start(page, budget: int) -> str:
+def _configure(page, budget: int) -> None:
     page.get_by_text("Detected", exact=False).wait_for()
     page.locator(".st-key-to_configure button").click()
     budget_input = page.locator(".st-key-time_budget input")
@@ -156,6 +163,10 @@ def _configure_and_start(page, budget: int) -> str:
     budget_input.fill(str(budget))
     budget_input.press("Enter")
     page.get_by_text(f"fit in {budget:,} s", exact=False).wait_for()
+
+
+def press_start(page) -> str:
+    """Press Start on the Configure step; returns the new experiment's id once the Train page shows."""
     page.locator(".st-key-start_training button").click()
     page.wait_for_url("**/train?experiment=*", timeout=60_000)
     return page.url.split("experiment=")[1].split("&")[0]

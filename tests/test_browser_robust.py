@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from studio_server import (CHROMIUM, REPO, StudioServer, launch, serving, start_sample_run, status_text,
-                           trials_done, wait_status)
+from studio_server import (CHROMIUM, REPO, StudioServer, configure_sample_run, launch, press_start, serving,
+                           start_sample_run, status_text, trials_done, wait_status)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTIFACTS = REPO / "test-artifacts" / "robust"
@@ -86,7 +86,9 @@ def test_three_sessions_train_while_a_fourth_browses(tmp_path) -> None:
             page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
             page.set_default_timeout(90_000)
             pages.append(page)
-        ids = [start_sample_run(page, url, budget=30) for page in pages[:3]]
+        for page in pages[:3]:  # three sessions ready on Configure, then Start in quick succession
+            configure_sample_run(page, url, budget=45)
+        ids = [press_start(page) for page in pages[:3]]
         words = [wait_status(page, ("Running", "Queued"), 60) for page in pages[:3]]
         assert words.count("Queued") == 1 and words.count("Running") == 2, words
         waiting = pages[words.index("Queued")]
