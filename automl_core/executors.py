@@ -15,7 +15,7 @@ from typing import Any, Callable
 from joblib.externals.loky import ProcessPoolExecutor
 
 from .errors import AutoMLInputError
-from .limits import limit_this_process, worker_memory_limit
+from .limits import prepare_worker, worker_memory_limit
 
 
 class LocalPool:
@@ -26,9 +26,10 @@ class LocalPool:
     def __init__(self, n_workers: int) -> None:
         # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
         # machine into a crawl, and this machine is shared with the studio's UI thread.
-        # Each worker gets a memory (address-space) limit, so a runaway trial fails alone (limits.py).
+        # Each worker gets a memory (address-space) limit, so a runaway trial fails alone, and a lower
+        # priority than the studio serving pages (limits.prepare_worker).
         self._executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"},
-                                             initializer=limit_this_process,
+                                             initializer=prepare_worker,
                                              initargs=(worker_memory_limit(n_workers),))
         for _ in range(n_workers):  # start the processes now, while the caller prepares data
             self._executor.submit(os.getpid)

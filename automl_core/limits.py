@@ -9,7 +9,8 @@
 - Columns: at most :data:`MAX_COLUMNS`.
 - Trial workers: each worker process gets an address-space limit (``RLIMIT_AS``), by default 90 % of
   the machine's memory shared between the workers, or ``AUTOML_WORKER_MEMORY_MB`` (0 = no limit). A
-  trial that allocates past it gets a ``MemoryError`` (or its process dies) and fails alone.
+  trial that allocates past it gets a ``MemoryError`` (or its process dies) and fails alone. Workers
+  also run at niceness +5, so the studio's pages stay responsive while trials fill the cores.
 """
 from __future__ import annotations
 
@@ -98,8 +99,22 @@ def worker_memory_limit(n_workers: int) -> int | None:
     return max(4096 * _MB, int(total_memory() * WORKER_SHARE / max(n_workers, 1)))
 
 
+#: Trial workers run a little below normal priority: on a busy machine the process that serves the
+#: pages (the studio) and records results gets the CPU first; on an idle one nothing changes.
+WORKER_NICENESS = 5
+
+
+def prepare_worker(n_bytes: int | None) -> None:
+    """A trial worker's initializer: lower its priority a notch and cap its memory (RLIMIT_AS)."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
+    limit_this_process(n_bytes)
+
+
 def limit_this_process(n_bytes: int | None) -> None:
-    """Set RLIMIT_AS for the calling process (a trial worker's initializer). No-op off Linux/Unix."""
+    """Set RLIMIT_AS for the calling process. No-op off Linux/Unix."""
     if not n_bytes:
         return
     try:

@@ -88,6 +88,9 @@ def test_three_sessions_train_while_a_fourth_browses(tmp_path) -> None:
             pages.append(page)
         for page in pages[:3]:  # three sessions ready on Configure, then Start in quick succession
             configure_sample_run(page, url, budget=45)
+        browse = pages[3]  # a fourth person already has the studio open (its scripts loaded)
+        browse.goto(f"{url}/experiments")
+        browse.get_by_text("Step ", exact=False).first.wait_for()
         ids = [press_start(page) for page in pages[:3]]
         words = [wait_status(page, ("Running", "Queued"), 60) for page in pages[:3]]
         assert words.count("Queued") == 1 and words.count("Running") == 2, words
@@ -95,13 +98,13 @@ def test_three_sessions_train_while_a_fourth_browses(tmp_path) -> None:
         assert "Queued — 1st in line" in status_text(waiting)
         _shot(waiting, "10-queued-1st-in-line")
         # the fourth session browses while three experiments are live
-        browse = pages[3]
         loads = []
-        for path in ("experiments", "results", "experiments", "data"):
+        for path in ("experiments", "results", "train", ""):  # "" is the Data page
             start = time.monotonic()
             browse.goto(f"{url}/{path}")
             browse.get_by_text("Step ", exact=False).first.wait_for()
             loads.append(time.monotonic() - start)
+            assert "Page not found" not in browse.content()
         _shot(browse, "11-fourth-session-browsing")
         print(f"page loads while training: {[round(s, 2) for s in loads]} s")
         assert max(loads) < 30, loads  # generous: the machine is shared; bench measures properly
