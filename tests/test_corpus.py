@@ -213,3 +213,43 @@ def test_cli_process_says_one_line_or_runs(name: str, corpus, tmp_path) -> None:
     else:
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         _check_message(result.stderr, case.train)
+
+
+# ------------------------------------------------------------------------------ engine fixes the corpus found
+def test_many_rare_classes_with_a_test_fraction(corpus) -> None:
+    """1,000 classes of 3 rows: no stratified split is possible; classes left without training rows are
+    dropped (their test rows are not scored) instead of crashing the split or the ensembles."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.prepare import prepare
+
+    p = prepare(str(corpus["target_1000_classes"]), mc.TARGET, AutoMLConfig(test_size=0.2))
+    assert set(p.classes) == set(p.y) and len(p.classes) < 1000
+    assert set(p.y_test) <= set(p.classes) and len(p.X_test) == len(p.y_test)
+    assert any("all their rows in the test data" in n for n in p.notes)
+
+
+def test_integers_past_int64_are_not_wrapped() -> None:
+    from automl_core.roles import clean_frame, infer_roles
+
+    df = pd.DataFrame({"h": [str(10**25 + i) for i in range(30)], "u": [str(2**63 + i % 3) for i in range(30)],
+                       "f": ["1e300", "2.5e300", "3"] * 10})
+    cleaned, _ = clean_frame(df)
+    # digits past int64 stay text (exact, distinct), not a wrapped or collapsed number
+    assert cleaned["h"].tolist() == df["h"].tolist() and cleaned["u"].tolist() == df["u"].tolist()
+    assert cleaned["f"].dtype == "float64"  # big floats are still numbers
+    roles = {c.name: c.role.value for c in infer_roles(cleaned)}
+    assert roles == {"h": "id", "u": "categorical", "f": "numeric"}
+
+
+def test_inf_features_become_missing_in_the_saved_pipeline() -> None:
+    import numpy as np
+
+    from automl_core.featurize import build_featurizer
+    from automl_core.roles import clean_frame, infer_roles
+
+    df = pd.DataFrame({"x": ["1.5", "inf", "-inf", "2", "1e999", "3"] * 5, "c": list("abcabc") * 5})
+    cleaned, _ = clean_frame(df)
+    featurizer = build_featurizer(infer_roles(cleaned), mode="auto", scale=True, seed=0)
+    out = featurizer.fit_transform(df, np.arange(len(df)) % 2)
+    dense = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+    assert np.isfinite(dense).all()
