@@ -57,7 +57,11 @@ def sha256_file(path: Path) -> str:
 
 
 def save_model(model: Any, card: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write model.joblib and model.json into ``out_dir``; returns both paths."""
+    """Write model.joblib and model.json into ``out_dir``; returns both paths.
+
+    The card's ``profile`` (ranges, bins, category shares of the training rows; see
+    ``checks.training_profile``) is what new data is checked against before scoring.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path, card_path = out / MODEL_FILE, out / CARD_FILE

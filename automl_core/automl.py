@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import clean_json, save_model
+from .checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .featurize import featurization_summary
@@ -310,6 +311,8 @@ class AutoML:
             "n_trials": len(self.trials_), "stopped_by": result.stopped_by,
             "seed": self.config.seed, "config": self.config.to_dict(),
             "data_fingerprint": p.fingerprint, "n_training_rows": len(p.X), "notes": p.notes,
+            # the training side of the checks new data gets before scoring (computed once per run)
+            "profile": training_profile(self.model_, p.X),
         })
 
     def _features(self, data: TableLike) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m automl_core train|predict|list|show``.
+"""Command line: ``python -m automl_core train|predict|serve|list|show``.
 
 Bad input ends with exit code 2 and one line on stderr naming the problem and the fix.
 """
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="path to model.joblib")
     predict.add_argument("data")
     predict.add_argument("--out", required=True, help="CSV file for the predictions")
+    predict.add_argument("--top-k", type=int, default=0,
+                         help="add the K columns contributing most to each row's prediction (LightGBM / linear models)")
+    predict.add_argument("--quiet", action="store_true", help="no check report or progress on stderr")
+    serve = sub.add_parser("serve", help="score over HTTP: POST /predict, GET /health, OpenAPI at /docs")
+    serve.add_argument("--model", required=True, help="path to model.joblib")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--api-key", help="require this key in the X-API-Key header (default: $AUTOML_API_KEY if set)")
     for name, help_text in (("list", "list experiments in the store"), ("show", "show one experiment")):
         p = sub.add_parser(name, help=help_text)
         if name == "show":
@@ -75,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "predict":
-            from .predict import predict_file
-            n = predict_file(args.model, args.data, args.out)
-            print(f"wrote {n:,} predictions to {args.out}")
-            return 0
+            return _predict(args)
+        if args.command == "serve":
+            from .serve import serve
+            return serve(args.model, host=args.host, port=args.port, api_key=args.api_key)
         return _list_or_show(args)
     except AutoMLInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -86,6 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Check the data against the model (report on stderr), then score it in batches."""
+    from .predict import BATCH_ROWS, predict_file
+
+    def report(check: Any) -> None:
+        if not args.quiet and check.ok:  # missing columns: the error line alone says it
+            for line in check.summary_lines():
+                print(f"check: {line}", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet and total > BATCH_ROWS:  # one line per batch, only when there are several
+            print(f"scored {done:,} / {total:,} rows", file=sys.stderr)
+
+    n = predict_file(args.model, args.data, args.out, on_report=report, progress=progress, top_k=args.top_k,
+                     on_warning=None if args.quiet else lambda w: print(f"warning: {w}", file=sys.stderr))
+    print(f"wrote {n:,} predictions to {args.out}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> Any:

@@ -136,7 +136,9 @@ def ours(row: dict[str, str], train_path: Path, test_path: Path, budget: float, 
     wall = time.perf_counter() - start
     peak = memory.stop()
     if proc.returncode != 0:
-        return {"error": (err.strip().splitlines() or ["?"])[-1], "wall_s": wall, "peak_mb": peak}
+        lines = err.strip().splitlines() or ["?"]
+        return {"error": next((x for x in reversed(lines) if x.startswith("error:")), lines[-1]),
+                "wall_s": wall, "peak_mb": peak}
     summary = json.loads(out.strip().splitlines()[-1])
     first = first_trial_seconds(tmp / "store.duckdb", summary["experiment_id"])
     scored = pd.read_csv(Path(summary["model_path"]).with_name("test_predictions.csv"))
@@ -278,7 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     systems = args.systems.split(",")
     only = set(args.only.split(",")) if args.only else None
-    peer = peers(int(args.budget))
+    recorded = peers(int(args.budget))
     pythons = {s: peer_python(s) for s in systems if s != "ours"}
     sets = [r for r in datasets() if not only or Path(r["file"]).stem in only]
     if args.largest:
@@ -294,7 +296,7 @@ def main() -> None:
             for system, python in pythons.items():
                 if python is not None:
                     result.update(peer(system, python, row, train_path, test_path, args.budget, Path(tmp), test, classes))
-        p = peer.get(PEER_NAMES.get(stem, "sh_" + stem), {})
+        p = recorded.get(PEER_NAMES.get(stem, "sh_" + stem), {})
         y_true = test[row["target"]].to_numpy()
         gap = (loss_gap(row["task"], y_true, result["_pred"], lgbm_pred, classes)
                if "_pred" in result else (np.nan, np.nan))

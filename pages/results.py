@@ -1,4 +1,4 @@
-"""Step 5 -- Results: every model of an experiment, side-by-side comparison, details, downloads, predictions."""
+"""Step 5 -- Results: every model of an experiment, side-by-side comparison, details, downloads (predicting is step 6)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,37 +6,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.errors import AutoMLInputError
 from automl_core.metrics import METRICS
-from automl_core.predict import predict_frame, safe_csv
-from automl_core.reader import read_table
+from automl_core.predict import safe_csv
 from studio import live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
-from studio.downloads import artifact_paths, model_downloads, verified_model
+from studio.downloads import model_downloads
 from studio.nav import step_header
-from studio.state import friendly, get_store, wizard
-from studio.safe import md, safe_filename, show_error
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _model(experiment_id: str, path: str, mtime: float, size: int) -> tuple[Any, dict[str, Any]]:
-    """A saved model and its card, checked against the store and loaded once (a re-saved file reloads)."""
-    return verified_model(get_store(), experiment_id)
-
-
-def _choose_experiment() -> str | None:
-    history = get_store().list_experiments()
-    done = history[history["status"].isin(("completed", "stopped"))]
-    if done.empty:
-        return None
-    ids = list(done["experiment_id"])
-    wanted = st.query_params.get("experiment") or wizard().get("experiment_id")
-    if "results_experiment" not in st.session_state or st.session_state["results_experiment"] not in ids:
-        st.session_state["results_experiment"] = wanted if wanted in ids else ids[0]
-    names = {r.experiment_id: f"{r.name} · {r.best_model or ''} · {r.created_at:%Y-%m-%d %H:%M}" for r in done.itertuples()}
-    chosen = st.selectbox("Experiment", ids, format_func=names.get, key="results_experiment")
-    st.query_params["experiment"] = chosen
-    return chosen
+from studio.scoring import choose_experiment
+from studio.safe import md
+from studio.state import friendly, get_store
 
 
 def _scores(exp: dict[str, Any]) -> None:
@@ -126,34 +104,9 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
             st.caption(f"• {md(note)}")
 
 
-def _predict(experiment_id: str) -> None:
-    files = artifact_paths(get_store(), experiment_id)
-    if "model" not in files:
-        return
-    st.markdown("**Predict new data** with this model")
-    upload = st.file_uploader("Table to score (the training columns; the target may be absent)",
-                              type=["csv", "tsv", "txt", "parquet", "xlsx", "xls", "jsonl", "ndjson", "json"],
-                              key="predict_upload")
-    if upload is None:
-        return
-    try:
-        stat = files["model"].stat()
-        model, card = _model(experiment_id, str(files["model"]), stat.st_mtime, stat.st_size)
-        with st.spinner("Scoring…"):
-            df = read_table(upload.getvalue(), name=safe_filename(upload.name))
-            scored = pd.concat([df, predict_frame(model, card, df)], axis=1)
-    except AutoMLInputError as exc:
-        show_error(exc)
-        return
-    st.dataframe(scored.head(100), height=240)
-    st.download_button("Download predictions (CSV)", safe_csv(scored).to_csv(index=False).encode(),
-                       file_name=f"predictions-{safe_filename(upload.name).rsplit('.', 1)[0]}.csv", mime="text/csv",
-                       key="download_predictions", type="primary", icon=":material/download:", on_click="ignore")
-
-
 def main() -> None:
     step_header("Results")
-    experiment_id = _choose_experiment()
+    experiment_id = choose_experiment("results_experiment")
     if experiment_id is None:
         st.info("No finished experiment yet. Results appear here once a run completes or is stopped.",
                 icon=":material/leaderboard:")
@@ -174,7 +127,8 @@ def main() -> None:
     st.subheader("Model details")
     _details(exp, trials, picked)
     st.divider()
-    _predict(experiment_id)
+    st.page_link("pages/predict.py", label="Predict new data with this model, export ONNX, view its training code",
+                 icon=":material/online_prediction:", query_params={"experiment": experiment_id})
 
 
 friendly(main)

@@ -22,6 +22,8 @@ STEPS = (
     Step("pages/configure.py", "Configure", ":material/tune:", "Metric, time budget, validation, models; then Start."),
     Step("pages/train.py", "Train", ":material/model_training:", "Watch models being tried, live."),
     Step("pages/results.py", "Results", ":material/leaderboard:", "Compare models and download the best one."),
+    Step("pages/predict.py", "Predict", ":material/online_prediction:",
+         "Check new data against a model and score it; ONNX export and the training code."),
     Step("pages/experiments.py", "Experiments", ":material/history:", "Every experiment so far: open, clone, compare, delete."),
 )
 
@@ -35,7 +37,7 @@ def _done() -> dict[str, bool]:
     w = wizard()
     return {"Data": bool(w.get("dataset_id")), "Task": bool(w.get("target")),
             "Configure": bool(w.get("experiment_id")), "Train": bool(w.get("experiment_id")),
-            "Results": False, "Experiments": False}
+            "Results": False, "Predict": False, "Experiments": False}
 
 
 def _ensure_app_navigation() -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from shared_data import DATASETS as SHARED  # noqa: F401  (re-exported: where the shared data is)
+from shared_data import DATASETS
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = DATASETS  # one place decides where the shared datasets are ($SHARED_DATASETS or ../shared)
 APP = str(REPO / "app.py")
 
 

@@ -110,10 +110,10 @@ def test_cold_deep_link_goes_through_app_navigation(server) -> None:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{url}/results")
-        page.get_by_text("Step 5 of 6").wait_for(timeout=60_000)
+        page.get_by_text("Step 5 of 7").wait_for(timeout=60_000)
         links = [e.inner_text().split("\n")[-1] for e in page.query_selector_all('[data-testid="stSidebarNavLink"]')]
         browser.close()
-    assert links == ["Data", "Task", "Configure", "Train", "Results", "Experiments"]
+    assert links == ["Data", "Task", "Configure", "Train", "Results", "Predict", "Experiments"]
 
 
 def test_wizard_end_to_end(server, tmp_path) -> None:
@@ -213,3 +213,38 @@ def _journey(page, url: str, tmp_path: Path) -> None:
     page.goto(f"{url}/experiments")
     page.get_by_text("experiment(s) in the store", exact=False).wait_for()
     _shot(page, "11-experiments")
+
+    # 7. Predict: an odd file (unseen job, numbers as text, extra column, reversed columns) is checked,
+    # then scored; the predictions download; ONNX exports with its parity shown; the code is there
+    odd = tmp_path / "odd.csv"
+    import pandas as pd
+    frame = pd.read_csv(TEST).drop(columns="y").assign(branch_code="B-17")
+    frame["job"] = frame["job"].replace({"admin.": "astronaut"})
+    frame["campaign"] = frame["campaign"].astype(str).replace({"1": "one"})
+    frame[frame.columns[::-1]].to_csv(odd, index=False)
+    page.goto(f"{url}/predict")
+    page.locator(".st-key-predict_upload input[type=file]").set_input_files(str(odd))
+    page.get_by_text("Check before scoring").wait_for(timeout=120_000)
+    page.locator(".st-key-download_predictions").wait_for(timeout=120_000)
+    time.sleep(2)
+    _shot(page, "12-predict-checked")
+    page.get_by_text("Check per column").click()
+    time.sleep(2)
+    page.mouse.wheel(0, 700)
+    time.sleep(1)
+    _shot(page, "13-predict-per-column")
+    with page.expect_download() as dl:
+        page.locator(".st-key-download_predictions button").click()
+    dl.value.save_as(tmp_path / "predictions.csv")
+    scored = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(scored) == len(frame) and {"prediction", "proba_yes"} <= set(scored.columns)
+    page.get_by_role("tab", name="ONNX").click()
+    page.locator(".st-key-onnx_export button").click()
+    page.locator(".st-key-download_onnx").wait_for(timeout=180_000)
+    time.sleep(1)
+    _shot(page, "14-predict-onnx")
+    page.get_by_role("tab", name="Training code").click()
+    page.locator(".st-key-download_train_py").wait_for()
+    page.get_by_text("View generated code").click()
+    time.sleep(2)
+    _shot(page, "15-predict-code")

@@ -18,7 +18,7 @@ from studio_fixtures import APP, app, stop_all_jobs, status_word, texts, wait_fo
 
 IRIS = "Iris flowers (multiclass classification)"
 CANCER = "Breast cancer (binary classification)"
-PAGES = ["data", "task", "configure", "train", "results", "experiments"]
+PAGES = ["data", "task", "configure", "train", "results", "predict", "experiments"]
 
 
 def no_crash(at: AppTest) -> None:
@@ -209,7 +209,10 @@ def test_train_live_results_and_history(app: AppTest) -> None:
     from studio.state import get_store
     predictions = pd.read_csv(get_store().artifact_dir(experiment_id) / "test_predictions.csv")
     assert {"actual_target", "prediction"} <= set(predictions.columns) and len(predictions) == 15
-    # predict a table with the saved model
+    # predict a table with the saved model, on the Predict page
+    app.switch_page("pages/predict.py").run()
+    no_crash(app)
+    assert app.selectbox(key="predict_experiment").value == experiment_id
     frame = pd.DataFrame({"sepal length (cm)": [5.1, 6.7], "sepal width (cm)": [3.5, 3.0],
                           "petal length (cm)": [1.4, 5.2], "petal width (cm)": [0.2, 2.3]})
     app.file_uploader(key="predict_upload").set_value(("new.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
@@ -218,7 +221,7 @@ def test_train_live_results_and_history(app: AppTest) -> None:
     # a table without the training columns: a clear message
     app.file_uploader(key="predict_upload").set_value(("bad.csv", b"foo,bar\n1,2\n3,4\n", "text/csv")).run()
     no_crash(app)
-    assert app.error and "lacks required column" in app.error[0].value
+    assert app.error and "column(s) the model needs" in app.error[0].value
 
     app.switch_page("pages/experiments.py").run()
     no_crash(app)

@@ -1,0 +1,101 @@
+"""The Predict page's ONNX and training-code sections (UI only: the work is in automl_core)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from automl_core.codegen import generate
+from automl_core.errors import AutoMLInputError
+from automl_core.onnx_export import export_onnx
+from studio.safe import md
+from studio.downloads import artifact_paths
+from studio.state import load_frame
+
+_ONNX = "onnx_export_result"  # (model sha256, OnnxExport)
+_PARITY_ROWS = 2000
+#: Largest probability / value difference still called a match (ONNX computes in float32).
+_PARITY_TOLERANCE = 1e-4
+
+
+def _parity_rows(store: Any, experiment_id: str, card: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    """Rows to compare ONNX with joblib on: a sample of the experiment's data (else its test predictions file)."""
+    exp = store.get_experiment(experiment_id) or {}
+    if exp.get("dataset_id"):
+        df = load_frame(exp["dataset_id"])
+        sample = df.sample(min(_PARITY_ROWS, len(df)), random_state=0) if len(df) > _PARITY_ROWS else df
+        return sample.drop(columns=[card.get("target")], errors="ignore"), f"{len(sample):,} rows of the experiment's data"
+    files = artifact_paths(store, experiment_id)
+    if "test_predictions" in files:
+        df = pd.read_csv(files["test_predictions"], keep_default_na=False, na_values=[""]).head(_PARITY_ROWS)
+        return df[[c for c in card.get("input_columns") or [] if c in df.columns]], f"{len(df):,} test rows"
+    return None, ""
+
+
+def onnx_section(store: Any, experiment_id: str, model: Any, card: dict[str, Any]) -> None:
+    """Export button, the parity check's result, and the downloads (model.onnx and its input preparation)."""
+    st.markdown("Run the model without Python's scikit-learn stack (ONNX Runtime in C++, C#, Java, JavaScript…). "
+                "The export is checked against the joblib model on real rows before it is offered.")
+    kept = st.session_state.get(_ONNX)
+    if kept is None or kept[0] != card.get("model_sha256"):
+        if not st.button("Export to ONNX and check it", key="onnx_export", icon=":material/transform:"):
+            return
+        rows, where = _parity_rows(store, experiment_id, card)
+        if rows is None:
+            st.warning("No data is stored with this experiment to check the export against, so it is not offered.")
+            return
+        with st.spinner(f"Converting and comparing on {where}…"):
+            kept = (card.get("model_sha256"), export_onnx(model, card, rows), where)
+        st.session_state[_ONNX] = kept
+    result, where = kept[1], kept[2]
+    if not result.ok:
+        st.info(md(result.reason), icon=":material/block:")
+        return
+    exact = result.max_abs_diff is not None and result.max_abs_diff <= _PARITY_TOLERANCE
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Largest difference vs joblib", f"{result.max_abs_diff:.2e}",
+              help=f"over {where}; {'probabilities' if card.get('task') != 'regression' else 'predicted values'}")
+    if result.label_agreement is not None:
+        c2.metric("Same predicted class", f"{result.label_agreement:.1%}")
+    c3.metric("Size", f"{len(result.onnx) / 1024:,.0f} KB")
+    if not exact:
+        st.warning(f"ONNX Runtime's results differ from the joblib model by up to {result.max_abs_diff:.3g} "
+                   "(float32 arithmetic, ties between neighbours). Check them before relying on the ONNX file.")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download ONNX (model.onnx)", result.onnx, file_name="model.onnx", key="download_onnx",
+                       mime="application/octet-stream", type="primary", icon=":material/download:", on_click="ignore")
+    c2.download_button("Input preparation (onnx_inputs.py)", result.preparation.encode(), file_name="onnx_inputs.py",
+                       key="download_onnx_inputs", mime="text/x-python", icon=":material/code:", on_click="ignore")
+    st.caption("The ONNX model takes one input per column: numbers as float32 (NaN when missing), other columns "
+               "as strings already cleaned (stripped; missing tokens such as 'NA' or '?' as ''). "
+               "onnx_inputs.py does exactly the cleaning the joblib pipeline does:")
+    st.code("import onnxruntime as ort, pandas as pd\nfrom onnx_inputs import onnx_inputs\n"
+            "session = ort.InferenceSession('model.onnx')\nfeeds = onnx_inputs(pd.read_csv('new.csv', keep_default_na=False, "
+            "na_values=['']))\n"
+            "outputs = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})", language="python")
+
+
+def code_section(model: Any, card: dict[str, Any]) -> None:
+    """The generated train.py and requirements.txt, shown and downloadable."""
+    try:
+        code = generate(model, card)
+    except AutoMLInputError as exc:
+        st.info(md(str(exc)), icon=":material/block:")
+        return
+    validation = (card.get("validation") or {}).get("strategy", "")
+    usage = "python train.py TRAINING_FILE.csv" + (" --validation-data VALIDATION_FILE.csv"
+                                                   if validation.startswith("the validation file") else "")
+    score = (card.get("validation") or {}).get("score")
+    st.markdown("A standalone script (public packages only) that builds the same featurization and model with the "
+                "same hyperparameters and seed, repeats the validation and prints the score "
+                f"(recorded: {card.get('metric')} = {'—' if score is None else f'{score:.6f}'}).")
+    st.code(f"pip install -r requirements.txt\n{usage}", language="bash")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download train.py", code.train_py.encode(), file_name="train.py", key="download_train_py",
+                       mime="text/x-python", type="primary", icon=":material/download:", on_click="ignore")
+    c2.download_button("Download requirements.txt", code.requirements_txt.encode(), file_name="requirements.txt",
+                       key="download_requirements", mime="text/plain", icon=":material/download:", on_click="ignore")
+    with st.expander("View generated code", expanded=False):
+        st.code(code.train_py, language="python", line_numbers=True)
+        st.code(code.requirements_txt, language="text")
