@@ -19,7 +19,8 @@ import streamlit as st
 # (emphasis, code, links/images, HTML, tables, strikethrough, LaTeX, entities), a colon that could
 # open an emoji or :material/icon: code, and what starts a block at the beginning (heading, list).
 # Plain punctuation (quotes, brackets' round cousins, "Fix: ") stays readable.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>|~$&!]|:(?=\w)|^[#+\-=]|^\d+(?=[.)]))")
+# An underscore inside a word ("branch_code") is never emphasis in CommonMark, so it stays as typed.
+_MARKDOWN = re.compile(r"([\\`*{}\[\]<>|~$&!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=\w)|^[#+\-=]|^\d+(?=[.)]))")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 

@@ -9,8 +9,8 @@ import streamlit as st
 from automl_core.codegen import generate
 from automl_core.errors import AutoMLInputError
 from automl_core.onnx_export import export_onnx
-from studio.safe import md
 from studio.downloads import artifact_paths
+from studio.safe import md
 from studio.state import load_frame
 
 _ONNX = "onnx_export_result"  # (model sha256, OnnxExport)

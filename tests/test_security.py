@@ -53,6 +53,7 @@ def test_no_page_renders_raw_html_and_st_html_is_constant() -> None:
     ("$x^2$ and :red[colour] **bold** `code` a|b ~~s~~", r"\$x^2\$ and \:red\[colour\] \*\*bold\*\* \`code\` a\|b \~\~s\~\~"),
     ("# heading", r"\# heading"), ("1. item", r"1\. item"), ("two\nlines", "two lines"),
     ("Fix: plain words (kept), 'quotes' too.", "Fix: plain words (kept), 'quotes' too."),
+    ("branch_code and _emphasis_", r"branch_code and \_emphasis\_"),
 ])
 def test_md_escapes_markup(text: str, shown: str) -> None:
     assert md(text) == shown
