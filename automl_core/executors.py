@@ -15,6 +15,7 @@ from typing import Any, Callable
 from joblib.externals.loky import ProcessPoolExecutor
 
 from .errors import AutoMLInputError
+from .limits import prepare_worker, worker_memory_limit
 
 
 class LocalPool:
@@ -25,7 +26,11 @@ class LocalPool:
     def __init__(self, n_workers: int) -> None:
         # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
         # machine into a crawl, and this machine is shared with the studio's UI thread.
-        self._executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"})
+        # Each worker gets a memory (address-space) limit, so a runaway trial fails alone, and a lower
+        # priority than the studio serving pages (limits.prepare_worker).
+        self._executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"},
+                                             initializer=prepare_worker,
+                                             initargs=(worker_memory_limit(n_workers),))
         for _ in range(n_workers):  # start the processes now, while the caller prepares data
             self._executor.submit(os.getpid)
 

@@ -83,9 +83,13 @@ def _clean_strings() -> list[tuple[str, Any]]:
 
 
 def _clean_numbers() -> list[tuple[str, Any]]:
-    """Steps turning any raw column into float64: unparsable strings ("?", "N/A") become NaN."""
+    """Steps turning any raw column into float64: unparsable strings ("?", "N/A") and inf become NaN.
+
+    inf arrives from files ("inf", "1e999"); imputers and scalers refuse it, so it is missing here.
+    """
     return [("clean_to_numeric", _ft(pd.DataFrame.apply, func=pd.to_numeric, errors="coerce")),
-            ("clean_as_float", _ft(pd.DataFrame.astype, dtype="float64"))]
+            ("clean_as_float", _ft(pd.DataFrame.astype, dtype="float64")),
+            ("clean_inf", _ft(pd.DataFrame.replace, to_replace=[np.inf, -np.inf], value=np.nan))]
 
 
 def _numeric(indicator: bool, scale: bool) -> list[tuple[str, Any]]:

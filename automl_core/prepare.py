@@ -18,7 +18,7 @@ from .errors import AutoMLInputError
 from .reader import read_table, validate_training_frame
 from .roles import clean_frame, infer_roles
 from .schema import ColumnInfo, Task
-from .task import prepare_target
+from .task import MIN_ROWS, prepare_target
 from .validation import split_test
 
 TableLike = pd.DataFrame | str | Path
@@ -84,9 +84,12 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
                                "exclude only columns of the table")
     prepared = prepare_target(df, target, config.task, config.positive_class)
     notes.extend(prepared.notes)
+    classes = prepared.classes
     X = prepared.X.drop(columns=[c for c in config.exclude_columns if c != target])
     y = np.asarray(prepared.y)
     task = prepared.task
+    if not task.is_classification:
+        X, y = _finite_target(X, y, target, notes)
     X_test = y_test = None
     if config.test_size is not None:
         codes = _label_codes(y, prepared.classes)
@@ -95,12 +98,14 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
         X_test, y_test = X.iloc[held].reset_index(drop=True), y[held]
         X, y = X.iloc[keep].reset_index(drop=True), y[keep]
         notes.append(f"{len(held):,} rows ({config.test_size:.0%}) held out as test data before anything else")
+        if task.is_classification:
+            classes, X_test, y_test = _classes_left(classes, y, X_test, y_test, notes)
     elif test_data is not None:
-        X_test, y_test = _labelled(load_table(test_data, "test"), target, X.columns, prepared.classes, task, "test", notes)
+        X_test, y_test = _labelled(load_table(test_data, "test"), target, X.columns, classes, task, "test", notes)
     X_valid = y_valid = None
     if validation_data is not None:
         X_valid, y_valid = _labelled(load_table(validation_data, "validation"), target, X.columns,
-                                     prepared.classes, task, "validation", notes)
+                                     classes, task, "validation", notes)
     # Roles come from the cleaned values; the search gets the raw frame, because the saved pipeline
     # must clean raw files itself at prediction time.
     cleaned, report = clean_frame(X)
@@ -113,8 +118,39 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     groups = X[groups_col].astype(str).to_numpy() if groups_col else None
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()
                                  + pd.util.hash_pandas_object(pd.Series(y).astype(str), index=False).to_numpy().tobytes()).hexdigest()
-    return Prepared(target, task, prepared.reason, X.reset_index(drop=True), y, prepared.classes,
+    return Prepared(target, task, prepared.reason, X.reset_index(drop=True), y, classes,
                     prepared.positive_class, columns, notes, X_valid, y_valid, X_test, y_test, groups, fingerprint)
+
+
+def _classes_left(classes: list[Any], y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,
+                  notes: list[str]) -> tuple[list[Any], pd.DataFrame, np.ndarray]:
+    """Classes with training rows after the test split; test rows of the others are left out.
+
+    With many rare classes (1,000 classes of 3 rows) a test fraction cannot hold every class on both
+    sides; a class the model never sees in training cannot be predicted or scored.
+    """
+    seen = set(pd.unique(y).tolist())
+    if len(seen) == len(classes):
+        return classes, X_test, y_test
+    if len(seen) < 2:
+        raise AutoMLInputError("after holding out the test rows, fewer than 2 classes are left to train on",
+                               "use a smaller test fraction, or a test file")
+    keep = np.array([v in seen for v in y_test])
+    notes.append(f"{len(classes) - len(seen)} classes have all their rows in the test data; their "
+                 f"{int((~keep).sum())} test rows are left out of test scoring")
+    return [c for c in classes if c in seen], X_test.loc[keep].reset_index(drop=True), y_test[keep]
+
+
+def _finite_target(X: pd.DataFrame, y: np.ndarray, target: str, notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows whose regression target is inf (a value no metric can score), saying so."""
+    finite = np.isfinite(y.astype(float))
+    if finite.all():
+        return X, y
+    if finite.sum() < MIN_ROWS:
+        raise AutoMLInputError(f"only {int(finite.sum())} rows have a finite target {target!r} (the rest are inf)",
+                               "replace the inf values with real numbers or leave them empty")
+    notes.append(f"dropped {int((~finite).sum()):,} rows where the target {target!r} is inf")
+    return X.iloc[np.flatnonzero(finite)].reset_index(drop=True), y[finite]
 
 
 def _label_codes(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:

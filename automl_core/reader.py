@@ -7,18 +7,21 @@ count and replace (it reports per column what it changed). Column names are kept
 """
 from __future__ import annotations
 
-import codecs
-import csv
 import difflib
 import io
 import json
 import re
-from dataclasses import dataclass
+import zipfile
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Any, Iterable
 
+import numpy as np
 import pandas as pd
 
+from automl_core import limits
+from automl_core.csvfile import (SAMPLE_BYTES, CsvSettings, column_name, read_csv, reject_binary_text, sniff,
+                                 unique_names)
 from automl_core.errors import AutoMLInputError
 
 Source = str | Path | bytes | bytearray | IO[bytes]
@@ -27,35 +30,7 @@ TEXT_EXTENSIONS = {".csv", ".tsv", ".txt"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls"}
 JSON_EXTENSIONS = {".jsonl", ".ndjson", ".json"}
 SUPPORTED = ".csv, .tsv, .txt, .parquet, .xlsx, .xls, .jsonl, .ndjson, .json"
-DELIMITERS = (",", ";", "\t", "|")
-_FORMATS_FIX = "upload a CSV, TSV, Parquet, Excel or JSON file"
-_SAMPLE_BYTES = 256 * 1024
-_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-_DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-# File signatures of formats people rename to .csv by mistake; named so the message can say what it is.
-_MAGIC = {
-    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
-    b"%PDF": "a PDF document", b"PK\x03\x04": "a zip archive (or an Excel .xlsx file)",
-    b"\x1f\x8b": "a gzip archive", b"PAR1": "a Parquet file", b"\xd0\xcf\x11\xe0": "an old Office file (.xls/.doc)",
-    b"SQLite format 3": "a SQLite database", b"\x7fELF": "a program binary",
-}
-
-
-@dataclass(frozen=True)
-class CsvSettings:
-    """How a delimited text file will be parsed; a UI can show these and let the user edit them.
-
-    ``encoding_note`` says how the encoding was chosen (BOM found, valid UTF-8, or the fallback).
-    """
-
-    delimiter: str
-    encoding: str
-    header: bool
-    encoding_note: str = ""
-
-    @property
-    def delimiter_name(self) -> str:
-        return _DELIMITER_WORDS.get(self.delimiter, repr(self.delimiter))
+__all__ = ["CsvSettings", "missing_column_error", "read_table", "sniff_csv", "validate_training_frame"]
 
 
 def read_table(
@@ -86,13 +61,16 @@ def read_table(
 
     Raises:
         AutoMLInputError: missing/empty/binary file, unsupported extension, header without data
-            rows, duplicate column names, ragged rows (with the line number), unreadable content.
+            rows, duplicate column names, ragged rows (with the line number), unreadable content,
+            a file over the size limit or too large for memory (see :mod:`automl_core.limits`).
     """
     data, label = _load_bytes(source, name)
     ext = _extension(label, data)
+    _check_memory(data, label, ext)
     if ext in TEXT_EXTENSIONS:
-        settings = sniff_csv(data, name=label, delimiter=delimiter, encoding=encoding)
-        df, settings = _read_csv(data, label, settings, header=header, skip_rows=skip_rows)
+        settings = sniff(data, label, delimiter=delimiter, encoding=encoding)
+        df, settings = read_csv(data, label, settings, header=header, skip_rows=skip_rows)
+        df = _tidy(df, label)
         df.attrs["read_settings"] = {
             "format": "csv", "delimiter": settings.delimiter, "encoding": settings.encoding,
             "encoding_note": settings.encoding_note, "header": header,
@@ -109,6 +87,8 @@ def read_table(
         raise AutoMLInputError(
             f"'{label}' has a header row but no data rows", "upload a file that contains data below the header"
         )
+    if not df.notna().to_numpy().any():
+        raise AutoMLInputError(f"every cell of '{label}' is empty", "upload a file that contains values")
     return df
 
 
@@ -128,25 +108,8 @@ def sniff_csv(
     Raises:
         AutoMLInputError: missing or empty file, or binary content that is not text.
     """
-    data, label = _load_bytes(source, name, limit=_SAMPLE_BYTES)
-    sample = data[:_SAMPLE_BYTES]
-    if encoding is None:
-        _reject_binary(sample, label)
-        encoding, note = _sniff_encoding(sample, label)
-    else:
-        note = "given by the user"
-    try:
-        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
-    except LookupError:
-        raise AutoMLInputError(f"unknown text encoding '{encoding}'", "use e.g. utf-8 or cp1252") from None
-    _reject_binary_text(text, label)
-    lines = text.splitlines()
-    if len(data) > len(sample) and len(lines) > 1:
-        lines = lines[:-1]  # the last line of a truncated sample may be cut in half
-    preferred = "\t" if label.lower().endswith(".tsv") else ","
-    if delimiter is None:
-        delimiter = _sniff_delimiter(lines[:200], preferred)
-    return CsvSettings(delimiter, encoding, _sniff_header(lines[:50], delimiter), note)
+    data, label = _load_bytes(source, name, limit=SAMPLE_BYTES)
+    return sniff(data, label, delimiter=delimiter, encoding=encoding, truncated=len(data) > SAMPLE_BYTES)
 
 
 def validate_training_frame(df: pd.DataFrame, target: str) -> None:
@@ -191,6 +154,10 @@ def _load_bytes(source: Source, name: str | None, limit: int | None = None) -> t
             raise AutoMLInputError(f"file not found: {str(path)!r}", "check the path and the file name")
         if path.is_dir():
             raise AutoMLInputError(f"{str(path)!r} is a folder, not a file", "give the path of a data file")
+        if limit is None:
+            limits.check_file_size(path.stat().st_size, label)
+            if path.suffix.lower() in TEXT_EXTENSIONS:  # before a byte is read: text needs no metadata
+                limits.check_memory(path.stat().st_size * limits.TEXT_FACTOR, label, "estimated from its size")
         with path.open("rb") as fh:
             data = fh.read() if limit is None else fh.read(limit + 1)
     elif isinstance(source, (bytes, bytearray)):
@@ -204,6 +171,8 @@ def _load_bytes(source: Source, name: str | None, limit: int | None = None) -> t
         raise AutoMLInputError(
             f"cannot read a {type(source).__name__} as a table", "pass a file path, bytes or a binary file object"
         )
+    if limit is None:
+        limits.check_file_size(len(data), label)
     if re.fullmatch(rb"\s*", data):  # no stripped copy of a big file
         raise AutoMLInputError(f"'{label}' is empty", "upload a file that contains a header row and data rows")
     return data, label
@@ -224,166 +193,73 @@ def _extension(label: str, data: bytes) -> str:
     return ".json" if data.lstrip()[:1] in (b"[", b"{") else ".csv"
 
 
-def _reject_binary(sample: bytes, label: str) -> None:
-    """Refuse known binary formats by their signature before trying to decode them as text."""
-    for magic, what in _MAGIC.items():
-        if sample.startswith(magic):
-            raise AutoMLInputError(f"'{label}' is not a text table: it looks like {what}", _FORMATS_FIX)
+def _check_memory(data: bytes, label: str, ext: str) -> None:
+    """Refuse a file that would not fit in memory once read, judged from its size or metadata."""
+    if ext == ".parquet":
+        estimate, how = _parquet_memory(data)
+    elif ext in EXCEL_EXTENSIONS:
+        estimate, how = _excel_memory(data)
+    elif ext in JSON_EXTENSIONS:
+        estimate, how = len(data) * limits.JSON_FACTOR, "estimated from its size"
+    else:
+        estimate, how = len(data) * limits.TEXT_FACTOR, "estimated from its size"
+    limits.check_memory(estimate, label, how)
 
 
-def _reject_binary_text(text: str, label: str) -> None:
-    # Control characters (other than tab/newline) are rare in real text and everywhere in binary data.
-    n_control = sum(1 for ch in text[:20000] if ch < " " and ch not in "\t\r\n" or ch == "\ufffd")
-    if n_control > max(2, 0.01 * min(len(text), 20000)):
-        raise AutoMLInputError(f"'{label}' does not look like a text table (it contains binary data)",
-                               "upload a CSV, TSV, Parquet, Excel or JSON file, or set the right encoding")
+def _parquet_memory(data: bytes) -> tuple[float, str]:
+    """Bytes the decoded table takes: rows x width per column, strings judged by their statistics.
 
+    The metadata's row count is what matters: a compressed bomb is small on disk and huge decoded.
+    """
+    import pyarrow.parquet as pq
 
-def _sniff_encoding(sample: bytes, label: str) -> tuple[str, str]:
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "UTF-8 byte-order mark found"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "UTF-16 byte-order mark found"
-    if b"\x00" in sample:
-        raise AutoMLInputError(f"'{label}' does not look like a text table (it contains binary data)",
-                               _FORMATS_FIX)
     try:
-        # Incremental decoding so a multi-byte character cut at the sample's end is not an error.
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8", "valid UTF-8"
-    except UnicodeDecodeError:
-        pass
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    except Exception:  # unreadable: _read_parquet says so
+        return float(len(data)), "estimated from its size"
+    rows, width = meta.num_rows, 0.0
+    for i in range(meta.num_columns):
+        column = meta.schema.column(i)
+        if column.physical_type in ("BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY"):
+            longest, stored = 0, 0
+            for g in range(meta.num_row_groups):
+                chunk = meta.row_group(g).column(i)
+                stored += chunk.total_uncompressed_size
+                stats = chunk.statistics
+                if stats is not None and stats.has_min_max:
+                    longest = max(longest, len(str(stats.min)), len(str(stats.max)))
+            width += 16 + max(longest, stored / max(rows, 1))
+        else:
+            width += 8
+    return len(data) + 2 * rows * width, f"{rows:,} rows x {meta.num_columns:,} columns"
+
+
+def _excel_memory(data: bytes) -> tuple[float, str]:
+    """Bytes openpyxl needs: the workbook's unpacked XML times a factor for its cell objects."""
     try:
-        sample.decode("cp1252")
-        return "cp1252", "not valid UTF-8; read as Windows-1252 (cp1252)"
-    except UnicodeDecodeError:
-        return "latin-1", "not valid UTF-8 or cp1252; read as Latin-1"
-
-
-def _sniff_delimiter(lines: list[str], preferred: str) -> str:
-    """Pick the delimiter that splits the most lines into the same number (> 1) of fields."""
-    text = "\n".join(lines)
-    best, best_score = preferred, (0.0, 0, 0)
-    for delim in sorted(DELIMITERS, key=lambda d: d != preferred):
-        try:
-            counts = [len(row) for row in csv.reader(io.StringIO(text), delimiter=delim) if row]
-        except csv.Error:
-            continue
-        if not counts:
-            continue
-        mode = max(set(counts), key=counts.count)
-        if mode < 2:
-            continue
-        score = (round(counts.count(mode) / len(counts), 2), counts[0] == mode, mode)
-        if score > best_score:
-            best, best_score = delim, score
-    return best
-
-
-def _sniff_header(lines: list[str], delimiter: str) -> bool:
-    """Guess whether the first row is a header: it is unless most of its fields are numbers."""
-    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
-    if len(rows) < 2 or not rows[0]:
-        return True
-    numeric = sum(bool(_NUMBER.match(f.strip())) for f in rows[0])
-    return numeric * 2 < len(rows[0])
+        with zipfile.ZipFile(io.BytesIO(data)) as book:
+            unpacked = sum(i.file_size for i in book.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return float(len(data)), "estimated from its size"
+    return unpacked * limits.EXCEL_FACTOR, f"{limits.size_text(unpacked)} once unpacked"
 
 
 # ----------------------------------------------------------------------------------------- formats
-def _read_csv(
-    data: bytes, label: str, settings: CsvSettings, *, header: bool, skip_rows: int
-) -> tuple[pd.DataFrame, CsvSettings]:
-    """The table and the settings finally used (the encoding may fall back to cp1252)."""
-    opts = dict(
-        sep=settings.delimiter, encoding=settings.encoding, skiprows=skip_rows, index_col=False,
-        # Only empty fields are missing at read time; clean_frame handles NA/?/null tokens and reports them.
-        keep_default_na=False, na_values=[""], skip_blank_lines=True, low_memory=False,
-    )
-    try:
-        first = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, **opts)
-    except pd.errors.EmptyDataError:
-        raise AutoMLInputError(f"'{label}' has no rows after skipping {skip_rows}", "lower skip_rows") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-        raise _csv_error(exc, data, label, settings, skip_rows) from None
-    if header:
-        names = _unique_names([_column_name(v, i) for i, v in enumerate(first.iloc[0].tolist())], label)
-        # pandas silently drops extra fields when *every* row has them, so check the first rows here.
-        long_row = _long_record(data[:_SAMPLE_BYTES], settings, skip_rows + 1, len(names), max_records=1000)
-        if long_row:
-            raise _ragged_error(label, *long_row, len(names))
-    else:
-        names = [f"column_{i + 1}" for i in range(first.shape[1])]
-    try:
-        df = pd.read_csv(io.BytesIO(data), header=None, names=names, **{**opts, "skiprows": skip_rows + header})
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=names), settings
-    except UnicodeDecodeError as exc:
-        if settings.encoding != "utf-8":
-            raise _csv_error(exc, data, label, settings, skip_rows) from None
-        # The sample was valid UTF-8 but a later byte is not: the file is most likely cp1252.
-        return _read_csv(data, label, CsvSettings(settings.delimiter, "cp1252", settings.header,
-                                                  "not valid UTF-8 past the start; read as cp1252"),
-                         header=header, skip_rows=skip_rows)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise _csv_error(exc, data, label, settings, skip_rows) from None
-    return df, settings
-
-
-def _column_name(value: object, i: int) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return f"Unnamed: {i}"  # same naming as pandas for an empty header cell
-    return str(value)
-
-
-def _long_record(
-    data: bytes, settings: CsvSettings, first_record: int, expected: int, max_records: int | None = None
-) -> tuple[int, int] | None:
-    """(file line, field count) of the first record with more than ``expected`` fields, if any.
-
-    The csv module respects quotes, so the line is the physical one even after quoted newlines.
-    """
-    text = io.TextIOWrapper(io.BytesIO(data), encoding=settings.encoding, errors="replace", newline="")
-    reader = csv.reader(text, delimiter=settings.delimiter)
-    try:
-        for i, row in enumerate(reader):
-            if i >= first_record and len(row) > expected:
-                return reader.line_num, len(row)
-            if max_records is not None and i > max_records:
-                break
-    except csv.Error:
-        pass  # malformed quoting: pandas reports it
-    return None
-
-
-def _ragged_error(label: str, line: int, got: int, expected: int) -> AutoMLInputError:
-    return AutoMLInputError(f"'{label}' has ragged rows: line {line} has {got} fields but the header has {expected}",
-                            "fix that line (often an unquoted delimiter inside a value, or the wrong delimiter chosen)")
-
-
-def _csv_error(exc: Exception, data: bytes, label: str, settings: CsvSettings, skip_rows: int) -> AutoMLInputError:
-    """Turn a pandas parsing error into a one-line message; find the physical line for ragged rows."""
-    if isinstance(exc, UnicodeDecodeError):
-        return AutoMLInputError(f"'{label}' cannot be decoded as {settings.encoding} (byte {exc.start})",
-                                "choose the file's encoding (e.g. cp1252 or latin-1)")
-    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-    if match:
-        expected = int(match.group(1))
-        found = _long_record(data, settings, skip_rows, expected)
-        line, got = found or (int(match.group(2)) + skip_rows, int(match.group(3)))
-        return _ragged_error(label, line, got, expected)
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AutoMLInputError(f"'{label}' could not be read as a {settings.delimiter_name}-delimited file: {first_line}",
-                            "check the delimiter and quoting, or save the file again as CSV")
-
-
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(io.BytesIO(data))
+        table = pq.ParquetFile(io.BytesIO(data)).read()  # read_table refuses repeated names
+        limits.check_columns(table.num_columns, label)
+        unique_names([str(c) for c in table.column_names], label)  # pandas would mangle or refuse them
+        df = table.to_pandas()
+    except AutoMLInputError:
+        raise
     except Exception as exc:  # pyarrow raises many types; all mean "not a readable parquet file"
         raise AutoMLInputError(
             f"'{label}' is not a readable Parquet file ({type(exc).__name__})", "check the file or export it again"
         ) from None
-    return _string_columns(df, label)
+    return _tidy(df, label)
 
 
 def _read_excel(
@@ -407,14 +283,15 @@ def _read_excel(
     raw = book.parse(chosen, header=None, skiprows=skip_rows)
     if raw.empty:
         raise AutoMLInputError(f"sheet {chosen!r} of '{label}' is empty", "choose the sheet that holds the table")
+    limits.check_columns(raw.shape[1], label)
     if not header:
         raw.columns = [f"column_{i + 1}" for i in range(raw.shape[1])]
-        return raw
-    names = [_column_name(v, i) for i, v in enumerate(raw.iloc[0].tolist())]
+        return _tidy(raw, label)
+    names = [column_name(v, i) for i, v in enumerate(raw.iloc[0].tolist())]
     # Re-read with the header so pandas infers column types without the header row mixed in.
     df = book.parse(chosen, header=0, skiprows=skip_rows)
     df.columns = names
-    return _string_columns(df, label)
+    return _tidy(df, label)
 
 
 def _read_json(data: bytes, label: str, encoding: str | None) -> pd.DataFrame:
@@ -422,15 +299,11 @@ def _read_json(data: bytes, label: str, encoding: str | None) -> pd.DataFrame:
         text = data.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AutoMLInputError(f"'{label}' is not valid UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
-    _reject_binary_text(text, label)
+    reject_binary_text(text, label)
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            records = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise AutoMLInputError(f"'{label}' is not valid JSON: {exc.msg} at line {exc.lineno}",
-                                   "fix the JSON or save the table as CSV") from None
-        if not all(isinstance(r, dict) for r in records):
+        records = _json_loads(stripped, label, "fix the JSON or save the table as CSV")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise AutoMLInputError(f"'{label}' is a JSON array but not of records (objects)",
                                    'use [{"col": value, ...}, ...] or one object per line')
     else:
@@ -438,26 +311,63 @@ def _read_json(data: bytes, label: str, encoding: str | None) -> pd.DataFrame:
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AutoMLInputError(f"'{label}' line {lineno} is not valid JSON ({exc.msg})",
-                                       "write one JSON object per line (JSON lines)") from None
+            record = _json_loads(line, label, "write one JSON object per line (JSON lines)", lineno)
             if not isinstance(record, dict):
                 raise AutoMLInputError(f"'{label}' line {lineno} is not a JSON object",
                                        'write one object per line, like {"col": value}')
             records.append(record)
-    return _string_columns(pd.DataFrame.from_records(records), label)
+    if records:
+        limits.check_columns(len(records[0]), label)
+    return _tidy(pd.DataFrame.from_records(records), label)
 
 
-def _string_columns(df: pd.DataFrame, label: str) -> pd.DataFrame:
-    df.columns = _unique_names([str(c) for c in df.columns], label)
+def _json_loads(text: str, label: str, fix: str, lineno: int | None = None) -> Any:
+    where = f"'{label}'" + (f" line {lineno}" if lineno else "")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = "" if lineno else f" at line {exc.lineno}"
+        raise AutoMLInputError(f"{where} is not valid JSON ({exc.msg}{at})", fix) from None
+    except RecursionError:  # [[[[...]]]] thousands deep: Python's parser gives up
+        raise AutoMLInputError(f"{where} is nested too deeply to be a table",
+                               "give one flat object per record (a column per key)") from None
+
+
+def _tidy(df: pd.DataFrame, label: str) -> pd.DataFrame:
+    """String column names, each used once, and cells every later step can handle.
+
+    Parquet and JSON can hold what CSV cannot: lists and objects (kept as their JSON text), a
+    column mixing numbers and strings (all as strings, which is what a CSV would give), and
+    decimals (as floats).
+    """
+    df.columns = unique_names([str(c) for c in df.columns], label)
+    for i in range(df.shape[1]):
+        column = df.iloc[:, i]
+        if column.dtype == object:
+            df.isetitem(i, _plain_cells(column))
     return df
 
 
-def _unique_names(names: list[str], label: str) -> list[str]:
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise AutoMLInputError(f"'{label}' has duplicate column names: {', '.join(repr(d) for d in dupes)}",
-                               "rename the columns so each name is used once")
-    return names
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _plain_cells(column: pd.Series) -> pd.Series:
+    present = column.dropna()
+    kinds = {type(v) for v in present}
+    if not kinds or kinds <= {str}:
+        return column
+    if kinds <= {int} and not all(_INT64_MIN <= v <= _INT64_MAX for v in present):
+        return column.map(str, na_action="ignore").astype("str")  # past int64: digits kept exactly
+    if kinds <= {Decimal, int, float} and Decimal in kinds:
+        return pd.to_numeric(column.map(lambda v: float(v) if isinstance(v, Decimal) else v, na_action="ignore"))
+
+    def text(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, (dict, list, tuple)):
+            return json.dumps(value, ensure_ascii=False, default=str)
+        return str(value)
+
+    if len(kinds) == 1 and not kinds & {dict, list, tuple, np.ndarray}:
+        return column  # one plain type (e.g. all bool, all date objects): leave it to pandas
+    return column.map(text, na_action="ignore").astype("str")

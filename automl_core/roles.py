@@ -353,14 +353,36 @@ def _as_numbers(clean: pd.Series) -> pd.Series | None:
     # Coercing a whole text column is slow (~50 ms per 30k rows); a sample rules most columns out.
     if pd.to_numeric(_sample(clean[present]), errors="coerce").isna().any():
         return None
+    if _has_huge_integers(clean[present]):
+        return None  # 25-digit integers are identifiers or codes; as floats they would collapse
     numbers = pd.to_numeric(clean, errors="coerce")
     if numbers.notna().sum() != present.sum():
         return None
-    if not present.all():
-        return numbers.astype("float64")  # int64 cannot hold NaN; float keeps sklearn-friendly NaN
+    if not present.all() or not _fits_int64(numbers):
+        # int64 cannot hold NaN (float keeps sklearn-friendly NaN), nor integers past 2**63,
+        # which pandas keeps as Python ints or uint64 and astype("int64") would silently wrap.
+        return numbers.astype("float64")
     if pd.api.types.is_integer_dtype(numbers):
         return numbers.astype("int64")  # straight from the digits: no float rounding of big ints
     return numbers.astype("int64") if _is_integral(numbers) else numbers.astype("float64")
+
+
+def _has_huge_integers(values: pd.Series) -> bool:
+    """Whether some value is an integer written with more digits than int64 holds."""
+    long = values[values.str.len() >= 19]
+    digits = long[long.str.fullmatch(r"[-+]?\d+")]
+    return any(abs(int(v)) > np.iinfo("int64").max for v in digits)
+
+
+def _fits_int64(numbers: pd.Series) -> bool:
+    """Whether ``astype("int64")`` keeps the values (to_numeric gives floats or uint64 past 2**63)."""
+    if numbers.dtype == object:
+        return False
+    if numbers.dtype.kind == "u":
+        return bool(numbers.max() <= np.iinfo("int64").max)
+    if numbers.dtype.kind == "f":
+        return bool(numbers.abs().max() < 2.0**63)
+    return True
 
 
 def _sample(values: pd.Series) -> pd.Series:

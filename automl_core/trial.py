@@ -157,6 +157,10 @@ def run_trial(spec: TrialSpec, data: TrainingData | None = None) -> TrialOutcome
         with _limit_threads(spec.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter would drown the progress lines
             return _run_trial(spec)
+    except MemoryError as exc:  # the worker's memory limit (limits.py): this trial alone fails
+        return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params),
+                            error=f"ran out of memory (MemoryError{': ' + str(exc)[:200] if str(exc) else ''}); "
+                                  "the worker memory limit is set by AUTOML_WORKER_MEMORY_MB")
     except Exception as exc:  # a failing trial is recorded and the search goes on
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params), error=detail[:2000])

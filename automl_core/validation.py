@@ -84,13 +84,16 @@ def plan_validation(y: np.ndarray, *, classification: bool, config: AutoMLConfig
 
 def _can_stratify(y: np.ndarray, kind: str, amount: float) -> bool:
     _, counts = np.unique(y, return_counts=True)
-    needed = int(amount) if kind == "cv" else 2
-    return counts.min() >= needed
+    if kind == "cv":
+        return counts.min() >= int(amount)
+    # A stratified holdout needs a row of every class on both sides (1,000 classes, 600 held-out rows: no).
+    held = int(np.ceil(amount * len(y)))
+    return counts.min() >= 2 and len(counts) <= min(held, len(y) - held)
 
 
 def split_test(n_rows: int, y: np.ndarray, *, fraction: float, classification: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indexes (train, test) for a test fraction split off before anything else."""
     idx = np.arange(n_rows)
-    stratify = y if classification and _can_stratify(y, "holdout", 2) else None
+    stratify = y if classification and _can_stratify(y, "holdout", fraction) else None
     train, test = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)

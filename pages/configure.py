@@ -18,6 +18,7 @@ from studio.estimates import default_budget, estimate_trials
 from studio.nav import go, step_header
 from studio.settings import build_spec, summary_rows
 from studio.state import bound, friendly, get_jobs, get_store, remember, wizard
+from studio.safe import md, show_error
 
 
 def _widget(kind: Any, label: str, key: str, default: Any, **kwargs: Any) -> Any:
@@ -72,12 +73,12 @@ def _table_upload(label: str, key: str, id_key: str) -> None:
             w[id_key] = get_store().add_dataset(upload.name, df, source=f"upload:{upload.name}")
             st.session_state[f"{key}_loaded"] = upload.file_id
         except AutoMLInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(exc)
             return
     if w.get(id_key):
         meta = get_store().get_dataset(w[id_key])
         if meta:
-            st.caption(f"Using **{meta['name']}** ({meta['n_rows']:,} rows).")
+            st.caption(f"Using **{md(meta['name'])}** ({meta['n_rows']:,} rows).")
 
 
 def _validation(n_rows: int) -> None:
@@ -146,7 +147,7 @@ def _start(task: str) -> None:
     try:
         spec = build_spec(w)
     except AutoMLInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+        show_error(exc)
         return
     st.markdown("**Summary**")
     st.dataframe(pd.DataFrame(summary_rows(spec, task, w.get("metric", "")), columns=["Setting", "Value"]),
@@ -173,7 +174,7 @@ def main() -> None:
         st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
         return
     task = Task(w["task_effective"])
-    st.caption(f"**{meta['name']}** · predict **{w['target']}** · {task.value}")
+    st.caption(f"**{md(meta['name'])}** · predict **{md(w['target'])}** · {task.value}")
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Metric and exit criteria")

@@ -9,6 +9,7 @@ from automl_core.errors import AutoMLInputError
 from studio import datasets as ds
 from studio.nav import go, step_header
 from studio.state import friendly, get_store, load_frame, reset_wizard, wizard
+from studio.safe import md, safe_filename, show_error
 
 
 def _use_dataset(dataset_id: str, *, target_hint: str | None = None) -> None:
@@ -17,10 +18,10 @@ def _use_dataset(dataset_id: str, *, target_hint: str | None = None) -> None:
         reset_wizard(dataset_id=dataset_id, target_hint=target_hint)
 
 
-def _parse_settings(upload: Any, data: bytes) -> dict[str, Any]:
+def _parse_settings(upload: Any, name: str, data: bytes) -> dict[str, Any]:
     """The parse settings widgets (delimiter, encoding, header, rows to skip), sniffed per new file."""
     if st.session_state.get("parse_file") != upload.file_id:
-        sniffed = ds.sniff(data, upload.name)  # raises AutoMLInputError for empty/binary files
+        sniffed = ds.sniff(data, name)  # raises AutoMLInputError for empty/binary files
         st.session_state.update(parse_file=upload.file_id, parse_delimiter=sniffed["delimiter"],
                                 parse_encoding=sniffed["encoding"], parse_header=sniffed["header"],
                                 parse_skip=0, parse_note=sniffed["encoding_note"])
@@ -50,15 +51,16 @@ def _upload_section() -> None:
     if upload is None:
         return
     data = upload.getvalue()
+    name = safe_filename(upload.name)  # the browser's name: shown and recorded, never a path
     settings: dict[str, Any] = {}
-    if ds.is_text(upload.name):
-        settings = _parse_settings(upload, data)
+    if ds.is_text(name):
+        settings = _parse_settings(upload, name, data)
     parse_key = (upload.file_id, tuple(sorted(settings.items())))
     if st.session_state.get("parsed_key") != parse_key:
-        with st.spinner(f"Reading {upload.name}…"):
-            df = ds.parse(data, upload.name, settings)
+        with st.spinner(f"Reading {md(name)}…"):
+            df = ds.parse(data, name, settings)
             columns = ds.columns_for(df)
-            dataset_id = get_store().add_dataset(upload.name, df, columns=columns, source=f"upload:{upload.name}")
+            dataset_id = get_store().add_dataset(name, df, columns=columns, source=f"upload:{name}")
         st.session_state["parsed_key"] = parse_key
         _use_dataset(dataset_id)
 
@@ -126,8 +128,8 @@ def _current_dataset() -> None:
         st.warning("The chosen dataset is no longer in the store. Fix: upload it again or pick another one.")
         reset_wizard()
         return
-    st.subheader(f"{meta['name']}")
-    st.caption(f"{meta['n_rows']:,} rows × {meta['n_cols']} columns · saved as {dataset_id} · {meta['source']}")
+    st.subheader(md(meta["name"]))
+    st.caption(f"{meta['n_rows']:,} rows × {meta['n_cols']} columns · saved as {dataset_id} · {md(meta['source'])}")
     with st.spinner("Profiling columns with DuckDB…"):
         profile = store.profile_dataset(dataset_id)
     roles = {c["name"]: wizard().get("column_roles", {}).get(c["name"], c["role"]) for c in meta["columns"]}
@@ -154,7 +156,7 @@ def main() -> None:
         try:
             _upload_section()
         except AutoMLInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(exc)
             st.session_state.pop("parsed_key", None)
     with right:
         _sample_section()

@@ -12,6 +12,7 @@ from studio.charts import experiments_chart
 from studio.nav import go, step_header
 from studio.settings import wizard_from_experiment
 from studio.state import friendly, get_jobs, get_store, reset_wizard, wizard
+from studio.safe import md, show_error
 
 
 def _history_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -30,7 +31,7 @@ def _clone(exp: dict[str, Any]) -> None:
     try:
         values = wizard_from_experiment(exp)
     except AutoMLInputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     if get_store().get_dataset(values["dataset_id"] or "") is None:
         st.error("The experiment's dataset is no longer in the store. Fix: upload it again and configure from scratch.")
@@ -56,7 +57,7 @@ def _actions(exp: dict[str, Any]) -> None:
                  help="Stop it first." if running else "Delete its trials and files."):
         st.session_state["confirm_delete_id"] = experiment_id
     if st.session_state.get("confirm_delete_id") == experiment_id:
-        st.warning(f"Delete **{exp.get('name')}** ({experiment_id}) with its {exp.get('n_trials') or 0} trials and "
+        st.warning(f"Delete **{md(exp.get('name'))}** ({experiment_id}) with its {exp.get('n_trials') or 0} trials and "
                    "model files? This cannot be undone.")
         y, n, _ = st.columns([1, 1, 4])
         if y.button("Yes, delete", key="confirm_delete", type="primary"):

@@ -16,6 +16,7 @@ from studio import live
 from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
+from studio.safe import md, show_error
 from studio.scoring import cached_model, choose_experiment, score_with_progress, show_report
 from studio.state import friendly, get_store
 from studio.use_model import code_section, onnx_section
@@ -27,11 +28,11 @@ _INPUT = "predict_input"    # ((upload key, model sha256), frame, check report)
 def _model_summary(exp: dict[str, Any], card: dict[str, Any]) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Model", live.family_label(card.get("best_model") or exp.get("best_model") or "—"))
-    c2.metric("Predicts", f"{card.get('target')} ({card.get('task')})")
+    c2.metric("Predicts", f"{card.get('target')} ({card.get('task')})")  # a metric value is plain text
     score = (card.get("validation") or {}).get("score")
     c3.metric(f"Validation {card.get('metric')}", "—" if score is None else f"{score:.4f}")
     for line in version_warnings(card):
-        st.warning(line, icon=":material/warning:")
+        st.warning(md(line), icon=":material/warning:")
 
 
 def _scored(model: Any, card: dict[str, Any], df: pd.DataFrame, upload_key: str, top_k: int) -> pd.DataFrame:
@@ -92,7 +93,7 @@ def main() -> None:
     if "model" not in files:
         st.info("No model file was saved for this experiment.", icon=":material/info:")
         return
-    model, card = cached_model(files["model"])
+    model, card = cached_model(experiment_id, files["model"])
     exp = store.get_experiment(experiment_id) or {}
     _model_summary(exp, card)
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
@@ -100,7 +101,7 @@ def main() -> None:
         try:
             _predict(model, card)
         except AutoMLInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(exc)
     with tab_onnx:
         onnx_section(store, experiment_id, model, card)
     with tab_code:

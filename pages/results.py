@@ -7,11 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from automl_core.metrics import METRICS
+from automl_core.predict import safe_csv
 from studio import live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
 from studio.downloads import model_downloads
 from studio.nav import step_header
 from studio.scoring import choose_experiment
+from studio.safe import md
 from studio.state import friendly, get_store
 from studio.understand import evaluation_section, explanations_section, guardrails_section
 
@@ -43,6 +45,10 @@ def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
                          selection_mode="multi-row", column_config={
                              metric: st.column_config.NumberColumn(format="%.4f"),
                              "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+    # The table's own CSV export is hidden (it keeps formulas); this one goes through safe_csv.
+    st.download_button("Download leaderboard (CSV)", safe_csv(board).to_csv(index=False).encode(),
+                       file_name="leaderboard.csv", mime="text/csv", key="download_leaderboard",
+                       icon=":material/download:", on_click="ignore")
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     picked = [int(board.iloc[i]["trial_id"]) for i in rows if i < len(board)]
     if not picked and not board.empty:
@@ -97,7 +103,7 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
         else:
             st.caption("No featurization summary recorded.")
         for note in summary.get("notes") or []:
-            st.caption(f"• {note}")
+            st.caption(f"• {md(note)}")
 
 
 def _understand(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.DataFrame) -> None:

@@ -9,6 +9,7 @@ from automl_core.errors import AutoMLInputError
 from automl_core.task import prepare_target
 from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard
+from studio.safe import md, show_error
 
 TASKS = ["auto", "binary", "multiclass", "regression", "forecasting"]
 TASK_WORDS = {"binary": "Binary classification (two labels)", "multiclass": "Multiclass classification",
@@ -58,7 +59,7 @@ def main() -> None:
         st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
         return
     columns = [c["name"] for c in meta["schema"]]
-    st.caption(f"Dataset: **{meta['name']}** · {meta['n_rows']:,} rows × {meta['n_cols']} columns")
+    st.caption(f"Dataset: **{md(meta['name'])}** · {meta['n_rows']:,} rows × {meta['n_cols']} columns")
 
     hint = w.get("target_hint")
     bound("target", hint if hint in columns else None)
@@ -74,13 +75,13 @@ def main() -> None:
         try:
             detected = _analyse(dataset_id, target, "auto", None)
         except AutoMLInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(exc)
             return
     bound("task", "auto")
     task = remember("task", st.selectbox(
         "Kind of prediction (task)", TASKS, key="task",
         format_func=lambda t: f"Auto-detect: {TASK_WORDS[detected['task']]}" if t == "auto" else TASK_WORDS[t]))
-    st.info(f"Detected **{detected['task']}** because {detected['reason']}.", icon=":material/auto_awesome:")
+    st.info(f"Detected **{detected['task']}** because {md(detected['reason'])}.", icon=":material/auto_awesome:")
     if task == "forecasting":
         _forecasting_fields(columns, target)
         return
@@ -91,7 +92,7 @@ def main() -> None:
         try:
             classes = _analyse(dataset_id, target, "binary", None)
         except AutoMLInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(exc)
             return
         options = classes["classes"]
         if w.get("positive_class") not in options:
@@ -105,16 +106,16 @@ def main() -> None:
     try:
         verdict = _analyse(dataset_id, target, task, positive)
     except AutoMLInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+        show_error(exc)
         return
     w.update(task_effective=verdict["task"], task_reason=verdict["reason"], classes=verdict["classes"],
              ready=True)
     if effective != "binary":
         w["positive_class"] = None
     for note in verdict["notes"]:
-        st.caption(f"• {note}")
+        st.caption(f"• {md(note)}")
     if verdict["classes"]:
-        st.caption(f"Classes: {', '.join(map(str, verdict['classes'][:20]))}")
+        st.caption(f"Classes: {md(', '.join(map(str, verdict['classes'][:20])))}")
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")
 

@@ -12,6 +12,7 @@ from studio.downloads import model_downloads
 from studio.jobs import spec_from_experiment
 from studio.nav import go, step_header
 from studio.state import friendly, get_jobs, get_store, wizard
+from studio.safe import md, show_error
 from studio.understand import guardrails_section
 
 POLL_SECONDS = 1.5
@@ -35,26 +36,35 @@ def pick_experiment() -> str | None:
     return chosen
 
 
-def _status(exp: dict[str, Any]) -> None:
+def _status(exp: dict[str, Any], position: int | None) -> None:
     word = live.status_word(exp["status"])
     # Material icons, not emoji: headless and minimal Linux browsers often lack an emoji font.
     icon = {"Running": ":blue[:material/progress_activity:]", "Completed": ":green[:material/check_circle:]",
             "Stopped": ":orange[:material/stop_circle:]", "Failed": ":red[:material/error:]",
-            "Interrupted": ":orange[:material/warning:]"}.get(word, "")
+            "Interrupted": ":orange[:material/warning:]", "Cancelled": ":gray[:material/cancel:]"}.get(word, "")
+    if position is not None:
+        word, icon = live.queued_text(position), ":gray[:material/hourglass_top:]"
     with st.container(key="experiment_status"):
         st.markdown(f"### {icon} {word}")
-    if exp["status"] == "queued":
+    jobs = get_jobs()
+    if position is not None:
+        st.caption(f"{jobs.max_concurrent} experiments train at a time on this server; this one starts "
+                   "automatically when a slot frees.")
+    elif exp["status"] == "queued":
         st.caption("Preparing the data…")
-    elif get_jobs().stopping(exp["experiment_id"]):
+    elif jobs.stopping(exp["experiment_id"]):
         st.caption("Stopping: refitting the best model found so far…")
+    elif exp["status"] == "cancelled":
+        st.caption("Cancelled before it started. Clone it on the Experiments page to run it again.")
 
 
-def _stop_button(exp: dict[str, Any]) -> None:
+def _stop_button(exp: dict[str, Any], position: int | None) -> None:
     if exp["status"] not in live.LIVE:
         return
-    if st.button("Stop", key="stop_training", icon=":material/stop_circle:",
-                 help="Stop now; finished trials are kept and the best one becomes the model."):
-        if not get_jobs().stop(exp["experiment_id"]):
+    label, tip = (("Cancel", "Take it out of the line; nothing has been trained yet.") if position is not None else
+                  ("Stop", "Stop now; finished trials are kept and the best one becomes the model."))
+    if st.button(label, key="stop_training", icon=":material/stop_circle:", help=tip):
+        if not get_jobs().stop(exp["experiment_id"], store=get_store()):
             st.warning("This experiment is not running in this server any more.")
 
 
@@ -76,11 +86,12 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
         st.rerun()  # finished: redraw the whole page once, without polling, with the downloads
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or ""
+    position = get_jobs().queue_position(experiment_id) if exp["status"] == "queued" else None
     head, stop = st.columns([4, 1])
     with head:
-        _status(exp)
+        _status(exp, position)
     with stop:
-        _stop_button(exp)
+        _stop_button(exp, position)
     frac, text = live.progress(exp, len(trials))
     st.progress(frac, text=text)
     board = live.leaderboard(trials, metric)
@@ -91,7 +102,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     c3.metric("Best model", "—" if board.empty else live.short_label(str(board.iloc[0]["model"])))
     c4.metric("Elapsed", live.clock(live.elapsed_seconds(exp)))
     if exp["status"] == "failed" and exp.get("error"):
-        st.error(f"The experiment failed: {exp['error']}", icon=":material/error:")
+        show_error(f"The experiment failed: {exp['error']}")
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.markdown("**Leaderboard**")
@@ -138,7 +149,7 @@ def _resume(exp: dict[str, Any]) -> None:
         try:
             spec = spec_from_experiment(exp, config_changes=changes)
         except AutoMLInputError as exc:
-            st.error(str(exc))
+            show_error(exc)
             return
         experiment_id = get_jobs().start(get_store(), spec, resume_id=exp["experiment_id"])
         wizard()["experiment_id"] = experiment_id
@@ -155,10 +166,10 @@ def main() -> None:
         st.page_link("pages/data.py", label="Start with your data", icon=":material/table_view:")
         return
     exp = get_store().get_experiment(experiment_id)
-    st.subheader(exp.get("name") or experiment_id)
+    st.subheader(md(exp.get("name") or experiment_id))
     cfg = exp.get("config") or {}
-    st.caption(f"{experiment_id} · dataset **{exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line'}** · "
-               f"target **{cfg.get('target')}** · {exp.get('task')} · metric {exp.get('metric')}")
+    st.caption(f"{experiment_id} · dataset **{md(exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line')}** · "
+               f"target **{md(cfg.get('target'))}** · {exp.get('task')} · metric {exp.get('metric')}")
     is_live = exp["status"] in live.LIVE
     st.fragment(run_every=POLL_SECONDS if is_live else None)(_live_body)(experiment_id, is_live)
     if exp["status"] == "interrupted":

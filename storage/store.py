@@ -25,8 +25,8 @@ from ._datasets import DatasetsMixin
 if TYPE_CHECKING:
     from automl_core.results import Event, TrialResult
 
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
-TERMINAL = ("completed", "stopped", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted", "cancelled")
+TERMINAL = ("completed", "stopped", "failed", "interrupted", "cancelled")  # cancelled: before it started
 _TIMESTAMPS = ["created_at", "started_at", "finished_at"]
 # update_experiment: JSON fields are merged key by key, the others replaced.
 _JSON_FIELDS = {"config", "summary"}

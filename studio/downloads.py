@@ -6,7 +6,9 @@ from typing import Any
 
 import streamlit as st
 
+from automl_core.errors import AutoMLInputError
 from automl_core.experiment import TEST_PREDICTIONS
+from automl_core.predict import load_model
 
 
 def _reader(path: Path):
@@ -22,6 +24,23 @@ def artifact_paths(store: Any, experiment_id: str) -> dict[str, Path]:
     return {k: p for k, p in files.items() if p.is_file()}
 
 
+def verified_model(store: Any, experiment_id: str) -> tuple[Any, dict[str, Any]]:
+    """The experiment's model and card, unpickled only if the file's sha256 is the one the store recorded
+    when the studio saved it. Every page that loads a model goes through here.
+
+    Raises:
+        AutoMLInputError: no model saved, or the file differs from what was saved.
+    """
+    files = artifact_paths(store, experiment_id)
+    if "model" not in files:
+        raise AutoMLInputError(f"experiment {experiment_id} has no saved model", "train it again")
+    if not store.verify_artifact(experiment_id, files["model"]):
+        raise AutoMLInputError(f"the model file of experiment {experiment_id} does not match the checksum recorded "
+                               "when it was saved (changed on disk), so it is not loaded",
+                               "train the experiment again, or restore the original file")
+    return load_model(files["model"])
+
+
 def model_downloads(store: Any, experiment_id: str) -> None:
     """model.joblib (key ``download_model``), model.json and, if scored, the test predictions CSV."""
     files = artifact_paths(store, experiment_id)
@@ -29,7 +48,10 @@ def model_downloads(store: Any, experiment_id: str) -> None:
         st.info("No model file was saved for this experiment.", icon=":material/info:")
         return
     if not store.verify_artifact(experiment_id, files["model"]):
-        st.warning("The saved model file does not match its recorded checksum; it may have been changed on disk.")
+        st.warning("The saved model file does not match the checksum recorded when it was saved: it was changed "
+                   "on disk, so it is not offered. Fix: train the experiment again, or restore the original file.",
+                   icon=":material/gpp_bad:")
+        return
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download model (model.joblib)", _reader(files["model"]), file_name="model.joblib",
                        mime="application/octet-stream", key="download_model", type="primary",

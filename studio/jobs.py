@@ -1,4 +1,4 @@
-"""The job registry: one background thread per experiment, with a stop handle.
+"""The job registry: one background thread per experiment, at most a few at once, with a stop handle.
 
 Why a registry: Streamlit reruns scripts and drops session state on reload, so a running search
 cannot live in a page. The registry is process-wide (``studio.state.get_jobs`` caches one with
@@ -10,7 +10,9 @@ This module does not import streamlit, so it can be used and tested without a ru
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,30 +82,54 @@ def spec_from_experiment(exp: dict[str, Any], **changes: Any) -> JobSpec:
     return JobSpec(**fields)
 
 
+#: How many experiments train at once; the rest wait in line. Each uses every core, so on a small
+#: machine more than two only slow each other down (and the pages).
+MAX_CONCURRENT_ENV = "AUTOML_MAX_CONCURRENT_EXPERIMENTS"
+DEFAULT_MAX_CONCURRENT = 2
+
+
+def max_concurrent_experiments() -> int:
+    """``$AUTOML_MAX_CONCURRENT_EXPERIMENTS`` (a whole number >= 1), else 2."""
+    text = os.environ.get(MAX_CONCURRENT_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_CONCURRENT
+    if not text.isdigit() or int(text) < 1:
+        raise AutoMLInputError(f"the setting {MAX_CONCURRENT_ENV}={text!r} is not a whole number >= 1",
+                               f"set {MAX_CONCURRENT_ENV} to e.g. 2, or leave it unset")
+    return int(text)
+
+
 @dataclass
 class Job:
-    """A running (or finished) experiment thread of this process."""
+    """An experiment of this process: waiting in line, training, or done."""
 
     experiment_id: str
     thread: threading.Thread
     stop_event: threading.Event = field(default_factory=threading.Event)
     error: str = ""
+    started: bool = False        # the thread was started (False while it waits in line)
+    cancelled: bool = False      # taken out of the line before it started
 
     @property
     def alive(self) -> bool:
-        return self.thread.is_alive()
+        """Waiting in line or training."""
+        return (not self.started and not self.cancelled) or self.thread.is_alive()
 
 
 class JobRegistry:
-    """Starts experiments in background threads and stops them on request. Thread-safe."""
+    """Starts experiments in background threads, at most ``max_concurrent`` at once; the others wait
+    in line (first come, first served) and start when a slot frees. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_concurrent: int | None = None) -> None:
+        self.max_concurrent = max_concurrent or max_concurrent_experiments()
         self._jobs: dict[str, Job] = {}
+        self._line: list[str] = []   # experiment ids waiting, first in line first
         self._lock = threading.Lock()
 
     def start(self, store: Any, spec: JobSpec, *, task: str | None = None, metric: str | None = None,
               resume_id: str | None = None) -> str:
-        """Create the experiment record (status ``queued``) and start its training thread.
+        """Create the experiment record (status ``queued``) and start its training thread, or put it
+        in line when ``max_concurrent`` experiments are already training.
 
         The record exists before the thread runs, so the live page can show it at once.
 
@@ -132,23 +158,39 @@ class JobRegistry:
                                                   name=f"automl-{experiment_id}", daemon=True))
         with self._lock:
             self._jobs[experiment_id] = job
-        job.thread.start()
+            self._line.append(experiment_id)
+            self._start_waiting()
         return experiment_id
 
-    def stop(self, experiment_id: str) -> bool:
-        """Ask a running experiment to stop; finished trials are kept and the best one is refit.
+    def stop(self, experiment_id: str, store: Any = None) -> bool:
+        """Stop a training experiment (finished trials are kept, the best one is refit), or take a
+        waiting one out of the line (then ``store`` records it as ``cancelled``).
 
         Returns:
-            True if this process runs the experiment and it was signalled.
+            True if this process had the experiment and it was signalled or cancelled.
         """
         with self._lock:
             job = self._jobs.get(experiment_id)
-        if job is None or not job.alive:
-            return False
+            if job is None or not job.alive:
+                return False
+            waiting = not job.started
+            if waiting:
+                job.cancelled = True
+                self._line.remove(experiment_id)
+        if waiting:
+            if store is not None:
+                store.set_status(experiment_id, "cancelled", error="cancelled while waiting in line")
+            return True
         job.stop_event.set()
         return True
 
+    def queue_position(self, experiment_id: str) -> int | None:
+        """1 for the next experiment to start, 2 for the one after...; None if not waiting."""
+        with self._lock:
+            return self._line.index(experiment_id) + 1 if experiment_id in self._line else None
+
     def is_running(self, experiment_id: str) -> bool:
+        """Training or waiting in line in this process."""
         with self._lock:
             job = self._jobs.get(experiment_id)
         return job is not None and job.alive
@@ -157,26 +199,54 @@ class JobRegistry:
         """True while a stop was requested and the thread is still finishing (refit, saving)."""
         with self._lock:
             job = self._jobs.get(experiment_id)
-        return job is not None and job.alive and job.stop_event.is_set()
+        return job is not None and job.started and job.alive and job.stop_event.is_set()
 
     def running(self) -> list[str]:
+        """Experiments training or waiting in line."""
         with self._lock:
             return [k for k, j in self._jobs.items() if j.alive]
 
     def join(self, experiment_id: str, timeout: float | None = None) -> None:
-        """Wait for a job's thread (tests and shutdown)."""
+        """Wait for a job's thread (tests and shutdown); one still waiting in line is waited for too."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             job = self._jobs.get(experiment_id)
-        if job is not None:
-            job.thread.join(timeout)
+        if job is None:
+            return
+        while not job.started and not job.cancelled:
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+        if job.started:
+            job.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _start_waiting(self, finishing: threading.Thread | None = None) -> None:
+        """Start jobs from the head of the line while slots are free (caller holds the lock).
+
+        ``finishing``: a training thread that is ending (still alive while it calls this).
+        """
+        training = sum(1 for j in self._jobs.values()
+                       if j.started and j.thread.is_alive() and j.thread is not finishing)
+        while self._line and training < self.max_concurrent:
+            job = self._jobs[self._line.pop(0)]
+            job.started = True
+            job.thread.start()
+            training += 1
 
     # --- the thread ----------------------------------------------------------------------------
 
     def _run(self, store: Any, spec: JobSpec, experiment_id: str, resume: bool = False) -> None:
-        """Body of the training thread: load data, search, save test predictions. Never raises."""
+        """Body of the training thread; when it ends, the next experiment in line starts. Never raises."""
+        try:
+            self._train(store, spec, experiment_id, resume, self._jobs[experiment_id])
+        finally:
+            with self._lock:
+                self._start_waiting(finishing=threading.current_thread())
+
+    def _train(self, store: Any, spec: JobSpec, experiment_id: str, resume: bool, job: Job) -> None:
+        """Load the data, search, save the model; failures are recorded on the experiment."""
         from automl_core.experiment import run_experiment
 
-        job = self._jobs[experiment_id]
         try:
             train = store.load_dataset(spec.dataset_id)
             test = store.load_dataset(spec.test_dataset_id) if spec.test_dataset_id else None

@@ -14,12 +14,23 @@ from automl_core.models import ENSEMBLE_KINDS, FAMILIES
 
 #: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
 STATUS_WORDS = {"queued": "Running", "running": "Running", "completed": "Completed", "stopped": "Stopped",
-                "failed": "Failed", "interrupted": "Interrupted"}
+                "failed": "Failed", "interrupted": "Interrupted", "cancelled": "Cancelled"}
 LIVE = ("queued", "running")
 
 
 def status_word(status: str) -> str:
     return STATUS_WORDS.get(status, status.capitalize())
+
+
+def ordinal(n: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queued_text(position: int) -> str:
+    """What the live page says while an experiment waits for a free slot."""
+    return f"Queued — {ordinal(position)} in line"
 
 
 def greater_is_better(metric: str | None) -> bool:

@@ -61,8 +61,12 @@ def _ensure_app_navigation() -> None:
 def step_header(current: str) -> None:
     """Title plus a row of links, one per step: done steps ticked, the current one marked."""
     _ensure_app_navigation()
-    # Streamlit's default top padding wastes a fifth of a 800 px high screen.
-    st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;}</style>")
+    # Streamlit's default top padding wastes a fifth of a 800 px high screen. Tables' own "Download as
+    # CSV" is hidden: it writes cells as they are, formulas included (=HYPERLINK...), while the studio's
+    # download buttons defuse them (automl_core.predict.safe_csv).
+    st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
+            '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
+            "</style>")
     done = _done()
     cols = st.columns(len(STEPS), gap="small")
     for i, (col, step) in enumerate(zip(cols, STEPS), start=1):

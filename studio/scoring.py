@@ -9,17 +9,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from automl_core.checks import CheckReport
-from automl_core.predict import BATCH_ROWS, load_model, predict_frame
+from studio.safe import md, show_error
+from automl_core.predict import BATCH_ROWS, predict_frame
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load(path: str, mtime: float) -> tuple[Any, dict[str, Any]]:
-    return load_model(path)
+def _load(store_path: str, experiment_id: str, path: str, mtime: float, size: int) -> tuple[Any, dict[str, Any]]:
+    from studio.downloads import verified_model
+    from studio.state import get_store
+
+    return verified_model(get_store(), experiment_id)
 
 
-def cached_model(path: Path) -> tuple[Any, dict[str, Any]]:
-    """A saved model and its card, loaded once per file version (mtime in the key: a re-saved file reloads)."""
-    return _load(str(path), path.stat().st_mtime)
+def cached_model(experiment_id: str, path: Path) -> tuple[Any, dict[str, Any]]:
+    """The experiment's model and card, checked against the store's sha256 before unpickling
+    (studio.downloads.verified_model) and loaded once per file version (a re-saved file reloads)."""
+    from storage import resolve_store_path
+
+    stat = path.stat()
+    return _load(str(resolve_store_path()), experiment_id, str(path), stat.st_mtime, stat.st_size)
 
 
 def drift_chart(report: CheckReport) -> go.Figure:
@@ -39,7 +47,7 @@ def drift_chart(report: CheckReport) -> go.Figure:
 def show_report(report: CheckReport) -> None:
     """The check report: an error for missing columns, counts per kind of finding, per-column table and drift."""
     if not report.ok:
-        st.error(str(report.error()), icon=":material/error:")
+        show_error(report.error())
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Rows", f"{report.n_rows:,}")
     c2.metric("Extra columns", len(report.extra_columns), help="ignored: " + (", ".join(report.extra_columns) or "none"))
@@ -47,11 +55,11 @@ def show_report(report: CheckReport) -> None:
     c4.metric("Unseen categories", sum(c.n_unseen for c in report.unseen), help="rows, all columns; encoded as unknown")
     c5.metric("Columns drifted", len(report.drifted), help=f"PSI above {report.drift_threshold:g}")
     if report.extra_columns:
-        st.caption("Ignored (the model does not use them): " + ", ".join(report.extra_columns))
+        st.caption("Ignored (the model does not use them): " + md(", ".join(map(str, report.extra_columns))))
     if report.unused_absent:
-        st.caption("Absent but not needed (the model drops them): " + ", ".join(report.unused_absent))
+        st.caption("Absent but not needed (the model drops them): " + md(", ".join(map(str, report.unused_absent))))
     if report.drift_note:
-        st.caption(report.drift_note)
+        st.caption(md(report.drift_note))
     if report.columns:
         with st.expander("Check per column", expanded=bool(report.type_changes or report.unseen or report.drifted)):
             st.dataframe(report.table(), hide_index=True, width="stretch")

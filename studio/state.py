@@ -92,7 +92,9 @@ def friendly(body: Callable[[], None]) -> None:
     try:
         body()
     except AutoMLInputError as exc:
-        st.error(str(exc))
+        from studio.safe import show_error
+
+        show_error(exc)
     except Exception as exc:  # noqa: BLE001 -- last line of defence: never a traceback on the page
         import traceback
 

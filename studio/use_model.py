@@ -10,6 +10,7 @@ from automl_core.codegen import generate
 from automl_core.errors import AutoMLInputError
 from automl_core.onnx_export import export_onnx
 from studio.downloads import artifact_paths
+from studio.safe import md
 from studio.state import load_frame
 
 _ONNX = "onnx_export_result"  # (model sha256, OnnxExport)
@@ -49,7 +50,7 @@ def onnx_section(store: Any, experiment_id: str, model: Any, card: dict[str, Any
         st.session_state[_ONNX] = kept
     result, where = kept[1], kept[2]
     if not result.ok:
-        st.info(result.reason, icon=":material/block:")
+        st.info(md(result.reason), icon=":material/block:")
         return
     exact = result.max_abs_diff is not None and result.max_abs_diff <= _PARITY_TOLERANCE
     c1, c2, c3 = st.columns(3)
@@ -80,7 +81,7 @@ def code_section(model: Any, card: dict[str, Any]) -> None:
     try:
         code = generate(model, card)
     except AutoMLInputError as exc:
-        st.info(str(exc), icon=":material/block:")
+        st.info(md(str(exc)), icon=":material/block:")
         return
     validation = (card.get("validation") or {}).get("strategy", "")
     usage = "python train.py TRAINING_FILE.csv" + (" --validation-data VALIDATION_FILE.csv"

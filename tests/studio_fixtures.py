@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import pytest
 from shared_data import DATASETS
 from streamlit.testing.v1 import AppTest
+from studio_server import CHROMIUM, CHROMIUM_ARGS, StudioServer, free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = DATASETS  # one place decides where the shared datasets are ($SHARED_DATASETS or ../shared)
@@ -84,51 +85,15 @@ def status_word(at: AppTest) -> str:
     return ""
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def studio_server(store_path: Path, log_path: Path, timeout: float = 90) -> Iterator[str]:
     """A studio server on a free port using the store at ``store_path``; yields its URL.
 
     The caller's process must not hold the store (DuckDB lets one process open it)."""
-    import os
-    import subprocess
-    import sys
-    import urllib.request
-
-    port = free_port()
-    env = {**os.environ, "AUTOML_STORE": str(store_path), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--server.fileWatcherType", "none"],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = StudioServer(Path(log_path).parent, env={"AUTOML_STORE": str(store_path)})
+    server.log = Path(log_path)
+    url = server.start(timeout)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"studio did not start:\n{log_path.read_text()}")
-            time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()

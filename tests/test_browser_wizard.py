@@ -18,7 +18,10 @@ from typing import Iterator
 
 import pytest
 
-from studio_fixtures import CHROMIUM, CHROMIUM_ARGS, REPO, SHARED, studio_server
+from studio_fixtures import REPO, SHARED, studio_server
+from studio_server import CHROMIUM, CHROMIUM_ARGS
+from studio_server import status_text as _status
+from studio_server import wait_status as _wait_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -46,24 +49,6 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
-
-
-def _status(page) -> str:
-    return page.locator(".st-key-experiment_status").inner_text(timeout=30_000).strip()
-
-
-def _wait_status(page, words: tuple[str, ...], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            text = _status(page)
-        except Exception:  # noqa: BLE001 -- the fragment may be redrawing
-            text = ""
-        for word in words:
-            if word in text:
-                return word
-        time.sleep(1)
-    raise AssertionError(f"status never became one of {words}; last: {text!r}")
 
 
 def _score_in_fresh_python(folder: Path) -> float:
