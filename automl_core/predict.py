@@ -39,6 +39,9 @@ def required_columns(model: Any, card: dict[str, Any]) -> list[str]:
 
 def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
     """Predictions in the input's row order: ``prediction`` and, for classification, ``proba_<class>``."""
+    if card.get("task") == "forecasting":  # issue #5: forecasts and interval columns per row
+        from .forecast import predict_forecast
+        return predict_forecast(model, card, df)
     needed = required_columns(model, card)
     absent = [c for c in needed if c not in df.columns]
     if absent:
