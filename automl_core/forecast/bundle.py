@@ -177,7 +177,7 @@ def score_test(bundle: dict, data: ForecastData, metric: Any) -> tuple[float | N
         return None, {}, None
     out, _ = forecast(bundle, data.test)
     scored = out.dropna(subset=["prediction", Y]).copy()
-    scored["fold"], scored["scale"] = 0, scored[ID].map(bundle["scales"])
+    scored["fold"], scored["scale"], scored["yhat"] = 0, scored[ID].map(bundle["scales"]), scored["prediction"]
     metrics = score(scored) if len(scored) else {}
     table = out.rename(columns={Y: f"actual_{data.target}", ID: "series", DS: "timestamp"})
     return metrics.get(metric.name), metrics, table

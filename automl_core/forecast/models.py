@@ -24,7 +24,10 @@ LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "au
           "ensemble": "Ensemble of forecasts"}
 #: AutoARIMA's order search grows fast with the series length; it sees only the latest rows.
 ARIMA_MAX_ROWS = 1000
-STATS_MAX_ROWS = 20_000
+STATS_MAX_ROWS = 4_000
+#: Lag models train on at most this many of the latest rows (over all series): years of hourly
+#: history add little over the last two, and cost minutes on a busy 2-core machine.
+ML_MAX_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ def fit(family: str, params: dict[str, Any], train: pd.DataFrame, problem: Probl
         from statsforecast import StatsForecast
         sf = StatsForecast(models=[_stats_model(family, problem)], freq=problem.freq, n_jobs=1)
         return sf.fit(_stats_input(family, train, problem.season))
-    frame = model_frame(train, problem.plan, problem.past)
+    per_series = max(ML_MAX_ROWS // max(train[ID].nunique(), 1), 3 * _keep(problem))
+    frame = model_frame(train.groupby(ID, sort=False).tail(per_series), problem.plan, problem.past)
     forecaster = _mlforecast(family, params, problem, threads, seed)
     forecaster.fit(frame, static_features=list(problem.static), dropna=True, keep_last_n=_keep(problem),
                    fitted=False)

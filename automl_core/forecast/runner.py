@@ -111,7 +111,9 @@ def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: A
     next_id, best = first_trial_id, None
     since_best, reason = 0, ""
     while True:
-        if stop_event.is_set() or clock.remaining() - _reserve(trials, best) <= 0:
+        # A trial still running already tells something of what the refit will cost.
+        running_for = max((clock.elapsed() - s for _, _, _, s in running.values()), default=0.0)
+        if stop_event.is_set() or clock.remaining() - max(_reserve(trials, best), 0.3 * running_for) <= 0:
             reason = reason or ("stopped by the user" if stop_event.is_set() else "time budget reached")
             break
         reserve = _reserve(trials, best)
