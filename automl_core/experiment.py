@@ -18,6 +18,7 @@ from .results import Event
 
 
 TEST_PREDICTIONS = "test_predictions.csv"
+FORECAST_CHART = "forecast_chart.parquet"  # issue #5: history, validation windows and forecasts to draw
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         predictions_path = target_dir / TEST_PREDICTIONS
         safe_csv(automl.test_predictions_).to_csv(predictions_path, index=False)
         store.register_artifact(experiment_id, predictions_path, "test_predictions")
+    if getattr(automl, "forecast_chart_", None) is not None:
+        chart_path = target_dir / FORECAST_CHART
+        automl.forecast_chart_.to_parquet(chart_path, index=False)
+        store.register_artifact(experiment_id, chart_path, "forecast_chart")
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     status = "stopped" if stop_event.is_set() else "completed"

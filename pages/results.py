@@ -10,7 +10,7 @@ from automl_core.errors import AutoMLInputError
 from automl_core.metrics import METRICS
 from automl_core.predict import load_model, predict_frame, safe_csv
 from automl_core.reader import read_table
-from studio import live
+from studio import forecast_view, live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
 from studio.downloads import artifact_paths, model_downloads
 from studio.nav import step_header
@@ -121,9 +121,12 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
             st.caption(f"• {note}")
 
 
-def _predict(experiment_id: str) -> None:
+def _predict(experiment_id: str, task: str | None = None) -> None:
     files = artifact_paths(get_store(), experiment_id)
     if "model" not in files:
+        return
+    if task == "forecasting":  # issue #5: the next horizon from the latest data
+        forecast_view.forecast_predict(files["model"], _model)
         return
     st.markdown("**Predict new data** with this model")
     upload = st.file_uploader("Table to score (the training columns; the target may be absent)",
@@ -163,12 +166,14 @@ def main() -> None:
         st.info("This experiment recorded no trials.")
         return
     picked = _leaderboard(trials, metric)
+    if exp.get("task") == "forecasting":  # issue #5: forecast chart per series, error by step ahead
+        forecast_view.forecast_results(store.artifact_dir(experiment_id), exp.get("summary") or {})
     st.subheader("Compare")
     _compare(trials, metric, picked)
     st.subheader("Model details")
     _details(exp, trials, picked)
     st.divider()
-    _predict(experiment_id)
+    _predict(experiment_id, exp.get("task"))
 
 
 friendly(main)

@@ -10,6 +10,7 @@ from typing import Any
 
 from automl_core.config import AutoMLConfig
 from automl_core.models import FAMILIES
+from studio import forecast_settings
 from studio.jobs import JobSpec, split_config
 
 
@@ -33,7 +34,7 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
     allowed = tuple(w.get("allowed_models") or ()) or None
     excluded = tuple(c for c in w.get("exclude_columns", ()) if c != w.get("target"))
     roles = {c: r for c, r in (w.get("column_roles") or {}).items() if c != w.get("target") and c not in excluded}
-    config = AutoMLConfig(
+    fields = dict(
         task=w.get("task") or "auto",
         metric=w.get("metric") or "auto",
         time_budget=_none_if_zero(w.get("time_budget")),
@@ -54,6 +55,7 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
         n_jobs=_none_if_zero(w.get("n_jobs")),
         seed=int(w.get("seed", 0)),
     )
+    config = AutoMLConfig(**{**fields, **forecast_settings.config_fields(w)})
     return JobSpec(dataset_id=w["dataset_id"], target=w["target"], config=config,
                    test_dataset_id=w.get("test_dataset_id") if test_mode == "file" else None,
                    validation_dataset_id=w.get("validation_dataset_id") if validation == "file" else None,
@@ -80,9 +82,10 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
         validation = "automatic (by data size)"
     test = ("a separate test file" if spec.test_dataset_id
             else f"{c.test_size:.0%} of the rows held out" if c.test_size else "none")
-    models = ", ".join(FAMILIES[m].label for m in (c.allowed_models or FAMILIES) if m not in c.blocked_models)
+    models = ", ".join(getattr(FAMILIES.get(m), "label", m) for m in (c.allowed_models or FAMILIES)
+                       if m not in c.blocked_models)
     features = c.featurization if isinstance(c.featurization, str) else f"custom for {len(c.featurization)} column(s)"
-    return [
+    rows = [
         ("Target", spec.target), ("Task", task), ("Primary metric", metric), ("Exit criteria", "; ".join(limits)),
         ("Validation", validation), ("Test data", test), ("Models", models), ("Featurization", features),
         ("Ensembles", "on" if c.ensembles else "off"),
@@ -90,6 +93,8 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
         ("Role overrides", ", ".join(f"{k}: {v}" for k, v in c.column_roles.items()) or "none"),
         ("Concurrency", f"{c.n_jobs} core(s)" if c.n_jobs else "all cores"), ("Seed", str(c.seed)),
     ]
+    forecasting = dict(forecast_settings.summary_rows(c))
+    return [(k, forecasting.pop(k, v)) for k, v in rows] + list(forecasting.items())
 
 
 def wizard_from_experiment(exp: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +118,8 @@ def wizard_from_experiment(exp: dict[str, Any]) -> dict[str, Any]:
         "positive_class": c.positive_class, "ensembles": c.ensembles, "n_jobs": c.n_jobs or 0, "seed": c.seed,
         "experiment_name": f"{exp.get('name') or target} (copy)",
     }
-    if c.cv_folds:
+    w.update(forecast_settings.wizard_fields(c))
+    if c.cv_folds and c.task != "forecasting":
         w["cv_folds"] = c.cv_folds
     if c.holdout_fraction:
         w["holdout_pct"] = round(c.holdout_fraction * 100)

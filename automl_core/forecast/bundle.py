@@ -8,6 +8,7 @@ to forecast from it by hand. This module is how the engine (predict, the studio)
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -43,6 +44,7 @@ def make_bundle(data: ForecastData, cfg: Any, plan: FeaturePlan, fitted: dict[st
         "weights": {n: float(w) for n, w in zip(names, ordered)},
         "static_columns": list(data.static_columns), "future_columns": list(data.future_columns),
         "past_columns": list(data.past_columns), "past_lag": plan.past_lag, "country": plan.country,
+        "feature_plan": asdict(plan),
         "x_columns": list(data.future_columns) + (["holiday"] if plan.country else [])
         + [f"{c}_lag{plan.past_lag}" for c in data.past_columns],
         "interval_levels": list(LEVELS), "interval_widths": quantiles,
@@ -53,16 +55,27 @@ def make_bundle(data: ForecastData, cfg: Any, plan: FeaturePlan, fitted: dict[st
 
 
 def _plan(bundle: dict) -> FeaturePlan:
-    return FeaturePlan((), (), (), bundle.get("country"), int(bundle["past_lag"]))
+    plan = bundle["feature_plan"]
+    return FeaturePlan(tuple(plan["lags"]), tuple(plan["windows"]), tuple(plan["date_features"]), plan["country"],
+                       int(plan["past_lag"]))
 
 
-def forecast(bundle: dict, wanted: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _problem(bundle: dict) -> models.Problem:
+    return models.Problem(bundle["freq"], bundle["season"], bundle["horizon"], _plan(bundle),
+                          tuple(bundle["static_columns"]), tuple(bundle["future_columns"]),
+                          tuple(bundle["past_columns"]), bool(bundle.get("nonnegative")))
+
+
+def forecast(bundle: dict, wanted: pd.DataFrame, history: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Forecasts for the (unique_id, ds) rows of ``wanted`` (with future exogenous values, if any).
 
+    The forecast starts at the end of the saved history, or of ``history`` (a newer panel) when given.
     Returns the rows with ``prediction`` and interval columns (NaN for rows that cannot be forecast:
     unknown series, or timestamps inside the history), and notes for the user.
     """
     notes: list[str] = []
+    if history is not None:
+        bundle = {**bundle, "history": history, "last_timestamp": history.groupby(ID)[DS].max().to_dict()}
     freq, last = bundle["freq"], bundle["last_timestamp"]
     steps = _steps(wanted, last, freq)
     known = wanted[ID].isin(list(last)).to_numpy()
@@ -86,7 +99,8 @@ def forecast(bundle: dict, wanted: pd.DataFrame) -> tuple[pd.DataFrame, list[str
                         tuple(bundle["static_columns"]))
     total = None
     for name, fitted in bundle["models"].items():
-        pred = models.predict(fitted, bundle["families"][name], h, X_df).set_index([ID, DS])["yhat"]
+        pred = models.predict(fitted, bundle["families"][name], h, X_df, history,
+                              _problem(bundle)).set_index([ID, DS])["yhat"]
         total = pred * bundle["weights"][name] if total is None else total + pred * bundle["weights"][name]
     keyed = pd.MultiIndex.from_arrays([out[ID], pd.to_datetime(out[DS])])
     out["prediction"] = models.clip(pd.Series(total.reindex(keyed).to_numpy(), index=out.index),
@@ -143,7 +157,8 @@ def _with_intervals(bundle: dict, out: pd.DataFrame, steps: np.ndarray, notes: l
         widths = np.asarray(bundle["interval_widths"][str(level)], dtype=float)
         idx = np.clip(np.nan_to_num(steps, nan=1).astype(int), 1, len(widths)) - 1
         half = widths[idx] * scale
-        out[f"prediction_lo_{level}"] = out["prediction"] - half
+        lower = out["prediction"] - half
+        out[f"prediction_lo_{level}"] = lower.clip(lower=0) if bundle.get("nonnegative") else lower
         out[f"prediction_hi_{level}"] = out["prediction"] + half
     return out, notes
 
@@ -163,10 +178,65 @@ def next_horizon(bundle: dict, future: pd.DataFrame | None = None) -> pd.DataFra
             for uid, end in bundle["last_timestamp"].items()]
     wanted = pd.concat(rows, ignore_index=True)
     if future is not None and bundle["future_columns"]:
-        wanted = wanted.merge(future.drop(columns=[Y], errors="ignore"), on=[ID, DS], how="left")
+        known = [c for c in bundle["future_columns"] if c in future.columns]
+        wanted = wanted.merge(future[[ID, DS, *known]].drop_duplicates([ID, DS]), on=[ID, DS], how="left")
     out, _ = forecast(bundle, wanted)
     out["step"] = out.groupby(ID).cumcount() + 1
     return out
+
+
+def forecast_latest(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The next horizon after the latest data: rows of ``df`` with a target extend the history (newer
+    rows win), rows without one give the future values of known-in-future columns.
+
+    Returns one row per series and step (series, timestamp, step, prediction, intervals) and notes.
+    """
+    from .setup import regularise
+    cols = [c for c in (*bundle["future_columns"], *bundle["past_columns"], *bundle["static_columns"]) if c in df.columns]
+    rows = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), cols,
+                      need_target=False)
+    newer, future = rows[rows[Y].notna()], rows[rows[Y].isna()]
+    notes: list[str] = []
+    history = None
+    if not newer.empty:
+        saved = bundle["history"]
+        unknown = sorted(set(newer[ID]) - set(saved[ID]))
+        if unknown:
+            notes.append(f"{len(unknown)} series the model was not trained on are left out: {', '.join(unknown[:5])}")
+            newer = newer[~newer[ID].isin(unknown)]
+        combined = pd.concat([saved, newer.reindex(columns=saved.columns)], ignore_index=True)
+        combined = combined.drop_duplicates([ID, DS], keep="last")
+        for col in bundle["static_columns"]:  # statics stay what the series had
+            combined[col] = combined.groupby(ID)[col].transform("first")
+        history = regularise(combined, bundle["freq"], [c for c in saved.columns if c not in (ID, DS, Y)])
+        notes.append(f"the forecast starts after the latest data given (up to {newer[DS].max()})")
+    base = history if history is not None else bundle["history"]
+    end = base.groupby(ID)[DS].max()
+    grid = pd.concat([pd.DataFrame({ID: uid, DS: pd.date_range(t, periods=bundle["horizon"] + 1, freq=bundle["freq"])[1:]})
+                      for uid, t in end.items()], ignore_index=True)
+    if bundle["future_columns"] and not future.empty:
+        grid = grid.merge(future[[ID, DS, *[c for c in bundle["future_columns"] if c in future.columns]]]
+                          .drop_duplicates([ID, DS], keep="last"), on=[ID, DS], how="left")
+    out, more = forecast(bundle, grid, history)
+    out["step"] = out.groupby(ID).cumcount() + 1
+    return out.drop(columns=[Y], errors="ignore").rename(columns={ID: "series", DS: "timestamp"}), notes + more
+
+
+def chart_frame(bundle: dict, scored: pd.DataFrame, test: pd.DataFrame | None, keep: int) -> pd.DataFrame:
+    """What the Results page draws, one frame: the latest history, the validation windows' forecasts,
+    the next horizon (with intervals) and the test rows' forecasts with their actuals."""
+    history = bundle["history"].groupby(ID).tail(keep)[[ID, DS, Y]].assign(part="history")
+    validation = scored[[ID, DS, Y, "yhat", "fold", "step"]].assign(part="validation")
+    ahead = next_horizon(bundle, None if test is None else test.rename(columns={"series": ID, "timestamp": DS}))
+    parts = [history, validation, ahead.rename(columns={"prediction": "yhat"}).assign(part="forecast")]
+    if test is not None:
+        t = test.rename(columns={"series": ID, "timestamp": DS, "prediction": "yhat"})
+        actual = next(c for c in t.columns if c.startswith("actual_"))
+        parts.append(t.rename(columns={actual: Y}).assign(part="test"))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.rename(columns=lambda c: c.replace("prediction_", ""))
+    keep_cols = [ID, DS, Y, "yhat", "part", "fold", "step", *[c for c in frame.columns if c[:3] in ("lo_", "hi_")]]
+    return frame[[c for c in keep_cols if c in frame.columns]]
 
 
 # --- test scoring and the model card ---------------------------------------------------------------

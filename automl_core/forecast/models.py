@@ -16,9 +16,9 @@ import pandas as pd
 from .features import FeaturePlan, model_frame
 from .setup import DS, ID, Y
 
-STATS = ("naive", "seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "mstl")
+STATS = ("naive", "seasonal_naive", "drift", "auto_ets", "auto_theta", "auto_arima", "mstl")
 LAGS = ("lgbm_lags", "linear_lags")
-LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "auto_ets": "AutoETS",
+LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "drift": "Random walk with drift", "auto_ets": "AutoETS",
           "auto_theta": "AutoTheta", "auto_arima": "AutoARIMA", "mstl": "MSTL (multiple seasonalities)",
           "lgbm_lags": "LightGBM on lags (global)", "linear_lags": "Linear on lags (global)",
           "ensemble": "Ensemble of forecasts"}
@@ -54,7 +54,7 @@ def portfolio(problem: Problem, n_rows: int) -> list[tuple[str, dict[str, Any]]]
         ("lgbm_lags", {"transform": "none", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
         ("lgbm_lags", {"transform": "diff", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
         ("linear_lags", {"transform": "diff", "alpha": 1.0}),
-        ("auto_theta", {}), ("auto_ets", {}),
+        ("auto_theta", {}), ("auto_ets", {}), ("drift", {}),
         ("lgbm_lags", {"transform": "scale", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
         ("linear_lags", {"transform": "none", "alpha": 1.0}),
         ("auto_arima", {}),
@@ -79,10 +79,12 @@ def sample_params(rng: np.random.Generator) -> tuple[str, dict[str, Any]]:
 # --- statistical models ----------------------------------------------------------------------------
 
 def _stats_model(family: str, problem: Problem) -> Any:
-    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
     m = problem.season
     if family == "naive":
         return Naive(alias=family)
+    if family == "drift":
+        return RandomWalkWithDrift(alias=family)
     if family == "seasonal_naive":
         return SeasonalNaive(season_length=m, alias=family)
     if family == "auto_ets":
@@ -149,12 +151,24 @@ def _keep(problem: Problem) -> int:
     return int(max([*problem.plan.lags, *problem.plan.windows, 1]) + 2)
 
 
-def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None) -> pd.DataFrame:
-    """unique_id, ds, yhat for the ``h`` steps after each series' end."""
-    if family in STATS:
+def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None, history: pd.DataFrame | None = None,
+            problem: Problem | None = None) -> pd.DataFrame:
+    """unique_id, ds, yhat for the ``h`` steps after each series' end.
+
+    With ``history`` (newer data than the fit saw) the forecast starts from its end: statistical
+    models are refit on it (cheap), lag models take it as their new lags.
+    """
+    X = X_df if X_df is not None and X_df.shape[1] > 2 else None
+    if history is not None and problem is not None:
+        if family in STATS:
+            out = fitted.forecast(df=_stats_input(family, history, problem.season), h=h)
+        else:
+            frame = model_frame(history.groupby(ID, sort=False).tail(3 * _keep(problem)), problem.plan, problem.past)
+            out = fitted.predict(h=h, new_df=frame, X_df=X)
+    elif family in STATS:
         out = fitted.predict(h=h)
     else:
-        out = fitted.predict(h=h, X_df=X_df if X_df is not None and X_df.shape[1] > 2 else None)
+        out = fitted.predict(h=h, X_df=X)
     out = out.reset_index() if ID not in out.columns else out
     return out[[ID, DS, family]].rename(columns={family: "yhat"})
 

@@ -24,12 +24,14 @@ from ..metrics import resolve_metric
 from ..results import TrialResult
 from ..search import Clock, Emitter, SearchResult, start_pool
 from . import models
-from .bundle import make_bundle, make_card, score_test
+from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
 from .scoring import conformal_quantiles
 from .setup import ForecastData
 from .validation import Folds, ForecastOutcome, TrialData, ensemble_weights, refit, run_trial
 
+# statsforecast compiles its models with numba in every new worker; cached, that is paid once.
+os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 POLL = 0.2
 DEFAULT_FOLDS = 3
 ENSEMBLE_TOP = 6
@@ -70,9 +72,15 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
             emit("refit_started", trial_id=best.trial_id, family=best.family)
             if abandoned:  # a cut-off trial still occupies a worker: only killing the pool frees it
                 pool.shutdown(wait=False, kill_workers=True)
-                pool = start_pool(1)
-            future = pool.submit(refit, path, members, 1, cfg.seed)
-            fitted = _wait(future, stop_event, clock, cfg.time_budget)
+                fitted = refit(path, members, 1, cfg.seed)
+            else:
+                fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
+            if fitted is None:  # the refit would overrun the budget: the fastest good model instead
+                pool.shutdown(wait=False, kill_workers=True)
+                best, members, weights = _fallback(trials, metric)
+                data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
+                                  f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
+                fitted = refit(path, members, 1, cfg.seed)
     finally:
         pool.shutdown(wait=False, kill_workers=True)
     best_scored = _blend(scored, best, weights)
@@ -85,6 +93,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.test_score_, automl.test_metrics_, automl.test_predictions_ = score_test(automl.model_, data, metric)
     automl.wall_seconds_ = clock.elapsed()
     automl.card_ = make_card(automl, data, plan, best_scored)
+    keep = int(min(2000, max(5 * data.horizon, 3 * data.season, 100)))
+    automl.forecast_chart_ = chart_frame(automl.model_, best_scored, automl.test_predictions_, keep)
     emit("experiment_finished", stopped_by=automl.search_.stopped_by, best_trial_id=best.trial_id,
          best_score=best.score, test_score=automl.test_score_, wall_seconds=round(automl.wall_seconds_, 3))
     return automl
@@ -220,12 +230,18 @@ def _blend(scored: dict[int, pd.DataFrame], best: TrialResult | None, weights: d
     return base
 
 
-def _wait(future: Any, stop_event: threading.Event, clock: Clock, budget: float | None) -> dict[str, Any]:
-    """The refit's result. It runs even after Stop (a stopped run still yields its best model) and is
-    given the rest of the budget plus 10 %."""
-    limit = None if budget is None else max(5.0, budget * 1.1 - clock.elapsed())
+def _wait(future: Any, clock: Clock, budget: float | None) -> dict[str, Any] | None:
+    """The refit's result, or None when it would end past the budget plus 10 %. It runs even after
+    Stop: a stopped run still yields its best model."""
+    limit = None if budget is None else max(3.0, budget * 1.1 - clock.elapsed())
     try:
         return future.result(timeout=limit)
-    except TimeoutError as exc:
-        raise AutoMLInputError("The final refit of the best forecasting model did not fit in the time budget",
-                               "give a larger time budget, or block the slow model families") from exc
+    except TimeoutError:
+        return None
+
+
+def _fallback(trials: list[TrialResult], metric: Any) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
+    """The quickest trial among the better half (not an ensemble)."""
+    ok = sorted((t for t in trials if t.status == "ok" and t.family != "ensemble"), key=lambda t: metric.loss(t.score))
+    pick = min(ok[:max(1, len(ok) // 2)], key=lambda t: t.fit_seconds)
+    return pick, [(pick.family, pick.params)], {pick.trial_id: 1.0}

@@ -324,6 +324,11 @@ def _deduplicate(frame: pd.DataFrame, aggregation: str, notes: list[str], exact_
     return agg.reset_index()
 
 
+def regularise(frame: pd.DataFrame, freq: str, exogenous: list[str]) -> pd.DataFrame:
+    """A long frame on each series' complete time grid, gaps forward-filled."""
+    return _regular(frame, freq, exogenous)[0]
+
+
 def _regular(frame: pd.DataFrame, freq: str, exogenous: list[str]) -> tuple[pd.DataFrame, pd.Series, int]:
     """Each series on a complete grid from its first to its last timestamp; gaps filled (not scored)."""
     parts, filled = [], 0
