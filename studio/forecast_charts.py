@@ -36,6 +36,10 @@ def forecast_chart(frame: pd.DataFrame, series: str, target: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=test["ds"], y=test["y"], mode="markers", name="actual (test)",
                                  marker=dict(color="#2ca02c", size=6)))
     fig.update_layout(xaxis_title="time", yaxis_title=target, **{**_LAYOUT, "height": 380})
+    # Open on the recent past and the forecast; the whole history is a zoom-out away.
+    horizon = max(len(ahead), 1)
+    if len(hist) > 8 * horizon:
+        fig.update_xaxes(range=[hist["ds"].iloc[-6 * horizon], part["ds"].max()])
     return fig
 
 

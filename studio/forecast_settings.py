@@ -35,8 +35,9 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
         check_country(country)
     data = prepare_forecast(df, target, config)
     lengths = data.panel.groupby("unique_id").size()
+    rows = f"{int(lengths.min()):,}" + (f"–{int(lengths.max()):,}" if lengths.max() > lengths.min() else "")
     summary = (f"{data.n_series:,} series · frequency {data.freq} (seasonal period {data.season}) · "
-               f"{int(lengths.min()):,}–{int(lengths.max()):,} rows per series · forecast {horizon} step(s) ahead")
+               f"{rows} rows per series · forecast {horizon} step(s) ahead")
     return {"summary": summary, "notes": list(data.notes), "freq": data.freq, "n_series": data.n_series}
 
 

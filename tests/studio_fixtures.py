@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from shared_data import DATASETS as SHARED  # noqa: E402  (one place says where the shared data is)
 APP = str(REPO / "app.py")
 
 
