@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -16,14 +17,23 @@ from .artifacts import clean_json, save_model
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .featurize import featurization_summary
+from .finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
 from .metrics import resolve_metric, score_all
 from .models import load_portfolio, select_families
+from .predictions import Predictions
 from .prepare import Prepared, TableLike, prepare
 from .results import Event, TrialResult
 from .scheduler import Scheduler
-from .search import Clock, Emitter, SearchResult, run_search, start_pool
-from .trial import TrainingData, featurize_folds, refit
+from .search import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
+from .trial import TrainingData, featurize_folds
 from .validation import ValidationPlan, plan_validation
+
+#: Rows used for the training score of the final model (the overfitting check) at most.
+TRAIN_SCORE_ROWS = 20_000
+#: Validation predictions are kept for this many of the best single models (plus every ensemble).
+KEPT_PREDICTIONS = 20
+#: Training folds larger than this make the warm-start trials fit on a row sample first.
+LOW_FIDELITY_ROWS = 100_000
 
 Callback = Callable[[Event], None]
 
@@ -67,36 +77,34 @@ class AutoML:
         families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X))
         emit = Emitter(list(callbacks), clock)
         stop_event = stop_event or threading.Event()
-        n_concurrent = self._concurrency(prepared)
-        pool = start_pool(n_concurrent)  # workers boot while the folds are featurized
+        settings = self._settings(prepared)
+        pool = start_pool(settings.n_concurrent, self.config.dask_scheduler)  # boots while folds are featurized
         try:
             with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
-                data_path, plan = self._write_training_data(prepared, tmp)
+                data_path, plan, y_all = self._write_training_data(prepared, tmp)
                 self.validation_ = plan
                 emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
                      metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
                      columns=[c.to_dict() for c in prepared.columns], notes=prepared.notes,
-                     time_budget=self.config.time_budget)
-                result = self._search(data_path, families, plan, clock, emit, stop_event, pool, n_concurrent,
-                                          first_trial_id, list(warm_start))
+                     time_budget=self.config.time_budget, concurrent_trials=settings.n_concurrent,
+                     threads_per_trial=settings.threads_per_trial)
+                result = self._search(data_path, families, plan, clock, emit, stop_event, pool, settings,
+                                      first_trial_id, list(warm_start))
                 self.search_ = result
                 if result.best is None:
                     reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
                     raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
                                            "give the search more time, or check the data")
-                emit("refit_started", trial_id=result.best.trial_id, family=result.best.family)
-                # Small data: one thread. OpenMP threads spin-wait, and on a busy machine two of them
-                # make a half-second fit take many seconds.
-                threads = self._threads(prepared, 1)
-                self.model_ = refit(data_path, result.best.family, result.best.params, threads, self.config.seed)
+                self.final_ = self._finish(data_path, result, plan, y_all, clock, emit, stop_event)
         finally:
-            pool.shutdown(wait=False, kill_workers=True)
-        self.best_trial_ = result.best
+            pool.shutdown()
+        self.best_trial_ = self.final_.row
         self.test_score_, self.test_metrics_ = self._score_test(prepared)
+        self.train_score_, self.train_metrics_ = self._score_train(prepared)
         self.wall_seconds_ = clock.elapsed()
         self.card_ = self._card(prepared, result)
-        emit("experiment_finished", stopped_by=result.stopped_by, best_trial_id=result.best.trial_id,
-             best_score=result.best.score, test_score=self.test_score_, wall_seconds=round(self.wall_seconds_, 3))
+        emit("experiment_finished", stopped_by=result.stopped_by, best_trial_id=self.best_trial_.trial_id,
+             best_score=self.best_trial_.score, test_score=self.test_score_, wall_seconds=round(self.wall_seconds_, 3))
         return self
 
     @property
@@ -104,7 +112,7 @@ class AutoML:
         """All trials, best first (failed ones last), one column per metric."""
         self._check_fitted()
         rows = []
-        for t in self.search_.trials:
+        for t in self.trials_:
             rows.append({"trial_id": t.trial_id, "model": t.family, "status": t.status, "score": t.score,
                          **t.metrics, "fit_seconds": round(t.fit_seconds, 3), "params": t.params, "error": t.error})
         board = pd.DataFrame(rows)
@@ -134,7 +142,7 @@ class AutoML:
 
     # --- steps -------------------------------------------------------------------------------------
 
-    def _write_training_data(self, p: Prepared, tmp: str) -> tuple[str, ValidationPlan]:
+    def _write_training_data(self, p: Prepared, tmp: str) -> tuple[str, ValidationPlan, np.ndarray]:
         X, y = p.X, p.y
         if p.X_valid is not None:
             X = pd.concat([p.X, p.X_valid], ignore_index=True)
@@ -142,71 +150,135 @@ class AutoML:
         codes = p.codes(y)
         plan = plan_validation(codes[:len(p.X)], classification=p.task.is_classification, config=self.config,
                                groups=p.groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
+        start = time.perf_counter()
         folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed)
+        self._featurize_seconds = (time.perf_counter() - start) / max(plan.n_splits, 1)
         data = TrainingData(X=X, y_codes=codes, y_labels=np.asarray(y),
                             splits=plan.splits, folds=folds, n_train=len(p.X), columns=tuple(p.columns), task=p.task,
                             featurization=self.config.featurization,
                             n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index)
         path = os.path.join(tmp, "training.joblib")
         joblib.dump(data, path)
-        return path, plan
+        self._y_labels_all = np.asarray(y)
+        return path, plan, codes
 
-    def _concurrency(self, p: Prepared) -> int:
-        """Small data: trials side by side on one thread each; large data: one trial on every core.
-        A fixed trial count asks for a reproducible run, which needs trials in a fixed order."""
-        cores = self.config.cores
-        if self.config.max_trials is not None or cores == 1 or len(p.X) * len(p.columns) > 2_000_000:
-            return 1
-        return cores
-
-    def _threads(self, p: Prepared, n_concurrent: int) -> int:
-        """Threads per fit. Small data gets one: OpenMP threads contend, and on a busy machine two of
-        them can make a half-second fit take many seconds."""
-        if len(p.X) * max(len(p.columns), 1) < 200_000:
-            return 1
-        return max(1, self.config.cores // n_concurrent)
+    def _settings(self, p: Prepared) -> SearchSettings:
+        """How trials run. Small data: trials side by side on one thread each; large data: one trial
+        on every core. A fixed trial count asks for a reproducible run: batches of trials then finish
+        in trial order, whatever order the workers return them in."""
+        cfg = self.config
+        cores = cfg.cores
+        n = cfg.max_concurrent_trials
+        if n is None:
+            n = 1 if cores == 1 or len(p.X) * len(p.columns) > 2_000_000 else cores
+        threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else max(1, cores // n)
+        fold_rows = len(p.X) * 0.9
+        fraction = min(1.0, LOW_FIDELITY_ROWS / fold_rows) if fold_rows > LOW_FIDELITY_ROWS else 1.0
+        return SearchSettings(n, threads, synchronous=cfg.max_trials is not None, low_fidelity_fraction=fraction)
 
     def _search(self, data_path: str, families: list, plan: ValidationPlan, clock: Clock, emit: Emitter,
-                stop_event: threading.Event, pool: Any, n_concurrent: int, first_trial_id: int,
+                stop_event: threading.Event, pool: Any, settings: SearchSettings, first_trial_id: int,
                 warm_start: list[tuple[str, dict[str, Any]]]) -> SearchResult:
         cfg = self.config
         deterministic = cfg.max_trials is not None
+        kind = "classification" if self.task_.is_classification else "regression"
+        portfolio = load_portfolio()
+        order = [tuple(x) for x in portfolio.get("order", {}).get(kind, [])]
+        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order)
+        train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
         n_rows = len(self.prepared_.X)
-        portfolio = load_portfolio()["classification" if self.task_.is_classification else "regression"]
-        scheduler = Scheduler(families, self.task_, portfolio, cfg.seed, deterministic, warm_start)
-        train_fold = np.mean([len(tr) for tr, _ in plan.splits])
+        self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows, cfg.cores,
+                                      self._featurize_seconds * n_rows / max(train_fold_rows, 1.0),
+                                      sum(len(v) for _, v in plan.splits))
 
-        def refit_reserve(best: TrialResult | None) -> float:
-            if best is None:
-                return 0.0
-            per_fit = best.fit_seconds / max(plan.n_splits, 1) * (n_rows / max(train_fold, 1))
-            return 1.5 * per_fit * n_concurrent + 1.0
+        def reserve(trials: list[TrialResult]) -> float:
+            return cost.final_stage(trials, self.metric_, cfg.ensembles)
 
-        return run_search(data_path=data_path, families=families, scheduler=scheduler, metric=self.metric_,
-                          config=cfg, clock=clock, emit=emit, stop_event=stop_event, refit_reserve=refit_reserve,
-                          n_concurrent=n_concurrent, threads_per_trial=self._threads(self.prepared_, n_concurrent), pool=pool,
+        return run_search(data_path=data_path, scheduler=scheduler, metric=self.metric_, config=cfg, clock=clock,
+                          emit=emit, stop_event=stop_event, reserve=reserve, settings=settings, pool=pool,
                           first_trial_id=first_trial_id)
 
+    def _finish(self, data_path: str, result: SearchResult, plan: ValidationPlan, y_all: np.ndarray,
+                clock: Clock, emit: Emitter, stop_event: threading.Event) -> FinalChoice:
+        """Ensembles (as leaderboard rows), the choice of the saved model, its refit on all training rows."""
+        p, metric, cfg = self.prepared_, self.metric_, self.config
+        val_rows = np.concatenate([v for _, v in plan.splits])
+        y_oof = y_all[val_rows]
+        order = label_order(p.classes, self._y_labels_all)
+        ensembles: list[TrialResult] = []
+        ens_oof: dict[int, np.ndarray] = {}
+        if cfg.ensembles and not stop_event.is_set() and clock.remaining() > 0:
+            next_id = max(t.trial_id for t in result.trials) + 1
+            ensembles, ens_oof = ensemble_rows(result.trials, result.oof, y_oof, metric, p.task, p.pos_index,
+                                               cfg.seed, next_id, order, round(clock.elapsed(), 3))
+            for row in ensembles:
+                emit("trial_finished", row, best_score=result.best.score)
+        self.trials_ = [*result.trials, *ensembles]
+        # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
+        slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
+        choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack)
+        if metric.better(choice.row.score, result.best.score):
+            emit("new_best", choice.row, score=choice.row.score, family=choice.row.family)
+        emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
+             members=[m.trial_id for m in choice.members])
+        threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else cfg.cores
+        self.model_ = fit_final(data_path, choice, result.oof, y_oof, order, cfg.cores, threads, cfg.seed)
+        kept = sorted((t for t in result.trials if t.trial_id in result.oof), key=lambda t: metric.loss(t.score))
+        models = {t.trial_id: result.oof[t.trial_id] for t in kept[:KEPT_PREDICTIONS]}
+        models.update({choice.row.trial_id: result.oof.get(choice.row.trial_id, ens_oof.get(choice.row.trial_id))})
+        models.update(ens_oof)
+        self.predictions_ = {"validation": Predictions(p.task.value, p.classes, y_oof, val_rows, models,
+                                                       self._y_labels_all[val_rows] if p.classes else None),
+                             "test": None}
+        return choice
+
     def _score_test(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
+        """Score the saved model (and, for ensembles, each member) once on the test rows."""
         self.test_predictions_ = None
         if p.X_test is None or len(p.X_test) == 0:
             return None, {}
         predictions = pd.DataFrame({f"actual_{p.target}": p.y_test, "prediction": self.model_.predict(p.X_test)})
+        members = {int(name.rsplit("_", 1)[1]): pred
+                   for name, pred in member_predictions(self.model_, p.X_test, p.classes).items()}
         if p.task.is_classification:
-            raw = self.model_.predict_proba(p.X_test)
-            order = [p.classes.index(c) for c in self.model_.classes_]
-            proba = np.zeros((len(p.X_test), len(p.classes)))
-            proba[:, order] = raw
+            proba = self._proba(p.X_test)
             for i, cls in enumerate(p.classes):
                 predictions[f"proba_{cls}"] = proba[:, i]
-            metrics = score_all(p.task, p.codes(p.y_test), proba, p.pos_index)
+            y_true = p.codes(p.y_test)
+            metrics = score_all(p.task, y_true, proba, p.pos_index)
         else:
-            metrics = score_all(p.task, np.asarray(p.y_test, dtype=float), predictions["prediction"].to_numpy())
+            proba = predictions["prediction"].to_numpy(dtype=float)
+            y_true = np.asarray(p.y_test, dtype=float)
+            metrics = score_all(p.task, y_true, proba)
         self.test_predictions_ = pd.concat([p.X_test.reset_index(drop=True), predictions], axis=1)
+        self.predictions_["test"] = Predictions(p.task.value, p.classes, y_true, np.arange(len(p.X_test)),
+                                                {self.best_trial_.trial_id: proba, **members},
+                                                np.asarray(p.y_test) if p.classes else None)
         return metrics.get(self.metric_.name), metrics
 
+    def _score_train(self, p: Prepared) -> tuple[float | None, dict[str, float]]:
+        """The saved model's score on (a sample of) its own training rows: the overfitting check."""
+        rows = np.arange(len(p.X))
+        if len(rows) > TRAIN_SCORE_ROWS:
+            rows = np.sort(np.random.default_rng(self.config.seed).choice(len(rows), TRAIN_SCORE_ROWS, replace=False))
+        X, y = p.X.iloc[rows], p.y[rows]
+        if p.task.is_classification:
+            metrics = score_all(p.task, p.codes(y), self._proba(X), p.pos_index)
+        else:
+            metrics = score_all(p.task, np.asarray(y, dtype=float), self.model_.predict(X))
+        return metrics.get(self.metric_.name), metrics
+
+    def _proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities ordered like ``prepared_.classes``."""
+        classes = self.prepared_.classes
+        raw = self.model_.predict_proba(X)
+        order = [classes.index(c) for c in self.model_.classes_]
+        proba = np.zeros((len(X), len(classes)))
+        proba[:, order] = raw
+        return proba
+
     def _card(self, p: Prepared, result: SearchResult) -> dict[str, Any]:
-        best = result.best
+        best = self.best_trial_
         return clean_json({
             "format": "automl-studio-model/1",
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -217,10 +289,16 @@ class AutoML:
             "featurization": featurization_summary(self.model_, p.columns),
             "input_columns": [str(c) for c in p.X.columns],
             "best_model": best.family, "best_trial_id": best.trial_id, "hyperparameters": best.params,
+            "members": [{"trial_id": m.trial_id, "family": m.family, "hyperparameters": m.params,
+                         "validation_score": m.score, "weight": w}
+                        for m, w in zip(self.final_.members, self.final_.weights or [None] * len(self.final_.members))],
+            "choice_note": self.final_.note,
+            "train": {"score": self.train_score_, "metrics": self.train_metrics_,
+                      "n_rows": min(len(p.X), TRAIN_SCORE_ROWS)},
             "validation": {"strategy": self.validation_.description, "score": best.score, "metrics": best.metrics},
             "test": {"score": self.test_score_, "metrics": self.test_metrics_,
                      "n_rows": 0 if p.X_test is None else len(p.X_test)},
-            "n_trials": len(result.trials), "stopped_by": result.stopped_by,
+            "n_trials": len(self.trials_), "stopped_by": result.stopped_by,
             "seed": self.config.seed, "config": self.config.to_dict(),
             "data_fingerprint": p.fingerprint, "n_training_rows": len(p.X), "notes": p.notes,
         })

@@ -46,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--horizon", type=int)
     train.add_argument("--series-id")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--n-jobs", type=int)
+    train.add_argument("--n-jobs", type=int, help="cores for the whole run (default: all)")
+    train.add_argument("--max-concurrent-trials", type=int,
+                       help="trials side by side (default: one per core on small data, else one)")
+    train.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT",
+                       help="run trials on this Dask cluster instead of local worker processes")
     train.add_argument("--store", help="DuckDB store file (default: $AUTOML_STORE or ./.automl/store.duckdb)")
     train.add_argument("--out", help="also write model.joblib and model.json to this folder")
     train.add_argument("--name", help="experiment name")
@@ -95,6 +99,7 @@ def _config(args: argparse.Namespace) -> Any:
         allowed_models=args.allowed_models, blocked_models=args.blocked_models or (),
         featurization=args.featurization, exclude_columns=args.exclude_columns or (),
         positive_class=args.positive_class, ensembles=not args.no_ensembles, n_jobs=args.n_jobs, seed=args.seed,
+        max_concurrent_trials=args.max_concurrent_trials, dask_scheduler=args.dask_scheduler,
         time_column=args.time_column, horizon=args.horizon, series_id=args.series_id or ())
 
 

@@ -51,6 +51,8 @@ class AutoMLConfig:
     positive_class: Any = None
     ensembles: bool = True
     n_jobs: int | None = None                   # cores for the whole run; None: all
+    max_concurrent_trials: int | None = None    # trials side by side; None: one per core (small data)
+    dask_scheduler: str | None = None           # "tcp://host:port": run trials on that Dask cluster
     seed: int = 0
     time_column: str | None = None
     horizon: int | None = None
@@ -88,6 +90,13 @@ class AutoMLConfig:
             raise _bad("score_threshold", "a number", self.score_threshold)
         if self.n_jobs is not None and not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
             raise _bad("n_jobs", "a whole number >= 1", self.n_jobs)
+        if self.max_concurrent_trials is not None and not (
+                isinstance(self.max_concurrent_trials, int) and not isinstance(self.max_concurrent_trials, bool)
+                and 1 <= self.max_concurrent_trials <= 64):
+            raise _bad("max_concurrent_trials", "a whole number from 1 to 64", self.max_concurrent_trials)
+        if self.dask_scheduler is not None and not (isinstance(self.dask_scheduler, str)
+                                                    and "://" in self.dask_scheduler):
+            raise _bad("dask_scheduler", "a scheduler address such as tcp://127.0.0.1:8786", self.dask_scheduler)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise _bad("seed", "a whole number", self.seed)
         if isinstance(self.featurization, str) and self.featurization not in FEATURIZATIONS:

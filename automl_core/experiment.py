@@ -73,6 +73,10 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     model_path, card_path = automl.save(target_dir)
     store.register_artifact(experiment_id, model_path, "model")
     store.register_artifact(experiment_id, card_path, "model_card")
+    from .predictions import save_predictions
+    for which, predictions in automl.predictions_.items():
+        if predictions is not None:
+            store.register_artifact(experiment_id, save_predictions(predictions, target_dir, which), f"predictions_{which}")
     if automl.test_predictions_ is not None:
         from .predict import safe_csv
         predictions_path = target_dir / TEST_PREDICTIONS
@@ -97,7 +101,8 @@ def _earlier_trials(store: Any, experiment_id: str, metric: Any) -> tuple[int, l
     trials = store.trials(experiment_id)
     if trials.empty:
         return 1, []
-    ok = trials[trials["status"] == "ok"].copy()
+    from .models import FAMILIES
+    ok = trials[(trials["status"] == "ok") & trials["family"].isin(list(FAMILIES))].copy()  # ensembles are rebuilt
     ok["_loss"] = [metric.loss(s) for s in ok["score"]]
     best = ok.sort_values("_loss").head(3)
     return int(trials["trial_id"].max()) + 1, [(r.family, dict(r.params)) for r in best.itertuples()]

@@ -40,6 +40,10 @@ TRANSFORMS = ("numeric", "onehot", "target", "ordinal", "datetime", "text", "dro
 #: "infrequent" column); TF-IDF is capped by ``text_max_features`` per text column.
 ONEHOT_MAX_CATEGORIES = 30
 ONEHOT_MIN_FREQUENCY = 5
+#: A numeric column gets a missing-value indicator only when this many training values are missing:
+#: an indicator set on one or two rows is an identifier of those rows, which models overfit (one
+#: all-missing penguin made a logistic regression 99.99 % sure of the wrong species).
+INDICATOR_MIN_MISSING = 5
 MISSING_LABEL = "(missing)"
 
 # Disguised missing values, compared after stripping whitespace. Exact matching (not regex) keeps
@@ -215,8 +219,8 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
     reserved = set(ColumnTransformer([]).get_params(deep=False))
     # Numeric columns share one entry: per-column pipelines cost ~10 ms each per fit, which adds
     # up over dozens of columns and ten folds.
-    taken: set[str] = {"numeric", "numeric_min"}
-    grouped: dict[str, list[str]] = {"numeric": [], "numeric_min": []}
+    taken: set[str] = {"numeric", "numeric_plain", "numeric_min"}
+    grouped: dict[str, list[str]] = {"numeric": [], "numeric_plain": [], "numeric_min": []}
     entries: list[tuple[str, Any, Any]] = []
     for i, col in enumerate(columns):
         if col.name in overrides:
@@ -235,6 +239,8 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
             entries.append((f"{name}|drop:{code}", "drop", make_column_selector(pattern=_exact(col.name))))
             continue
         if kind in grouped:
+            if kind == "numeric" and col.n_missing < INDICATOR_MIN_MISSING:
+                kind = "numeric_plain"
             grouped[kind].append(col.name)
             continue
         steps = {
@@ -244,6 +250,8 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
                  "datetime": lambda: _datetime(col.datetime_format, _is_number_dtype(col.dtype), scale),
                  "text": lambda: _text(int(text_max_features))}[kind]()
         entries.append((name, Pipeline(steps), [col.name]))
+    if grouped["numeric_plain"]:
+        entries.insert(0, ("numeric_plain", Pipeline(_numeric(False, scale)), grouped["numeric_plain"]))
     if grouped["numeric"]:
         entries.insert(0, ("numeric", Pipeline(_numeric(True, scale)), grouped["numeric"]))
     if grouped["numeric_min"]:
@@ -335,7 +343,7 @@ def featurization_summary(fitted_featurizer: Any, columns: list[ColumnInfo]) -> 
         if col.name in kept:
             name, pipe = kept[col.name]
             words = [_describe(n, s) for n, s in pipe.steps]
-            if name in ("numeric", "numeric_min") and counts.get(col.name, 0) < 2:
+            if name in ("numeric", "numeric_plain", "numeric_min") and counts.get(col.name, 0) < 2:
                 words = [w.replace(" + missing indicator", "") for w in words]  # no missing values here
             row.update(transforms=" → ".join(w for w in words if w), n_features_out=counts.get(col.name, 0))
         else:

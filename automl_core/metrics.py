@@ -172,8 +172,10 @@ def metrics_for(task: Task) -> list[str]:
     return [name for name, m in METRICS.items() if task in m.tasks]
 
 
-def score_all(task: Task, y_true: np.ndarray, prediction: np.ndarray, pos_index: int = 1) -> dict[str, float]:
-    """Every metric of the task. Classification takes class codes 0..K-1 and an (n, K) probability matrix.
+def score_all(task: Task, y_true: np.ndarray, prediction: np.ndarray, pos_index: int = 1,
+              only: str | None = None) -> dict[str, float]:
+    """Every metric of the task (or ``only`` the one named). Classification takes class codes 0..K-1
+    and an (n, K) probability matrix.
 
     A metric that cannot be computed on this data (say, AUC with one class present) is left out
     rather than failing the trial.
@@ -188,7 +190,7 @@ def score_all(task: Task, y_true: np.ndarray, prediction: np.ndarray, pos_index:
     else:
         args = (np.asarray(y_true, dtype=float), np.asarray(prediction, dtype=float))
     for name, metric in METRICS.items():
-        if task not in metric.tasks:
+        if task not in metric.tasks or (only is not None and name != only):
             continue
         try:
             with warnings.catch_warnings():

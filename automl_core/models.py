@@ -163,6 +163,8 @@ class _Registry(dict):
 
 
 FAMILIES: dict[str, ModelFamily] = _Registry()
+#: Leaderboard rows that are not a family's trial but an ensemble of trials (see ``finalize``).
+ENSEMBLE_KINDS = {"ensemble": "Ensemble (Caruana selection)", "stacking": "Stacking ensemble"}
 for _family in [
     ModelFamily("lightgbm", "LightGBM", _lgbm_space, _lgbm_build, early_stopping=True, relative_cost=1.0),
     ModelFamily("linear", "Linear (logistic / ridge / elastic net)", _linear_space, _linear_build,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -32,10 +32,15 @@ class FamilyState:
     seconds: float = 0.0
     pending: dict[int, optuna.trial.Trial] = field(default_factory=dict)
 
-    def update(self, trial_id: int, loss: float | None, seconds: float) -> None:
+    def update(self, trial_id: int, loss: float | None, seconds: float, low_fidelity: bool = False) -> None:
         ask = self.pending.pop(trial_id, None)
         self.n_trials += 1
         self.seconds += seconds
+        if low_fidelity and ask is not None:
+            # A score on a row sample is not comparable with full-data scores: TPE does not learn
+            # from it, but the family's best still tells the scheduler which families are promising.
+            self.study.tell(ask, state=optuna.trial.TrialState.FAIL)
+            ask = None
         if loss is None or not math.isfinite(loss):
             self.n_failed += 1
             self.since_improvement += 1
@@ -58,38 +63,45 @@ class FamilyState:
 
 class Scheduler:
     def __init__(self, families: list[ModelFamily], task: Task, portfolio: dict[str, list[dict[str, Any]]],
-                 seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> None:
+                 seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = (),
+                 portfolio_order: list[tuple[str, int]] | None = None) -> None:
         self.task = task
         self.deterministic = deterministic
         self.states = {}
         for i, family in enumerate(families):
             sampler = optuna.samplers.TPESampler(seed=seed + i, multivariate=True, n_startup_trials=4)
             self.states[family.name] = FamilyState(family, optuna.create_study(direction="minimize", sampler=sampler))
-        # Given configurations first (a resumed run's best), then the portfolio: the first
-        # configuration of each family, then the rest, round-robin.
+        # Given configurations first (a resumed run's best), then the portfolio in its recorded order
+        # (cheapest first, see bench/mine_portfolio.py), else level by level across families.
         self.warm: list[tuple[str, dict[str, Any]]] = [(f, p) for f, p in warm_start if f in self.states]
-        depth = max((len(portfolio.get(f.name, [])) for f in families), default=0)
-        for level in range(depth):
-            for family in families:
-                configs = portfolio.get(family.name, [])
-                if level < len(configs):
-                    self.warm.append((family.name, configs[level]))
+        configs = {f.name: portfolio.get(f.name, []) for f in families}
+        order = [(f, level) for f, level in (portfolio_order or []) if f in configs and level < len(configs[f])]
+        depth = max((len(c) for c in configs.values()), default=0)
+        order += [(f.name, level) for level in range(depth) for f in families
+                  if level < len(configs[f.name]) and (f.name, level) not in order]
+        self.warm += [(f, configs[f][level]) for f, level in order]
 
-    def next(self, trial_id: int) -> tuple[str, dict[str, Any]]:
-        """The family and hyperparameters of the next trial."""
+    def next(self, trial_id: int, fits: Callable[[str], bool] = lambda family: True
+             ) -> tuple[str | None, dict[str, Any] | None]:
+        """The family and hyperparameters of the next trial, among families whose trials ``fits``
+        (is expected to finish in the time left); (None, None) when none does."""
+        while self.warm and not fits(self.warm[0][0]):
+            self.warm.pop(0)  # a warm start too slow for the time left
         if self.warm:
             name, params = self.warm.pop(0)
             state = self.states[name]
             state.study.enqueue_trial(params, skip_if_exists=False)
         else:
-            name = self._pick()
+            name = self._pick(fits)
+            if name is None:
+                return None, None
             state = self.states[name]
         ask = state.study.ask()
         params = state.family.space(ask, self.task)
         state.pending[trial_id] = ask
         return name, params
 
-    def _pick(self) -> str:
+    def _pick(self, fits: Callable[[str], bool]) -> str | None:
         best = min(s.best_loss for s in self.states.values())
         scale = abs(best) if math.isfinite(best) and best != 0 else 1.0
 
@@ -102,10 +114,11 @@ class Scheduler:
             return state.mean_seconds(self.deterministic) * (1 + state.since_improvement) * (1 + 20 * gap)
 
         ranked = sorted(self.states.values(), key=lambda s: (eci(s), s.family.name))
-        return ranked[0].family.name
+        return next((s.family.name for s in ranked if math.isfinite(eci(s)) and fits(s.family.name)), None)
 
-    def tell(self, family: str, trial_id: int, loss: float | None, seconds: float) -> None:
-        self.states[family].update(trial_id, loss, seconds)
+    def tell(self, family: str, trial_id: int, loss: float | None, seconds: float,
+             low_fidelity: bool = False) -> None:
+        self.states[family].update(trial_id, loss, seconds, low_fidelity)
 
     def trial_seconds(self, family: str) -> float | None:
         state = self.states[family]

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from joblib.externals.loky import ProcessPoolExecutor
 
 from .config import AutoMLConfig
 from .metrics import Metric
-from .models import ModelFamily
+from .executors import DaskPool, LocalPool, make_pool
 from .results import Event, TrialResult
 from .scheduler import Scheduler
 from .trial import TrialOutcome, TrialSpec, load_data, run_trial
@@ -67,20 +66,36 @@ class Emitter:
                     print(f"warning: progress callback failed: {exc}")
 
 
-def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Scheduler, metric: Metric,
-               config: AutoMLConfig, clock: Clock, emit: Emitter, stop_event: threading.Event,
-               refit_reserve: Callable[[TrialResult | None], float], n_concurrent: int,
-               threads_per_trial: int, pool: ProcessPoolExecutor | None = None,
+@dataclass(frozen=True)
+class SearchSettings:
+    """How trials are run: side by side or one at a time, with how many threads, on which rows."""
+
+    n_concurrent: int
+    threads_per_trial: int
+    synchronous: bool = False          # a fixed trial count: batches finish in trial order (reproducible)
+    low_fidelity_fraction: float = 1.0  # < 1: warm-start trials fit on this share of each training fold
+
+
+def run_search(*, data_path: str, scheduler: Scheduler, metric: Metric, config: AutoMLConfig, clock: Clock,
+               emit: Emitter, stop_event: threading.Event, reserve: Callable[[list[TrialResult]], float],
+               settings: SearchSettings, pool: LocalPool | DaskPool | None = None,
                first_trial_id: int = 1) -> SearchResult:
-    """Run trials until an exit criterion is met. Returns every trial, finished or failed."""
+    """Run trials until an exit criterion is met. Returns every trial, finished or failed.
+
+    ``reserve(trials)`` is the time the steps after the search need (ensembles, the final refit):
+    no trial starts that would not finish before it, by the family's measured trial time.
+    """
     trials: list[TrialResult] = []
     oof: dict[int, np.ndarray] = {}
     best: TrialResult | None = None
     since_best = 0
     next_id = first_trial_id
+    n_concurrent = settings.n_concurrent
     running: dict[Any, tuple[TrialSpec, float, float]] = {}  # future -> (spec, started_at, deadline)
+    held: list[tuple[TrialSpec, float, TrialOutcome]] = []   # synchronous mode: finished, not yet told
     stopped_by = ""
-    executor: ProcessPoolExecutor | None = _warm(pool or start_pool(n_concurrent), n_concurrent, data_path, stop_event)
+    executor = pool or make_pool(n_concurrent, config.dask_scheduler)
+    _warm(executor, n_concurrent, data_path, stop_event)
 
     def finish(spec: TrialSpec, started: float, outcome: TrialOutcome, status: str = "") -> None:
         nonlocal best, since_best
@@ -88,12 +103,13 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
         status, error = status or outcome.status, outcome.error
         if status == "ok" and score is None:
             status, error = "failed", f"the metric {metric.name} could not be computed on the validation rows"
+        note = f"fit on a {spec.row_fraction:.0%} row sample" if spec.row_fraction < 1 else ""
         result = TrialResult(spec.trial_id, spec.family, outcome.params or spec.params, status,  # type: ignore[arg-type]
                              score, outcome.metrics, outcome.fit_seconds, outcome.predict_seconds,
-                             round(started, 3), round(clock.elapsed(), 3), error)
+                             round(started, 3), round(clock.elapsed(), 3), error, note)
         trials.append(result)
         scheduler.tell(spec.family, spec.trial_id, metric.loss(score) if score is not None else None,
-                       clock.elapsed() - started)
+                       clock.elapsed() - started, low_fidelity=spec.row_fraction < 1)
         emit("trial_finished", result, best_score=best.score if best else None)
         if status == "ok":
             oof[spec.trial_id] = outcome.oof
@@ -106,85 +122,97 @@ def run_search(*, data_path: str, families: list[ModelFamily], scheduler: Schedu
         else:
             since_best += 1
 
+    def fits(family: str, fraction: float) -> bool:
+        """Whether a trial of ``family`` is expected to finish before the reserve is needed."""
+        expected = (scheduler.trial_seconds(family) or 0.0) * fraction
+        return not trials or clock.remaining() - reserve(trials) > max(0.5, expected)
+
     no_more = ""  # a reason to start no new trial; the loop ends once running trials are in
     try:
         while True:
             stopped_by = _hard_stop(stop_event, clock)
             if stopped_by:
                 break
-            no_more = no_more or _exit_reason(config, metric, best, since_best, len(trials) + len(running))
-            while not no_more and len(running) < n_concurrent:
-                family, params = scheduler.next(next_id)
-                expected = scheduler.trial_seconds(family) or 0.0
-                room = clock.remaining() - refit_reserve(best)
-                if trials and room <= max(0.5, expected * 0.5):
-                    scheduler.tell(family, next_id, None, 0.0)  # hand the ask back unused
-                    no_more = "time budget reached"
+            no_more = no_more or _exit_reason(config, metric, best, since_best, len(trials) + len(running) + len(held))
+            may_start = not (settings.synchronous and (running or held))
+            while may_start and not no_more and len(running) < n_concurrent:
+                fraction = settings.low_fidelity_fraction if scheduler.warm else 1.0
+                family, params = scheduler.next(next_id, fits=lambda f: fits(f, fraction))
+                if family is None:
+                    no_more = "time budget reached (no further trial fits in the time left)"
                     break
-                spec = TrialSpec(data_path, next_id, family, params, threads_per_trial, config.seed)
+                spec = TrialSpec(data_path, next_id, family, params, settings.threads_per_trial, config.seed,
+                                 row_fraction=fraction)
                 if executor is None:  # restarted only when a trial needs it, not after the last one
-                    executor = _new_executor(n_concurrent, data_path, stop_event)
-                    room = clock.remaining() - refit_reserve(best)
+                    executor = make_pool(n_concurrent, config.dask_scheduler)
+                    _warm(executor, n_concurrent, data_path, stop_event)
+                room = clock.remaining() - reserve(trials)
                 timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
                 started = clock.elapsed()
                 emit("trial_started", None, trial_id=next_id, family=family, params=params)
-                running[executor.submit(run_trial, spec)] = (spec, started, started + timeout)
+                future = executor.submit(run_trial, spec, *executor.data_arg(data_path))
+                running[future] = (spec, started, started + timeout)
                 next_id += 1
-                no_more = _exit_reason(config, metric, best, since_best, len(trials) + len(running))
-            if not running:
+                no_more = _exit_reason(config, metric, best, since_best, len(trials) + len(running) + len(held))
+            if not running and not held:
                 stopped_by = no_more or "nothing left to try"
                 break
-            done, _ = wait(list(running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED) if running else ((), ())
             broken = False
             for future in done:
                 spec, started, _ = running.pop(future)
                 outcome, died = _outcome(future, spec)
                 broken |= died
-                finish(spec, started, outcome)
+                held.append((spec, started, outcome))
+            if not settings.synchronous or not running:
+                for spec, started, outcome in sorted(held, key=lambda h: h[0].trial_id):
+                    finish(spec, started, outcome)
+                held.clear()
             overdue = [f for f, (_, _, deadline) in running.items() if clock.elapsed() > deadline]
             if overdue or broken:
-                # A worker cannot be interrupted, only killed, and killing the pool (or a dead
-                # worker) ends every running trial: overdue ones are recorded, the others re-asked.
-                for future, (spec, started, deadline) in list(running.items()):
-                    if future in overdue:
-                        finish(spec, started, TrialOutcome(spec.trial_id, "failed", params=spec.params,
-                               error=f"timed out after {deadline - started:.0f} s (the per-trial time limit)"),
-                               status="timeout")
-                    else:
-                        scheduler.tell(spec.family, spec.trial_id, None, 0.0)
-                running.clear()
-                executor.shutdown(wait=False, kill_workers=True)
-                executor = None
+                executor = _end_overdue(executor, running, overdue, broken, finish, scheduler)
     finally:
         for spec, _, _ in running.values():
             scheduler.tell(spec.family, spec.trial_id, None, 0.0)
+        for spec, started, outcome in held:
+            finish(spec, started, outcome)
         if executor is not None:
-            executor.shutdown(wait=False, kill_workers=True)
+            executor.shutdown()
     return SearchResult(trials, oof, best, stopped_by)
 
 
-def start_pool(n_workers: int) -> ProcessPoolExecutor:
-    """A worker pool whose processes start now (in the background), while the caller prepares data."""
-    # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
-    # machine into a crawl, and this machine is shared with the studio's UI thread.
-    executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"})
-    for _ in range(n_workers):
-        executor.submit(os.getpid)
+def _end_overdue(executor: LocalPool | DaskPool, running: dict, overdue: list, broken: bool,
+                 finish: Callable[..., None], scheduler: Scheduler) -> LocalPool | DaskPool | None:
+    """Record overdue trials as timed out. Locally a worker cannot be interrupted, only killed, and
+    killing the pool (or a dead worker) ends every running trial: those are handed back unused."""
+    for future in overdue:
+        spec, started, deadline = running.pop(future)
+        finish(spec, started, TrialOutcome(spec.trial_id, "failed", params=spec.params,
+               error=f"timed out after {deadline - started:.0f} s (the per-trial time limit)"), status="timeout")
+        future.cancel()
+    if executor.kills_hung_trials or broken:
+        for spec, _, _ in running.values():
+            scheduler.tell(spec.family, spec.trial_id, None, 0.0)
+        running.clear()
+        executor.shutdown()
+        return None
     return executor
 
 
-def _warm(executor: ProcessPoolExecutor, n_workers: int, data_path: str, stop_event: threading.Event) -> ProcessPoolExecutor:
-    """Wait until the workers have started and loaded the data, so that a trial's time limit is
+def start_pool(n_workers: int, dask_scheduler: str | None = None) -> LocalPool | DaskPool:
+    """A worker pool whose processes start now (in the background), while the caller prepares data."""
+    return make_pool(n_workers, dask_scheduler)
+
+
+def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_event: threading.Event) -> None:
+    """Wait until local workers have started and loaded the data, so that a trial's time limit is
     spent on the trial, not on interpreter start-up."""
+    if not isinstance(executor, LocalPool):
+        return
     pending = {executor.submit(load_data, data_path) for _ in range(n_workers)}
     deadline = time.perf_counter() + 120
     while pending and not stop_event.is_set() and time.perf_counter() < deadline:
         _, pending = wait(pending, timeout=POLL_SECONDS)
-    return executor
-
-
-def _new_executor(n_workers: int, data_path: str, stop_event: threading.Event) -> ProcessPoolExecutor:
-    return _warm(start_pool(n_workers), n_workers, data_path, stop_event)
 
 
 def _outcome(future: Any, spec: TrialSpec) -> tuple[TrialOutcome, bool]:

@@ -127,8 +127,15 @@ def _limit_threads(threads: int):
     return threadpool_limits(limits=threads)
 
 
-def run_trial(spec: TrialSpec) -> TrialOutcome:
-    """Fit and score one configuration on every split. Never raises: failures come back as outcomes."""
+def run_trial(spec: TrialSpec, data: TrainingData | None = None) -> TrialOutcome:
+    """Fit and score one configuration on every split. Never raises: failures come back as outcomes.
+
+    ``data`` is given on a Dask cluster (scattered to the workers); locally it is read from the file.
+    """
+    if data is not None and spec.data_path not in _DATA:
+        _DATA.clear()
+        _FOLDS.clear()
+        _DATA[spec.data_path] = data
     try:
         with _limit_threads(spec.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter would drown the progress lines
@@ -184,23 +191,34 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
                         fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
 
 
+def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: int, seed: int,
+                sample: Any) -> list[tuple[str, Any]]:
+    """The steps after the featurizer for one model: densify and scale where the family needs it.
+
+    ``sample`` is (a part of) the featurized matrix, to tell sparse from dense and size the densifier.
+    """
+    family = FAMILIES[family_name]
+    steps: list[tuple[str, Any]] = []
+    if family.dense_only and sparse.issparse(sample):
+        steps.append(("dense", densifier(sample)))
+    if family.needs_scaling:
+        steps.append(("scale", scaler_for(sample)))
+    steps.append(("model", family.build(params, task, threads, seed)))
+    return steps
+
+
 def refit(data_path: str, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
     """The final model: featurizer + estimator fit on all training rows, with the original labels."""
     from .featurize import build_featurizer
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_data(data_path)
-        family = FAMILIES[family_name]
         rows = np.arange(data.n_train)
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False,
                                       task=data.task, seed=seed)
         y = data.y_labels[rows] if data.task.is_classification else data.y_codes[rows]
-        steps = [("features", featurizer)]
-        if family.dense_only and sparse.issparse(data.folds[0][0]):
-            steps.append(("dense", densifier(data.folds[0][0])))
-        if family.needs_scaling:
-            steps.append(("scale", scaler_for(data.folds[0][0])))
-        steps.append(("model", family.build(params, data.task, threads, seed)))
+        steps = [("features", featurizer),
+                 *model_steps(family_name, params, data.task, threads, seed, data.folds[0][0])]
         pipeline = Pipeline(steps)
         pipeline.fit(data.X.iloc[rows], y)
         return pipeline

@@ -1,12 +1,18 @@
-"""Engine benchmark: our AutoML vs plain LightGBM on every shared binary / multiclass / regression set.
+"""Engine benchmark, side by side: ours, FLAML (and AutoGluon when it installs) and plain LightGBM on
+every shared binary / multiclass / regression set, at the same budget and cores, on the same splits.
 
 Protocol (as ../shared/peers.md): rows with a missing target dropped, a fixed 75/25 split
 (random_state=0, stratified for classification), test scores on the 25 %: ROC AUC for binary,
 log loss for multiclass, RMSE for regression. Each of our runs is a separate process running
 ``python -m automl_core train`` (so wall time includes start-up), with peak memory summed over the
-process tree. Run it with nothing else busy on the machine.
+process tree. FLAML and AutoGluon run in virtual environments of their own that this script creates
+under bench/ (``.venv-flaml``, ``.venv-autogluon``; never in requirements.txt), each through
+bench/peer_runner.py with 2 cores and the same budget. AutoGluon's numbers recorded in
+../shared/peers.md are shown beside. "Worse than plain LightGBM beyond noise" means a paired bootstrap
+of the test rows puts the whole 95 % interval of the difference on the wrong side of zero.
+Run it with nothing else busy on the machine.
 
-    python bench/bench_engine.py --budget 60 [--only iris,titanic] [--repeats 1]
+    python bench/bench_engine.py --budget 30 [--systems ours,flaml,autogluon] [--only iris,titanic] [--largest 5]
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from sklearn.model_selection import train_test_split
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
-PEER_NAMES = {"breast_cancer_wisconsin": "breast_cancer", "iris": "sh_iris"}
+PEER_NAMES = {"breast_cancer_wisconsin": "breast_cancer", "iris": "sh_iris", "diamonds": "diamonds_price"}
 
 
 def datasets() -> list[dict[str, str]]:
@@ -54,13 +60,17 @@ def split(row: dict[str, str], tmp: Path) -> tuple[Path, Path, pd.DataFrame, pd.
 
 def score(task: str, y_true, pred, classes=None) -> float:
     if task == "binary":
-        return float(roc_auc_score(y_true == classes[1], pred[:, 1]))
+        return float(roc_auc_score(np.asarray(y_true) == classes[1], pred[:, 1]))
     if task == "multiclass":
-        return float(log_loss(y_true, pred, labels=classes))
+        return float(log_loss(np.asarray(y_true), pred, labels=classes))
     return float(root_mean_squared_error(y_true, pred))
 
 
-def plain_lightgbm(task: str, train: pd.DataFrame, test: pd.DataFrame, target: str) -> float:
+def classes_of(train: pd.DataFrame, target: str, task: str) -> list | None:
+    return None if task == "regression" else sorted(train[target].unique().tolist())
+
+
+def plain_lightgbm(task: str, train: pd.DataFrame, test: pd.DataFrame, target: str) -> tuple[float, np.ndarray]:
     import lightgbm as lgb
     X, Xt = train.drop(columns=target), test.drop(columns=target)
     for col in X.columns:
@@ -70,10 +80,11 @@ def plain_lightgbm(task: str, train: pd.DataFrame, test: pd.DataFrame, target: s
             Xt[col] = pd.Categorical(Xt[col].astype("string").where(Xt[col].astype("string").isin(cats)),
                                      categories=cats)
     if task == "regression":
-        model = lgb.LGBMRegressor(n_jobs=2, verbose=-1).fit(X, train[target])
-        return score(task, test[target], model.predict(Xt))
+        pred = lgb.LGBMRegressor(n_jobs=2, verbose=-1).fit(X, train[target]).predict(Xt)
+        return score(task, test[target], pred), pred
     model = lgb.LGBMClassifier(n_jobs=2, verbose=-1).fit(X, train[target])
-    return score(task, test[target].to_numpy(), model.predict_proba(Xt), list(model.classes_))
+    pred = model.predict_proba(Xt)
+    return score(task, test[target].to_numpy(), pred, list(model.classes_)), pred
 
 
 class PeakMemory:
@@ -113,7 +124,8 @@ class PeakMemory:
         return self.peak / 2**20
 
 
-def ours(row: dict[str, str], train_path: Path, test_path: Path, budget: float, tmp: Path) -> dict:
+def ours(row: dict[str, str], train_path: Path, test_path: Path, budget: float, tmp: Path,
+         classes: list | None) -> dict:
     cmd = [sys.executable, "-m", "automl_core", "train", str(train_path), "--target", row["target"],
            "--task", row["task"], "--metric", METRIC[row["task"]], "--test-data", str(test_path),
            "--time-budget", str(budget), "--seed", "0", "--store", str(tmp / "store.duckdb"), "--json", "--quiet"]
@@ -127,8 +139,66 @@ def ours(row: dict[str, str], train_path: Path, test_path: Path, budget: float, 
         return {"error": (err.strip().splitlines() or ["?"])[-1], "wall_s": wall, "peak_mb": peak}
     summary = json.loads(out.strip().splitlines()[-1])
     first = first_trial_seconds(tmp / "store.duckdb", summary["experiment_id"])
+    scored = pd.read_csv(Path(summary["model_path"]).with_name("test_predictions.csv"))
+    if classes is None:
+        pred = scored["prediction"].to_numpy(dtype=float)
+    else:
+        pred = scored[[f"proba_{c}" for c in classes]].to_numpy(dtype=float)
     return {"ours": summary["test_score"], "best_model": summary["best_model"], "n_trials": summary["n_trials"],
-            "engine_s": summary["wall_seconds"], "wall_s": wall, "peak_mb": peak, "first_trial_s": first}
+            "engine_s": summary["wall_seconds"], "wall_s": wall, "peak_mb": peak, "first_trial_s": first,
+            "_pred": pred}
+
+
+PEER_PACKAGES = {"flaml": ["flaml[automl]==2.7.0", "pyarrow"],
+                 "autogluon": ["autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3", "pyarrow"]}
+
+
+def peer_python(system: str) -> Path | None:
+    """The peer's own virtual environment (created on first use); None when it does not install."""
+    env = REPO / "bench" / f".venv-{system}"
+    python = env / "bin" / "python"
+    marker = env / ".installed"
+    if not marker.exists():
+        print(f"creating {env.name} for {system} (once)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES[system]])
+        if done.returncode != 0:
+            print(f"{system} did not install; left out", flush=True)
+            return None
+        marker.touch()
+    return python
+
+
+def peer(system: str, python: Path, row: dict[str, str], train_path: Path, test_path: Path, budget: float,
+         tmp: Path, test: pd.DataFrame, classes: list | None) -> dict:
+    out = tmp / f"{system}.json"
+    cmd = [str(python), str(REPO / "bench" / "peer_runner.py"), system, str(train_path), str(test_path),
+           row["target"], row["task"], str(budget), str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=budget * 4 + 300)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return {system: None, f"{system}_error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    result = json.loads(out.read_text())
+    pred = np.asarray(result["predictions"], dtype=float)
+    if classes is not None and [str(c) for c in classes] != result["classes"]:
+        raise RuntimeError(f"{system} classes {result['classes']} differ from {classes}")
+    return {system: score(row["task"], test[row["target"]].to_numpy(), pred, classes), f"{system}_s": result["fit_s"],
+            f"{system}_wall_s": wall, f"_{system}_pred": pred, f"_{system}_versions": result["versions"]}
+
+
+def loss_gap(task: str, y_true: np.ndarray, a: np.ndarray, b: np.ndarray, classes: list | None,
+             n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % paired-bootstrap interval of loss(a) - loss(b) on the test rows (< 0: a is better)."""
+    rng = np.random.default_rng(seed)
+    sign = -1.0 if task == "binary" else 1.0
+    gaps = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        if task == "binary" and len(np.unique(y_true[idx])) < 2:
+            continue
+        gaps.append(sign * (score(task, y_true[idx], a[idx], classes) - score(task, y_true[idx], b[idx], classes)))
+    return float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))
 
 
 def first_trial_seconds(store: Path, experiment_id: str) -> float | None:
@@ -141,15 +211,19 @@ def first_trial_seconds(store: Path, experiment_id: str) -> float | None:
 
 
 def peers(budget: int) -> dict[str, dict[str, float]]:
+    """AutoGluon / FLAML / LightGBM as recorded in ../shared/peers.md at ``budget`` seconds; where a set
+    has no row at that budget, its 30 s row (AutoGluon finished early at 30 s on every set)."""
     out: dict[str, dict[str, float]] = {}
     text = (SHARED.parent / "peers.md").read_text()
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 10 and cells[2] == str(budget):
-            try:
-                out[cells[0]] = {"autogluon": float(cells[4]), "flaml": float(cells[7]), "lightgbm": float(cells[8])}
-            except ValueError:
-                continue
+    for wanted in (30, budget):
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 10 and cells[2] == str(wanted):
+                try:
+                    out[cells[0]] = {"autogluon": float(cells[4]), "flaml": float(cells[7]),
+                                     "lightgbm": float(cells[8]), "budget": wanted}
+                except ValueError:
+                    continue
     return out
 
 
@@ -161,42 +235,94 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def better(metric: str, a: float | None, b: float | None) -> bool | None:
+    """a at least as good as b (None when either is missing)."""
+    if a is None or b is None or not np.isfinite(a) or not np.isfinite(b):
+        return None
+    return a >= b if metric == "roc_auc" else a <= b
+
+
+def mean_ranks(table: pd.DataFrame, systems: list[str]) -> dict[str, float]:
+    ranks = []
+    for rec in table.to_dict("records"):
+        values = pd.Series({s: rec.get(s) for s in systems}, dtype=float)
+        if values.isna().any():
+            continue
+        ranks.append(values.rank(ascending=rec["metric"] != "roc_auc"))
+    return {} if not ranks else pd.DataFrame(ranks).mean().round(2).to_dict()
+
+
+def summary(table: pd.DataFrame, budget: float) -> list[str]:
+    lines = [f"{len(table)} sets at {budget:.0f} s, 2 cores."]
+    for peer_name in ("flaml", "autogluon_recorded", "autogluon"):
+        if peer_name in table and table[peer_name].notna().any():
+            wins = [better(m, o, p) for m, o, p in zip(table["metric"], table["ours"], table[peer_name])]
+            known = [w for w in wins if w is not None]
+            lines.append(f"ours >= {peer_name}: {sum(known)} of {len(known)} ({sum(known) / max(len(known), 1):.0%})")
+    systems = ["ours", "autogluon_recorded", "flaml", "plain_lightgbm"]
+    lines.append(f"mean rank among {', '.join(systems)}: {mean_ranks(table, systems)}")
+    lines.append(f"worse than plain LightGBM beyond noise: {int(table['worse_than_lgbm'].sum())} "
+                 f"({', '.join(table.loc[table['worse_than_lgbm'], 'dataset']) or 'none'})")
+    lines.append(f"within budget + 10 %: {int(table['within_budget'].sum())} of {len(table)} "
+                 f"(engine seconds {table['engine_s'].min():.1f}-{table['engine_s'].max():.1f})")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--budget", type=float, default=60)
+    parser.add_argument("--budget", type=float, default=30)
+    parser.add_argument("--systems", default="ours,flaml,autogluon")
     parser.add_argument("--only", help="comma-separated dataset stems")
+    parser.add_argument("--largest", type=int, help="only the N largest sets")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
+    systems = args.systems.split(",")
     only = set(args.only.split(",")) if args.only else None
-    peer = peers(30 if args.budget <= 60 else 120)
-    rows = []
-    for row in datasets():
+    peer = peers(int(args.budget))
+    pythons = {s: peer_python(s) for s in systems if s != "ours"}
+    sets = [r for r in datasets() if not only or Path(r["file"]).stem in only]
+    if args.largest:
+        sets = sorted(sets, key=lambda r: -int(r["rows"]))[:args.largest]
+    rows, versions = [], {}
+    for row in sets:
         stem = Path(row["file"]).stem
-        if only and stem not in only:
-            continue
         with tempfile.TemporaryDirectory() as tmp:
             train_path, test_path, train, test = split(row, Path(tmp))
-            baseline = plain_lightgbm(row["task"], train, test, row["target"])
-            result = ours(row, train_path, test_path, args.budget, Path(tmp))
+            classes = classes_of(train, row["target"], row["task"])
+            baseline, lgbm_pred = plain_lightgbm(row["task"], train, test, row["target"])
+            result = ours(row, train_path, test_path, args.budget, Path(tmp), classes)
+            for system, python in pythons.items():
+                if python is not None:
+                    result.update(peer(system, python, row, train_path, test_path, args.budget, Path(tmp), test, classes))
         p = peer.get(PEER_NAMES.get(stem, "sh_" + stem), {})
+        y_true = test[row["target"]].to_numpy()
+        gap = (loss_gap(row["task"], y_true, result["_pred"], lgbm_pred, classes)
+               if "_pred" in result else (np.nan, np.nan))
         record = {"dataset": stem, "task": row["task"], "metric": METRIC[row["task"]], "rows": len(train) + len(test),
-                  "plain_lightgbm": baseline, **result, "autogluon_30s": p.get("autogluon"), "flaml_30s": p.get("flaml")}
+                  "plain_lightgbm": baseline, **{k: v for k, v in result.items() if not k.startswith("_")},
+                  "autogluon_recorded": p.get("autogluon"), "flaml_recorded": p.get("flaml"),
+                  "gap_vs_lgbm_lo": gap[0], "gap_vs_lgbm_hi": gap[1]}
+        versions.update({k: v for key, v in result.items() if key.endswith("_versions") for k, v in v.items()})
         rows.append(record)
-        print(json.dumps(record), flush=True)
+        print(json.dumps(record, default=float), flush=True)
     table = pd.DataFrame(rows)
-    higher = table["metric"] == "roc_auc"
-    table["beats_lgbm"] = np.where(higher, table["ours"] >= table["plain_lightgbm"], table["ours"] <= table["plain_lightgbm"])
+    table["beats_lgbm"] = [better(m, o, b) for m, o, b in zip(table["metric"], table["ours"], table["plain_lightgbm"])]
+    table["worse_than_lgbm"] = table["gap_vs_lgbm_lo"] > 0
     # The budget covers the run from data in to model saved; interpreter start-up (wall_s) is extra.
     table["within_budget"] = table["engine_s"] <= args.budget * 1.1
+    lines = summary(table, args.budget)
     print(table.to_string(index=False))
+    print("\n".join(lines))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"budget_s": args.budget, "when": stamp, "python": platform.python_version(), "cores": os.cpu_count(),
-            "packages": {m: __import__(m).__version__ for m in ("sklearn", "lightgbm", "pandas", "optuna")}}
-    (out / f"engine-{int(args.budget)}s-{stamp}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    (out / f"engine-{int(args.budget)}s-{stamp}.md").write_text(
-        f"# Engine bench, {args.budget:.0f} s budget, {stamp}\n\n{json.dumps(meta)}\n\n" + markdown(table))
+            "ours": {m: __import__(m).__version__ for m in ("sklearn", "lightgbm", "pandas", "optuna")},
+            "peers": versions, "systems": systems}
+    name = f"engine-{int(args.budget)}s-{stamp}"
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": lines}, indent=1, default=float))
+    (out / f"{name}.md").write_text(f"# Engine bench, {args.budget:.0f} s budget, {stamp}\n\n{json.dumps(meta)}\n\n"
+                                    + "\n".join(f"- {line}" for line in lines) + "\n\n" + markdown(table))
 
 
 if __name__ == "__main__":

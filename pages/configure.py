@@ -150,12 +150,18 @@ def _models_and_features(meta: dict[str, Any], forecasting: bool = False) -> Non
                                 column_config={"transform": st.column_config.SelectboxColumn(
                                     "Transform", options=["auto", *TRANSFORMS], required=True)})
         w["featurization_columns"] = {r.column: r.transform for r in edited.itertuples()}
-    _widget(st.toggle, "Ensembles: also try blending the best models", "ensembles", True)
-    c2, c3 = st.columns(2)
+    _widget(st.toggle, "Ensembles: also try blending the best models", "ensembles", True,
+            help="As the last steps: a weighted average of the best models (Caruana selection) and a stacked "
+                 "model; each gets a leaderboard row and is saved only if it scores best on validation.")
+    c1, c2, c3 = st.columns(3)
     cores = os.cpu_count() or 1
-    _widget(c2.number_input, f"Cores to use (0 = all {cores})", "n_jobs", 0, min_value=0,
-            max_value=cores, step=1, help="Concurrency: how many cores the search may use.")
+    _widget(c1.number_input, f"Cores to use (0 = all {cores})", "n_jobs", 0, min_value=0,
+            max_value=cores, step=1, help="How many cores the search may use.")
+    _widget(c2.number_input, "Trials side by side (0 = auto)", "max_concurrent_trials", 0, min_value=0,
+            max_value=64, step=1, help="Auto: one trial per core on small data, one trial on all cores on large data.")
     _widget(c3.number_input, "Random seed", "seed", 0, min_value=0, max_value=2**31 - 1, step=1)
+    _widget(st.text_input, "Dask scheduler (optional)", "dask_scheduler", "", placeholder="tcp://host:8786",
+            help="Run the trials on a Dask cluster instead of this machine's cores.")
 
 
 def _start(task: str) -> None:

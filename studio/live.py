@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from automl_core.metrics import METRICS
-from automl_core.models import FAMILIES
+from automl_core.models import ENSEMBLE_KINDS, FAMILIES
 
 #: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
 STATUS_WORDS = {"queued": "Running", "running": "Running", "completed": "Completed", "stopped": "Stopped",
@@ -29,7 +29,7 @@ def greater_is_better(metric: str | None) -> bool:
 
 def family_label(name: str) -> str:
     fam = FAMILIES.get(name)
-    return fam.label if fam else name
+    return fam.label if fam else ENSEMBLE_KINDS.get(name, name)
 
 
 def short_label(label: str) -> str:

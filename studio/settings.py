@@ -53,6 +53,8 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
         positive_class=w.get("positive_class") if w.get("task_effective") == "binary" else None,
         ensembles=bool(w.get("ensembles", True)),
         n_jobs=_none_if_zero(w.get("n_jobs")),
+        max_concurrent_trials=_none_if_zero(w.get("max_concurrent_trials")),
+        dask_scheduler=(w.get("dask_scheduler") or "").strip() or None,
         seed=int(w.get("seed", 0)),
     )
     config = AutoMLConfig(**{**fields, **forecast_settings.config_fields(w)})
@@ -91,7 +93,9 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
         ("Ensembles", "on" if c.ensembles else "off"),
         ("Excluded columns", ", ".join(c.exclude_columns) or "none"),
         ("Role overrides", ", ".join(f"{k}: {v}" for k, v in c.column_roles.items()) or "none"),
-        ("Concurrency", f"{c.n_jobs} core(s)" if c.n_jobs else "all cores"), ("Seed", str(c.seed)),
+        ("Concurrency", (f"{c.n_jobs} core(s)" if c.n_jobs else "all cores")
+         + (f", {c.max_concurrent_trials} trial(s) side by side" if c.max_concurrent_trials else "")
+         + (f", trials on the Dask cluster {c.dask_scheduler}" if c.dask_scheduler else "")), ("Seed", str(c.seed)),
     ]
     forecasting = dict(forecast_settings.summary_rows(c))
     return [(k, forecasting.pop(k, v)) for k, v in rows] + list(forecasting.items())
@@ -116,6 +120,7 @@ def wizard_from_experiment(exp: dict[str, Any]) -> dict[str, Any]:
         "featurization_columns": {} if isinstance(feat, str) else dict(feat),
         "column_roles": dict(c.column_roles), "exclude_columns": list(c.exclude_columns),
         "positive_class": c.positive_class, "ensembles": c.ensembles, "n_jobs": c.n_jobs or 0, "seed": c.seed,
+        "max_concurrent_trials": c.max_concurrent_trials or 0, "dask_scheduler": c.dask_scheduler or "",
         "experiment_name": f"{exp.get('name') or target} (copy)",
     }
     w.update(forecast_settings.wizard_fields(c))

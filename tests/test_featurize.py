@@ -349,3 +349,22 @@ def test_speed_wide_frame():
     elapsed = time.perf_counter() - start
     assert Xt.shape[0] == n
     assert elapsed < 60, f"featurizing 200k x 50 took {elapsed:.0f}s"
+
+
+def test_rare_missing_values_get_no_indicator():
+    """Penguins: two all-missing rows. An indicator on them would let a model memorise their species."""
+    df = pd.read_csv(DATA / "penguins.csv")
+    roles = {"island": R.CATEGORICAL, "bill_length_mm": R.NUMERIC, "body_mass_g": R.NUMERIC, "sex": R.CATEGORICAL}
+    cols = infos(df, roles)
+    assert {c.name: c.n_missing for c in cols}["bill_length_mm"] == 2
+    X = df[list(roles)].copy()
+    X.loc[X.index[:20], "body_mass_g"] = np.nan  # now 20 missing: worth an indicator
+    cols = infos(X.assign(species=df["species"]), roles)
+    feat = build_featurizer(cols).fit(X, df["species"])
+    mapping = feature_to_column(feat, cols)
+    assert {c for f, c in mapping.items() if "missingindicator" in f} == {"body_mass_g"}
+    rows = {r["column"]: r for r in featurization_summary(feat, cols)}
+    assert rows["bill_length_mm"]["transforms"] == "median imputation"
+    assert rows["body_mass_g"]["transforms"] == "median imputation + missing indicator"
+    out = dense(feat.transform(X.iloc[[0, 3]]))  # row 3 is all missing: imputed, not flagged
+    assert np.isfinite(out).all()
