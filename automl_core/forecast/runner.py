@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import AutoMLInputError
 from ..metrics import resolve_metric
+from ..predictions import Predictions
 from ..results import TrialResult
 from ..search import Clock, Emitter, SearchResult, start_pool
 from . import models
@@ -89,6 +90,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.best_trial_ = best
     automl.search_ = SearchResult(trials, {}, best, "stopped by the user" if stop_event.is_set()
                                   else reason or "time budget reached")
+    automl.trials_ = trials
+    automl.predictions_ = {"validation": _validation_predictions(trials, scored, weights, best), "test": None}
     automl.cv_forecasts_ = best_scored
     automl.test_score_, automl.test_metrics_, automl.test_predictions_ = score_test(automl.model_, data, metric)
     automl.wall_seconds_ = clock.elapsed()
@@ -182,7 +185,7 @@ def _record(outcome: ForecastOutcome, family: str, params: dict, metric: Any, st
         status, error = "failed", f"the metric {metric.name} could not be computed on the validation windows"
     return TrialResult(outcome.trial_id, family, dict(params), status, score, outcome.metrics,  # type: ignore[arg-type]
                        round(outcome.fit_seconds, 3), round(outcome.predict_seconds, 3), round(started, 3),
-                       round(clock.elapsed(), 3), error, models.LABELS.get(family, ""))
+                       round(clock.elapsed(), 3), error)
 
 
 def _reserve(trials: list[TrialResult], best: TrialResult | None) -> float:
@@ -221,6 +224,16 @@ def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: 
                 emit("new_best", result, score=value, family="ensemble")
                 return result, [(by_id[i].family, by_id[i].params) for i in ids], weights
     return best, [(best.family, best.params)], {best.trial_id: 1.0}
+
+
+def _validation_predictions(trials: list[TrialResult], scored: dict[int, pd.DataFrame], weights: dict[int, float],
+                            best: TrialResult) -> Predictions:
+    """The rolling-origin forecasts of every finished trial (and the ensemble) on the same rows."""
+    first = scored[next(iter(scored))]
+    models_ = {i: frame["yhat"].to_numpy(float) for i, frame in scored.items()}
+    if best.family == "ensemble":
+        models_[best.trial_id] = _blend(scored, best, weights)["yhat"].to_numpy(float)
+    return Predictions("forecasting", None, first["y"].to_numpy(float), np.arange(len(first)), models_)
 
 
 def _blend(scored: dict[int, pd.DataFrame], best: TrialResult | None, weights: dict[int, float]) -> pd.DataFrame:
