@@ -174,3 +174,27 @@ def test_conflicting_duplicates_across_the_table_ask_for_series_ids(tmp_path):
     rows = "".join(f"2020-01-{d:02d},{d * k}\n" for d in range(1, 25) for k in (1, 2))
     line = _train_error(tmp_path, "when,y\n" + rows, "--time-column", "when", "--horizon", "3")
     assert "more than once with different targets" in line and "series id" in line
+
+
+@pytest.mark.slow
+def test_stop_ends_a_forecasting_search_and_keeps_its_best_model(shared):
+    import threading
+
+    from automl_core import AutoML
+
+    stop = threading.Event()
+    events: list[str] = []
+
+    def listen(event) -> None:
+        events.append(event.kind)
+        if event.kind == "trial_finished":
+            stop.set()  # as the Stop button does, while the next trials run
+
+    automl = AutoML(task="forecasting", time_column="timeStamp", horizon=48, time_budget=600, seed=0)
+    automl.fit(shared / "nyc_energy_validation.csv", target="demand", callbacks=[listen], stop_event=stop)
+    assert automl.search_.stopped_by == "stopped by the user"
+    assert events[0] == "experiment_started" and events[-1] == "experiment_finished" and "refit_started" in events
+    finished = [t for t in automl.trials_ if t.status == "ok"]
+    assert finished and len(automl.trials_) <= 3  # the running ones are cut off, none is started after Stop
+    forecast = automl.predict(pd.read_csv(shared / "nyc_energy_validation.csv").tail(5))
+    assert np.isnan(forecast).all()  # rows inside the history get no forecast

@@ -197,3 +197,12 @@ def test_ensemble_weights_prefer_a_blend_of_complementary_forecasts():
     high, low, bad = base.assign(yhat=12.0), base.assign(yhat=8.0), base.assign(yhat=20.0)
     weights = ensemble_weights({1: high, 2: low, 3: bad}, "mae", greater=False)
     assert weights == {1: 0.5, 2: 0.5}
+
+
+def test_test_fraction_holds_out_the_end_of_every_series():
+    df = pd.concat([_daily(40, shop="a"), _daily(20, shop="b")], ignore_index=True)
+    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",), test_size=0.25))
+    assert data.test.groupby("unique_id")["y"].agg(list).to_dict() == {"a": list(range(30, 40)), "b": list(range(15, 20))}
+    assert data.panel.groupby("unique_id").size().to_dict() == {"a": 30, "b": 15}
+    with pytest.raises(AutoMLInputError, match="smaller test fraction"):
+        setup.prepare_forecast(df, "y", config(time_column="t", horizon=12, series_id=("shop",), test_size=0.5))

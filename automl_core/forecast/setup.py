@@ -293,9 +293,26 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     test_frame = None
     if test is not None:
         test_frame = long_frame(test, target, config.time_column, series, exogenous)
+    elif config.test_size is not None:
+        panel, observed, test_frame = _hold_out_end(panel, observed, config.test_size, config.horizon, notes)
     digest = hashlib.sha256(pd.util.hash_pandas_object(panel, index=False).to_numpy().tobytes()).hexdigest()
     return ForecastData(target, config.time_column, series, freq, season_length(freq), config.horizon, panel,
                         observed, statics, future, past, test_frame, notes, digest)
+
+
+def _hold_out_end(panel: pd.DataFrame, observed: pd.Series, fraction: float, horizon: int,
+                  notes: list[str]) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The last ``fraction`` of every series as test rows (a forecast's future is its end, not a sample)."""
+    pos = panel.groupby(ID).cumcount()
+    length = panel.groupby(ID)[ID].transform("size")
+    n_test = np.maximum(1, np.round(length * fraction)).astype(int)
+    held = (pos >= length - n_test).to_numpy()
+    if (length - n_test).min() < horizon + MIN_TRAIN_ROWS:
+        raise AutoMLInputError(f"Holding out {fraction:.0%} of each series as test leaves a series too short to "
+                               "fit and check", "choose a smaller test fraction or a shorter horizon")
+    test = panel[held & observed.to_numpy()].reset_index(drop=True)
+    notes.append(f"the last {fraction:.0%} of every series ({int(held.sum()):,} rows) held out as test data")
+    return panel[~held].reset_index(drop=True), observed[~held].reset_index(drop=True), test
 
 
 def _deduplicate(frame: pd.DataFrame, aggregation: str, notes: list[str], exact_dupes_ok: bool) -> pd.DataFrame:
