@@ -72,18 +72,18 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
             best, members, weights = _choose(trials, scored, metric, cfg.ensembles, emit, clock)
             emit("refit_started", trial_id=best.trial_id, family=best.family)
             if abandoned:  # a cut-off trial still occupies a worker: only killing the pool frees it
-                pool.shutdown(wait=False, kill_workers=True)
+                pool.shutdown()
                 fitted = refit(path, members, 1, cfg.seed)
             else:
                 fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
             if fitted is None:  # the refit would overrun the budget: the fastest good model instead
-                pool.shutdown(wait=False, kill_workers=True)
+                pool.shutdown()
                 best, members, weights = _fallback(trials, metric)
                 data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
                                   f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
                 fitted = refit(path, members, 1, cfg.seed)
     finally:
-        pool.shutdown(wait=False, kill_workers=True)
+        pool.shutdown()
     best_scored = _blend(scored, best, weights)
     quantiles = conformal_quantiles(best_scored, data.horizon)
     automl.model_ = make_bundle(data, cfg, plan, fitted, members, weights, quantiles)
