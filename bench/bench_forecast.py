@@ -110,7 +110,7 @@ def mase(y: np.ndarray, f: np.ndarray, history: np.ndarray, m: int) -> float:
     return float(np.mean(np.abs(y - f)) / scale)
 
 
-def run_set(row: dict[str, str], budget: float | None, max_trials: int | None) -> dict:
+def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None) -> dict:
     from automl_core import AutoML
     name = short_name(row["file"])
     freq, h, m, _ = PEERS[name]
@@ -118,7 +118,7 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None) -
     smapes, mases, seconds, best = [], [], [], []
     for train, window in windows(panel, h):
         automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
-                        time_budget=budget, max_trials=max_trials, seed=0)
+                        time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0)
         start = time.perf_counter()
         automl.fit(train, target="y")
         forecast = automl.predict(window.drop(columns="y"))
@@ -174,6 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per search (one per window)")
     parser.add_argument("--max-trials", type=int, help="trials per search instead of / besides the budget")
+    parser.add_argument("--cv", type=int, help="inner rolling-origin windows (default: the engine's)")
     parser.add_argument("--only", help="comma-separated dataset names (e.g. oj_sales,fred_retail)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
@@ -183,7 +184,7 @@ def main() -> int:
         name = short_name(row["file"])
         if only and name not in only:
             continue
-        result = run_set(row, args.budget or None, args.max_trials)
+        result = run_set(row, args.budget or None, args.max_trials, args.cv)
         result["verdict"] = verdict(result)
         results.append(result)
         print(f"{name}: sMAPE {result['smape']:.2f}  MASE {result['mase']:.3f}  "
@@ -192,11 +193,13 @@ def main() -> int:
     print(text)
     if not args.no_save:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        label = f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+        label = (f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+                 + (f"-cv{args.cv}" if args.cv else ""))
         out = REPO / "bench" / "results" / f"forecast-{label}-{stamp}"
         header = (f"# Forecasting bench, {label} per window, {stamp}\n\n"
                   f"Command: `python bench/bench_forecast.py --budget {args.budget:g}"
-                  + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --only {args.only}" if args.only else "")
+                  + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
+                  + (f" --only {args.only}" if args.only else "")
                   + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n")
         out.with_suffix(".md").write_text(header + text + "\n")
         out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
