@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import threading
+import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any, Iterable
 
@@ -33,6 +34,8 @@ from .validation import Folds, ForecastOutcome, TrialData, ensemble_weights, ref
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
+# loky's memory guard restarts a worker that statsforecast / numba grew, and says so on stderr each time.
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
 POLL = 0.2
 DEFAULT_FOLDS = 3
 ENSEMBLE_TOP = 6
