@@ -100,8 +100,10 @@ def _stats_model(family: str, problem: Problem) -> Any:
 
 
 def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
-    rows = ARIMA_MAX_ROWS if family == "auto_arima" else STATS_MAX_ROWS
-    rows = max(rows, 3 * season + 10) if family != "mstl" else max(rows, 3 * 7 * season)
+    if family == "auto_arima":  # eight seasons are plenty for the order search, and long seasons are slow
+        rows = min(ARIMA_MAX_ROWS, max(8 * season, 300))
+    else:
+        rows = max(STATS_MAX_ROWS, 3 * season + 10) if family != "mstl" else max(STATS_MAX_ROWS, 3 * 7 * season)
     return train.groupby(ID, sort=False).tail(rows)[[ID, DS, Y]]
 
 
