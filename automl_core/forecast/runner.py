@@ -57,6 +57,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.validation_ = _Plan(folds.describe(), folds.n)
     n_workers = 1 if cfg.max_trials is not None else min(cfg.cores, 2)
     pool = start_pool(n_workers)
+    pools = [pool]  # the search replaces a pool whose worker died
     try:
         with tempfile.TemporaryDirectory(prefix="automl-forecast-") as tmp:
             path = os.path.join(tmp, "forecast.joblib")
@@ -67,7 +68,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
                         f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget)
             trials, scored, reason, abandoned = _search(path, problem, len(data.panel), cfg, metric, clock, emit,
-                                                        stop_event, pool, n_workers, first_trial_id)
+                                                        stop_event, pools, n_workers, first_trial_id)
+            pool = pools[0]
             if not scored:
                 reasons = "; ".join(sorted({t.error for t in trials if t.error}))[:500]
                 raise AutoMLInputError(f"No forecasting trial finished{': ' + reasons if reasons else ''}",
@@ -79,14 +81,14 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                 fitted = refit(path, members, 1, cfg.seed)
             else:
                 fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
-            if fitted is None:  # the refit would overrun the budget: the fastest good model instead
+            if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 pool.shutdown()
                 best, members, weights = _fallback(trials, metric)
                 data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
                                   f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
                 fitted = refit(path, members, 1, cfg.seed)
     finally:
-        pool.shutdown()
+        pools[0].shutdown()
     best_scored = _blend(scored, best, weights)
     quantiles = conformal_quantiles(best_scored, data.horizon)
     automl.model_ = make_bundle(data, cfg, plan, fitted, members, weights, quantiles)
@@ -114,7 +116,7 @@ class _Plan:
 
 
 def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: Any, clock: Clock, emit: Emitter,
-            stop_event: threading.Event, pool: Any, n_workers: int,
+            stop_event: threading.Event, pools: list[Any], n_workers: int,
             first_trial_id: int) -> tuple[list[TrialResult], dict[int, pd.DataFrame], str, bool]:
     allowed = set(cfg.allowed_models or ()) or None
     queue = [(f, p) for f, p in models.portfolio(problem, n_rows)
@@ -148,17 +150,19 @@ def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: A
                 break
             family, params = queue.pop(0) if queue else models.sample_params(rng)
             emit("trial_started", None, trial_id=next_id, family=family, params=params)
-            future = pool.submit(run_trial, path, next_id, family, params, 1, cfg.seed)
+            future = pools[0].submit(run_trial, path, next_id, family, params, 1, cfg.seed)
             running[future] = (next_id, family, params, clock.elapsed())
             next_id += 1
         if not running:
             break
         done, _ = wait(list(running), timeout=POLL, return_when=FIRST_COMPLETED)
+        broken = False
         for future in done:
             trial_id, family, params, started = running.pop(future)
             try:
                 outcome: ForecastOutcome = future.result()
-            except Exception as exc:  # the worker died (crash, out of memory)
+            except Exception as exc:  # the worker died (crash, out of memory): the pool is broken
+                broken = True
                 outcome = ForecastOutcome(trial_id, "failed", error=f"the trial's worker process died ({type(exc).__name__})")
             result = _record(outcome, family, params, metric, started, clock)
             trials.append(result)
@@ -170,6 +174,11 @@ def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: A
                     emit("new_best", result, score=result.score, family=family)
                     continue
             since_best += 1
+        if broken:  # the other running trials died with the pool: ask them again on a new one
+            queue[:0] = [(family, params) for _, family, params, _ in running.values()]
+            running.clear()
+            pools[0].shutdown()
+            pools[0] = start_pool(n_workers)
         limit = cfg.trial_timeout or math.inf
         if any(clock.elapsed() - s > limit for _, _, _, s in running.values()):
             reason = reason or f"a trial ran past the per-trial time limit ({limit:g} s)"
@@ -252,7 +261,7 @@ def _wait(future: Any, clock: Clock, budget: float | None) -> dict[str, Any] | N
     limit = None if budget is None else max(3.0, budget * 1.1 - clock.elapsed())
     try:
         return future.result(timeout=limit)
-    except TimeoutError:
+    except Exception:  # past the limit, or its worker died: the caller refits a quicker model in-process
         return None
 
 
