@@ -65,6 +65,12 @@ class AutoML:
         ``first_trial_id`` and ``warm_start`` (family, hyperparameters) let a resumed experiment
         continue its trial numbering and start from its best earlier configurations.
         """
+        from .forecast import is_forecasting  # issue #5: forecasting runs its own search, same events
+        if is_forecasting(self.config):
+            from .forecast.runner import fit_forecasting
+            data = prepared if prepared is not None else prepare(train_data, target, self.config, test_data=test_data,
+                                                                 validation_data=validation_data)
+            return fit_forecasting(self, data, callbacks=callbacks, stop_event=stop_event, first_trial_id=first_trial_id)
         clock = Clock(self.config.time_budget)
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
@@ -120,6 +126,10 @@ class AutoML:
 
     def predict(self, data: TableLike) -> np.ndarray:
         self._check_fitted()
+        if self.task_.value == "forecasting":  # issue #5: the forecast for each row's timestamp and series
+            from .forecast import predict_forecast
+            from .prepare import load_table
+            return predict_forecast(self.model_, self.card_, load_table(data, "prediction"))["prediction"].to_numpy()
         return self.model_.predict(self._features(data))
 
     def predict_proba(self, data: TableLike) -> np.ndarray:

@@ -14,6 +14,7 @@ from .errors import AutoMLInputError
 TASKS = ("auto", "binary", "multiclass", "regression", "forecasting")
 VALIDATIONS = ("auto", "cv", "holdout")
 FEATURIZATIONS = ("auto", "off")
+AGGREGATIONS = ("auto", "mean", "sum", "error")
 
 
 def _bad(name: str, rule: str, got: Any) -> AutoMLInputError:
@@ -56,6 +57,12 @@ class AutoMLConfig:
     time_column: str | None = None
     horizon: int | None = None
     series_id: tuple[str, ...] = ()
+    # Forecasting only (issue #5): see automl_core/forecast/setup.py.
+    frequency: str | None = None                # pandas offset alias ("h", "D", "W-THU", "MS"); None: detected
+    cv_step: int | None = None                  # rows between rolling origins; None: the horizon
+    country: str | None = None                  # holiday calendar (ISO code of the `holidays` package)
+    aggregation: str = "auto"                   # duplicate timestamps: auto (mean, stated) | mean | sum | error
+    past_only_columns: tuple[str, ...] = ()     # exogenous columns not known in the future: lagged by the horizon
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -94,8 +101,15 @@ class AutoMLConfig:
             raise _bad("seed", "a whole number", self.seed)
         if isinstance(self.featurization, str) and self.featurization not in FEATURIZATIONS:
             raise _bad("featurization", "auto, off, or a mapping column -> transform", self.featurization)
+        if self.horizon is not None and not (isinstance(self.horizon, int) and not isinstance(self.horizon, bool)
+                                             and self.horizon >= 1):
+            raise _bad("horizon", "a whole number of rows >= 1", self.horizon)
+        if self.cv_step is not None and not (isinstance(self.cv_step, int) and self.cv_step >= 1):
+            raise _bad("cv_step", "a whole number of rows >= 1", self.cv_step)
+        if self.aggregation not in AGGREGATIONS:
+            raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}", self.aggregation)
         # Lists arrive from JSON and argparse; store tuples so the config stays hashable-ish and frozen.
-        for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id"):
+        for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id", "past_only_columns"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v.strip() for v in value.split(",") if v.strip())

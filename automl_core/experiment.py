@@ -16,9 +16,11 @@ from .errors import AutoMLInputError
 from .insights import DataChecks, record_after_training
 from .prepare import TableLike, prepare
 from .results import Event
+from .schema import Task
 
 
 TEST_PREDICTIONS = "test_predictions.csv"
+FORECAST_CHART = "forecast_chart.parquet"  # issue #5: history, validation windows and forecasts to draw
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,12 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         first_trial_id, warm_start = _earlier_trials(store, experiment_id, metric)
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
-    checks = DataChecks(store, experiment_id, prepared, config, metric)
+    # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.
+    checks = DataChecks(store, experiment_id, prepared, config, metric) if prepared.task is not Task.FORECASTING else None
     automl = AutoML(config=config)
     try:
-        automl.fit(None, target, prepared=prepared, callbacks=[store.callback(experiment_id), checks.callback, *callbacks],
+        automl.fit(None, target, prepared=prepared,
+                   callbacks=[store.callback(experiment_id), *([checks.callback] if checks else []), *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
@@ -83,7 +87,11 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         predictions_path = target_dir / TEST_PREDICTIONS
         safe_csv(automl.test_predictions_).to_csv(predictions_path, index=False)
         store.register_artifact(experiment_id, predictions_path, "test_predictions")
-    understood = record_after_training(store, experiment_id, automl, target_dir, checks)
+    if getattr(automl, "forecast_chart_", None) is not None:
+        chart_path = target_dir / FORECAST_CHART
+        automl.forecast_chart_.to_parquet(chart_path, index=False)
+        store.register_artifact(experiment_id, chart_path, "forecast_chart")
+    understood = record_after_training(store, experiment_id, automl, target_dir, checks) if checks else {}
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     status = "stopped" if stop_event.is_set() else "completed"

@@ -19,6 +19,8 @@ from .schema import Task
 
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 REGRESSION = frozenset({Task.REGRESSION})
+FORECASTING = frozenset({Task.FORECASTING})
+NUMERIC = REGRESSION | FORECASTING  # forecasts are scored by automl_core.forecast.scoring (per series and window)
 
 
 @dataclass(frozen=True)
@@ -115,16 +117,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("f1_weighted", CLASSIFICATION, True, False,
            "F1 per class, weighted by class size.",
            lambda y, proba, pred, pos: skm.f1_score(y, pred, average="weighted", zero_division=0)),
-    Metric("rmse", REGRESSION, False, False,
+    Metric("rmse", NUMERIC, False, False,
            "Root mean squared error, in the target's own units; big misses count extra. Lower is better.",
            lambda y, pred: skm.root_mean_squared_error(y, pred)),
-    Metric("normalized_root_mean_squared_error", REGRESSION, False, False,
+    Metric("normalized_root_mean_squared_error", NUMERIC, False, False,
            "RMSE divided by the target's range, so it reads as a fraction of the range (Azure's normalized RMSE).",
            lambda y, pred: skm.root_mean_squared_error(y, pred) / _spread(y)),
-    Metric("r2_score", REGRESSION, True, False,
+    Metric("r2_score", NUMERIC, True, False,
            "R²: share of the target's variance the model explains (1 is perfect, 0 is predicting the mean).",
            lambda y, pred: skm.r2_score(y, pred)),
-    Metric("mae", REGRESSION, False, False,
+    Metric("mae", NUMERIC, False, False,
            "Mean absolute error, in the target's units; every miss counts by its size.",
            lambda y, pred: skm.mean_absolute_error(y, pred)),
     Metric("normalized_mean_absolute_error", REGRESSION, False, False,
@@ -133,9 +135,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("spearman_correlation", REGRESSION, True, False,
            "Rank correlation between predictions and truth: does the model order rows correctly?",
            lambda y, pred: _spearman(y, pred)),
-    Metric("mape", REGRESSION, False, False,
+    Metric("mape", NUMERIC, False, False,
            "Mean absolute percentage error; meaningless when the target is near zero.",
            lambda y, pred: skm.mean_absolute_percentage_error(y, pred)),
+    Metric("smape", FORECASTING, False, False,
+           "Symmetric mean absolute percentage error (0 to 200 %): the miss relative to the size of actual and forecast.",
+           lambda y, pred: float(np.mean(2 * np.abs(y - pred) / np.maximum(np.abs(y) + np.abs(pred), 1e-12))) * 100),
+    Metric("mase", FORECASTING, False, False,
+           "Mean absolute scaled error: the error relative to a seasonal-naive forecast on the history (below 1 beats it).",
+           lambda y, pred: float(np.mean(np.abs(y - pred)) / max(float(np.mean(np.abs(np.diff(y)))), 1e-12))),
 ]}
 
 ALIASES = {
@@ -145,7 +153,8 @@ ALIASES = {
     "auc_weighted": "auc_weighted", "precision_weighted": "precision_score_weighted",
 }
 
-DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse"}
+DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse",
+            Task.FORECASTING: "normalized_root_mean_squared_error"}
 
 
 def resolve_metric(name: str, task: Task) -> Metric:

@@ -109,6 +109,9 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
     ``cleaned``: :func:`~automl_core.batch_featurize.clean_columns` of ``df``, if already computed.
     Raises AutoMLInputError naming the missing columns.
     """
+    if card.get("task") == "forecasting":  # a forecast (and its intervals) for each row's time and series
+        from .forecast import predict_forecast
+        return predict_forecast(model, card, df)
     X = _model_input(model, card, df)
     classification = card.get("task") in ("binary", "multiclass") and hasattr(model, "predict_proba")
     # featurize once for both predict and predict_proba (a bare estimator featurizes nothing)
@@ -159,11 +162,12 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
         if not ok:
             raise AutoMLInputError(why[0].upper() + why[1:], "leave out --top-k for this model")
     df = read_table(data)
-    report = check_input(df, model, card)
-    if on_report is not None:
-        on_report(report)
-    if not report.ok:
-        raise report.error()
+    if card.get("task") != "forecasting":  # forecasts check their rows themselves (time, series)
+        report = check_input(df, model, card)
+        if on_report is not None:
+            on_report(report)
+        if not report.ok:
+            raise report.error()
     result = pd.concat([df, predict_frame(model, card, df, progress=progress, top_k=top_k)], axis=1)
     safe_csv(result).to_csv(out_path, index=False)
     return len(result)

@@ -67,9 +67,9 @@ def load_table(data: TableLike, what: str = "data") -> pd.DataFrame:
 def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None) -> Prepared:
     """Read, check and split the data; infer column roles and the task. Raises AutoMLInputError."""
-    if config.task == "forecasting" or config.time_column or config.horizon:
-        raise AutoMLInputError("Forecasting is not supported by the engine yet",
-                               "choose binary, multiclass or regression, or wait for the forecasting release")
+    from .forecast import is_forecasting, prepare_forecasting  # issue #5: forecasting has its own setup
+    if is_forecasting(config):
+        return prepare_forecasting(train, target, config, test_data=test_data, validation_data=validation_data)
     df = load_table(train, "training")
     validate_training_frame(df, target)
     notes: list[str] = []

@@ -51,13 +51,24 @@ def run(prepared, target: str, task: str, families: tuple[str, ...], trials: int
     return board[board["status"] == "ok"]
 
 
-def candidates(sets: dict, args) -> dict[str, dict[str, list[dict]]]:
+def cached(cache: Path, key: str, compute):
+    """``compute()``, remembered in ``cache`` (a JSON file) under ``key``: a long run that dies resumes."""
+    memo = json.loads(cache.read_text()) if cache.is_file() else {}
+    if key not in memo:
+        memo[key] = compute()
+        cache.write_text(json.dumps(memo, default=str))
+    return memo[key]
+
+
+def candidates(sets: dict, args, cache: Path) -> dict[str, dict[str, list[dict]]]:
     """{kind: {family: [params]}}: the search's best per set and family, plus the current portfolio."""
     current = load_portfolio()
     found: dict[str, dict[str, list[dict]]] = {k: {f: list(v) for f, v in current.get(k, {}).items()}
                                                for k in ("classification", "regression")}
     for stem, (prepared, target, task) in sets.items():
-        board = run(prepared, target, task, tuple(FAMILIES), args.trials)
+        rows = cached(cache, f"search:{stem}", lambda: run(prepared, target, task, tuple(FAMILIES), args.trials)[
+            ["model", "params", "score"]].to_dict("records"))
+        board = pd.DataFrame(rows)
         metric = resolve_metric("auto", prepared.task)
         board = board.assign(_loss=[metric.loss(s) for s in board["score"]]).sort_values("_loss")
         for family, group in board.groupby("model"):
@@ -69,18 +80,22 @@ def candidates(sets: dict, args) -> dict[str, dict[str, list[dict]]]:
     return found
 
 
-def cross_evaluate(sets: dict, found: dict) -> list[dict]:
+def cross_evaluate(sets: dict, found: dict, cache: Path) -> list[dict]:
     records = []
     for stem, (prepared, target, task) in sets.items():
         metric = resolve_metric("auto", prepared.task)
         for family, configs in found[KIND[task]].items():
             if family not in FAMILIES:
                 continue
-            board = run(prepared, target, task, (family,), len(configs), [(family, c) for c in configs])
-            for trial in board.itertuples():
-                index = int(trial.trial_id) - 1  # warm starts run first, in order
-                records.append({"set": stem, "kind": KIND[task], "family": family, "candidate": index,
-                                "loss": metric.loss(trial.score), "seconds": float(trial.fit_seconds)})
+
+            def evaluate(family=family, configs=configs) -> list[dict]:
+                board = run(prepared, target, task, (family,), len(configs), [(family, c) for c in configs])
+                board = board[board["model"] == family]
+                # warm starts run first, in order: trial i evaluates candidate i - 1
+                return [{"set": stem, "kind": KIND[task], "family": family, "candidate": int(t.trial_id) - 1,
+                         "loss": metric.loss(t.score), "seconds": float(t.fit_seconds)} for t in board.itertuples()]
+
+            records += cached(cache, f"cross:{stem}:{family}:{len(configs)}", evaluate)
         print(f"cross-evaluated on {stem}", flush=True)
     return records
 
@@ -121,8 +136,9 @@ def main() -> None:
             train = training_part(row, args.rows, Path(tmp))
             config = AutoMLConfig(task=row["task"], max_trials=1, time_budget=None)
             sets[stem] = (prepare(train, row["target"], config), row["target"], row["task"])
-    found = candidates(sets, args)
-    records = cross_evaluate(sets, found)
+    cache = REPO / "bench" / "results" / f".portfolio-cache-{args.trials}-{args.rows}-{args.per_set}.json"
+    found = candidates(sets, args, cache)
+    records = cross_evaluate(sets, found, cache)
     table = pd.DataFrame(records)
     portfolio: dict[str, dict[str, list[dict]]] = {"classification": {}, "regression": {}}
     costs: list[tuple[float, str, str, int]] = []

@@ -14,6 +14,7 @@ from automl_core.models import FAMILIES
 from automl_core.schema import Task
 from automl_core.validation import auto_rule
 from studio import datasets as ds
+from studio import forecast_settings
 from studio.estimates import default_budget, estimate_trials
 from studio.nav import go, step_header
 from studio.settings import build_spec, summary_rows
@@ -106,16 +107,40 @@ def _test_data() -> None:
         _table_upload("Test table (same columns, target included)", "test_upload", "test_dataset_id")
 
 
-def _models_and_features(meta: dict[str, Any]) -> None:
-    labels = {name: f.label for name, f in FAMILIES.items()}
+def _forecast_validation() -> None:
+    """Rolling-origin windows at the end of each series (forecasting's validation), and a test file."""
+    w = wizard()
+    c1, c2 = st.columns(2)
+    _widget(c1.slider, "Rolling-origin windows", "forecast_folds", forecast_settings.DEFAULT_FOLDS, min_value=2,
+            max_value=10, help="How many forecast origins at the end of each series are checked.")
+    _widget(c2.number_input, "Step between origins (0 = the horizon)", "forecast_step", 0, min_value=0,
+            max_value=10_000, step=1)
+    st.caption(f"Each window forecasts {w.get('horizon')} step(s) from an origin; the model never sees the window.")
+    modes = {"none": "None", "file": "Test file (the rows right after the training data)"}
+    if w.get("test_mode") not in modes:
+        w["test_mode"] = "none"
+        st.session_state.pop("test_mode", None)
+    mode = _widget(st.radio, "Test data (forecast and scored once, after the search)", "test_mode", "none",
+                   options=list(modes), format_func=modes.get, horizontal=True)
+    if mode == "file":
+        _table_upload("Test table (future rows, target included)", "test_upload", "test_dataset_id")
+
+
+def _models_and_features(meta: dict[str, Any], forecasting: bool = False) -> None:
+    labels = forecast_settings.model_labels() if forecasting else {name: f.label for name, f in FAMILIES.items()}
+    for key in ("allowed_models", "blocked_models"):  # choices made for the other kind of task
+        if any(m not in labels for m in wizard().get(key) or ()):
+            wizard()[key] = []
+            st.session_state.pop(key, None)
     c1, c2 = st.columns(2)
     _widget(c1.multiselect, "Allowed models (empty = all)", "allowed_models", [], options=list(labels),
             format_func=labels.get)
     _widget(c2.multiselect, "Blocked models", "blocked_models", [], options=list(labels), format_func=labels.get)
     modes = {"auto": "Auto", "off": "Off (minimal)", "custom": "Per column"}
-    mode = _widget(st.radio, "Featurization", "featurization_mode", "auto", options=list(modes),
-                   format_func=modes.get, horizontal=True,
-                   help="Auto: one-hot, target encoding, dates, text. Off: numbers and category codes only.")
+    # Forecasting chooses its own features (lags, windows, calendar, holidays): see the Results page.
+    mode = "auto" if forecasting else _widget(
+        st.radio, "Featurization", "featurization_mode", "auto", options=list(modes), format_func=modes.get,
+        horizontal=True, help="Auto: one-hot, target encoding, dates, text. Off: numbers and category codes only.")
     if mode == "custom":
         w = wizard()
         target = w.get("target")
@@ -181,11 +206,14 @@ def main() -> None:
         _metric(task)
         _exit_criteria(int(meta["n_rows"]), int(meta["n_cols"]) - 1)
         st.subheader("Validation and test")
-        _validation(int(meta["n_rows"]))
-        _test_data()
+        if task is Task.FORECASTING:
+            _forecast_validation()
+        else:
+            _validation(int(meta["n_rows"]))
+            _test_data()
     with right:
         st.subheader("Models and features")
-        _models_and_features(meta)
+        _models_and_features(meta, task is Task.FORECASTING)
         st.subheader("Start")
         _start(task.value)
 

@@ -12,7 +12,7 @@ from automl_core.contributions import supported
 from automl_core.errors import AutoMLInputError
 from automl_core.predict import safe_csv, version_warnings
 from automl_core.reader import read_table
-from studio import live
+from studio import forecast_view, live
 from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
@@ -96,6 +96,11 @@ def main() -> None:
     model, card = cached_model(experiment_id, files["model"])
     exp = store.get_experiment(experiment_id) or {}
     _model_summary(exp, card)
+    if card.get("task") == "forecasting":  # the next horizon after the latest data, per series
+        forecast_view.forecast_predict(files["model"], lambda path, mtime: (model, card))
+        st.caption("ONNX export and generated training code are for table models; a forecaster is a dict of "
+                   "statsforecast / mlforecast objects (model.json's usage says how to forecast by hand).")
+        return
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
     with tab_predict:
         try:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from automl_core.metrics import METRICS
 from automl_core.predict import safe_csv
-from studio import live
+from studio import forecast_view, live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
 from studio.downloads import model_downloads
 from studio.nav import step_header
@@ -133,9 +133,12 @@ def main() -> None:
         st.info("This experiment recorded no trials.")
         return
     picked = _leaderboard(trials, metric)
+    if exp.get("task") == "forecasting":  # issue #5: forecast chart per series, error by step ahead
+        forecast_view.forecast_results(store.artifact_dir(experiment_id), exp.get("summary") or {})
     st.subheader("Compare")
     _compare(trials, metric, picked)
-    _understand(store, experiment_id, exp, trials)
+    if exp.get("task") != "forecasting":
+        _understand(store, experiment_id, exp, trials)
     st.subheader("Model details")
     _details(exp, trials, picked)
     st.divider()

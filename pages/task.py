@@ -7,6 +7,7 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from automl_core.task import prepare_target
+from studio import forecast_settings
 from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard
 from studio.safe import md, show_error
@@ -28,22 +29,57 @@ def _analyse(dataset_id: str, target: str, task: str, positive: Any) -> dict[str
             "positive": prepared.positive_class, "notes": prepared.notes}
 
 
-def _forecasting_fields(columns: list[str], target: str) -> None:
+def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> None:
+    """Time column, horizon, series ids, frequency and holidays; the engine checks them at once."""
     w = wizard()
     st.markdown("**Forecasting settings**")
-    c1, c2, c3 = st.columns(3)
     others = [c for c in columns if c != target]
+    c1, c2, c3 = st.columns(3)
     bound("time_column")
-    remember("time_column", c1.selectbox("Time column", others, key="time_column", placeholder="Choose"))
+    remember("time_column", c1.selectbox("Time column", others, key="time_column", placeholder="Choose",
+                                         help="The column with the dates or times."))
     bound("horizon", 12)
-    remember("horizon", c2.number_input("Horizon (rows ahead)", min_value=1, max_value=10_000, step=1, key="horizon"))
+    remember("horizon", c2.number_input("Horizon (rows ahead)", min_value=1, max_value=10_000, step=1, key="horizon",
+                                        help="How many future time steps to forecast."))
     bound("series_id", [])
     remember("series_id", c3.multiselect("Series id columns", others, key="series_id",
                                          help="Columns that tell separate series apart (e.g. store, product)."))
-    st.warning("Forecasting is not supported by the training engine yet, so an experiment cannot start with it. "
-               "Fix: choose regression to predict the value from the other columns, or come back after the "
-               "forecasting release.", icon=":material/construction:")
-    w["ready"] = False
+    c4, c5, c6 = st.columns(3)
+    bound("time_parts", [])
+    remember("time_parts", c4.multiselect(
+        "…or assemble the time from columns", others, key="time_parts",
+        help="e.g. year, month, day, hour columns (or a date column and an hour column); overrides the time column."))
+    bound("frequency", "")
+    remember("frequency", c5.text_input("Frequency (empty = detect)", key="frequency", placeholder="e.g. h, D, W-MON, MS",
+                                        help="A pandas frequency alias; leave empty to detect it from the data."))
+    bound("country", "")
+    remember("country", c6.selectbox("Holidays of country", ["", *forecast_settings.countries()], key="country",
+                                     format_func=lambda c: c or "none",
+                                     help="Adds a public-holiday feature from the holidays package."))
+    time_column = ",".join(w.get("time_parts") or []) or w.get("time_column")
+    if not time_column:
+        st.info("Choose the time column to continue.", icon=":material/schedule:")
+        return
+    try:
+        found = _check_forecast(dataset_id, target, time_column, int(w["horizon"]), tuple(w.get("series_id") or ()),
+                                (w.get("frequency") or "").strip() or None, w.get("country") or None)
+    except AutoMLInputError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.success(found["summary"], icon=":material/timeline:")
+    for note in found["notes"]:
+        st.caption(f"• {note}")
+    w.update(task_effective="forecasting", task_reason="chosen by you", classes=None, positive_class=None, ready=True,
+             forecast_time_column=time_column)
+    if st.button("Next: configure the run →", type="primary", key="to_configure"):
+        go("Configure")
+
+
+@st.cache_data(show_spinner="Checking the time series…", max_entries=16)
+def _check_forecast(dataset_id: str, target: str, time_column: str, horizon: int, series: tuple[str, ...],
+                    frequency: str | None, country: str | None) -> dict[str, Any]:
+    """The engine's reading of the forecasting setup (frequency, series, fix-ups), cached per choice."""
+    return forecast_settings.check(load_frame(dataset_id), target, time_column, horizon, series, frequency, country)
 
 
 def main() -> None:
@@ -83,7 +119,7 @@ def main() -> None:
         format_func=lambda t: f"Auto-detect: {TASK_WORDS[detected['task']]}" if t == "auto" else TASK_WORDS[t]))
     st.info(f"Detected **{detected['task']}** because {md(detected['reason'])}.", icon=":material/auto_awesome:")
     if task == "forecasting":
-        _forecasting_fields(columns, target)
+        _forecasting_fields(dataset_id, columns, target)
         return
 
     effective = detected["task"] if task == "auto" else task

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl_core.forecast.models import LABELS as FORECAST_LABELS
 from automl_core.metrics import METRICS
 from automl_core.models import ENSEMBLE_KINDS, FAMILIES
 
@@ -40,7 +41,7 @@ def greater_is_better(metric: str | None) -> bool:
 
 def family_label(name: str) -> str:
     fam = FAMILIES.get(name)
-    return fam.label if fam else ENSEMBLE_KINDS.get(name, name)
+    return fam.label if fam else ENSEMBLE_KINDS.get(name) or FORECAST_LABELS.get(name, name)
 
 
 def short_label(label: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from automl_core.config import AutoMLConfig
 from automl_core.models import FAMILIES
+from studio import forecast_settings
 from studio.jobs import JobSpec, split_config
 
 
@@ -33,7 +34,7 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
     allowed = tuple(w.get("allowed_models") or ()) or None
     excluded = tuple(c for c in w.get("exclude_columns", ()) if c != w.get("target"))
     roles = {c: r for c, r in (w.get("column_roles") or {}).items() if c != w.get("target") and c not in excluded}
-    config = AutoMLConfig(
+    fields = dict(
         task=w.get("task") or "auto",
         metric=w.get("metric") or "auto",
         time_budget=_none_if_zero(w.get("time_budget")),
@@ -56,6 +57,7 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
         dask_scheduler=(w.get("dask_scheduler") or "").strip() or None,
         seed=int(w.get("seed", 0)),
     )
+    config = AutoMLConfig(**{**fields, **forecast_settings.config_fields(w)})
     return JobSpec(dataset_id=w["dataset_id"], target=w["target"], config=config,
                    test_dataset_id=w.get("test_dataset_id") if test_mode == "file" else None,
                    validation_dataset_id=w.get("validation_dataset_id") if validation == "file" else None,
@@ -82,9 +84,10 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
         validation = "automatic (by data size)"
     test = ("a separate test file" if spec.test_dataset_id
             else f"{c.test_size:.0%} of the rows held out" if c.test_size else "none")
-    models = ", ".join(FAMILIES[m].label for m in (c.allowed_models or FAMILIES) if m not in c.blocked_models)
+    models = ", ".join(getattr(FAMILIES.get(m), "label", m) for m in (c.allowed_models or FAMILIES)
+                       if m not in c.blocked_models)
     features = c.featurization if isinstance(c.featurization, str) else f"custom for {len(c.featurization)} column(s)"
-    return [
+    rows = [
         ("Target", spec.target), ("Task", task), ("Primary metric", metric), ("Exit criteria", "; ".join(limits)),
         ("Validation", validation), ("Test data", test), ("Models", models), ("Featurization", features),
         ("Ensembles", "on" if c.ensembles else "off"),
@@ -94,6 +97,8 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
          + (f", {c.max_concurrent_trials} trial(s) side by side" if c.max_concurrent_trials else "")
          + (f", trials on the Dask cluster {c.dask_scheduler}" if c.dask_scheduler else "")), ("Seed", str(c.seed)),
     ]
+    forecasting = dict(forecast_settings.summary_rows(c))
+    return [(k, forecasting.pop(k, v)) for k, v in rows] + list(forecasting.items())
 
 
 def wizard_from_experiment(exp: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +123,8 @@ def wizard_from_experiment(exp: dict[str, Any]) -> dict[str, Any]:
         "max_concurrent_trials": c.max_concurrent_trials or 0, "dask_scheduler": c.dask_scheduler or "",
         "experiment_name": f"{exp.get('name') or target} (copy)",
     }
-    if c.cv_folds:
+    w.update(forecast_settings.wizard_fields(c))
+    if c.cv_folds and c.task != "forecasting":
         w["cv_folds"] = c.cv_folds
     if c.holdout_fraction:
         w["holdout_pct"] = round(c.holdout_fraction * 100)

@@ -1,0 +1,170 @@
+"""Rolling-origin cross-validation at the horizon, and one trial (run in a worker process).
+
+Fold k of n ends ``(n - 1 - k) * step`` rows before the end of each series: the model is fit on
+everything before the window and forecasts its ``horizon`` rows, exogenous values taken from the
+window (known-in-future columns) or from the history (past-only columns, lagged). Only rows whose
+target was really observed are scored.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from . import models
+from .features import future_frame
+from .scoring import score, seasonal_scale
+from .setup import DS, ID, MIN_TRAIN_ROWS, Y
+
+
+@dataclass(frozen=True)
+class Folds:
+    n: int
+    step: int
+    horizon: int
+
+    def describe(self) -> str:
+        return (f"rolling-origin cross-validation: {self.n} window(s) of {self.horizon} rows at the end of each series, "
+                f"origins {self.step} rows apart")
+
+
+@dataclass(frozen=True, eq=False)
+class TrialData:
+    """What a worker needs: the panel, which rows count, and the problem description."""
+
+    panel: pd.DataFrame
+    observed: np.ndarray
+    problem: models.Problem
+    folds: Folds
+
+
+@dataclass
+class ForecastOutcome:
+    trial_id: int
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    scored: pd.DataFrame | None = None
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    error: str = ""
+
+
+def split(panel: pd.DataFrame, folds: Folds, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, window rows) of fold ``k``; series too short for this fold are left out of it."""
+    back = (folds.n - 1 - k) * folds.step
+    pos = panel.groupby(ID).cumcount()
+    length = panel.groupby(ID)[ID].transform("size")
+    end = length - back                       # rows [end - horizon, end) form the window
+    start = end - folds.horizon
+    usable = start >= MIN_TRAIN_ROWS
+    train = panel[usable & (pos < start)]
+    window = panel[usable & (pos >= start) & (pos < end)]
+    return train, window
+
+
+def evaluate(data: TrialData, family: str, params: dict[str, Any], threads: int = 1, seed: int = 0) -> tuple[pd.DataFrame, float, float]:
+    """Forecasts of every fold's window, with actuals and MASE scales; (scored frame, fit s, predict s)."""
+    p = data.problem
+    parts, fit_s, pred_s = [], 0.0, 0.0
+    panel = data.panel.assign(_observed=data.observed)
+    for k in range(data.folds.n):
+        train, window = split(panel, data.folds, k)
+        if window.empty:
+            continue
+        start = time.perf_counter()
+        fitted = models.fit(family, params, train.drop(columns="_observed"), p, threads, seed)
+        fit_s += time.perf_counter() - start
+        start = time.perf_counter()
+        X_df = future_frame(train, window, p.plan, p.future, p.past, p.static)
+        pred = models.predict(fitted, family, p.horizon, X_df)
+        pred["yhat"] = models.clip(pred["yhat"], p.nonnegative)
+        pred_s += time.perf_counter() - start
+        got = window[[ID, DS, Y, "_observed"]].merge(pred, on=[ID, DS], how="left")
+        got["fold"] = k
+        got["step"] = got.groupby(ID).cumcount() + 1
+        scales = {uid: seasonal_scale(g.to_numpy(float), p.season) for uid, g in train.groupby(ID)[Y]}
+        got["scale"] = got[ID].map(scales)
+        parts.append(got)
+    if not parts:
+        raise ValueError("no series is long enough for a single validation window")
+    scored = pd.concat(parts, ignore_index=True)
+    scored = scored[scored.pop("_observed").astype(bool)].reset_index(drop=True)
+    if scored["yhat"].isna().any():
+        raise ValueError(f"the model gave no forecast for {int(scored['yhat'].isna().sum())} validation rows")
+    return scored, fit_s, pred_s
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+_CACHE: dict[str, TrialData] = {}
+
+
+def load(path: str) -> TrialData:
+    if path not in _CACHE:
+        _CACHE.clear()
+        _CACHE[path] = joblib.load(path)
+    return _CACHE[path]
+
+
+def run_trial(path: str, trial_id: int, family: str, params: dict[str, Any], threads: int, seed: int) -> ForecastOutcome:
+    """One trial in a worker: rolling-origin validation of one configuration. Never raises."""
+    try:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scored, fit_s, pred_s = evaluate(load(path), family, params, threads, seed)
+        metrics = score(scored)
+        if not metrics:
+            return ForecastOutcome(trial_id, "failed", error="the forecasts are not finite numbers")
+        return ForecastOutcome(trial_id, "ok", metrics, scored, fit_s, pred_s)
+    except Exception as exc:  # a failing trial is recorded and the search goes on
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return ForecastOutcome(trial_id, "failed", error=detail[:2000])
+
+
+def refit(path: str, members: list[tuple[str, dict[str, Any]]], threads: int, seed: int) -> dict[str, Any]:
+    """The final models, fit on the whole history: {family#i: fitted library object}."""
+    from threadpoolctl import threadpool_limits
+    data = load(path)
+    with threadpool_limits(limits=threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {name: models.fit(family, params, data.panel, data.problem, threads, seed)
+                for name, (family, params) in zip(member_names(members), members)}
+
+
+def member_names(members: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [f"{family}#{i}" for i, (family, _) in enumerate(members)]
+
+
+def ensemble_weights(scored: dict[int, pd.DataFrame], metric: str, greater: bool, rounds: int = 12) -> dict[int, float]:
+    """Caruana's greedy selection with replacement over the trials' validation forecasts."""
+    ids = list(scored)
+    base = scored[ids[0]]
+    preds = {i: scored[i]["yhat"].to_numpy(float) for i in ids}
+    chosen: list[int] = []
+    current = np.zeros(len(base))
+    best_value = None
+    for _ in range(rounds):
+        trial_best = None
+        for i in ids:
+            blend = (current * len(chosen) + preds[i]) / (len(chosen) + 1)
+            value = score(base.assign(yhat=blend)).get(metric)
+            if value is None:
+                continue
+            if trial_best is None or (value > trial_best[1] if greater else value < trial_best[1]):
+                trial_best = (i, value)
+        if trial_best is None:
+            break
+        if best_value is not None and not (trial_best[1] > best_value if greater else trial_best[1] < best_value):
+            break
+        chosen.append(trial_best[0])
+        current = (current * (len(chosen) - 1) + preds[trial_best[0]]) / len(chosen)
+        best_value = trial_best[1]
+    counts = pd.Series(chosen).value_counts()
+    return {int(i): float(c / len(chosen)) for i, c in counts.items()}

@@ -1,0 +1,212 @@
+"""Forecasting benchmark: our AutoML against the baselines of ../shared/peers.md on every shared
+forecasting set (MANIFEST.tsv task=forecasting).
+
+Protocol (as peers.md): rolling origin, 3 windows of horizon h at the end of each series; sMAPE (%)
+and MASE (seasonal period m), the mean over windows and series; missing targets forward-filled for
+the models' input and never scored; hourly sets cut to their last 5,000 points. For each window our
+engine runs a whole search (with its own inner rolling-origin validation) on the history before the
+window only, then forecasts the window: no window is seen before it is scored. Exogenous columns are
+treated as known in the future, as the peers did; bike_share_daily's casual and registered (which
+add up to the target) are left out.
+
+    python bench/bench_forecast.py --budget 60 [--only oj_sales,fred_retail] [--max-trials N]
+
+Results go to bench/results/forecast-<budget>-<stamp>.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+WINDOWS = 3
+HOURLY_POINTS = 5000
+EXCLUDE = {"bike_share_daily": ("casual", "registered")}
+# peers.md, "Forecasting baselines on the shared sets": (freq, h, m, {model: (sMAPE, MASE)})
+PEERS = {
+    "nyc_energy": ("hourly", 48, 24, {"Naive": (17.99, 2.942), "SeasonalNaive": (7.73, 1.325), "AutoETS": (17.99, 2.942),
+                                      "AutoARIMA": (7.93, 1.386), "AutoTheta": (7.64, 1.308), "LightGBM": (5.73, 0.999)}),
+    "bike_share_daily": ("daily", 14, 7, {"Naive": (40.30, 1.666), "SeasonalNaive": (38.92, 1.593), "AutoETS": (39.61, 1.635),
+                                          "AutoARIMA": (38.56, 1.555), "AutoTheta": (38.28, 1.543), "LightGBM": (28.23, 1.041)}),
+    "oj_sales": ("weekly", 8, 52, {"Naive": (68.05, 0.865), "SeasonalNaive": (77.35, 1.097), "AutoETS": (77.51, 0.912),
+                                   "AutoARIMA": (75.80, 0.871), "AutoTheta": (78.54, 0.911), "LightGBM": (71.12, 0.804)}),
+    "fred_retail": ("monthly", 12, 12, {"Naive": (5.25, 1.994), "SeasonalNaive": (6.32, 2.391), "AutoETS": (4.12, 1.588),
+                                        "AutoARIMA": (4.22, 1.625), "AutoTheta": (4.09, 1.576), "LightGBM": (6.88, 2.595)}),
+    "co2_mauna_loa_weekly": ("weekly", 8, 52, {"Naive": (0.37, 1.022), "SeasonalNaive": (0.38, 1.066), "AutoETS": (0.26, 0.716),
+                                               "AutoARIMA": (0.09, 0.244), "AutoTheta": (0.20, 0.555), "LightGBM": (0.21, 0.578)}),
+    "daily_min_temperatures": ("daily", 14, 7, {"Naive": (18.55, 0.837), "SeasonalNaive": (19.23, 0.853), "AutoETS": (15.97, 0.724),
+                                                "AutoARIMA": (13.66, 0.635), "AutoTheta": (15.91, 0.721), "LightGBM": (14.67, 0.697)}),
+    "monthly_sunspots": ("monthly", 12, 12, {"Naive": (39.00, 1.905), "SeasonalNaive": (33.96, 1.595), "AutoETS": (33.91, 1.571),
+                                             "AutoARIMA": (29.69, 1.332), "AutoTheta": (33.89, 1.570), "LightGBM": (26.68, 1.152)}),
+    "healthexp": ("yearly", 3, 1, {"Naive": (0.35, 1.146), "SeasonalNaive": (0.35, 1.146), "AutoETS": (0.50, 1.707),
+                                   "AutoARIMA": (0.50, 1.709), "AutoTheta": (0.47, 1.616), "LightGBM": (0.93, 2.941)}),
+    "stocks": ("monthly", 12, 12, {"Naive": (28.51, 1.656), "SeasonalNaive": (34.63, 2.016), "AutoETS": (28.79, 1.672),
+                                   "AutoARIMA": (27.18, 1.563), "AutoTheta": (27.87, 1.636), "LightGBM": (34.05, 2.005)}),
+}
+
+
+def datasets() -> list[dict[str, str]]:
+    with open(SHARED / "MANIFEST.tsv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["task"] == "forecasting"]
+    # the nyc_energy validation and test files are parts of the same series: the train file stands for it
+    return [r for r in rows if not r["file"].startswith(("nyc_energy_validation", "nyc_energy_test"))]
+
+
+def short_name(file: str) -> str:
+    stem = Path(file).stem
+    return next((k for k in PEERS if stem.startswith(k)), stem)
+
+
+def panel_of(row: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    """The set as a regular panel (unique_id, ds, y, exogenous), y NaN where it was not observed."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.forecast.setup import prepare_forecast
+    name = short_name(row["file"])
+    h = PEERS[name][1]
+    df = pd.read_csv(SHARED / row["file"])
+    series = tuple(c for c in row["group_columns"].split(",") if c)
+    config = AutoMLConfig(task="forecasting", time_column=row["time_column"], horizon=h, series_id=series,
+                          exclude_columns=EXCLUDE.get(name, ()), time_budget=1)
+    data = prepare_forecast(df, row["target"], config)
+    panel = data.panel.copy()
+    panel.loc[~data.observed.to_numpy(), "y"] = np.nan
+    if PEERS[name][0] == "hourly":
+        panel = panel.groupby("unique_id").tail(HOURLY_POINTS).reset_index(drop=True)
+    return panel, [c for c in panel.columns if c not in ("unique_id", "ds", "y")]
+
+
+def windows(panel: pd.DataFrame, h: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    pos = panel.groupby("unique_id").cumcount()
+    length = panel.groupby("unique_id")["unique_id"].transform("size")
+    out = []
+    for k in range(WINDOWS):
+        end = length - (WINDOWS - 1 - k) * h
+        out.append((panel[pos < end - h], panel[(pos >= end - h) & (pos < end)]))
+    return out
+
+
+def smape(y: np.ndarray, f: np.ndarray) -> float:
+    denom = np.abs(y) + np.abs(f)
+    return float(100 * np.mean(np.where(denom == 0, 0.0, 2 * np.abs(y - f) / np.where(denom == 0, 1, denom))))
+
+
+def mase(y: np.ndarray, f: np.ndarray, history: np.ndarray, m: int) -> float:
+    history = pd.Series(history).ffill().bfill().to_numpy()
+    m = m if len(history) > m else 1
+    scale = float(np.mean(np.abs(history[m:] - history[:-m]))) or 1.0
+    return float(np.mean(np.abs(y - f)) / scale)
+
+
+def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None) -> dict:
+    from automl_core import AutoML
+    name = short_name(row["file"])
+    freq, h, m, _ = PEERS[name]
+    panel, _ = panel_of(row)
+    smapes, mases, seconds, best = [], [], [], []
+    for train, window in windows(panel, h):
+        automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
+                        time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0)
+        start = time.perf_counter()
+        automl.fit(train, target="y")
+        forecast = automl.predict(window.drop(columns="y"))
+        seconds.append(time.perf_counter() - start)
+        best.append(automl.best_trial_.family)
+        scored = window.assign(f=forecast)
+        for uid, g in scored.groupby("unique_id"):
+            g = g[g["y"].notna()]
+            if g.empty:
+                continue
+            smapes.append(smape(g["y"].to_numpy(float), g["f"].to_numpy(float)))
+            mases.append(mase(g["y"].to_numpy(float), g["f"].to_numpy(float),
+                              train.loc[train["unique_id"] == uid, "y"].to_numpy(float), m))
+    return {"dataset": name, "freq": freq, "h": h, "m": m, "smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
+            "seconds_per_window": [round(s, 1) for s in seconds], "best_models": best}
+
+
+def verdict(result: dict) -> dict:
+    peers = PEERS[result["dataset"]][3]
+    best_smape = min(v[0] for v in peers.values())
+    best_mase = min(v[1] for v in peers.values())
+    sn_smape, sn_mase = peers["SeasonalNaive"]
+    return {"beats_seasonal_naive": result["smape"] < sn_smape and result["mase"] < sn_mase,
+            "matches_best_mase": result["mase"] <= best_mase * 1.02,
+            "matches_best_smape": result["smape"] <= best_smape * 1.02,
+            "best_baseline_mase": best_mase, "best_baseline_smape": best_smape}
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| dataset | h | m | ours sMAPE / MASE | SeasonalNaive | best baseline sMAPE / MASE | beats SN | "
+             "matches best (MASE) | s per window | best models |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        v, sn = r["verdict"], PEERS[r["dataset"]][3]["SeasonalNaive"]
+        lines.append(f"| {r['dataset']} | {r['h']} | {r['m']} | {r['smape']:.2f} / {r['mase']:.3f} | {sn[0]:.2f} / {sn[1]:.3f} | "
+                     f"{v['best_baseline_smape']:.2f} / {v['best_baseline_mase']:.3f} | {'yes' if v['beats_seasonal_naive'] else 'NO'} | "
+                     f"{'yes' if v['matches_best_mase'] else 'no'} | {', '.join(map(str, r['seconds_per_window']))} | "
+                     f"{', '.join(r['best_models'])} |")
+    n = len(results)
+    sn = sum(r["verdict"]["beats_seasonal_naive"] for r in results)
+    best = sum(r["verdict"]["matches_best_mase"] for r in results)
+    lines.append("")
+    lines.append(f"Beats seasonal naive (sMAPE and MASE) on {sn}/{n} sets; matches or beats the best baseline's MASE "
+                 f"(within 2 %) on {best}/{n} (goal: all, and at least two thirds).")
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    names = ("statsforecast", "mlforecast", "lightgbm", "scikit-learn", "pandas", "numpy", "holidays")
+    return {n: metadata.version(n) for n in names} | {"python": platform.python_version()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per search (one per window)")
+    parser.add_argument("--max-trials", type=int, help="trials per search instead of / besides the budget")
+    parser.add_argument("--cv", type=int, help="inner rolling-origin windows (default: the engine's)")
+    parser.add_argument("--only", help="comma-separated dataset names (e.g. oj_sales,fred_retail)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    results = []
+    for row in datasets():
+        name = short_name(row["file"])
+        if only and name not in only:
+            continue
+        result = run_set(row, args.budget or None, args.max_trials, args.cv)
+        result["verdict"] = verdict(result)
+        results.append(result)
+        print(f"{name}: sMAPE {result['smape']:.2f}  MASE {result['mase']:.3f}  "
+              f"({', '.join(result['best_models'])}; {result['seconds_per_window']} s)", flush=True)
+    text = table(results)
+    print(text)
+    if not args.no_save:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        label = (f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+                 + (f"-cv{args.cv}" if args.cv else ""))
+        out = REPO / "bench" / "results" / f"forecast-{label}-{stamp}"
+        header = (f"# Forecasting bench, {label} per window, {stamp}\n\n"
+                  f"Command: `python bench/bench_forecast.py --budget {args.budget:g}"
+                  + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
+                  + (f" --only {args.only}" if args.only else "")
+                  + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n")
+        out.with_suffix(".md").write_text(header + text + "\n")
+        out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
+                                                         "versions": versions(), "results": results}, indent=2))
+        print(f"recorded in {out.relative_to(REPO)}.md/.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Plotly figures of a forecasting experiment (issue #5): a series' forecast, error by step ahead."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from studio.charts import _LAYOUT
+
+_BAND = {80: "rgba(31, 119, 180, 0.28)", 95: "rgba(31, 119, 180, 0.14)"}
+
+
+def forecast_chart(frame: pd.DataFrame, series: str, target: str) -> go.Figure:
+    """History, the validation windows' forecasts, the next horizon with its intervals, and the test
+    rows' actuals and forecasts, for one series of the experiment's chart frame."""
+    part = frame[frame["unique_id"] == series].sort_values("ds")
+    fig = go.Figure()
+    hist = part[part["part"] == "history"]
+    fig.add_trace(go.Scatter(x=hist["ds"], y=hist["y"], mode="lines", name="history", line=dict(color="#444", width=1.4)))
+    valid = part[part["part"] == "validation"]
+    for fold, g in valid.groupby("fold"):
+        fig.add_trace(go.Scatter(x=g["ds"], y=g["yhat"], mode="lines", name="validation forecasts",
+                                 legendgroup="validation", showlegend=bool(fold == valid["fold"].min()),
+                                 line=dict(color="#ff7f0e", width=1.6, dash="dot")))
+    ahead = part[part["part"] == "forecast"]
+    for level in (95, 80):
+        lo, hi = f"lo_{level}", f"hi_{level}"
+        if lo in ahead and ahead[lo].notna().any():
+            fig.add_trace(go.Scatter(x=list(ahead["ds"]) + list(ahead["ds"][::-1]),
+                                     y=list(ahead[hi]) + list(ahead[lo][::-1]), fill="toself", mode="lines",
+                                     line=dict(width=0), fillcolor=_BAND[level], name=f"{level} % interval",
+                                     hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=ahead["ds"], y=ahead["yhat"], mode="lines", name="forecast",
+                             line=dict(color="#1f77b4", width=2.4)))
+    test = part[part["part"] == "test"]
+    if not test.empty:
+        fig.add_trace(go.Scatter(x=test["ds"], y=test["y"], mode="markers", name="actual (test)",
+                                 marker=dict(color="#2ca02c", size=6)))
+    fig.update_layout(xaxis_title="time", yaxis_title=target, **{**_LAYOUT, "height": 380})
+    # Open on the recent past and the forecast; the whole history is a zoom-out away.
+    horizon = max(len(ahead), 1)
+    if len(hist) > 8 * horizon:
+        fig.update_xaxes(range=[hist["ds"].iloc[-6 * horizon], part["ds"].max()])
+    return fig
+
+
+def error_by_step_chart(rows: list[dict], metric: str = "mae") -> go.Figure:
+    """The validation error of the chosen model for each step ahead (1..horizon)."""
+    table = pd.DataFrame(rows)
+    fig = go.Figure()
+    if not table.empty:
+        fig.add_trace(go.Bar(x=table["step"], y=table[metric], name=metric, marker_color="#1f77b4"))
+    fig.update_layout(xaxis_title="steps ahead", yaxis_title=metric, **_LAYOUT)
+    return fig

@@ -1,0 +1,98 @@
+"""A forecasting run in a real browser: upload oj_sales (9 weekly series), set the forecasting fields,
+train, and see the forecast chart of a chosen series on the Results page. Screenshots of each step
+go to ``test-artifacts/browser-forecast/`` (gitignored); look at them after a UI change.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from studio_fixtures import REPO, SHARED
+from test_browser_wizard import CHROMIUM, CHROMIUM_ARGS, _wait_status, server  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ARTIFACTS = REPO / "test-artifacts" / "browser-forecast"
+DATA = SHARED / "oj_sales_train.csv"
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _pick(page, key: str, option: str) -> None:
+    page.locator(f".st-key-{key}").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_forecasting_run_in_the_browser(server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, log_path = server
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            try:
+                _journey(page, url)
+            except BaseException:
+                _shot(page, "99-failure")
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(f"--- studio server log ({log_path}) ---\n{log_path.read_text()}")
+        raise
+
+
+def _journey(page, url: str) -> None:
+    page.goto(url)
+    page.locator(".st-key-upload input[type=file]").set_input_files(str(DATA))
+    page.get_by_text("rows × 17 columns", exact=False).wait_for(timeout=120_000)
+    page.locator(".st-key-to_task button").click()
+
+    _pick(page, "target", "Quantity")
+    page.get_by_text("Detected", exact=False).wait_for()
+    _pick(page, "task", "Forecasting (future values of a series)")
+    _pick(page, "time_column", "WeekStarting")
+    horizon = page.locator(".st-key-horizon input")
+    horizon.fill("8")
+    horizon.press("Enter")
+    page.locator(".st-key-series_id").click()
+    page.get_by_role("option", name="Store", exact=True).click()
+    page.get_by_role("option", name="Brand", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_text("9 series · frequency W-THU", exact=False).wait_for(timeout=60_000)
+    _shot(page, "01-task-forecasting")
+
+    page.locator(".st-key-to_configure button").click()
+    trials = page.locator(".st-key-max_trials input")
+    trials.wait_for()
+    trials.fill("4")
+    trials.press("Enter")
+    budget = page.locator(".st-key-time_budget input")
+    budget.fill("300")
+    budget.press("Enter")
+    page.get_by_text("Rolling-origin windows", exact=False).wait_for()
+    time.sleep(1)
+    _shot(page, "02-configure")
+    page.locator(".st-key-start_training button").click()
+
+    page.wait_for_url("**/train?experiment=*", timeout=60_000)
+    page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for(timeout=240_000)
+    _shot(page, "03-train-live")
+    assert _wait_status(page, ("Completed", "Stopped", "Failed"), 400) == "Completed"
+    _shot(page, "04-train-completed")
+
+    page.locator(".st-key-to_results button").click()
+    page.get_by_text("Frequency W-THU · horizon 8 · 9 series", exact=False).wait_for(timeout=60_000)
+    _pick(page, "forecast_series", "8 / tropicana")
+    page.locator(".st-key-forecast_chart .js-plotly-plot").wait_for(timeout=60_000)
+    time.sleep(2)  # let plotly draw before the screenshot
+    page.locator(".st-key-forecast_chart").scroll_into_view_if_needed()
+    _shot(page, "05-results-forecast")
+    legend = page.locator(".st-key-forecast_chart").inner_text()
+    assert "forecast" in legend and "history" in legend and "80 % interval" in legend

@@ -1,0 +1,208 @@
+"""Unit tests of the forecasting pieces: time parsing, frequency, gaps and duplicates, short series,
+features (lags, calendar, holidays, past-only columns), rolling-origin windows, metrics, intervals,
+ensemble weights. Real shared data where a piece reads a table; small frames where a rule is checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl_core.config import AutoMLConfig
+from automl_core.errors import AutoMLInputError
+from automl_core.forecast import features, scoring, setup
+from automl_core.forecast.validation import Folds, ensemble_weights, split
+from shared_data import needs_data
+
+
+def config(**kw) -> AutoMLConfig:
+    return AutoMLConfig(task="forecasting", time_budget=10, **kw)
+
+
+# --- time parsing ------------------------------------------------------------------------------
+
+@needs_data
+@pytest.mark.parametrize("file, column, first, last", [
+    ("co2_mauna_loa_weekly.csv", "date", "1958-03-29", "2001-12-29"),        # yyyymmdd integers
+    ("healthexp.csv", "Year", "1970-01-01", "2020-01-01"),                  # plain years
+    ("stocks.csv", "date", "2000-01-01", "2010-03-01"),                     # "Jan 1 2000"
+    ("monthly_sunspots.csv", "Month", "1749-01-01", "1983-12-01"),          # "1749-01"
+    ("bike_share_daily.csv", "date", "2011-01-01", "2012-12-31"),           # m/d/yyyy
+])
+def test_time_column_formats(shared, file, column, first, last):
+    parsed = setup.parse_time(pd.read_csv(shared / file), column)
+    assert parsed.min() == pd.Timestamp(first) and parsed.max() == pd.Timestamp(last)
+
+
+@needs_data
+def test_time_assembled_from_date_and_hour_columns(shared):
+    df = pd.read_csv(shared / "bike_sharing_hourly.csv", nrows=30)
+    parsed = setup.parse_time(df, "dteday,hr")
+    assert parsed.iloc[0] == pd.Timestamp("2011-01-01 00:00") and parsed.iloc[5] == pd.Timestamp("2011-01-01 05:00")
+
+
+def test_time_assembled_from_year_month_day_hour():
+    df = pd.DataFrame({"year": [2020, 2020], "month": [3, 3], "day": [1, 1], "hour": [0, 1]})
+    assert list(setup.parse_time(df, "year,month,day,hour")) == [pd.Timestamp("2020-03-01 00:00"),
+                                                                pd.Timestamp("2020-03-01 01:00")]
+
+
+def test_time_column_that_does_not_parse_names_values_and_fix():
+    df = pd.DataFrame({"when": ["2020-01-01", "yesterday", "2020-01-03"], "y": [1, 2, 3]})
+    with pytest.raises(AutoMLInputError, match=r"1 value\(s\) of the time column 'when' are not dates.*'yesterday'.*Fix:"):
+        setup.parse_time(df, "when")
+
+
+# --- frequency, gaps, duplicates, short series -------------------------------------------------
+
+@needs_data
+@pytest.mark.parametrize("file, kw, freq, season", [
+    ("nyc_energy_validation.csv", dict(target="demand", time_column="timeStamp"), "h", 24),
+    ("oj_sales_train.csv", dict(target="Quantity", time_column="WeekStarting", series_id=("Store", "Brand")), "W-THU", 52),
+    ("fred_retail_S4248SM144SCEN.csv", dict(target="S4248SM144SCEN", time_column="observation_date"), "MS", 12),
+    ("healthexp.csv", dict(target="Life_Expectancy", time_column="Year", series_id=("Country",)), "YS", 1),
+])
+def test_frequency_detected(shared, file, kw, freq, season):
+    target = kw.pop("target")
+    data = setup.prepare_forecast(pd.read_csv(shared / file), target, config(horizon=3, **kw))
+    assert (data.freq, data.season) == (freq, season)
+
+
+@needs_data
+def test_missing_weeks_are_inserted_filled_and_not_scored(shared):
+    df = pd.read_csv(shared / "oj_sales_train.csv")
+    data = setup.prepare_forecast(df, "Quantity", config(time_column="WeekStarting", horizon=8, series_id=("Store", "Brand")))
+    assert len(data.panel) == len(df) + 57 and int((~data.observed).sum()) == 57
+    assert data.panel["y"].notna().all()
+    assert any("57 missing timestamp(s) inserted" in n for n in data.notes)
+    assert set(data.static_columns) >= {"INCOME", "Large HH"} and set(data.future_columns) == {"Advert", "Price"}
+
+
+def test_frequency_override_is_checked():
+    df = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=40, freq="D").astype(str), "y": range(40)})
+    with pytest.raises(AutoMLInputError, match="not a pandas frequency"):
+        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="fortnightly"))
+    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="2D"))
+    assert data.freq == "2D"
+
+
+def _daily(n=40, **cols):
+    return pd.DataFrame({"t": pd.date_range("2021-01-01", periods=n, freq="D"), "y": np.arange(n, dtype=float), **cols})
+
+
+def test_conflicting_duplicates_are_averaged_and_said():
+    df = pd.concat([_daily(), pd.DataFrame({"t": [pd.Timestamp("2021-01-05")], "y": [100.0]})], ignore_index=True)
+    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3))
+    assert data.panel.loc[data.panel["ds"] == "2021-01-05", "y"].item() == pytest.approx((4 + 100) / 2)
+    assert any("appear more than once with different targets" in n and "mean" in n for n in data.notes)
+    summed = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="sum"))
+    assert summed.panel.loc[summed.panel["ds"] == "2021-01-05", "y"].item() == 104
+    with pytest.raises(AutoMLInputError, match="more than once"):
+        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="error"))
+
+
+def test_many_duplicated_timestamps_ask_for_series_ids():
+    df = pd.concat([_daily(), _daily().assign(y=lambda d: d["y"] * 3)], ignore_index=True)
+    with pytest.raises(AutoMLInputError, match="several series: name the series id"):
+        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3))
+
+
+def test_horizon_longer_than_history_is_refused():
+    with pytest.raises(AutoMLInputError, match=r"horizon \(60 rows\) is too long.*longest series has 40.*at most 36"):
+        setup.prepare_forecast(_daily(), "y", config(time_column="t", horizon=60))
+
+
+def test_series_with_one_row_is_dropped_and_reported():
+    one = pd.DataFrame({"t": [pd.Timestamp("2021-01-01")], "y": [5.0], "shop": ["tiny"]})
+    df = pd.concat([_daily(shop="big"), one], ignore_index=True)
+    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",)))
+    assert list(data.panel["unique_id"].unique()) == ["big"]
+    assert any("1 series shorter than 7 rows dropped" in n and "tiny (1 rows)" in n for n in data.notes)
+    with pytest.raises(AutoMLInputError, match="No series has two different timestamps|too long"):
+        setup.prepare_forecast(one, "y", config(time_column="t", horizon=3, series_id=("shop",)))
+
+
+# --- features ----------------------------------------------------------------------------------
+
+@needs_data
+def test_lags_include_the_daily_cycle_for_hourly_demand(shared):
+    df = pd.read_csv(shared / "nyc_energy_validation.csv")
+    data = setup.prepare_forecast(df, "demand", config(time_column="timeStamp", horizon=48))
+    plan = features.plan_features(data.panel, data.freq, data.season, 48, None)
+    assert set(range(1, 25)) <= set(plan.lags) and 48 in plan.lags  # two days back is strongly correlated
+    assert plan.date_features == ("hour", "dayofweek", "dayofyear") and 24 in plan.windows
+
+
+def test_holiday_flags_come_from_the_holidays_package():
+    ds = pd.Series(pd.to_datetime(["2023-07-04 10:00", "2023-07-05 10:00", "2023-12-25 00:00"]))
+    assert list(features.holiday_flags(ds, "US")) == [1.0, 0.0, 1.0]
+    with pytest.raises(AutoMLInputError, match="not a country"):
+        features.check_country("XX")
+
+
+def test_past_only_column_is_lagged_by_the_horizon_and_never_leaks():
+    panel = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2021-01-01", periods=10, freq="D"),
+                          "y": np.arange(10.0), "visits": np.arange(100.0, 110.0)})
+    plan = features.FeaturePlan((1,), (), (), None, past_lag=3)
+    frame = features.model_frame(panel, plan, ("visits",))
+    assert "visits" not in frame.columns and frame["visits_lag3"].iloc[5] == 102.0
+    future = pd.DataFrame({"unique_id": "s", "ds": pd.date_range("2021-01-11", periods=4, freq="D")})
+    X = features.future_frame(panel, future, plan, (), ("visits",), ())
+    # step s uses the value 3 rows before it: known at the origin for s <= 3, the last known value beyond
+    assert list(X["visits_lag3"]) == [107.0, 108.0, 109.0, 109.0]
+
+
+# --- validation windows, metrics, intervals, ensemble ------------------------------------------
+
+def test_rolling_origin_windows_end_at_each_series_end():
+    panel = pd.concat([pd.DataFrame({"unique_id": uid, "ds": pd.date_range("2020-01-01", periods=n, freq="D"),
+                                     "y": np.arange(n, dtype=float)}) for uid, n in (("a", 30), ("b", 20))])
+    folds = Folds(3, 2, 4)
+    last_train, last_window = split(panel, folds, 2)
+    assert last_window.groupby("unique_id")["y"].agg(list).to_dict() == {"a": [26, 27, 28, 29], "b": [16, 17, 18, 19]}
+    assert last_train.groupby("unique_id").size().to_dict() == {"a": 26, "b": 16}
+    first_train, first_window = split(panel, folds, 0)
+    assert first_window.loc[first_window["unique_id"] == "a", "y"].tolist() == [22, 23, 24, 25]
+    assert not (first_train.merge(first_window, on=["unique_id", "ds"]).shape[0])
+
+
+def test_metrics_against_hand_computed_values():
+    y, f = np.array([100.0, 200.0, 0.0]), np.array([110.0, 180.0, 0.0])
+    assert scoring.smape(y, f) == pytest.approx(100 * (20 / 210 + 40 / 380 + 0) / 3)
+    assert scoring.mape(y, f) == pytest.approx(100 * (0.1 + 0.1) / 2)  # the zero actual is left out
+    assert scoring.seasonal_scale(np.array([1.0, 2, 3, 5, 6, 8]), 2) == pytest.approx(np.mean([2, 3, 3, 3]))
+    scored = pd.DataFrame({"unique_id": "s", "fold": [0, 0, 1, 1], "step": [1, 2, 1, 2], "y": [10.0, 12, 14, 16],
+                           "yhat": [11.0, 12, 13, 18], "scale": [2.0, 2, 2, 2]})
+    m = scoring.score(scored)
+    assert m["mae"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt(6 / 4))
+    assert m["normalized_root_mean_squared_error"] == pytest.approx(np.sqrt(6 / 4) / 6)
+    assert m["mase"] == pytest.approx(np.mean([0.5 / 2, 1.5 / 2]))
+    assert m["r2_score"] == pytest.approx(1 - (6 / 4) / np.var([10, 12, 14, 16]))
+
+
+def test_conformal_widths_cover_and_grow_with_the_step():
+    rng = np.random.default_rng(0)
+    n = 400
+    steps = np.tile(np.arange(1, 5), n // 4)
+    scored = pd.DataFrame({"unique_id": "s", "fold": 0, "step": steps, "y": rng.normal(0, steps, n), "yhat": 0.0,
+                           "scale": 1.0})
+    widths = scoring.conformal_quantiles(scored, 4)
+    assert np.all(np.diff(widths["80"]) >= 0) and np.all(np.array(widths["95"]) > np.array(widths["80"]))
+    inside = np.abs(scored["y"]) <= np.array(widths["80"])[steps - 1]
+    assert 0.75 < inside.mean() < 0.85
+
+
+def test_ensemble_weights_prefer_a_blend_of_complementary_forecasts():
+    base = pd.DataFrame({"unique_id": "s", "fold": 0, "step": [1, 2, 3, 4], "y": [10.0, 10, 10, 10], "scale": 1.0})
+    high, low, bad = base.assign(yhat=12.0), base.assign(yhat=8.0), base.assign(yhat=20.0)
+    weights = ensemble_weights({1: high, 2: low, 3: bad}, "mae", greater=False)
+    assert weights == {1: 0.5, 2: 0.5}
+
+
+def test_test_fraction_holds_out_the_end_of_every_series():
+    df = pd.concat([_daily(40, shop="a"), _daily(20, shop="b")], ignore_index=True)
+    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",), test_size=0.25))
+    assert data.test.groupby("unique_id")["y"].agg(list).to_dict() == {"a": list(range(30, 40)), "b": list(range(15, 20))}
+    assert data.panel.groupby("unique_id").size().to_dict() == {"a": 30, "b": 15}
+    with pytest.raises(AutoMLInputError, match="smaller test fraction"):
+        setup.prepare_forecast(df, "y", config(time_column="t", horizon=12, series_id=("shop",), test_size=0.5))
