@@ -273,8 +273,8 @@ class AutoML:
                    for name, pred in member_predictions(self.model_, p.X_test, p.classes).items()}
         if p.task.is_classification:
             proba = self._proba(p.X_test)
-            for i, cls in enumerate(p.classes):
-                predictions[f"proba_{cls}"] = proba[:, i]
+            predictions = pd.concat([predictions, pd.DataFrame(proba, columns=[f"proba_{c}" for c in p.classes],
+                                                               index=predictions.index)], axis=1)
             y_true = p.codes(p.y_test)
             metrics = score_all(p.task, y_true, proba, p.pos_index)
         else:

@@ -325,9 +325,9 @@ def save_explanation(explanation: Explanation, folder: str | Path) -> list[Path]
         frame = explanation.rows.copy()
         frame.columns = [f"value:{c}" for c in frame.columns]
         values = explanation.values if explanation.values.ndim == 3 else explanation.values[:, None, :]
-        for k in range(values.shape[1]):
-            for j, column in enumerate(explanation.columns):
-                frame[f"shap:{k}:{column}"] = values[:, k, j]
+        shap_cols = {f"shap:{k}:{column}": values[:, k, j] for k in range(values.shape[1])
+                     for j, column in enumerate(explanation.columns)}
+        frame = pd.concat([frame, pd.DataFrame(shap_cols, index=frame.index)], axis=1)  # one insert, not K x columns
         frame = frame.astype({c: "str" for c in frame.columns if c.startswith("value:")
                               and not pd.api.types.is_numeric_dtype(frame[c])})
         frame.to_parquet(folder / EXPLANATION_ROWS, index=False)

@@ -121,16 +121,15 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
         batch = X.iloc[start:start + batch_rows]
         reuse = cleaned if cleaned is not None and len(batch) == len(X) else None
         Xt = featurize(model, batch, reuse) if head is not None else batch  # = head.transform(batch), faster
-        part = pd.DataFrame(index=batch.index)
         # LightGBM's OpenMP threads cost more than they save on a few rows (same predictions either way)
         kw = {"num_threads": 1} if len(batch) < 10_000 and type(estimator).__name__.startswith("LGBM") else {}
         proba = estimator.predict_proba(Xt, **kw) if classification else None
         # These classifiers' predict() is literally classes_[argmax(predict_proba)]: skip the second pass.
         argmax = proba is not None and type(estimator).__name__ in _ARGMAX_CLASSIFIERS
-        part["prediction"] = estimator.classes_[proba.argmax(axis=1)] if argmax else estimator.predict(Xt, **kw)
+        columns = {"prediction": estimator.classes_[proba.argmax(axis=1)] if argmax else estimator.predict(Xt, **kw)}
         if proba is not None:
-            for i, cls in enumerate(model.classes_):
-                part[f"proba_{cls}"] = proba[:, i]
+            columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(model.classes_)})
+        part = pd.DataFrame(columns, index=batch.index)  # built at once: a column at a time fragments the frame
         if top_k:
             from .contributions import top_contributions
             part = part.join(top_contributions(model, card, Xt, top_k, index=batch.index))

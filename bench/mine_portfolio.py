@@ -8,7 +8,8 @@
 3. Greedy selection per family (as FLAML's zero-shot and AutoGluon's portfolios): first the
    configuration with the lowest mean normalized regret over the sets, then the one that lowers the
    mean of the per-set best regret the most, and so on, up to ``--keep`` configurations.
-4. The order of the warm-start trials across families: cheapest first, by mean trial seconds.
+4. The order of the warm-start trials: each family's first choice, cheapest family (mean trial seconds)
+   first, then each family's second choice, and so on.
 
 Writes bench/results/portfolio-<stamp>.json (the matrix and the choice) and, with ``--write``, the new
 automl_core/portfolio.json. Slow (tens of minutes): run it with nothing else busy.
@@ -148,7 +149,8 @@ def main() -> None:
         for level, candidate in enumerate(greedy(matrix.replace(np.inf, np.nan), args.keep)):
             portfolio[kind].setdefault(family, []).append(found[kind][family][candidate])
             costs.append((float(seconds[candidate]), kind, family, level))
-    order = {kind: [[family, level] for _, k, family, level in sorted(costs) if k == kind]
+    # Each family's best configuration first, cheapest family first; then the second ones, and so on.
+    order = {kind: [[family, level] for _, k, family, level in sorted(costs, key=lambda c: (c[3], c[0])) if k == kind]
              for kind in ("classification", "regression")}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "bench" / "results" / f"portfolio-{stamp}.json"

@@ -92,7 +92,10 @@ def test_oj_sales_through_the_wizard_to_a_forecast(app: AppTest) -> None:
     no_crash(app)
     charts = [c for c in app.get("plotly_chart")]
     assert len(charts) >= 2
-    # the next 8 weeks after the latest data: the whole history uploaded again, with 9 series x 8 rows out
+    # the next 8 weeks after the latest data (the Predict step): the whole history uploaded again,
+    # with 9 series x 8 rows out
+    app.switch_page("pages/predict.py").run()
+    no_crash(app)
     data = (DATASETS / "oj_sales_train.csv").read_bytes()
     app.file_uploader(key="predict_upload").set_value(("latest.csv", data, "text/csv")).run()
     no_crash(app)

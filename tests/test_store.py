@@ -554,7 +554,7 @@ def test_repeated_sigkill_mid_write_never_corrupts_the_file(tmp_path: Path) -> N
     path = tmp_path / "s.duckdb"
     rng = random.Random(0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    eid, committed = "none", -1
+    eid, committed, reported = "none", -1, set()
     for round_ in range(6):
         proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_WRITER), str(path), eid], cwd=REPO,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -566,6 +566,7 @@ def test_repeated_sigkill_mid_write_never_corrupts_the_file(tmp_path: Path) -> N
                 line = proc.stdout.readline()
                 assert line, proc.stderr.read()
                 committed = int(line)
+                reported.add(committed)
             time.sleep(rng.random() * 0.05)  # somewhere inside the next writes
             os.kill(proc.pid, signal.SIGKILL)
         finally:
@@ -580,5 +581,7 @@ def test_repeated_sigkill_mid_write_never_corrupts_the_file(tmp_path: Path) -> N
             assert list(t["trial_id"]) == list(range(len(t)))
             assert all(p["i"] == i and len(p["pad"]) == 20000 for i, p in zip(t["trial_id"], t["params"]))
             summary = s.get_experiment(eid)["summary"]
-            assert all(summary[f"k{i % 50}"] >= i for i in range(max(0, committed - 49), committed + 1))
+            # every update reported committed is there (a trial whose summary update the kill cut off was
+            # never reported, and the next writer goes on after that trial)
+            assert all(summary[f"k{i % 50}"] >= i for i in reported if i > committed - 50)
             s._live().conn.execute("CHECKPOINT")  # the reopened file folds its WAL cleanly
