@@ -5,14 +5,16 @@ page load), and stored in the experiment's artifact folder. How, by the model's 
 
 - LightGBM: its own exact tree SHAP (``pred_contrib=True``), in log-odds (classification) or target units.
 - scikit-learn forests and histogram boosting: ``shap.TreeExplainer`` on as many sampled rows as fit
-  in the time budget (it is slow on deep forests), in probability (forests) or log-odds (boosting).
+  in the time budget, in probability (forests) or log-odds (boosting). Exact tree SHAP takes seconds
+  a row on deep forests: then Saabas values (the path attribution, also additive) are used instead.
 - Linear models: exact, coefficient x (value - mean value) on the model's scaled features.
 - Soft-voting ensembles: the members' SHAP values (each member explained as above on the shared
   features), combined with the ensemble's weights. Exact for regression (the ensemble averages
   predictions); for classification the ensemble averages probabilities while boosting members
   explain log-odds, so when members disagree in scale the combination is not used (see below).
 - Anything else (k-nearest neighbours, stacking, mixed-scale ensembles) and models too slow for
-  SHAP: permutation importance on the raw columns through the whole pipeline (global only).
+  SHAP: permutation importance on the raw columns through the whole pipeline (global only), with as
+  many repeats as the time budget allows.
 
 Engineered features (one-hot levels, TF-IDF terms, date parts, missing indicators) are mapped back
 to their raw column with ``featurize.feature_to_column`` and their contributions summed.
@@ -164,16 +166,30 @@ def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budge
     return None
 
 
-def _in_budget(compute: Any, X: np.ndarray, budget: float, first: int = 100) -> np.ndarray | None:
-    """``compute`` on as many leading rows of ``X`` as fit in ``budget`` seconds, judged from the
-    first ``first`` rows; None when not even MIN_SHAP_ROWS fit."""
+def _in_budget(compute: Any, X: np.ndarray, budget: float) -> np.ndarray | None:
+    """``compute`` on as many leading rows of ``X`` as fit in ``budget`` seconds; None when not even
+    MIN_SHAP_ROWS would fit.
+
+    The row count grows tenfold per call, each step sized from the time per row so far: one row of
+    exact tree SHAP on a deep forest can take seconds, so a fixed first batch could spend minutes.
+    """
     start = time.perf_counter()
-    head = np.asarray(compute(X[:first]))
-    per_row = (time.perf_counter() - start) / max(len(X[:first]), 1)
-    n = int(min(len(X), max(len(head), budget / max(per_row, 1e-9))))
-    if n < min(MIN_SHAP_ROWS, len(X)):
+    parts, rows, want = [], 0, min(MIN_SHAP_ROWS, len(X))
+    while rows < len(X):
+        step = 1 if rows == 0 else min(len(X) - rows, rows * 9)
+        if rows:
+            elapsed = time.perf_counter() - start
+            per_row = elapsed / rows
+            if rows < want and per_row * want > budget:
+                return None
+            step = min(step, int((budget - elapsed) / max(per_row, 1e-9)))
+            if step <= 0:
+                break
+        parts.append(np.asarray(compute(X[rows:rows + step])))
+        rows += step
+    if rows < want:
         return None
-    return np.concatenate([head, np.asarray(compute(X[len(head):n]))]) if n > len(head) else head
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
@@ -220,13 +236,27 @@ def _linear(est: Any, X: Any, task: Task, explained: list[Any]):
 def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float, is_forest: bool):
     import shap
     X = _dense(X)
+    start = time.perf_counter()
     explainer = shap.TreeExplainer(est)
-    values = _in_budget(lambda part: explainer.shap_values(part, check_additivity=False), X, budget, first=50)
+    left = budget - (time.perf_counter() - start)
+    values, how = None, "shap.TreeExplainer"
+    # Exact tree SHAP costs about leaves x depth^2 per tree and row (~1e9 of those a second here): on a
+    # deep forest one row takes seconds, so it is not even tried when 100 rows would not fit.
+    tree = explainer.model
+    leaves = int(np.sum((np.asarray(tree.children_left) == -1) & (np.asarray(tree.node_sample_weight) > 0)))
+    if leaves * float(tree.max_depth) ** 2 / 1e9 * MIN_SHAP_ROWS < left / 2:
+        values = _in_budget(lambda part: explainer.shap_values(part, check_additivity=False), X, left / 2)
+    if values is None:
+        # Saabas values (the path attribution, depth per tree and row) still add up to each prediction.
+        left = budget - (time.perf_counter() - start)
+        values = _in_budget(lambda part: explainer.shap_values(part, approximate=True, check_additivity=False),
+                            X, left)
+        how = "Saabas approximation: exact tree SHAP is too slow for this model"
     if values is None:
         return None
     n = len(values)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    method = f"tree SHAP (shap.TreeExplainer, {n:,} rows in the time budget)"
+    method = f"tree SHAP ({how}; {n:,} rows in the time budget)"
     if task is Task.REGRESSION:
         return values[:, None, :], base[:1], method, "predicted value", n
     if values.ndim == 2:  # binary boosting: one log-odds output for classes_[1]
@@ -278,15 +308,22 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
 
 def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], task: Task, classes: list[Any] | None,
                  metric: Metric, seed: int, start: float, budget: float) -> Explanation:
-    """How much the metric drops when one raw column's values are shuffled (whole pipeline, global only)."""
-    from sklearn.inspection import permutation_importance
-    repeats = 3
-    # Each repeat predicts every column shuffled once: size the sample so that fits the budget.
-    probe = X.iloc[:200]
-    tick = time.perf_counter()
-    (model.predict_proba if task.is_classification else model.predict)(probe)
-    per_row = (time.perf_counter() - tick) / len(probe)
-    n = int(np.clip(budget / max(per_row * (len(raw) * repeats + 1), 1e-9), min(200, len(X)), min(SAMPLE_ROWS, len(X))))
+    """How much the metric drops when one raw column's values are shuffled (whole pipeline, global only).
+
+    Up to three repeats of every column, as many as the time left allows (always one). A call costs a
+    fixed overhead (featurizing, every ensemble member) plus a cost per row, both measured here, so the
+    row sample is sized to leave room for the repeats."""
+    predict = model.predict_proba if task.is_classification else model.predict
+    seconds = []
+    for size in (20, 200):
+        tick = time.perf_counter()
+        predict(X.iloc[:size])
+        seconds.append(time.perf_counter() - tick)
+    per_row = max(seconds[1] - seconds[0], 0.0) / 180
+    overhead = max(seconds[0] - 20 * per_row, 0.0)
+    left = budget - (time.perf_counter() - start)
+    calls = len(raw) * 3 + 1
+    n = int(np.clip((left / calls - overhead) / max(per_row, 1e-9), min(200, len(X)), min(SAMPLE_ROWS, len(X))))
     rows = np.sort(np.random.default_rng(seed + 1).choice(len(X), n, replace=False))
     Xs, ys = X.iloc[rows][raw].reset_index(drop=True), np.asarray(y)[rows]
     score = scorer(metric, task)
@@ -294,20 +331,32 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
     truth = np.array([lookup[v] for v in ys]) if task.is_classification else ys.astype(float)
     sign = 1.0 if metric.greater_is_better else -1.0
 
-    def scoring(est: Any, Xp: pd.DataFrame, _y: Any) -> float:
+    def scoring(frame: pd.DataFrame) -> float:
         if not task.is_classification:
-            return sign * score(truth, est.predict(Xp))
-        proba = np.zeros((len(Xp), len(classes)))
-        proba[:, [lookup[c] for c in est.classes_]] = est.predict_proba(Xp)
+            return sign * score(truth, model.predict(frame))
+        proba = np.zeros((len(frame), len(classes)))
+        proba[:, [lookup[c] for c in model.classes_]] = model.predict_proba(frame)
         return sign * score(truth, proba)
 
+    rng = np.random.default_rng(seed)
+    drops: list[list[float]] = [[] for _ in raw]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = permutation_importance(model, Xs, truth, scoring=scoring, n_repeats=repeats, random_state=seed)
+        reference = scoring(Xs)
+        for repeat in range(3):
+            began = time.perf_counter()
+            for j, column in enumerate(raw):
+                shuffled = Xs.copy()
+                # by position, keeping the column's dtype (an object array would change what the encoders see)
+                shuffled[column] = shuffled[column].iloc[rng.permutation(len(shuffled))].reset_index(drop=True)
+                drops[j].append(reference - scoring(shuffled))
+            if time.perf_counter() - start + (time.perf_counter() - began) > budget:
+                break
+    importance = np.array([np.mean(d) for d in drops])
     features = pd.DataFrame(columns=["feature", "column", "importance"])
     return Explanation("permutation importance (raw columns, whole pipeline)",
                        f"drop in {metric.name} when the column is shuffled", raw,
-                       _ranked(raw, result.importances_mean), features, n_rows=len(rows),
+                       _ranked(raw, importance), features, n_rows=len(rows),
                        seconds=time.perf_counter() - start,
                        note="SHAP values are not available for this model (or too slow), so there is no per-row "
                             "explanation; the importance is how much worse the model gets without each column.")

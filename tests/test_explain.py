@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier, VotingRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
@@ -101,6 +101,35 @@ def test_forest_uses_tree_shap_in_probability_within_the_budget() -> None:
     # with no time at all, the explainer gives way to permutation importance
     slow = _explain(p, model, sample_rows=300, budget_seconds=1e-6)
     assert slow.method.startswith("permutation") and slow.values is None
+
+
+def test_a_deep_forest_gets_saabas_values_instead_of_minutes_of_exact_shap() -> None:
+    # Full-depth trees on diamonds: exact tree SHAP took ~3 s a row (the bench's 217 s explanation);
+    # the path attribution still adds up to every prediction.
+    p, model = _fit("diamonds.csv", "price", RandomForestRegressor(n_estimators=20, random_state=0, n_jobs=2),
+                    rows=20000)
+    ex = _explain(p, model, sample_rows=1000, budget_seconds=4.0)
+    assert "Saabas" in ex.method and ex.n_rows >= 100
+    assert np.allclose(ex.values.sum(axis=1) + ex.base_value[0], model.predict(ex.rows), rtol=1e-6, atol=1e-3)
+    assert ex.importance["column"].iloc[0] in ("carat", "x", "y", "z")
+
+
+def test_permutation_keeps_to_its_budget_on_a_slow_pipeline() -> None:
+    import time
+    p, model = _fit("hardware_performance_machine.csv", "ERP", KNeighborsRegressor(), scale=True)
+    slow_predict = model.predict
+
+    def predict(X):  # a fixed cost per call, as an ensemble of many members has
+        time.sleep(0.05)
+        return slow_predict(X)
+
+    model.predict = predict
+    start = time.perf_counter()
+    ex = _explain(p, model, budget_seconds=0.8)
+    # one repeat of every column is always done (~0.05 s x columns); not a second once it would not fit
+    # (all three repeats would take 0.05 s x (3 x columns + 3))
+    assert ex.method.startswith("permutation") and time.perf_counter() - start < 0.05 * (2 * len(ex.columns) + 3)
+    assert ex.importance["importance"].iloc[0] > 0
 
 
 def test_knn_falls_back_to_permutation_importance() -> None:
