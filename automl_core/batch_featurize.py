@@ -31,10 +31,32 @@ def _is_text(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.StringDtype) and series.dtype.na_value is not pd.NA
 
 
+#: Up to this many rows, text cleaning runs over plain Python lists (pandas' per-call overhead on
+#: string arrays was most of a REST request's time).
+FEW_ROWS = 64
+
+
+def _few(frame: pd.DataFrame, clean: Any) -> pd.DataFrame:
+    """``clean(value)`` on every cell of a few-row text frame, keeping each column's dtype (the
+    frame itself when nothing changes, as for most requests)."""
+    columns = frame.to_dict(orient="list")
+    changed = {}
+    for name, values in columns.items():
+        cleaned = [clean(v) for v in values]
+        if any(a is not b and a != b for a, b in zip(values, cleaned)):
+            changed[name] = pd.Series(cleaned, index=frame.index, dtype=frame[name].dtype)
+    if not changed:
+        return frame
+    return frame.assign(**changed) if all(isinstance(c, str) for c in changed) else \
+        pd.DataFrame({c: changed.get(c, frame[c]) for c in frame.columns}, index=frame.index)
+
+
 def _strip(frame: pd.DataFrame, **kw: Any) -> pd.DataFrame:
     """``frame.map(str.strip, na_action="ignore")`` computed once per distinct value."""
     if not all(_is_text(frame[c]) for c in frame.columns):
         return frame.map(**kw)
+    if len(frame) <= FEW_ROWS and frame.notna().any().all():  # an all-missing column becomes float64 below
+        return _few(frame, lambda v: v.strip() if isinstance(v, str) else v)
     out = {}
     for i, col in enumerate(frame.columns):
         series = frame.iloc[:, i]
@@ -54,7 +76,31 @@ def _tokens(frame: pd.DataFrame, *, to_replace: list[str], value: Any) -> pd.Dat
     text = all(_is_text(frame[c]) or (frame[c].dtype == "float64" and frame[c].isna().all()) for c in frame.columns)
     if not text:
         return frame.replace(to_replace=to_replace, value=value)
+    if len(frame) <= FEW_ROWS and all(_is_text(frame[c]) for c in frame.columns):
+        tokens = set(to_replace)
+        return _few(frame, lambda v: np.nan if isinstance(v, str) and v in tokens else v)
     return frame.mask(frame.isin(to_replace))
+
+
+def _apply(frame: pd.DataFrame, calls: list[tuple[Any, dict[str, Any]]]) -> pd.DataFrame:
+    """The cleaning calls on ``frame``, skipping those that cannot change a few-row frame's values."""
+    for i, (func, kw) in enumerate(calls):
+        if len(frame) <= FEW_ROWS and _no_op(frame, func, kw, calls[i + 1] if i + 1 < len(calls) else None):
+            continue
+        func, kw = _substitute(func, kw)
+        frame = func(frame, **kw)
+    return frame
+
+
+def _no_op(frame: pd.DataFrame, func: Any, kw: dict[str, Any], following: tuple[Any, dict] | None) -> bool:
+    """to_numeric on numbers, and convert_dtypes right before astype(str) on text, give the values back."""
+    if func is pd.DataFrame.apply and kw.get("func") is pd.to_numeric:
+        return all(dtype.kind in "iuf" for dtype in frame.dtypes)
+    if func is pd.DataFrame.convert_dtypes and not kw and following is not None:
+        after, after_kw = following
+        return after is pd.DataFrame.astype and after_kw == {"dtype": "str"} and \
+            all(_is_text(frame.iloc[:, i]) for i in range(frame.shape[1]))
+    return False
 
 
 def _substitute(func: Any, kw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -78,10 +124,7 @@ class _Cleaner:
         self.steps = [(step.func, step.kw_args or {}) for step in steps]
 
     def transform(self, frame: pd.DataFrame) -> Any:
-        for func, kw in self.steps:
-            func, kw = _substitute(func, kw)
-            frame = func(frame, **kw)
-        return frame
+        return _apply(frame, self.steps)
 
 
 def cleaner_of(pipe: Any) -> _Cleaner | None:
@@ -122,11 +165,7 @@ def _clean_groups(entries: list, X: pd.DataFrame) -> dict[Any, pd.DataFrame]:
         if signature in cleaned:
             continue
         group = [c for sig, _, _, cols in entries if sig == signature for c in cols]
-        frame = X[list(dict.fromkeys(group))]
-        for func, kw in calls:
-            func, kw = _substitute(func, kw)
-            frame = func(frame, **kw)
-        cleaned[signature] = frame
+        cleaned[signature] = _apply(X[list(dict.fromkeys(group))], calls)
     return cleaned
 
 

@@ -125,7 +125,9 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
         kw = {"num_threads": 1} if len(batch) < 10_000 and type(estimator).__name__.startswith("LGBM") else {}
         proba = estimator.predict_proba(Xt, **kw) if classification else None
         # These classifiers' predict() is literally classes_[argmax(predict_proba)]: skip the second pass.
-        argmax = proba is not None and type(estimator).__name__ in _ARGMAX_CLASSIFIERS
+        argmax = proba is not None and (type(estimator).__name__ in _ARGMAX_CLASSIFIERS
+                                        or type(estimator).__name__ == "VotingClassifier"
+                                        and getattr(estimator, "voting", "") == "soft")
         columns = {"prediction": estimator.classes_[proba.argmax(axis=1)] if argmax else estimator.predict(Xt, **kw)}
         if proba is not None:
             columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(model.classes_)})

@@ -86,7 +86,7 @@ def test_batches_and_column_order_do_not_change_predictions(bank):
     assert (whole["prediction"] == model.predict(test)).all()
 
 
-@pytest.mark.parametrize("rows", ["all", "one", "odd", "tokens"])
+@pytest.mark.parametrize("rows", ["all", "one", "odd", "tokens", "records"])
 def test_fast_featurize_equals_the_pipeline(bank, shared, rows):
     from scipy import sparse
     from automl_core.batch_featurize import featurize
@@ -97,6 +97,12 @@ def test_fast_featurize_equals_the_pipeline(bank, shared, rows):
         frame = test.head(5).astype(object)
         frame.loc[0, "job"], frame.loc[1, "job"], frame.loc[2, "marital"] = " NA ", "  services ", "?"
         frame["education"] = np.nan
+    if rows == "records":  # as the REST server builds a request's frame (text dtype), with the same oddities
+        records = json.loads(test.head(5).drop(columns="y").to_json(orient="records"))
+        records[0]["job"], records[1]["job"], records[2]["marital"] = " NA ", "  services ", "?"
+        for r in records:
+            r["education"] = None
+        frame = pd.DataFrame.from_records(records)
     for part in (frame, frame.head(1)):
         expected, got = model[:-1].transform(part), featurize(model, part)
         assert sparse.issparse(expected) == sparse.issparse(got)
