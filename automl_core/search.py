@@ -136,7 +136,9 @@ def run_search(*, data_path: str, scheduler: Scheduler, metric: Metric, config: 
             no_more = no_more or _exit_reason(config, metric, best, since_best, len(trials) + len(running) + len(held))
             may_start = not (settings.synchronous and (running or held))
             while may_start and not no_more and len(running) < n_concurrent:
-                fraction = settings.low_fidelity_fraction if scheduler.warm else 1.0
+                # the first round of warm starts (about one per family) on a row sample, the rest on all rows
+                first_round = scheduler.warm and next_id - first_trial_id < len(scheduler.states)
+                fraction = settings.low_fidelity_fraction if first_round else 1.0
                 family, params = scheduler.next(next_id, fits=lambda f: fits(f, fraction))
                 if family is None:
                     no_more = "time budget reached (no further trial fits in the time left)"
