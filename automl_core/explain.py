@@ -314,13 +314,14 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
     fixed overhead (featurizing, every ensemble member) plus a cost per row, both measured here, so the
     row sample is sized to leave room for the repeats."""
     predict = model.predict_proba if task.is_classification else model.predict
+    small, large = min(20, len(X)), min(200, len(X))
     seconds = []
-    for size in (20, 200):
+    for size in (small, large):
         tick = time.perf_counter()
         predict(X.iloc[:size])
         seconds.append(time.perf_counter() - tick)
-    per_row = max(seconds[1] - seconds[0], 0.0) / 180
-    overhead = max(seconds[0] - 20 * per_row, 0.0)
+    per_row = max(seconds[1] - seconds[0], 0.0) / max(large - small, 1)
+    overhead = max(seconds[0] - small * per_row, 0.0)
     left = budget - (time.perf_counter() - start)
     calls = len(raw) * 3 + 1
     n = int(np.clip((left / calls - overhead) / max(per_row, 1e-9), min(200, len(X)), min(SAMPLE_ROWS, len(X))))
