@@ -256,7 +256,7 @@ def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float
         return None
     n = len(values)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    method = f"tree SHAP ({how}; {n:,} rows in the time budget)"
+    method = f"tree SHAP ({how})"  # the page adds how many rows were explained
     if task is Task.REGRESSION:
         return values[:, None, :], base[:1], method, "predicted value", n
     if values.ndim == 2:  # binary boosting: one log-odds output for classes_[1]
