@@ -253,7 +253,11 @@ class AutoML:
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
              members=[m.trial_id for m in choice.members])
         threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else cfg.cores
-        self.model_ = fit_final(self._refit_data, choice, result.oof, y_oof, order, cfg.cores, threads, cfg.seed)
+        chosen = choice
+        self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, threads, cfg.seed,
+                                        best=result.best, cost=self._cost, seconds_left=clock.remaining() + slack)
+        if choice is not chosen:
+            emit("message", text=choice.note)
         kept = sorted((t for t in result.trials if t.trial_id in result.oof), key=lambda t: metric.loss(t.score))
         models = {t.trial_id: result.oof[t.trial_id] for t in kept[:KEPT_PREDICTIONS]}
         models.update({choice.row.trial_id: result.oof.get(choice.row.trial_id, ens_oof.get(choice.row.trial_id))})

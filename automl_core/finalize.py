@@ -10,15 +10,16 @@ are plain scikit-learn objects, so the saved file keeps loading without this rep
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed, parallel_config
-from sklearn.base import clone
 from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch
 
 from . import ensemble as ens
 from .metrics import Metric
@@ -66,11 +67,8 @@ class RefitCost:
         return trial.fit_seconds / max(self.n_splits, 1) * (self.n_rows / max(self.train_fold_rows, 1.0))
 
     def members(self, trials: list[TrialResult]) -> float:
-        costs = sorted((self.single(t) for t in trials), reverse=True)
-        if not costs:
-            return 0.0
-        # members are fit side by side, one per core; the longest bounds the wall time
-        return max(costs[0], sum(costs) / max(1, min(self.cores, len(costs))))
+        # members are refit one after another, each with every core (see ``fit_final``)
+        return sum(self.single(t) for t in trials)
 
 
 def ensemble_rows(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
@@ -126,41 +124,82 @@ def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialRe
 
 
 def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], y_oof: np.ndarray,
-              label_order: np.ndarray | None, cores: int, threads: int, seed: int) -> Pipeline:
-    """Refit the chosen row on all training rows and return the Pipeline that is saved."""
+              label_order: np.ndarray | None, threads: int, seed: int, best: TrialResult | None = None,
+              cost: RefitCost | None = None, seconds_left: float = math.inf) -> tuple[Pipeline, FinalChoice]:
+    """Refit the chosen row on all training rows; return the Pipeline that is saved and what it is.
+
+    Ensemble members are fit one after another, best first, each with ``threads`` threads: side by
+    side in threads they were measured three times slower than their estimate (they contend for the
+    two cores and the GIL). Before each member the time left is checked against its estimate,
+    scaled by how far off the estimates of the members already fit were; when the rest cannot be
+    fit in ``seconds_left``, the best single model (``best``) is saved instead, reusing its fit
+    when it is already among the members.
+    """
     if not choice.members:
-        return refit(data, choice.row.family, choice.row.params, threads, seed)
+        return refit(data, choice.row.family, choice.row.params, threads, seed), choice
     from .featurize import build_featurizer
+    start = time.perf_counter()
     y = data.y
-    n_jobs = max(1, min(cores, len(choice.members)))
-    member_threads = max(1, cores // n_jobs)
-    # Members are fit side by side in threads: the fits release the GIL (LightGBM, OpenMP, numpy),
-    # and starting worker processes would cost seconds the budget does not have.
-    with _limit_threads(threads), warnings.catch_warnings(), parallel_config(backend="threading"):
+    voting = choice.row.family == "ensemble"
+    with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False, task=data.task, seed=seed)
         Xf = featurizer.fit_transform(data.X, y)
-        members = [(f"trial_{m.trial_id}", Pipeline(model_steps(m.family, m.params, data.task, member_threads, seed, Xf)))
-                   for m in choice.members]
-        if choice.row.family == "ensemble":
-            cls = VotingClassifier if data.task.is_classification else VotingRegressor
-            extra = {"voting": "soft"} if data.task.is_classification else {}
-            model = cls(members, weights=choice.weights, n_jobs=n_jobs, **extra).fit(Xf, y)
+        fitted: list[tuple[str, Pipeline]] = []
+        estimated = actual = 0.0
+        for m in choice.members:
+            guess = cost.single(m) if cost is not None else 0.0
+            drift = max(1.0, actual / estimated) if estimated > 0 else 1.3
+            if fitted and time.perf_counter() - start + guess * drift > seconds_left:
+                return _fallback(data, choice, best, featurizer, fitted, threads, seed, time.perf_counter() - start)
+            began = time.perf_counter()
+            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf)).fit(Xf, y)
+            fitted.append((f"trial_{m.trial_id}", member))
+            estimated, actual = estimated + guess, actual + time.perf_counter() - began
+        if voting:
+            model = _prefit_voting(fitted, Xf, y, data.task, choice.weights)
         else:
-            model = _prefit_stacking(members, Xf, y, data.task, oof, choice, y_oof, label_order, n_jobs, seed)
-    return Pipeline([("features", featurizer), ("model", model)])
+            model = _prefit_stacking(fitted, Xf, y, data.task, oof, choice, y_oof, label_order, seed)
+    return Pipeline([("features", featurizer), ("model", model)]), choice
 
 
-def _prefit_stacking(members: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
+def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, featurizer: Any,
+              fitted: list[tuple[str, Pipeline]], threads: int, seed: int, spent: float) -> tuple[Pipeline, FinalChoice]:
+    """The best single model, when an ensemble's members could not all be refit in time."""
+    best = best or choice.members[0]
+    note = (f"the {ENSEMBLE_KINDS[choice.row.family].lower()} scored better, but refitting its members took "
+            f"longer than estimated ({spent:.0f} s for {len(fitted)} of {len(choice.members)}); "
+            "the best single model was saved")
+    done = dict(fitted)
+    if f"trial_{best.trial_id}" in done:
+        pipeline = Pipeline([("features", featurizer), *done[f"trial_{best.trial_id}"].steps])
+    else:
+        pipeline = refit(data, best.family, best.params, threads, seed)
+    return pipeline, FinalChoice(best, note=note)
+
+
+def _prefit_voting(fitted: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
+                   weights: list[float]) -> Any:
+    """A weighted soft Voting estimator around members already fit (on the labels themselves: the
+    probabilities come in the same sorted order as from members fit on label codes)."""
+    cls = VotingClassifier if task.is_classification else VotingRegressor
+    extra = {"voting": "soft"} if task.is_classification else {}
+    model = cls([(name, FrozenEstimator(est)) for name, est in fitted], weights=weights, **extra).fit(Xf, y)
+    # unwrap, so that the saved file holds the members themselves, exactly as a plain fit leaves them
+    model.estimators = list(fitted)
+    model.estimators_ = [est for _, est in fitted]
+    model.named_estimators_ = Bunch(**dict(fitted))
+    return model
+
+
+def _prefit_stacking(fitted: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
                      oof: dict[int, np.ndarray], choice: FinalChoice, y_oof: np.ndarray,
-                     label_order: np.ndarray | None, n_jobs: int, seed: int) -> Any:
-    """A Stacking estimator whose members are fit on all rows and whose learner is fit on their
+                     label_order: np.ndarray | None, seed: int) -> Any:
+    """A Stacking estimator around members fit on all rows, whose learner is fit on their
     out-of-fold predictions (scikit-learn's own cv would refit every member k more times)."""
-    fitted = Parallel(n_jobs=n_jobs)(delayed(_fit)(est, Xf, y) for _, est in members)
-    named = [(name, est) for (name, _), est in zip(members, fitted)]
     cls = StackingClassifier if task.is_classification else StackingRegressor
     extra = {"stack_method": "predict_proba"} if task.is_classification else {}
-    stack = cls(named, final_estimator=ens.stacking_learner(task, seed), cv="prefit", **extra)
+    stack = cls(fitted, final_estimator=ens.stacking_learner(task, seed), cv="prefit", **extra)
     # "prefit" fits the learner on in-sample predictions, which would overfit: fit it on a few rows
     # (every class present) to set the estimator up, then replace the learner by one fit out of fold.
     stack.fit(Xf[_setup_rows(y)], y[_setup_rows(y)])
@@ -168,10 +207,6 @@ def _prefit_stacking(members: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray
     target = y_oof if label_order is None else np.argsort(label_order)[y_oof]
     stack.final_estimator_ = ens.stacking_learner(task, seed).fit(X_meta, target)
     return stack
-
-
-def _fit(estimator: Any, X: Any, y: np.ndarray) -> Any:
-    return clone(estimator).fit(X, y)
 
 
 def _setup_rows(y: np.ndarray, n: int = 200) -> np.ndarray:

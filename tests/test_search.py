@@ -65,7 +65,8 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
         row = by_id[int(kinds[kind]["trial_id"])]
         members = [by_id[m] for m in row.params["members"]]
         choice = FinalChoice(row, members, list(row.params.get("weights", [])))
-        pipeline = fit_final(automl._refit_data, choice, oof, y_oof, order, cores=2, threads=1, seed=0)
+        pipeline, saved = fit_final(automl._refit_data, choice, oof, y_oof, order, threads=1, seed=0)
+        assert saved is choice
         model = pipeline.named_steps["model"]
         assert isinstance(model, estimator_type)
         proba = pipeline.predict_proba(X_test)
@@ -78,6 +79,17 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
             assert model.final_estimator_.n_features_in_ == len(members)  # binary: one column per member
             expected = model.final_estimator_.predict_proba(stack_features(stacked, p.task, order))
         np.testing.assert_allclose(proba, expected, atol=1e-9)
+
+    # no time left after the first member: the best single model is saved, and the note says why
+    row = by_id[int(kinds["ensemble"]["trial_id"])]
+    choice = FinalChoice(row, [by_id[m] for m in row.params["members"]], list(row.params["weights"]))
+    best = automl.search_.best
+    pipeline, saved = fit_final(automl._refit_data, choice, oof, y_oof, order, threads=1, seed=0, best=best,
+                                cost=automl._cost, seconds_left=0.0)
+    assert saved.row is best and not saved.members and "1 of" in saved.note
+    assert not isinstance(pipeline.named_steps["model"], VotingClassifier)
+    alone, _ = fit_final(automl._refit_data, FinalChoice(best), oof, y_oof, order, threads=1, seed=0)
+    np.testing.assert_allclose(pipeline.predict_proba(X_test), alone.predict_proba(X_test), atol=1e-9)
 
 
 @pytest.mark.slow
