@@ -5,14 +5,8 @@ pay for the search's imports (optuna and friends).
 """
 from __future__ import annotations
 
-import os
 from importlib import import_module
 
-# OpenMP threads (LightGBM, HistGradientBoosting) spin while they wait by default; on a busy 2-core
-# machine that made one HistGradientBoosting refit take 37 s instead of 2.7 s. Passive waits are read
-# when the OpenMP runtime starts, so this must run before lightgbm / scikit-learn are imported; the
-# trial workers get the same setting through their environment.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Any
 
 _EXPORTS = {

@@ -218,9 +218,11 @@ class AutoML:
         scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order)
         train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
         n_rows = len(self.prepared_.X)
-        self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows, cfg.cores,
+        self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows,
                                       self._featurize_seconds * n_rows / max(train_fold_rows, 1.0),
-                                      sum(len(v) for _, v in plan.splits))
+                                      sum(len(v) for _, v in plan.splits), settings.threads_per_trial,
+                                      refit_threads=1 if n_rows * max(len(self.prepared_.columns), 1) < 200_000
+                                      else cfg.cores)
 
         def reserve(trials: list[TrialResult]) -> float:
             return cost.final_stage(trials, self.metric_, cfg.ensembles)
@@ -252,9 +254,8 @@ class AutoML:
             emit("new_best", choice.row, score=choice.row.score, family=choice.row.family)
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
              members=[m.trial_id for m in choice.members])
-        threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else cfg.cores
         chosen = choice
-        self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, threads, cfg.seed,
+        self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads, cfg.seed,
                                         best=result.best, cost=self._cost, seconds_left=clock.remaining() + slack)
         if choice is not chosen:
             emit("message", text=choice.note)

@@ -24,12 +24,9 @@ class LocalPool:
     kills_hung_trials = True
 
     def __init__(self, n_workers: int) -> None:
-        # Passive OpenMP waits: spinning threads (LightGBM, HistGradientBoosting) turn a busy 2-core
-        # machine into a crawl, and this machine is shared with the studio's UI thread.
         # Each worker gets a memory (address-space) limit, so a runaway trial fails alone, and a lower
         # priority than the studio serving pages (limits.prepare_worker).
-        self._executor = ProcessPoolExecutor(max_workers=n_workers, env={"OMP_WAIT_POLICY": "PASSIVE"},
-                                             initializer=prepare_worker,
+        self._executor = ProcessPoolExecutor(max_workers=n_workers, initializer=prepare_worker,
                                              initargs=(worker_memory_limit(n_workers),))
         for _ in range(n_workers):  # start the processes now, while the caller prepares data
             self._executor.submit(os.getpid)

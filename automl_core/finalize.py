@@ -47,9 +47,10 @@ class RefitCost:
     n_splits: int
     n_rows: int
     train_fold_rows: float
-    cores: int
     featurize_seconds: float = 0.0     # fitting the featurizer on all rows
     n_validation_rows: int = 0
+    trial_threads: int = 1             # threads each search trial fit with
+    refit_threads: int = 1             # threads the final fits use (all cores unless the data is small)
 
     def final_stage(self, trials: list[TrialResult], metric: Metric, ensembles: bool) -> float:
         """Seconds to keep free at the end of the search: ensembles, the refit, scoring and saving."""
@@ -64,7 +65,10 @@ class RefitCost:
         return need + self.featurize_seconds + 1.5
 
     def single(self, trial: TrialResult) -> float:
-        return trial.fit_seconds / max(self.n_splits, 1) * (self.n_rows / max(self.train_fold_rows, 1.0))
+        seconds = trial.fit_seconds / max(self.n_splits, 1) * (self.n_rows / max(self.train_fold_rows, 1.0))
+        family = FAMILIES.get(trial.family)
+        gain = 1.0 + (family.thread_scaling if family else 0.0) * (self.refit_threads / self.trial_threads - 1.0)
+        return seconds / max(gain, 1.0)
 
     def members(self, trials: list[TrialResult]) -> float:
         # members are refit one after another, each with every core (see ``fit_final``)
