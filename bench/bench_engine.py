@@ -277,8 +277,24 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated dataset stems")
     parser.add_argument("--largest", type=int, help="only the N largest sets")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--peers-from", help="an earlier results JSON (same budget) whose peer columns "
+                        "(flaml, autogluon) are reused: the peers' runs do not depend on this repository")
+    parser.add_argument("--ours-from", help="a results JSON whose rows are re-tabled instead of running ours")
     args = parser.parse_args()
     systems = args.systems.split(",")
+    if args.ours_from:
+        earlier = json.loads(Path(args.ours_from).read_text())
+        rows, meta = earlier["rows"], earlier["meta"]
+    else:
+        rows, meta = run_sets(args, systems)
+    if args.peers_from:
+        earlier = json.loads(Path(args.peers_from).read_text())
+        rows = reuse_peers(rows, earlier, meta["budget_s"])
+        meta["peers_from"], meta["peers"] = Path(args.peers_from).name, earlier["meta"].get("peers", {})
+    record_results(rows, meta, Path(args.out))
+
+
+def run_sets(args: argparse.Namespace, systems: list[str]) -> tuple[list[dict], dict]:
     only = set(args.only.split(",")) if args.only else None
     recorded = peers(int(args.budget))
     pythons = {s: peer_python(s) for s in systems if s != "ours"}
@@ -307,24 +323,42 @@ def main() -> None:
         versions.update({k: v for key, v in result.items() if key.endswith("_versions") for k, v in v.items()})
         rows.append(record)
         print(json.dumps(record, default=float), flush=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    meta = {"budget_s": args.budget, "when": stamp, "python": platform.python_version(), "cores": os.cpu_count(),
+            "ours": {m: __import__(m).__version__ for m in ("sklearn", "lightgbm", "pandas", "optuna")},
+            "peers": versions, "systems": systems}
+    return rows, meta
+
+
+def reuse_peers(rows: list[dict], earlier: dict, budget: float) -> list[dict]:
+    """Our rows with the peer columns of an earlier run on the same sets (the splits are seeded)."""
+    if float(earlier["meta"]["budget_s"]) != float(budget):
+        raise SystemExit(f"--peers-from was run at {earlier['meta']['budget_s']} s, not {budget} s")
+    by_set = {r["dataset"]: r for r in earlier["rows"]}
+    out = []
+    for row in rows:
+        old = by_set.get(row["dataset"], {})
+        peer_cols = {k: v for k, v in old.items() if k.split("_")[0] in ("flaml", "autogluon") and "recorded" not in k}
+        out.append({**row, **peer_cols})
+    return out
+
+
+def record_results(rows: list[dict], meta: dict, out: Path) -> None:
+    budget = float(meta["budget_s"])
     table = pd.DataFrame(rows)
     table["beats_lgbm"] = [better(m, o, b) for m, o, b in zip(table["metric"], table["ours"], table["plain_lightgbm"])]
     table["worse_than_lgbm"] = table["gap_vs_lgbm_lo"] > 0
     # The budget covers the search, ensembles and the final refit (engine_s, as the peers' fit time);
     # the command (command_s) adds reading, data checks, explanations and saving; wall_s adds start-up.
-    table["within_budget"] = table["engine_s"] <= args.budget * 1.1
-    lines = summary(table, args.budget)
+    table["within_budget"] = table["engine_s"] <= budget * 1.1
+    lines = summary(table, budget)
     print(table.to_string(index=False))
     print("\n".join(lines))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"budget_s": args.budget, "when": stamp, "python": platform.python_version(), "cores": os.cpu_count(),
-            "ours": {m: __import__(m).__version__ for m in ("sklearn", "lightgbm", "pandas", "optuna")},
-            "peers": versions, "systems": systems}
-    name = f"engine-{int(args.budget)}s-{stamp}"
+    stamp = meta["when"]
+    name = f"engine-{int(budget)}s-{stamp}"
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": lines}, indent=1, default=float))
-    (out / f"{name}.md").write_text(f"# Engine bench, {args.budget:.0f} s budget, {stamp}\n\n{json.dumps(meta)}\n\n"
+    (out / f"{name}.md").write_text(f"# Engine bench, {budget:.0f} s budget, {stamp}\n\n{json.dumps(meta)}\n\n"
                                     + "\n".join(f"- {line}" for line in lines) + "\n\n" + markdown(table))
 
 
