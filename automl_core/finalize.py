@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
 from . import ensemble as ens
@@ -144,6 +145,9 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
     start = time.perf_counter()
     y = data.y
     voting = choice.row.family == "ensemble"
+    # a Voting classifier fits its members on label codes (explanations and exports rely on it)
+    codes = voting and data.task.is_classification
+    y_members = LabelEncoder().fit_transform(y) if codes else y
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False, task=data.task, seed=seed)
@@ -155,9 +159,11 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
             # estimates under a second are mostly fixed overhead: do not let them scale the rest
             drift = max(1.0, actual / max(estimated, 1.0)) if fitted else 1.3
             if fitted and time.perf_counter() - start + guess * drift > seconds_left:
-                return _fallback(data, choice, best, featurizer, fitted, threads, seed, time.perf_counter() - start)
+                reusable = [] if codes else fitted
+                return _fallback(data, choice, best, featurizer, reusable, threads, seed, len(fitted),
+                                 time.perf_counter() - start)
             began = time.perf_counter()
-            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf)).fit(Xf, y)
+            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf)).fit(Xf, y_members)
             fitted.append((f"trial_{m.trial_id}", member))
             estimated, actual = estimated + guess, actual + time.perf_counter() - began
         if voting:
@@ -168,11 +174,12 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
 
 
 def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, featurizer: Any,
-              fitted: list[tuple[str, Pipeline]], threads: int, seed: int, spent: float) -> tuple[Pipeline, FinalChoice]:
+              fitted: list[tuple[str, Pipeline]], threads: int, seed: int, n_fitted: int,
+              spent: float) -> tuple[Pipeline, FinalChoice]:
     """The best single model, when an ensemble's members could not all be refit in time."""
     best = best or choice.members[0]
     note = (f"the {ENSEMBLE_KINDS[choice.row.family].lower()} scored better, but refitting its members took "
-            f"longer than estimated ({spent:.0f} s for {len(fitted)} of {len(choice.members)}); "
+            f"longer than estimated ({spent:.0f} s for {n_fitted} of {len(choice.members)}); "
             "the best single model was saved")
     done = dict(fitted)
     if f"trial_{best.trial_id}" in done:
@@ -184,8 +191,7 @@ def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, fe
 
 def _prefit_voting(fitted: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
                    weights: list[float]) -> Any:
-    """A weighted soft Voting estimator around members already fit (on the labels themselves: the
-    probabilities come in the same sorted order as from members fit on label codes)."""
+    """A weighted soft Voting estimator around members already fit (classifiers on label codes)."""
     cls = VotingClassifier if task.is_classification else VotingRegressor
     extra = {"voting": "soft"} if task.is_classification else {}
     model = cls([(name, FrozenEstimator(est)) for name, est in fitted], weights=weights, **extra).fit(Xf, y)
