@@ -35,6 +35,8 @@ TRAIN_SCORE_ROWS = 20_000
 KEPT_PREDICTIONS = 20
 #: Training folds larger than this make the warm-start trials fit on a row sample first.
 LOW_FIDELITY_ROWS = 100_000
+#: Below this many cells (rows x columns) every fit uses one thread: more cost more than they gain.
+SMALL_DATA_CELLS = 200_000
 #: Search trials run on a random sample of at most this many training rows (the refit uses all).
 MAX_SEARCH_ROWS = 250_000
 
@@ -202,7 +204,7 @@ class AutoML:
         n = cfg.max_concurrent_trials
         if n is None:
             n = 1 if cores == 1 or len(p.X) * len(p.columns) > 2_000_000 else cores
-        threads = 1 if len(p.X) * max(len(p.columns), 1) < 200_000 else max(1, cores // n)
+        threads = 1 if len(p.X) * max(len(p.columns), 1) < SMALL_DATA_CELLS else max(1, cores // n)
         fold_rows = min(len(p.X), MAX_SEARCH_ROWS) * 0.9
         fraction = min(1.0, LOW_FIDELITY_ROWS / fold_rows) if fold_rows > LOW_FIDELITY_ROWS else 1.0
         return SearchSettings(n, threads, synchronous=cfg.max_trials is not None, low_fidelity_fraction=fraction)
@@ -221,8 +223,8 @@ class AutoML:
         self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows,
                                       self._featurize_seconds * n_rows / max(train_fold_rows, 1.0),
                                       sum(len(v) for _, v in plan.splits), settings.threads_per_trial,
-                                      refit_threads=1 if n_rows * max(len(self.prepared_.columns), 1) < 200_000
-                                      else cfg.cores)
+                                      refit_threads=1 if n_rows * max(len(self.prepared_.columns), 1)
+                                      < SMALL_DATA_CELLS else cfg.cores)
 
         def reserve(trials: list[TrialResult]) -> float:
             return cost.final_stage(trials, self.metric_, cfg.ensembles)
@@ -250,15 +252,16 @@ class AutoML:
         # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
         slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
         choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack)
-        if metric.better(choice.row.score, result.best.score):
-            emit("new_best", choice.row, score=choice.row.score, family=choice.row.family)
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
              members=[m.trial_id for m in choice.members])
-        chosen = choice
-        self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads, cfg.seed,
-                                        best=result.best, cost=self._cost, seconds_left=clock.remaining() + slack)
-        if choice is not chosen:
+        planned = choice
+        self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads,
+                                        cfg.seed, best=result.best, cost=self._cost,
+                                        seconds_left=clock.remaining() + slack)
+        if choice is not planned:  # the members ran late: the best single model was saved
             emit("message", text=choice.note)
+        if metric.better(choice.row.score, result.best.score):  # new best only once it is the saved model
+            emit("new_best", choice.row, score=choice.row.score, family=choice.row.family)
         kept = sorted((t for t in result.trials if t.trial_id in result.oof), key=lambda t: metric.loss(t.score))
         models = {t.trial_id: result.oof[t.trial_id] for t in kept[:KEPT_PREDICTIONS]}
         models.update({choice.row.trial_id: result.oof.get(choice.row.trial_id, ens_oof.get(choice.row.trial_id))})

@@ -90,6 +90,15 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
     assert not isinstance(pipeline.named_steps["model"], VotingClassifier)
     alone, _ = fit_final(automl._refit_data, FinalChoice(best), oof, y_oof, order, threads=1, seed=0)
     np.testing.assert_allclose(pipeline.predict_proba(X_test), alone.predict_proba(X_test), atol=1e-9)
+    # stacking's members are fit on the labels themselves: its first (best) member's fit is reused
+    row = by_id[int(kinds["stacking"]["trial_id"])]
+    choice = FinalChoice(row, [by_id[m] for m in row.params["members"]])
+    pipeline, saved = fit_final(automl._refit_data, choice, oof, y_oof, order, threads=1, seed=0, best=choice.members[0],
+                                cost=automl._cost, seconds_left=0.0)
+    assert saved.row is choice.members[0] and "1 of" in saved.note
+    alone, _ = fit_final(automl._refit_data, FinalChoice(choice.members[0]), oof, y_oof, order, threads=1, seed=0)
+    assert [name for name, _ in pipeline.steps] == [name for name, _ in alone.steps]
+    np.testing.assert_allclose(pipeline.predict_proba(X_test), alone.predict_proba(X_test), atol=1e-9)
 
 
 @pytest.mark.slow
