@@ -152,6 +152,18 @@ def test_past_only_column_is_lagged_by_the_horizon_and_never_leaks():
     assert list(X["visits_lag3"]) == [107.0, 108.0, 109.0, 109.0]
 
 
+@needs_data
+def test_row_number_column_is_left_out_unless_the_user_keeps_it(shared):
+    df = pd.read_csv(shared / "bike_share_daily.csv")
+    data = setup.prepare_forecast(df, "cnt", config(time_column="date", horizon=14))
+    kept = data.future_columns + data.past_columns + data.static_columns
+    assert "instant" not in kept and "temp" in kept
+    assert any("row-number column(s) left out of the features: instant" in n for n in data.notes)
+    data = setup.prepare_forecast(df, "cnt", config(time_column="date", horizon=14, column_roles={"instant": "numeric"}))
+    assert "instant" in data.future_columns + data.past_columns
+    assert not any("row-number" in n for n in data.notes)
+
+
 # --- validation windows, metrics, intervals, ensemble ------------------------------------------
 
 def test_rolling_origin_windows_end_at_each_series_end():
