@@ -9,6 +9,7 @@ import time
 import pytest
 
 from studio_fixtures import REPO, SHARED
+from studio_server import choose
 from test_browser_wizard import CHROMIUM, CHROMIUM_ARGS, _wait_status, server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -20,11 +21,6 @@ DATA = SHARED / "oj_sales_train.csv"
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def _pick(page, key: str, option: str) -> None:
-    page.locator(f".st-key-{key}").click()
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def test_forecasting_run_in_the_browser(server) -> None:
@@ -54,10 +50,10 @@ def _journey(page, url: str) -> None:
     page.get_by_text("rows × 17 columns", exact=False).wait_for(timeout=120_000)
     page.locator(".st-key-to_task button").click()
 
-    _pick(page, "target", "Quantity")
+    choose(page, "target", "Quantity")
     page.get_by_text("Detected", exact=False).wait_for()
-    _pick(page, "task", "Forecasting (future values of a series)")
-    _pick(page, "time_column", "WeekStarting")
+    choose(page, "task", "Forecasting (future values of a series)")
+    choose(page, "time_column", "WeekStarting")
     horizon = page.locator(".st-key-horizon input")
     horizon.fill("8")
     horizon.press("Enter")
@@ -89,7 +85,7 @@ def _journey(page, url: str) -> None:
 
     page.locator(".st-key-to_results button").click()
     page.get_by_text("Frequency W-THU · horizon 8 · 9 series", exact=False).wait_for(timeout=60_000)
-    _pick(page, "forecast_series", "8 / tropicana")
+    choose(page, "forecast_series", "8 / tropicana")
     page.locator(".st-key-forecast_chart .js-plotly-plot").wait_for(timeout=60_000)
     time.sleep(2)  # let plotly draw before the screenshot
     page.locator(".st-key-forecast_chart").scroll_into_view_if_needed()
