@@ -24,6 +24,10 @@ LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "dr
           "ensemble": "Ensemble of forecasts"}
 #: AutoARIMA's order search grows fast with the series length; it sees only the latest rows.
 ARIMA_MAX_ROWS = 1000
+#: ... and at most this many seasons of them (at least 300 rows). A weekly series with a yearly
+#: season (m=52) took 275 s per fit on 8 seasons (416 rows) and 40 s on 300 rows, with the same
+#: accuracy (co2_mauna_loa_weekly, last 3 windows: MASE 0.229 on 300 rows, 0.225 on 260).
+ARIMA_SEASONS = 5
 STATS_MAX_ROWS = 4_000
 #: Lag models train on at most this many of the latest rows (over all series): years of hourly
 #: history add little over the last two, and cost minutes on a busy 2-core machine.
@@ -100,8 +104,8 @@ def _stats_model(family: str, problem: Problem) -> Any:
 
 
 def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
-    if family == "auto_arima":  # eight seasons are plenty for the order search, and long seasons are slow
-        rows = min(ARIMA_MAX_ROWS, max(8 * season, 300))
+    if family == "auto_arima":
+        rows = min(ARIMA_MAX_ROWS, max(ARIMA_SEASONS * season, 300))
     else:
         rows = max(STATS_MAX_ROWS, 3 * season + 10) if family != "mstl" else max(STATS_MAX_ROWS, 3 * 7 * season)
     return train.groupby(ID, sort=False).tail(rows)[[ID, DS, Y]]
