@@ -111,8 +111,8 @@ def _forecast_validation() -> None:
     """Rolling-origin windows at the end of each series (forecasting's validation), and a test file."""
     w = wizard()
     c1, c2 = st.columns(2)
-    _widget(c1.slider, "Rolling-origin windows", "forecast_folds", forecast_settings.DEFAULT_FOLDS, min_value=2,
-            max_value=10, help="How many forecast origins at the end of each series are checked.")
+    _widget(c1.number_input, "Rolling-origin windows (0 = automatic)", "forecast_folds", forecast_settings.AUTO_FOLDS,
+            min_value=0, max_value=50, step=1, help=forecast_settings.folds_help())
     _widget(c2.number_input, "Step between origins (0 = the horizon)", "forecast_step", 0, min_value=0,
             max_value=10_000, step=1)
     st.caption(f"Each window forecasts {w.get('horizon')} step(s) from an origin; the model never sees the window.")
@@ -175,7 +175,8 @@ def _start(task: str) -> None:
         show_error(exc)
         return
     st.markdown("**Summary**")
-    st.dataframe(pd.DataFrame(summary_rows(spec, task, w.get("metric", "")), columns=["Setting", "Value"]),
+    rows = summary_rows(spec, task, w.get("metric", ""), w.get("forecast_series_rows"))
+    st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]),
                  hide_index=True, width="stretch")
     if st.button("Start training", type="primary", key="start_training", icon=":material/play_arrow:"):
         experiment_id = get_jobs().start(get_store(), spec, task=task, metric=w.get("metric"))

@@ -10,7 +10,14 @@ import pandas as pd
 
 from automl_core.config import AutoMLConfig
 
-DEFAULT_FOLDS = 3
+#: 0 on the wizard: the engine picks the number of windows (validation.default_folds).
+AUTO_FOLDS = 0
+
+
+def folds_help() -> str:
+    from automl_core.forecast.validation import MAX_DEFAULT_FOLDS, VALIDATED_ROWS
+    return ("How many forecast origins at the end of each series are checked. Automatic: enough windows "
+            f"to cover about {VALIDATED_ROWS} rows of each series (3 to {MAX_DEFAULT_FOLDS}), within its latest half.")
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +45,8 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
     rows = f"{int(lengths.min()):,}" + (f"–{int(lengths.max()):,}" if lengths.max() > lengths.min() else "")
     summary = (f"{data.n_series:,} series · frequency {data.freq} (seasonal period {data.season}) · "
                f"{rows} rows per series · forecast {horizon} step(s) ahead")
-    return {"summary": summary, "notes": list(data.notes), "freq": data.freq, "n_series": data.n_series}
+    return {"summary": summary, "notes": list(data.notes), "freq": data.freq, "n_series": data.n_series,
+            "series_rows": int(lengths.median())}
 
 
 def config_fields(w: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def config_fields(w: dict[str, Any]) -> dict[str, Any]:
         "time_column": w.get("forecast_time_column") or ",".join(w.get("time_parts") or []) or w.get("time_column"),
         "horizon": int(w.get("horizon") or 1), "series_id": tuple(w.get("series_id") or ()),
         "frequency": (w.get("frequency") or "").strip() or None, "country": w.get("country") or None,
-        "cv_folds": int(w.get("forecast_folds") or DEFAULT_FOLDS),
+        "cv_folds": int(w.get("forecast_folds") or AUTO_FOLDS) or None,
         "cv_step": int(w["forecast_step"]) if w.get("forecast_step") else None,
         "validation": "auto", "holdout_fraction": None, "test_size": None,
     }
@@ -68,15 +76,24 @@ def wizard_fields(c: AutoMLConfig) -> dict[str, Any]:
     parts = [p for p in (c.time_column or "").split(",") if p]
     return {"time_column": parts[0] if len(parts) == 1 else None, "time_parts": parts if len(parts) > 1 else [],
             "forecast_time_column": c.time_column, "horizon": c.horizon, "series_id": list(c.series_id),
-            "frequency": c.frequency or "", "country": c.country or "", "forecast_folds": c.cv_folds or DEFAULT_FOLDS,
+            "frequency": c.frequency or "", "country": c.country or "", "forecast_folds": c.cv_folds or AUTO_FOLDS,
             "forecast_step": c.cv_step or 0, "validation_mode": "auto"}
 
 
-def summary_rows(c: AutoMLConfig) -> list[tuple[str, str]]:
+def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[str, str]]:
+    """The forecasting settings in words; ``series_rows`` (a typical series' length) lets the summary
+    name the number of windows the engine will choose."""
     if c.task != "forecasting":
         return []
     from automl_core.forecast.models import LABELS
-    folds, step = c.cv_folds or DEFAULT_FOLDS, c.cv_step or c.horizon
+    from automl_core.forecast.validation import default_folds
+    step = c.cv_step or c.horizon
+    if c.cv_folds:
+        folds = str(c.cv_folds)
+    elif series_rows:
+        folds = f"{default_folds(c.horizon, step, pd.Series([series_rows]))} (automatic)"
+    else:
+        folds = "an automatic number of"
     names = [m for m in (c.allowed_models or [k for k in LABELS if k != "ensemble"]) if m not in c.blocked_models]
     return [("Models", ", ".join(LABELS.get(m, m) for m in names)),("Time column", str(c.time_column)), ("Horizon", f"{c.horizon} step(s)"),
             ("Series ids", ", ".join(c.series_id) or "one series"), ("Frequency", c.frequency or "detected"),

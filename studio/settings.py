@@ -64,8 +64,8 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
                    name=(w.get("experiment_name") or "").strip() or None)
 
 
-def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]:
-    """The settings in words, for the summary before Start."""
+def summary_rows(spec: JobSpec, task: str, metric: str, series_rows: int | None = None) -> list[tuple[str, str]]:
+    """The settings in words, for the summary before Start (``series_rows``: a forecast series' length)."""
     c = spec.config
     limits = [f"{c.time_budget:g} s" if c.time_budget else "no time limit"]
     if c.max_trials:
@@ -97,7 +97,7 @@ def summary_rows(spec: JobSpec, task: str, metric: str) -> list[tuple[str, str]]
          + (f", {c.max_concurrent_trials} trial(s) side by side" if c.max_concurrent_trials else "")
          + (f", trials on the Dask cluster {c.dask_scheduler}" if c.dask_scheduler else "")), ("Seed", str(c.seed)),
     ]
-    forecasting = dict(forecast_settings.summary_rows(c))
+    forecasting = dict(forecast_settings.summary_rows(c, series_rows))
     return [(k, forecasting.pop(k, v)) for k, v in rows] + list(forecasting.items())
 
 

@@ -47,7 +47,7 @@ def test_hourly_setup_is_read_and_explained(app: AppTest) -> None:
     no_crash(app)
     summary = dict(app.dataframe[-1].value.to_numpy().tolist())
     assert summary["Horizon"] == "48 step(s)" and summary["Holidays"] == "US"
-    assert summary["Validation"].startswith("rolling origin: 3 window(s) of 48")
+    assert summary["Validation"].startswith("rolling origin: 3 (automatic) window(s) of 48")
     assert [r for r in app.radio if r.key == "test_mode"][0].options == ["None", "Test file (the rows right after the training data)"]
 
 

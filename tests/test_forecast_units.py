@@ -11,7 +11,7 @@ import pytest
 from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
 from automl_core.forecast import features, scoring, setup
-from automl_core.forecast.validation import Folds, ensemble_weights, split
+from automl_core.forecast.validation import Folds, default_folds, ensemble_weights, split
 from shared_data import needs_data
 
 
@@ -176,6 +176,15 @@ def test_rolling_origin_windows_end_at_each_series_end():
     first_train, first_window = split(panel, folds, 0)
     assert first_window.loc[first_window["unique_id"] == "a", "y"].tolist() == [22, 23, 24, 25]
     assert not (first_train.merge(first_window, on=["unique_id", "ds"]).shape[0])
+
+
+def test_default_windows_cover_about_140_rows_within_the_latest_half_of_a_series():
+    assert default_folds(14, 14, pd.Series([731])) == 10       # daily, two weeks ahead: ten windows
+    assert default_folds(48, 48, pd.Series([5000])) == 3       # hourly, two days ahead: three
+    assert default_folds(8, 8, pd.Series([121] * 9)) == 7      # 60 of 121 weeks at most
+    assert default_folds(3, 3, pd.Series([44, 35, 50, 43, 51, 51])) == 7   # the median series (47 rows)
+    assert default_folds(12, 12, pd.Series([40])) == 3         # never fewer than three
+    assert default_folds(14, 7, pd.Series([731])) == 10 and default_folds(14, 70, pd.Series([731])) == 5
 
 
 def test_metrics_against_hand_computed_values():

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
+from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
 from studio import live
 from studio.estimates import default_budget, estimate_trials
@@ -83,3 +84,15 @@ def test_invalid_settings_raise_one_line_errors() -> None:
 def test_estimates_are_sane() -> None:
     assert default_budget(500, 10) == 60 and default_budget(1_000_000, 50) == 900
     assert 1 <= estimate_trials(30_000, 20, 30, 1, 2) < estimate_trials(30_000, 20, 300, 1, 2)
+
+
+def test_forecast_windows_default_to_the_engines_choice():
+    from studio import forecast_settings
+    w = {"task": "forecasting", "forecast_time_column": "date", "horizon": 14, "forecast_folds": 0}
+    assert forecast_settings.config_fields(w)["cv_folds"] is None
+    assert forecast_settings.config_fields({**w, "forecast_folds": 6})["cv_folds"] == 6
+    c = AutoMLConfig(task="forecasting", time_column="date", horizon=14)
+    assert forecast_settings.wizard_fields(c)["forecast_folds"] == 0
+    assert "an automatic number of window(s) of 14" in dict(forecast_settings.summary_rows(c))["Validation"]
+    # bike_share_daily's 731 days at h=14: ten windows, as the engine will use
+    assert "10 (automatic) window(s) of 14" in dict(forecast_settings.summary_rows(c, 731))["Validation"]

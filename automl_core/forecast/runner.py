@@ -30,14 +30,13 @@ from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
 from .scoring import conformal_quantiles
 from .setup import ForecastData
-from .validation import Folds, ForecastOutcome, TrialData, ensemble_weights, refit, run_trial
+from .validation import Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, refit, run_trial
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 # loky's memory guard restarts a worker that statsforecast / numba grew, and says so on stderr each time.
 warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
 POLL = 0.2
-DEFAULT_FOLDS = 3
 ENSEMBLE_TOP = 6
 
 
@@ -49,7 +48,9 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     stop_event = stop_event or threading.Event()
     metric = resolve_metric(cfg.metric, data.task)
     emit = Emitter(list(callbacks), clock)
-    folds = Folds(cfg.cv_folds or DEFAULT_FOLDS, cfg.cv_step or data.horizon, data.horizon)
+    step = cfg.cv_step or data.horizon
+    folds = Folds(cfg.cv_folds or default_folds(data.horizon, step, data.panel.groupby("unique_id").size()),
+                  step, data.horizon)
     plan = plan_features(data.panel, data.freq, data.season, data.horizon, cfg.country)
     problem = models.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
                              data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
