@@ -227,3 +227,29 @@ def test_test_fraction_holds_out_the_end_of_every_series():
     assert data.panel.groupby("unique_id").size().to_dict() == {"a": 30, "b": 15}
     with pytest.raises(AutoMLInputError, match="smaller test fraction"):
         setup.prepare_forecast(df, "y", config(time_column="t", horizon=12, series_id=("shop",), test_size=0.5))
+
+
+@needs_data
+def test_arima_validation_windows_reuse_the_models_fit_on_the_earliest_one(shared):
+    from automl_core.forecast import models
+    data = setup.prepare_forecast(pd.read_csv(shared / "healthexp.csv"), "Life_Expectancy",
+                                  config(time_column="Year", horizon=3, series_id=("Country",)))
+    plan = features.plan_features(data.panel, data.freq, data.season, 3, None)
+    problem = models.Problem(data.freq, data.season, 3, plan, (), (), (), True)
+    panel, folds = data.panel[["unique_id", "ds", "y"]], Folds(3, 3, 3)
+    once = models.FitOnce("auto_arima", problem)
+    uids = sorted(panel["unique_id"].unique())
+    train, window = split(panel[panel["unique_id"] != uids[-1]], folds, 0)
+    first, _ = once.forecast(train, window)
+    fresh = models.predict(models.fit("auto_arima", {}, train, problem), "auto_arima", 3, None)
+    both = first.merge(fresh, on=["unique_id", "ds"], suffixes=("", "_fresh"))
+    assert len(both) == len(window) == 3 * (len(uids) - 1)
+    assert np.allclose(both["yhat"], both["yhat_fresh"], rtol=1e-6)   # forward on its own data = the fit's forecast
+
+    fitted = dict(once.models)
+    train, window = split(panel, folds, 2)
+    later, _ = once.forecast(train, window)
+    assert all(once.models[u] is fitted[u] for u in fitted)           # not refit: same orders and coefficients
+    assert set(once.models) == set(uids)                              # the series new to this window was fit
+    assert later[["unique_id", "ds"]].equals(window.sort_values(["unique_id", "ds"])[["unique_id", "ds"]].reset_index(drop=True))
+    assert np.isfinite(later["yhat"]).all()
