@@ -11,7 +11,7 @@ import pytest
 from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
 from automl_core.forecast import features, scoring, setup
-from automl_core.forecast.validation import Folds, default_folds, ensemble_weights, split
+from automl_core.forecast.validation import Folds, default_folds, ensemble_weights, min_history, split
 from shared_data import needs_data
 
 
@@ -199,6 +199,16 @@ def test_metrics_against_hand_computed_values():
     assert m["normalized_root_mean_squared_error"] == pytest.approx(np.sqrt(6 / 4) / 6)
     assert m["mase"] == pytest.approx(np.mean([0.5 / 2, 1.5 / 2]))
     assert m["r2_score"] == pytest.approx(1 - (6 / 4) / np.var([10, 12, 14, 16]))
+
+
+def test_a_series_enters_a_window_only_with_history_for_a_season_and_the_longest_lag():
+    assert min_history(12, (1, 2, 12, 24), (3, 12), pd.Series([123, 68]), 12) == 25
+    assert min_history(1, (1, 2, 3), (3,), pd.Series([44]), 3) == 4
+    assert min_history(52, (1, 52), (), pd.Series([40]), 8) == setup.MIN_TRAIN_ROWS  # none is that long
+    panel = pd.DataFrame({"unique_id": ["long"] * 40 + ["short"] * 14, "ds": 0, "y": 1.0})
+    train, window = split(panel, Folds(3, 4, 4, min_train=10), 0)
+    assert set(window["unique_id"]) == {"long"}          # "short" has 2 rows before its earliest window
+    assert set(split(panel, Folds(3, 4, 4, min_train=10), 2)[1]["unique_id"]) == {"long", "short"}
 
 
 def test_conformal_widths_cover_and_grow_with_the_step():

@@ -30,7 +30,8 @@ from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
 from .scoring import conformal_quantiles
 from .setup import ForecastData
-from .validation import Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, refit, run_trial
+from .validation import (Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, min_history, refit,
+                         run_trial)
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
@@ -49,9 +50,10 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     metric = resolve_metric(cfg.metric, data.task)
     emit = Emitter(list(callbacks), clock)
     step = cfg.cv_step or data.horizon
-    folds = Folds(cfg.cv_folds or default_folds(data.horizon, step, data.panel.groupby("unique_id").size()),
-                  step, data.horizon)
+    lengths = data.panel.groupby("unique_id").size()
     plan = plan_features(data.panel, data.freq, data.season, data.horizon, cfg.country)
+    folds = Folds(cfg.cv_folds or default_folds(data.horizon, step, lengths), step, data.horizon,
+                  min_history(data.season, plan.lags, plan.windows, lengths, data.horizon))
     problem = models.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
                              data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
     automl.prepared_, automl.task_, automl.metric_ = data, data.task, metric

@@ -29,10 +29,21 @@ class Folds:
     n: int
     step: int
     horizon: int
+    #: a series enters a window only with this much history before it (see ``min_history``)
+    min_train: int = MIN_TRAIN_ROWS
 
     def describe(self) -> str:
         return (f"rolling-origin cross-validation: {self.n} window(s) of {self.horizon} rows at the end of each series, "
                 f"origins {self.step} rows apart")
+
+
+def min_history(season: int, lags: tuple[int, ...], windows: tuple[int, ...], lengths: pd.Series, horizon: int) -> int:
+    """History a series needs before a window: a season for seasonal naive, the longest lag or rolling
+    window for the lag models. Without it one short series (GOOG, listed in 2004, among the stocks)
+    failed whole trials on the earliest windows (no seasonal-naive forecast, NaN lags for the linear
+    model). When no series is that long, the plain minimum, so that a window still exists."""
+    wanted = max(MIN_TRAIN_ROWS, season + 1 if season > 1 else 0, max((*lags, *windows, 0)) + 1)
+    return wanted if int(lengths.max()) - horizon >= wanted else MIN_TRAIN_ROWS
 
 
 #: Rows of each series the default windows cover together. Three 14-day windows were too few to
@@ -78,7 +89,7 @@ def split(panel: pd.DataFrame, folds: Folds, k: int) -> tuple[pd.DataFrame, pd.D
     length = panel.groupby(ID)[ID].transform("size")
     end = length - back                       # rows [end - horizon, end) form the window
     start = end - folds.horizon
-    usable = start >= MIN_TRAIN_ROWS
+    usable = start >= folds.min_train
     train = panel[usable & (pos < start)]
     window = panel[usable & (pos >= start) & (pos < end)]
     return train, window
