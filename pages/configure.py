@@ -59,6 +59,8 @@ def _exit_criteria(n_rows: int, n_cols: int) -> None:
     kind, amount, _ = auto_rule(n_rows)
     folds = {"cv": int(w.get("cv_folds", amount if kind == "cv" else 5)), "holdout": 1, "file": 1}.get(
         w.get("validation_mode", "auto"), amount if kind == "cv" else 1)
+    if w.get("task") == "forecasting":
+        folds = forecast_settings.window_count(w)
     if budget:
         n = estimate_trials(n_rows, n_cols, budget, folds, w.get("n_jobs") or None)
         st.caption(f"≈ {n:,} trials fit in {budget:,} s on this machine (a rough estimate; the search adapts).")

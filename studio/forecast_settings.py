@@ -63,6 +63,17 @@ def config_fields(w: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def window_count(w: dict[str, Any]) -> int:
+    """Rolling-origin windows the engine will validate on (for the trial estimate): the user's number,
+    else the automatic one for the typical series the Task page found."""
+    if w.get("forecast_folds"):
+        return int(w["forecast_folds"])
+    from automl_core.forecast.validation import default_folds
+    horizon = int(w.get("horizon") or 1)
+    step = int(w.get("forecast_step") or 0) or horizon
+    return default_folds(horizon, step, pd.Series([int(w.get("forecast_series_rows") or 2 * horizon)]))
+
+
 def model_labels() -> dict[str, str]:
     """Forecasting model families and their labels, for the allowed / blocked pickers."""
     from automl_core.forecast.models import LABELS

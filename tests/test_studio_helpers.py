@@ -96,3 +96,6 @@ def test_forecast_windows_default_to_the_engines_choice():
     assert "an automatic number of window(s) of 14" in dict(forecast_settings.summary_rows(c))["Validation"]
     # bike_share_daily's 731 days at h=14: ten windows, as the engine will use
     assert "10 (automatic) window(s) of 14" in dict(forecast_settings.summary_rows(c, 731))["Validation"]
+    # the trial estimate counts the windows: each trial fits one model per window
+    assert forecast_settings.window_count({**w, "forecast_series_rows": 731}) == 10
+    assert forecast_settings.window_count({**w, "forecast_folds": 4}) == 4
