@@ -209,6 +209,14 @@ def test_a_series_enters_a_window_only_with_history_for_a_season_and_the_longest
     train, window = split(panel, Folds(3, 4, 4, min_train=10), 0)
     assert set(window["unique_id"]) == {"long"}          # "short" has 2 rows before its earliest window
     assert set(split(panel, Folds(3, 4, 4, min_train=10), 2)[1]["unique_id"]) == {"long", "short"}
+    folds = Folds(3, 4, 4, min_train=10)
+    lengths = panel.groupby("unique_id").size()
+    entered = folds.windows_per_series(lengths)
+    assert entered.to_dict() == {"long": 3, "short": 1}
+    assert entered.to_dict() == {u: sum(u in set(split(panel, folds, k)[1]["unique_id"]) for k in range(3))
+                                 for u in lengths.index}
+    assert "1 of 2 series too short for all of them" in folds.describe(lengths) and "enter 1 window(s)" in folds.describe(lengths)
+    assert "too short" not in folds.describe(lengths[["long"]])
 
 
 def test_conformal_widths_cover_and_grow_with_the_step():

@@ -57,7 +57,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     problem = models.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
                              data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
     automl.prepared_, automl.task_, automl.metric_ = data, data.task, metric
-    automl.validation_ = _Plan(folds.describe(), folds.n)
+    automl.validation_ = _Plan(folds.describe(lengths), folds.n)
     n_workers = 1 if cfg.max_trials is not None else min(cfg.cores, 2)
     pool = start_pool(n_workers)
     pools = [pool]  # the search replaces a pool whose worker died
@@ -66,7 +66,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
             path = os.path.join(tmp, "forecast.joblib")
             joblib.dump(TrialData(data.panel, data.observed.to_numpy(), problem, folds), path)
             emit("experiment_started", task=data.task.value, task_reason=data.task_reason, metric=metric.name,
-                 validation=folds.describe(), n_rows=len(data.panel),
+                 validation=automl.validation_.description, n_rows=len(data.panel),
                  columns=[{"name": c, "role": "numeric"} for c in data.panel.columns[3:]],
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
                         f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget)

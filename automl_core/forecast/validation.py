@@ -32,9 +32,30 @@ class Folds:
     #: a series enters a window only with this much history before it (see ``min_history``)
     min_train: int = MIN_TRAIN_ROWS
 
-    def describe(self) -> str:
-        return (f"rolling-origin cross-validation: {self.n} window(s) of {self.horizon} rows at the end of each series, "
+    def windows_per_series(self, lengths: pd.Series) -> pd.Series:
+        """How many of the windows each series enters (see ``split``: a window needs ``min_train`` rows before it)."""
+        room = lengths.to_numpy() - self.horizon - self.min_train   # the furthest back a window may end
+        k = np.arange(self.n)
+        entered = ((self.n - 1 - k)[None, :] * self.step <= room[:, None]).sum(axis=1)
+        return pd.Series(entered, index=lengths.index)
+
+    def describe(self, lengths: pd.Series | None = None) -> str:
+        text = (f"rolling-origin cross-validation: {self.n} window(s) of {self.horizon} rows at the end of each series, "
                 f"origins {self.step} rows apart")
+        if lengths is None:
+            return text
+        entered = self.windows_per_series(lengths)
+        short = entered[entered < self.n]
+        if short.empty:
+            return text
+        # Said, because the user asked for (or was shown) n windows and some series are scored on fewer.
+        return (text + f"; {len(short)} of {len(entered)} series too short for all of them (each window needs "
+                f"{self.min_train} rows of history) enter {_span(short)}")
+
+
+def _span(entered: pd.Series) -> str:
+    low, high = int(entered.min()), int(entered.max())
+    return f"{low} window(s)" if low == high else f"{low} to {high} windows"
 
 
 def min_history(season: int, lags: tuple[int, ...], windows: tuple[int, ...], lengths: pd.Series, horizon: int) -> int:
