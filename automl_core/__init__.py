@@ -1,7 +1,15 @@
 """AutoML Studio's engine: tabular AutoML as a Python library and a command-line tool.
 
-Names are imported lazily: trial worker processes import ``automl_core.trial`` only, and should not
-pay for the search's imports (optuna and friends).
+The packages follow the data's way through a run: ``io`` (read files within limits) -> ``prepare``
+(column roles, task, folds, featurization) -> ``models`` (the families and their portfolio, metrics) ->
+``search`` (the loop, scheduler, trials in workers, ensembles, the final refit) -> ``understand``
+(evaluation, explanations, guardrails) -> ``export`` (the saved model, prediction, ONNX, code, REST);
+``forecast`` holds what is particular to time series. ``automl`` (the ``AutoML`` facade), ``experiment``
+(a run recorded in the store), ``config`` and ``cli`` sit on top.
+
+Names are imported lazily, and the sub-packages' ``__init__`` files import nothing: trial worker
+processes import ``automl_core.search.trial`` only, and should not pay for the search's imports
+(optuna and friends).
 """
 from __future__ import annotations
 
@@ -11,7 +19,8 @@ from typing import Any
 
 _EXPORTS = {
     "AutoML": "automl", "AutoMLConfig": "config", "AutoMLInputError": "errors", "StoreLockedError": "errors",
-    "Event": "results", "TrialResult": "results", "ColumnInfo": "schema", "Role": "schema", "Task": "schema",
+    "Event": "search.results", "TrialResult": "search.results", "ColumnInfo": "prepare.schema", "Role": "prepare.schema",
+    "Task": "prepare.schema",
 }
 __all__ = list(_EXPORTS)
 

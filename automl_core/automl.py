@@ -13,21 +13,21 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from .artifacts import clean_json, save_model
-from .checks import training_profile
+from .export.artifacts import clean_json, save_model
+from .export.drift_checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
-from .featurize import featurization_summary
-from .finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
-from .metrics import resolve_metric, score_all
-from .models import load_portfolio, select_families
-from .predictions import Predictions
-from .prepare import Prepared, TableLike, prepare
-from .results import Event, TrialResult
-from .scheduler import Scheduler
-from .search import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
-from .trial import RefitData, TrainingData, featurize_folds
-from .validation import ValidationPlan, plan_validation, split_test
+from .prepare.featurize import featurization_summary
+from .search.finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
+from .models.metrics import resolve_metric, score_all
+from .models.families import load_portfolio, select_families
+from .understand.predictions import Predictions
+from .prepare.tables import Prepared, TableLike, prepare
+from .search.results import Event, TrialResult
+from .search.scheduler import Scheduler
+from .search.loop import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
+from .search.trial import RefitData, TrainingData, featurize_folds
+from .prepare.folds import ValidationPlan, plan_validation, split_test
 
 #: Rows used for the training score of the final model (the overfitting check) at most.
 TRAIN_SCORE_ROWS = 20_000
@@ -130,7 +130,7 @@ class AutoML:
         self._check_fitted()
         if self.task_.value == "forecasting":  # issue #5: the forecast for each row's timestamp and series
             from .forecast import predict_forecast
-            from .prepare import load_table
+            from .io.reader import load_table
             return predict_forecast(self.model_, self.card_, load_table(data, "prediction"))["prediction"].to_numpy()
         return self.model_.predict(self._features(data))
 
@@ -141,9 +141,9 @@ class AutoML:
         return self.model_.predict_proba(self._features(data))
 
     def explain(self, **options: Any) -> Any:
-        """SHAP explanations of the fitted model on the raw columns (see ``automl_core.explain``);
+        """SHAP explanations of the fitted model on the raw columns (see ``automl_core.understand.explain``);
         ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``)."""
-        from .explain import explain_model
+        from .understand.explain import explain_model
         self._check_fitted()
         p = self.prepared_
         self.explanation_ = explain_model(self.model_, p.X, p.y, columns=p.columns, task=p.task, classes=p.classes,
@@ -345,7 +345,7 @@ class AutoML:
         })
 
     def _features(self, data: TableLike) -> pd.DataFrame:
-        from .prepare import load_table
+        from .io.reader import load_table
         df = load_table(data, "prediction")
         absent = [c for c in self.prepared_.X.columns if c not in df.columns]
         if absent:

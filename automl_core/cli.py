@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         if args.command == "serve":
-            from .serve import serve
+            from .export.serve import serve
             return serve(args.model, host=args.host, port=args.port, api_key=args.api_key)
         return _list_or_show(args)
     except AutoMLInputError as exc:
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     """Check the data against the model (report on stderr), then score it in batches."""
-    from .predict import BATCH_ROWS, predict_file
+    from .export.predict import BATCH_ROWS, predict_file
 
     def report(check: Any) -> None:
         if not args.quiet and check.ok:  # missing columns: the error line alone says it
@@ -132,7 +132,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
-    from .progress import ProgressPrinter
+    from .search.progress import ProgressPrinter
     from storage import Store
 
     start = time.perf_counter()
@@ -158,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
         "model_path": str(outcome.model_path), "validation": automl.validation_.description,
     }
     if args.json:
-        from .artifacts import clean_json
+        from .export.artifacts import clean_json
         print(json.dumps(clean_json(summary)))
     else:
         print(f"best model: {summary['best_model']}  validation {summary['metric']} = {summary['validation_score']:.5g}"
@@ -169,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _list_or_show(args: argparse.Namespace) -> int:
     from storage import Store
-    from .artifacts import clean_json
+    from .export.artifacts import clean_json
     store = Store(args.store)
     if args.command == "list":
         table = store.list_experiments()

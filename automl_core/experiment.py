@@ -13,10 +13,10 @@ from typing import Any, Callable, Iterable
 from .automl import AutoML
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
-from .insights import DataChecks, record_after_training
-from .prepare import TableLike, prepare
-from .results import Event
-from .schema import Task
+from .understand.insights import DataChecks, record_after_training
+from .prepare.tables import TableLike, prepare
+from .search.results import Event
+from .prepare.schema import Task
 
 
 TEST_PREDICTIONS = "test_predictions.csv"
@@ -46,7 +46,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
-    from .metrics import resolve_metric
+    from .models.metrics import resolve_metric
     metric = resolve_metric(config.metric, prepared.task)
     if experiment_id is None:
         experiment_id = store.create_experiment(name or f"{target} ({prepared.task.value})", dataset_id=dataset_id,
@@ -78,12 +78,12 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     model_path, card_path = automl.save(target_dir)
     store.register_artifact(experiment_id, model_path, "model")
     store.register_artifact(experiment_id, card_path, "model_card")
-    from .predictions import save_predictions
+    from .understand.predictions import save_predictions
     for which, predictions in automl.predictions_.items():
         if predictions is not None:
             store.register_artifact(experiment_id, save_predictions(predictions, target_dir, which), f"predictions_{which}")
     if automl.test_predictions_ is not None:
-        from .predict import safe_csv
+        from .export.predict import safe_csv
         predictions_path = target_dir / TEST_PREDICTIONS
         safe_csv(automl.test_predictions_).to_csv(predictions_path, index=False)
         store.register_artifact(experiment_id, predictions_path, "test_predictions")
@@ -107,7 +107,7 @@ def _earlier_trials(store: Any, experiment_id: str, metric: Any) -> tuple[int, l
     trials = store.trials(experiment_id)
     if trials.empty:
         return 1, []
-    from .models import FAMILIES
+    from .models.families import FAMILIES
     ok = trials[(trials["status"] == "ok") & trials["family"].isin(list(FAMILIES))].copy()  # ensembles are rebuilt
     ok["_loss"] = [metric.loss(s) for s in ok["score"]]
     best = ok.sort_values("_loss").head(3)

@@ -42,8 +42,8 @@ def timed(fn, *args, **kwargs):
 
 def run_one(name: str, row: dict[str, str], budget: float) -> dict[str, object]:
     from automl_core import AutoML
-    from automl_core.explain import save_explanation
-    from automl_core.guardrails import check_data, check_model
+    from automl_core.understand.explain import save_explanation
+    from automl_core.understand.guardrails import check_data, check_model
 
     automl, fit_s = timed(AutoML(time_budget=budget, seed=0).fit, SHARED / row["file"], target=row["target"])
     p = automl.prepared_

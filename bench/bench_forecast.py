@@ -73,7 +73,7 @@ def short_name(file: str) -> str:
 def panel_of(row: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
     """The set as a regular panel (unique_id, ds, y, exogenous), y NaN where it was not observed."""
     from automl_core.config import AutoMLConfig
-    from automl_core.forecast.setup import prepare_forecast
+    from automl_core.forecast.series import prepare_forecast
     name = short_name(row["file"])
     h = PEERS[name][1]
     df = pd.read_csv(SHARED / row["file"])

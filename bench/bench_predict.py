@@ -43,9 +43,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from shared_data import DATASETS as SHARED  # noqa: E402
 
 from automl_core import AutoML  # noqa: E402
-from automl_core.checks import check_input  # noqa: E402
-from automl_core.predict import load_model, predict_frame  # noqa: E402
-from automl_core.reader import read_table  # noqa: E402
+from automl_core.export.drift_checks import check_input  # noqa: E402
+from automl_core.export.predict import load_model, predict_frame  # noqa: E402
+from automl_core.io.reader import read_table  # noqa: E402
 
 
 def _train(folder: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Choose the warm-start portfolio (automl_core/portfolio.json) from runs on the shared datasets.
+"""Choose the warm-start portfolio (automl_core/models/portfolio.json) from runs on the shared datasets.
 
 1. Candidates: on the training part of every shared classification / regression set (the bench's 75 %
    split, at most ``--rows`` rows; the test part is never read), a search of ``--trials`` trials; the
@@ -12,7 +12,7 @@
    first, then each family's second choice, and so on.
 
 Writes bench/results/portfolio-<stamp>.json (the matrix and the choice) and, with ``--write``, the new
-automl_core/portfolio.json. Slow (tens of minutes): run it with nothing else busy.
+automl_core/models/portfolio.json. Slow (tens of minutes): run it with nothing else busy.
 
     python bench/mine_portfolio.py [--trials 40] [--rows 5000] [--keep 3] [--only iris,mpg] [--write]
 """
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_engine import REPO, datasets, split  # noqa: E402
 
 from automl_core import AutoML, AutoMLConfig  # noqa: E402
-from automl_core.metrics import resolve_metric  # noqa: E402
-from automl_core.models import FAMILIES, load_portfolio  # noqa: E402
-from automl_core.prepare import prepare  # noqa: E402
+from automl_core.models.metrics import resolve_metric  # noqa: E402
+from automl_core.models.families import FAMILIES, load_portfolio  # noqa: E402
+from automl_core.prepare.tables import prepare  # noqa: E402
 
 KIND = {"binary": "classification", "multiclass": "classification", "regression": "regression"}
 
@@ -162,8 +162,8 @@ def main() -> None:
                            "datasets (see bench/results/portfolio-*.json). 'order' lists the warm-start trials "
                            "across families, cheapest first. 'classification' covers binary and multiclass.",
                **portfolio, "order": order}
-        (REPO / "automl_core" / "portfolio.json").write_text(json.dumps(doc, indent=1) + "\n")
-        print(f"wrote automl_core/portfolio.json and {out.name}")
+        (REPO / "automl_core" / "models" / "portfolio.json").write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote automl_core/models/portfolio.json and {out.name}")
 
 
 if __name__ == "__main__":

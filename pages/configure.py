@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from automl_core.errors import AutoMLInputError
-from automl_core.featurize import TRANSFORMS
-from automl_core.metrics import DEFAULTS, METRICS, metrics_for
-from automl_core.models import FAMILIES
-from automl_core.schema import Task
-from automl_core.validation import auto_rule
+from automl_core.prepare.featurize import TRANSFORMS
+from automl_core.models.metrics import DEFAULTS, METRICS, metrics_for
+from automl_core.models.families import FAMILIES
+from automl_core.prepare.schema import Task
+from automl_core.prepare.folds import auto_rule
 from studio import datasets as ds
 from studio import forecast_settings
 from studio.estimates import default_budget, estimate_trials

@@ -7,11 +7,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.checks import check_input
-from automl_core.contributions import supported
+from automl_core.export.drift_checks import check_input
+from automl_core.understand.contributions import supported
 from automl_core.errors import AutoMLInputError
-from automl_core.predict import safe_csv, version_warnings
-from automl_core.reader import read_table
+from automl_core.export.predict import safe_csv, version_warnings
+from automl_core.io.reader import read_table
 from studio import forecast_view, live
 from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths

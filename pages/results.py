@@ -6,8 +6,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.metrics import METRICS
-from automl_core.predict import safe_csv
+from automl_core.models.metrics import METRICS
+from automl_core.export.predict import safe_csv
 from studio import forecast_view, live
 from studio.charts import compare_metrics_chart, score_vs_time_chart
 from studio.downloads import model_downloads

@@ -6,7 +6,7 @@ from typing import Any
 import streamlit as st
 
 from automl_core.errors import AutoMLInputError
-from automl_core.task import prepare_target
+from automl_core.prepare.task import prepare_target
 from studio import forecast_settings
 from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from automl_core.artifacts import sha256_file  # cheap: automl_core's package import is lazy
+from automl_core.export.artifacts import sha256_file  # cheap: automl_core's package import is lazy
 
 from ._codec import frame_as_utc, utcnow
 

@@ -15,7 +15,7 @@ from ._codec import as_utc, dumps, frame_as_utc, loads, utcnow
 from ._profile import profile_parquet
 
 if TYPE_CHECKING:
-    from automl_core.schema import ColumnInfo
+    from automl_core.prepare.schema import ColumnInfo
 
 
 def fingerprint(df: pd.DataFrame) -> str:

@@ -23,7 +23,7 @@ from ._codec import as_utc, dumps, frame_as_utc, loads, utcnow
 from ._datasets import DatasetsMixin
 
 if TYPE_CHECKING:
-    from automl_core.results import Event, TrialResult
+    from automl_core.search.results import Event, TrialResult
 
 STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted", "cancelled")
 TERMINAL = ("completed", "stopped", "failed", "interrupted", "cancelled")  # cancelled: before it started

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from automl_core.errors import AutoMLInputError
-from automl_core.reader import read_table, sniff_csv
-from automl_core.roles import clean_frame, infer_roles
-from automl_core.schema import ColumnInfo, Role
+from automl_core.io.reader import read_table, sniff_csv
+from automl_core.prepare.roles import clean_frame, infer_roles
+from automl_core.prepare.schema import ColumnInfo, Role
 
 
 @dataclass(frozen=True)

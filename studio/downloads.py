@@ -8,7 +8,7 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from automl_core.experiment import TEST_PREDICTIONS
-from automl_core.predict import load_model
+from automl_core.export.predict import load_model
 
 
 def _reader(path: Path):

@@ -1,5 +1,5 @@
-"""Plotly figures for evaluation and explanations, drawn from ``automl_core.evaluation`` data and
-``automl_core.explain.Explanation`` (plotly only: shap brings no matplotlib, see DESIGN.md)."""
+"""Plotly figures for evaluation and explanations, drawn from ``automl_core.understand.evaluation`` data and
+``automl_core.understand.explain.Explanation`` (plotly only: shap brings no matplotlib, see DESIGN.md)."""
 from __future__ import annotations
 
 from typing import Any

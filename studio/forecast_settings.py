@@ -15,7 +15,7 @@ AUTO_FOLDS = 0
 
 
 def folds_help() -> str:
-    from automl_core.forecast.validation import MAX_DEFAULT_FOLDS, VALIDATED_ROWS
+    from automl_core.forecast.windows import MAX_DEFAULT_FOLDS, VALIDATED_ROWS
     return ("How many forecast origins at the end of each series are checked. Automatic: enough windows "
             f"to cover about {VALIDATED_ROWS} rows of each series (3 to {MAX_DEFAULT_FOLDS}), within its latest half.")
 
@@ -35,7 +35,7 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
         AutoMLInputError: the setup cannot be used (the message names the problem and the fix).
     """
     from automl_core.forecast.features import check_country
-    from automl_core.forecast.setup import prepare_forecast
+    from automl_core.forecast.series import prepare_forecast
     config = AutoMLConfig(task="forecasting", time_column=time_column, horizon=horizon, series_id=series,
                           frequency=frequency, time_budget=1)
     if country:
@@ -68,7 +68,7 @@ def window_count(w: dict[str, Any]) -> int:
     else the automatic one for the typical series the Task page found."""
     if w.get("forecast_folds"):
         return int(w["forecast_folds"])
-    from automl_core.forecast.validation import default_folds
+    from automl_core.forecast.windows import default_folds
     horizon = int(w.get("horizon") or 1)
     step = int(w.get("forecast_step") or 0) or horizon
     return default_folds(horizon, step, pd.Series([int(w.get("forecast_series_rows") or 2 * horizon)]))
@@ -76,7 +76,7 @@ def window_count(w: dict[str, Any]) -> int:
 
 def model_labels() -> dict[str, str]:
     """Forecasting model families and their labels, for the allowed / blocked pickers."""
-    from automl_core.forecast.models import LABELS
+    from automl_core.forecast.families import LABELS
     return {k: v for k, v in LABELS.items() if k != "ensemble"}
 
 
@@ -96,8 +96,8 @@ def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[
     name the number of windows the engine will choose."""
     if c.task != "forecasting":
         return []
-    from automl_core.forecast.models import LABELS
-    from automl_core.forecast.validation import default_folds
+    from automl_core.forecast.families import LABELS
+    from automl_core.forecast.windows import default_folds
     step = c.cv_step or c.horizon
     if c.cv_folds:
         folds = str(c.cv_folds)

@@ -44,8 +44,8 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
 def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, dict]]) -> None:
     """Upload the latest data: the next horizon after it, per series, with intervals, to download."""
     from automl_core.forecast.bundle import forecast_latest
-    from automl_core.predict import safe_csv
-    from automl_core.reader import read_table
+    from automl_core.export.predict import safe_csv
+    from automl_core.io.reader import read_table
 
     st.markdown("**Forecast the next horizon** from the latest data")
     upload = st.file_uploader("Latest data: rows with the target extend the history; rows without it give future "

@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from automl_core.forecast.models import LABELS as FORECAST_LABELS
-from automl_core.metrics import METRICS
-from automl_core.models import ENSEMBLE_KINDS, FAMILIES
+from automl_core.forecast.families import LABELS as FORECAST_LABELS
+from automl_core.models.metrics import METRICS
+from automl_core.models.families import ENSEMBLE_KINDS, FAMILIES
 
 #: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
 STATUS_WORDS = {"queued": "Running", "running": "Running", "completed": "Completed", "stopped": "Stopped",

@@ -63,7 +63,7 @@ def step_header(current: str) -> None:
     _ensure_app_navigation()
     # Streamlit's default top padding wastes a fifth of a 800 px high screen. Tables' own "Download as
     # CSV" is hidden: it writes cells as they are, formulas included (=HYPERLINK...), while the studio's
-    # download buttons defuse them (automl_core.predict.safe_csv).
+    # download buttons defuse them (automl_core.export.predict.safe_csv).
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
             '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
             "</style>")

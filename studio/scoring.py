@@ -8,9 +8,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from automl_core.checks import CheckReport
+from automl_core.export.drift_checks import CheckReport
 from studio.safe import md, show_error
-from automl_core.predict import BATCH_ROWS, predict_frame
+from automl_core.export.predict import BATCH_ROWS, predict_frame
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from automl_core.config import AutoMLConfig
-from automl_core.models import FAMILIES
+from automl_core.models.families import FAMILIES
 from studio import forecast_settings
 from studio.jobs import JobSpec, split_config
 

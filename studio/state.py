@@ -7,7 +7,6 @@ because Streamlit drops widget-keyed state when the user leaves a page.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -102,8 +101,3 @@ def friendly(body: Callable[[], None]) -> None:
                  "Fix: reload the page; if it happens again, go back one step and try different settings.")
         with st.expander("Technical details"):
             st.code("".join(traceback.format_exception(exc)), language="text")
-
-
-def store_path_label() -> str:
-    """Where the store lives, for captions."""
-    return str(Path(resolve_store_path()).parent)

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from automl_core import evaluation as ev
-from automl_core.explain import EXPLANATION_FILE, load_explanation
-from automl_core.metrics import METRICS
-from automl_core.predictions import FILES as PREDICTION_FILES, Predictions, load_predictions
-from automl_core.schema import Task
+from automl_core.understand import evaluation as ev
+from automl_core.understand.explain import EXPLANATION_FILE, load_explanation
+from automl_core.models.metrics import METRICS
+from automl_core.understand.predictions import FILES as PREDICTION_FILES, Predictions, load_predictions
+from automl_core.prepare.schema import Task
 from studio import eval_charts as charts
 from studio import live
 

@@ -6,9 +6,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.codegen import generate
+from automl_core.export.codegen import generate
 from automl_core.errors import AutoMLInputError
-from automl_core.onnx_export import export_onnx
+from automl_core.export.onnx import export_onnx
 from studio.downloads import artifact_paths
 from studio.safe import md
 from studio.state import load_frame

@@ -52,7 +52,7 @@ FAULTS = {"raises": Raises, "crashes": Crashes, "segfaults": Segfaults, "hogs": 
 
 
 def register(registry) -> None:
-    from automl_core.models import ModelFamily
+    from automl_core.models.families import ModelFamily
 
     for name, cls in FAULTS.items():
         if name not in registry:

@@ -220,7 +220,7 @@ def test_many_rare_classes_with_a_test_fraction(corpus) -> None:
     """1,000 classes of 3 rows: no stratified split is possible; classes left without training rows are
     dropped (their test rows are not scored) instead of crashing the split or the ensembles."""
     from automl_core.config import AutoMLConfig
-    from automl_core.prepare import prepare
+    from automl_core.prepare.tables import prepare
 
     p = prepare(str(corpus["target_1000_classes"]), mc.TARGET, AutoMLConfig(test_size=0.2))
     assert set(p.classes) == set(p.y) and len(p.classes) < 1000
@@ -229,7 +229,7 @@ def test_many_rare_classes_with_a_test_fraction(corpus) -> None:
 
 
 def test_integers_past_int64_are_not_wrapped() -> None:
-    from automl_core.roles import clean_frame, infer_roles
+    from automl_core.prepare.roles import clean_frame, infer_roles
 
     df = pd.DataFrame({"h": [str(10**25 + i) for i in range(30)], "u": [str(2**63 + i % 3) for i in range(30)],
                        "f": ["1e300", "2.5e300", "3"] * 10})
@@ -244,8 +244,8 @@ def test_integers_past_int64_are_not_wrapped() -> None:
 def test_inf_features_become_missing_in_the_saved_pipeline() -> None:
     import numpy as np
 
-    from automl_core.featurize import build_featurizer
-    from automl_core.roles import clean_frame, infer_roles
+    from automl_core.prepare.featurize import build_featurizer
+    from automl_core.prepare.roles import clean_frame, infer_roles
 
     df = pd.DataFrame({"x": ["1.5", "inf", "-inf", "2", "1e999", "3"] * 5, "c": list("abcabc") * 5})
     cleaned, _ = clean_frame(df)

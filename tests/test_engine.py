@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from automl_core import AutoML, AutoMLInputError
-from automl_core.predict import load_model, predict_frame
+from automl_core.export.predict import load_model, predict_frame
 
 # Whole searches with real budgets: left out of `make test-quick`.
 pytestmark = pytest.mark.slow

@@ -8,12 +8,12 @@ import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from automl_core import evaluation as ev
+from automl_core.understand import evaluation as ev
 from automl_core.config import AutoMLConfig
-from automl_core.explain import explain_model
-from automl_core.featurize import build_featurizer
-from automl_core.metrics import resolve_metric
-from automl_core.prepare import prepare
+from automl_core.understand.explain import explain_model
+from automl_core.prepare.featurize import build_featurizer
+from automl_core.models.metrics import resolve_metric
+from automl_core.prepare.tables import prepare
 from shared_data import DATASETS, needs_data
 from studio import eval_charts as charts
 

@@ -9,9 +9,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.pipeline import make_pipeline
 
-from automl_core import evaluation as ev
-from automl_core.metrics import METRICS
-from automl_core.schema import Task
+from automl_core.understand import evaluation as ev
+from automl_core.models.metrics import METRICS
+from automl_core.prepare.schema import Task
 from shared_data import DATASETS, needs_data
 
 pytestmark = needs_data

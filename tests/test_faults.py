@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from automl_core.models import FAMILIES
+from automl_core.models.families import FAMILIES
 
 # Whole searches with real budgets: left out of `make test-quick`.
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Tests for automl_core.featurize on real data: raw frames in, numeric matrix out, portable pickle."""
+"""Tests for automl_core.prepare.featurize on real data: raw frames in, numeric matrix out, portable pickle."""
 from __future__ import annotations
 
 import pickle
@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from automl_core.errors import AutoMLInputError
-from automl_core.featurize import (ONEHOT_MAX_CATEGORIES, TRANSFORMS, build_featurizer,
+from automl_core.prepare.featurize import (ONEHOT_MAX_CATEGORIES, TRANSFORMS, build_featurizer,
                                    feature_to_column, featurization_summary)
-from automl_core.schema import ColumnInfo, Role, Task
+from automl_core.prepare.schema import ColumnInfo, Role, Task
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 pytestmark = pytest.mark.filterwarnings("error")

@@ -10,8 +10,10 @@ import pytest
 
 from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
-from automl_core.forecast import features, scoring, setup
-from automl_core.forecast.validation import Folds, default_folds, ensemble_weights, min_history, split
+from automl_core.forecast import features
+from automl_core.forecast import accuracy
+from automl_core.forecast import series
+from automl_core.forecast.windows import Folds, default_folds, ensemble_weights, min_history, split
 from shared_data import needs_data
 
 
@@ -30,27 +32,27 @@ def config(**kw) -> AutoMLConfig:
     ("bike_share_daily.csv", "date", "2011-01-01", "2012-12-31"),           # m/d/yyyy
 ])
 def test_time_column_formats(shared, file, column, first, last):
-    parsed = setup.parse_time(pd.read_csv(shared / file), column)
+    parsed = series.parse_time(pd.read_csv(shared / file), column)
     assert parsed.min() == pd.Timestamp(first) and parsed.max() == pd.Timestamp(last)
 
 
 @needs_data
 def test_time_assembled_from_date_and_hour_columns(shared):
     df = pd.read_csv(shared / "bike_sharing_hourly.csv", nrows=30)
-    parsed = setup.parse_time(df, "dteday,hr")
+    parsed = series.parse_time(df, "dteday,hr")
     assert parsed.iloc[0] == pd.Timestamp("2011-01-01 00:00") and parsed.iloc[5] == pd.Timestamp("2011-01-01 05:00")
 
 
 def test_time_assembled_from_year_month_day_hour():
     df = pd.DataFrame({"year": [2020, 2020], "month": [3, 3], "day": [1, 1], "hour": [0, 1]})
-    assert list(setup.parse_time(df, "year,month,day,hour")) == [pd.Timestamp("2020-03-01 00:00"),
+    assert list(series.parse_time(df, "year,month,day,hour")) == [pd.Timestamp("2020-03-01 00:00"),
                                                                 pd.Timestamp("2020-03-01 01:00")]
 
 
 def test_time_column_that_does_not_parse_names_values_and_fix():
     df = pd.DataFrame({"when": ["2020-01-01", "yesterday", "2020-01-03"], "y": [1, 2, 3]})
     with pytest.raises(AutoMLInputError, match=r"1 value\(s\) of the time column 'when' are not dates.*'yesterday'.*Fix:"):
-        setup.parse_time(df, "when")
+        series.parse_time(df, "when")
 
 
 # --- frequency, gaps, duplicates, short series -------------------------------------------------
@@ -64,14 +66,14 @@ def test_time_column_that_does_not_parse_names_values_and_fix():
 ])
 def test_frequency_detected(shared, file, kw, freq, season):
     target = kw.pop("target")
-    data = setup.prepare_forecast(pd.read_csv(shared / file), target, config(horizon=3, **kw))
+    data = series.prepare_forecast(pd.read_csv(shared / file), target, config(horizon=3, **kw))
     assert (data.freq, data.season) == (freq, season)
 
 
 @needs_data
 def test_missing_weeks_are_inserted_filled_and_not_scored(shared):
     df = pd.read_csv(shared / "oj_sales_train.csv")
-    data = setup.prepare_forecast(df, "Quantity", config(time_column="WeekStarting", horizon=8, series_id=("Store", "Brand")))
+    data = series.prepare_forecast(df, "Quantity", config(time_column="WeekStarting", horizon=8, series_id=("Store", "Brand")))
     assert len(data.panel) == len(df) + 57 and int((~data.observed).sum()) == 57
     assert data.panel["y"].notna().all()
     assert any("57 missing timestamp(s) inserted" in n for n in data.notes)
@@ -81,8 +83,8 @@ def test_missing_weeks_are_inserted_filled_and_not_scored(shared):
 def test_frequency_override_is_checked():
     df = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=40, freq="D").astype(str), "y": range(40)})
     with pytest.raises(AutoMLInputError, match="not a pandas frequency"):
-        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="fortnightly"))
-    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="2D"))
+        series.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="fortnightly"))
+    data = series.prepare_forecast(df, "y", config(time_column="t", horizon=3, frequency="2D"))
     assert data.freq == "2D"
 
 
@@ -92,34 +94,34 @@ def _daily(n=40, **cols):
 
 def test_conflicting_duplicates_are_averaged_and_said():
     df = pd.concat([_daily(), pd.DataFrame({"t": [pd.Timestamp("2021-01-05")], "y": [100.0]})], ignore_index=True)
-    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3))
+    data = series.prepare_forecast(df, "y", config(time_column="t", horizon=3))
     assert data.panel.loc[data.panel["ds"] == "2021-01-05", "y"].item() == pytest.approx((4 + 100) / 2)
     assert any("appear more than once with different targets" in n and "mean" in n for n in data.notes)
-    summed = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="sum"))
+    summed = series.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="sum"))
     assert summed.panel.loc[summed.panel["ds"] == "2021-01-05", "y"].item() == 104
     with pytest.raises(AutoMLInputError, match="more than once"):
-        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="error"))
+        series.prepare_forecast(df, "y", config(time_column="t", horizon=3, aggregation="error"))
 
 
 def test_many_duplicated_timestamps_ask_for_series_ids():
     df = pd.concat([_daily(), _daily().assign(y=lambda d: d["y"] * 3)], ignore_index=True)
     with pytest.raises(AutoMLInputError, match="several series: name the series id"):
-        setup.prepare_forecast(df, "y", config(time_column="t", horizon=3))
+        series.prepare_forecast(df, "y", config(time_column="t", horizon=3))
 
 
 def test_horizon_longer_than_history_is_refused():
     with pytest.raises(AutoMLInputError, match=r"horizon \(60 rows\) is too long.*longest series has 40.*at most 36"):
-        setup.prepare_forecast(_daily(), "y", config(time_column="t", horizon=60))
+        series.prepare_forecast(_daily(), "y", config(time_column="t", horizon=60))
 
 
 def test_series_with_one_row_is_dropped_and_reported():
     one = pd.DataFrame({"t": [pd.Timestamp("2021-01-01")], "y": [5.0], "shop": ["tiny"]})
     df = pd.concat([_daily(shop="big"), one], ignore_index=True)
-    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",)))
+    data = series.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",)))
     assert list(data.panel["unique_id"].unique()) == ["big"]
     assert any("1 series shorter than 7 rows dropped" in n and "tiny (1 rows)" in n for n in data.notes)
     with pytest.raises(AutoMLInputError, match="No series has two different timestamps|too long"):
-        setup.prepare_forecast(one, "y", config(time_column="t", horizon=3, series_id=("shop",)))
+        series.prepare_forecast(one, "y", config(time_column="t", horizon=3, series_id=("shop",)))
 
 
 # --- features ----------------------------------------------------------------------------------
@@ -127,7 +129,7 @@ def test_series_with_one_row_is_dropped_and_reported():
 @needs_data
 def test_lags_include_the_daily_cycle_for_hourly_demand(shared):
     df = pd.read_csv(shared / "nyc_energy_validation.csv")
-    data = setup.prepare_forecast(df, "demand", config(time_column="timeStamp", horizon=48))
+    data = series.prepare_forecast(df, "demand", config(time_column="timeStamp", horizon=48))
     plan = features.plan_features(data.panel, data.freq, data.season, 48, None)
     assert set(range(1, 25)) <= set(plan.lags) and 48 in plan.lags  # two days back is strongly correlated
     assert plan.date_features == ("hour", "dayofweek", "dayofyear") and 24 in plan.windows
@@ -155,11 +157,11 @@ def test_past_only_column_is_lagged_by_the_horizon_and_never_leaks():
 @needs_data
 def test_row_number_column_is_left_out_unless_the_user_keeps_it(shared):
     df = pd.read_csv(shared / "bike_share_daily.csv")
-    data = setup.prepare_forecast(df, "cnt", config(time_column="date", horizon=14))
+    data = series.prepare_forecast(df, "cnt", config(time_column="date", horizon=14))
     kept = data.future_columns + data.past_columns + data.static_columns
     assert "instant" not in kept and "temp" in kept
     assert any("row-number column(s) left out of the features: instant" in n for n in data.notes)
-    data = setup.prepare_forecast(df, "cnt", config(time_column="date", horizon=14, column_roles={"instant": "numeric"}))
+    data = series.prepare_forecast(df, "cnt", config(time_column="date", horizon=14, column_roles={"instant": "numeric"}))
     assert "instant" in data.future_columns + data.past_columns
     assert not any("row-number" in n for n in data.notes)
 
@@ -189,12 +191,12 @@ def test_default_windows_cover_about_140_rows_within_the_latest_half_of_a_series
 
 def test_metrics_against_hand_computed_values():
     y, f = np.array([100.0, 200.0, 0.0]), np.array([110.0, 180.0, 0.0])
-    assert scoring.smape(y, f) == pytest.approx(100 * (20 / 210 + 40 / 380 + 0) / 3)
-    assert scoring.mape(y, f) == pytest.approx(100 * (0.1 + 0.1) / 2)  # the zero actual is left out
-    assert scoring.seasonal_scale(np.array([1.0, 2, 3, 5, 6, 8]), 2) == pytest.approx(np.mean([2, 3, 3, 3]))
+    assert accuracy.smape(y, f) == pytest.approx(100 * (20 / 210 + 40 / 380 + 0) / 3)
+    assert accuracy.mape(y, f) == pytest.approx(100 * (0.1 + 0.1) / 2)  # the zero actual is left out
+    assert accuracy.seasonal_scale(np.array([1.0, 2, 3, 5, 6, 8]), 2) == pytest.approx(np.mean([2, 3, 3, 3]))
     scored = pd.DataFrame({"unique_id": "s", "fold": [0, 0, 1, 1], "step": [1, 2, 1, 2], "y": [10.0, 12, 14, 16],
                            "yhat": [11.0, 12, 13, 18], "scale": [2.0, 2, 2, 2]})
-    m = scoring.score(scored)
+    m = accuracy.score(scored)
     assert m["mae"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt(6 / 4))
     assert m["normalized_root_mean_squared_error"] == pytest.approx(np.sqrt(6 / 4) / 6)
     assert m["mase"] == pytest.approx(np.mean([0.5 / 2, 1.5 / 2]))
@@ -204,7 +206,7 @@ def test_metrics_against_hand_computed_values():
 def test_a_series_enters_a_window_only_with_history_for_a_season_and_the_longest_lag():
     assert min_history(12, (1, 2, 12, 24), (3, 12), pd.Series([123, 68]), 12) == 25
     assert min_history(1, (1, 2, 3), (3,), pd.Series([44]), 3) == 4
-    assert min_history(52, (1, 52), (), pd.Series([40]), 8) == setup.MIN_TRAIN_ROWS  # none is that long
+    assert min_history(52, (1, 52), (), pd.Series([40]), 8) == series.MIN_TRAIN_ROWS  # none is that long
     panel = pd.DataFrame({"unique_id": ["long"] * 40 + ["short"] * 14, "ds": 0, "y": 1.0})
     train, window = split(panel, Folds(3, 4, 4, min_train=10), 0)
     assert set(window["unique_id"]) == {"long"}          # "short" has 2 rows before its earliest window
@@ -225,7 +227,7 @@ def test_conformal_widths_cover_and_grow_with_the_step():
     steps = np.tile(np.arange(1, 5), n // 4)
     scored = pd.DataFrame({"unique_id": "s", "fold": 0, "step": steps, "y": rng.normal(0, steps, n), "yhat": 0.0,
                            "scale": 1.0})
-    widths = scoring.conformal_quantiles(scored, 4)
+    widths = accuracy.conformal_quantiles(scored, 4)
     assert np.all(np.diff(widths["80"]) >= 0) and np.all(np.array(widths["95"]) > np.array(widths["80"]))
     inside = np.abs(scored["y"]) <= np.array(widths["80"])[steps - 1]
     assert 0.75 < inside.mean() < 0.85
@@ -240,26 +242,26 @@ def test_ensemble_weights_prefer_a_blend_of_complementary_forecasts():
 
 def test_test_fraction_holds_out_the_end_of_every_series():
     df = pd.concat([_daily(40, shop="a"), _daily(20, shop="b")], ignore_index=True)
-    data = setup.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",), test_size=0.25))
+    data = series.prepare_forecast(df, "y", config(time_column="t", horizon=3, series_id=("shop",), test_size=0.25))
     assert data.test.groupby("unique_id")["y"].agg(list).to_dict() == {"a": list(range(30, 40)), "b": list(range(15, 20))}
     assert data.panel.groupby("unique_id").size().to_dict() == {"a": 30, "b": 15}
     with pytest.raises(AutoMLInputError, match="smaller test fraction"):
-        setup.prepare_forecast(df, "y", config(time_column="t", horizon=12, series_id=("shop",), test_size=0.5))
+        series.prepare_forecast(df, "y", config(time_column="t", horizon=12, series_id=("shop",), test_size=0.5))
 
 
 @needs_data
 def test_arima_validation_windows_reuse_the_models_fit_on_the_earliest_one(shared):
-    from automl_core.forecast import models
-    data = setup.prepare_forecast(pd.read_csv(shared / "healthexp.csv"), "Life_Expectancy",
+    from automl_core.forecast import families
+    data = series.prepare_forecast(pd.read_csv(shared / "healthexp.csv"), "Life_Expectancy",
                                   config(time_column="Year", horizon=3, series_id=("Country",)))
     plan = features.plan_features(data.panel, data.freq, data.season, 3, None)
-    problem = models.Problem(data.freq, data.season, 3, plan, (), (), (), True)
+    problem = families.Problem(data.freq, data.season, 3, plan, (), (), (), True)
     panel, folds = data.panel[["unique_id", "ds", "y"]], Folds(3, 3, 3)
-    once = models.FitOnce("auto_arima", problem)
+    once = families.FitOnce("auto_arima", problem)
     uids = sorted(panel["unique_id"].unique())
     train, window = split(panel[panel["unique_id"] != uids[-1]], folds, 0)
     first, _ = once.forecast(train, window)
-    fresh = models.predict(models.fit("auto_arima", {}, train, problem), "auto_arima", 3, None)
+    fresh = families.predict(families.fit("auto_arima", {}, train, problem), "auto_arima", 3, None)
     both = first.merge(fresh, on=["unique_id", "ds"], suffixes=("", "_fresh"))
     assert len(both) == len(window) == 3 * (len(uids) - 1)
     assert np.allclose(both["yhat"], both["yhat_fresh"], rtol=1e-6)   # forward on its own data = the fit's forecast

@@ -9,12 +9,12 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from automl_core import guardrails as gr
+from automl_core.understand import guardrails as gr
 from automl_core.config import AutoMLConfig
-from automl_core.featurize import build_featurizer
-from automl_core.leakage import probe
-from automl_core.metrics import resolve_metric, score_all
-from automl_core.prepare import prepare
+from automl_core.prepare.featurize import build_featurizer
+from automl_core.understand.leakage import probe
+from automl_core.models.metrics import resolve_metric, score_all
+from automl_core.prepare.tables import prepare
 from shared_data import DATASETS, needs_data
 
 pytestmark = needs_data

@@ -6,7 +6,7 @@ import pytest
 from automl_core import AutoML
 from automl_core.config import AutoMLConfig
 from automl_core.experiment import run_experiment
-from automl_core.explain import load_explanation
+from automl_core.understand.explain import load_explanation
 from shared_data import DATASETS, needs_data
 from storage import Store
 
@@ -14,10 +14,10 @@ pytestmark = needs_data
 
 
 def test_data_guardrails_are_stored_before_the_search_and_get_the_validation_plan(private_store) -> None:
-    from automl_core.insights import DataChecks
-    from automl_core.metrics import resolve_metric
-    from automl_core.prepare import prepare
-    from automl_core.results import Event
+    from automl_core.understand.insights import DataChecks
+    from automl_core.models.metrics import resolve_metric
+    from automl_core.prepare.tables import prepare
+    from automl_core.search.results import Event
 
     store = Store(private_store)
     exp_id = store.create_experiment("hardware", dataset_id=None, task="regression", metric="rmse", config={})

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from automl_core.errors import AutoMLInputError
-from automl_core.reader import CsvSettings, read_table, sniff_csv, validate_training_frame
+from automl_core.io.reader import CsvSettings, read_table, sniff_csv, validate_training_frame
 
 
 from shared_data import DATASETS, needs_data

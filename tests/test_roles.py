@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from automl_core.errors import AutoMLInputError
-from automl_core.reader import read_table
-from automl_core.roles import clean_frame, infer_roles, parse_datetime_column
-from automl_core.schema import ColumnInfo, Role
+from automl_core.io.reader import read_table
+from automl_core.prepare.roles import clean_frame, infer_roles, parse_datetime_column
+from automl_core.prepare.schema import ColumnInfo, Role
 
 
 from shared_data import DATASETS, needs_data

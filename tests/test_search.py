@@ -11,11 +11,11 @@ from sklearn.ensemble import StackingClassifier, VotingClassifier
 
 from automl_core import AutoML, AutoMLConfig, AutoMLInputError
 from automl_core import automl as automl_module
-from automl_core.ensemble import stack_features
-from automl_core.finalize import FinalChoice, fit_final, label_order, member_predictions
-from automl_core.models import FAMILIES, load_portfolio, select_families
-from automl_core.scheduler import Scheduler
-from automl_core.schema import Task
+from automl_core.search.ensemble import stack_features
+from automl_core.search.finalize import FinalChoice, fit_final, label_order, member_predictions
+from automl_core.models.families import FAMILIES, load_portfolio, select_families
+from automl_core.search.scheduler import Scheduler
+from automl_core.prepare.schema import Task
 
 
 def test_scheduler_skips_warm_starts_that_do_not_fit_the_time_left():

@@ -13,10 +13,10 @@ import joblib
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from automl_core import limits
-from automl_core.artifacts import save_model, sha256_file
+from automl_core.io import limits
+from automl_core.export.artifacts import save_model, sha256_file
 from automl_core.errors import AutoMLInputError
-from automl_core.reader import read_table
+from automl_core.io.reader import read_table
 from studio.safe import md, safe_filename
 from studio_fixtures import REPO, app, texts  # noqa: F401  (fixture)
 

@@ -19,8 +19,8 @@ import pytest
 
 import storage
 from automl_core.errors import AutoMLInputError
-from automl_core.results import Event, TrialResult
-from automl_core.schema import ColumnInfo, Role
+from automl_core.search.results import Event, TrialResult
+from automl_core.prepare.schema import ColumnInfo, Role
 from shared_data import DATASETS as DATA
 from storage import Store, migrations
 from storage._codec import dumps, to_jsonable
@@ -374,7 +374,7 @@ def test_mark_interrupted_after_a_dead_process(tmp_path: Path) -> None:
     out = _run_python("""
         import sys
         from storage import Store
-        from automl_core.results import TrialResult
+        from automl_core.search.results import TrialResult
         s = Store(sys.argv[1])
         a = s.create_experiment("a", dataset_id=None, task="binary", metric="roc_auc", config={})
         b = s.create_experiment("b", dataset_id=None, task="binary", metric="roc_auc", config={})
@@ -478,7 +478,7 @@ def test_sigkill_while_writing_keeps_the_file_and_committed_rows(tmp_path: Path)
     code = """
         import sys
         from storage import Store
-        from automl_core.results import Event, TrialResult
+        from automl_core.search.results import Event, TrialResult
         s = Store(sys.argv[1])
         eid = s.create_experiment("crash", dataset_id=None, task="binary", metric="roc_auc", config={})
         s.set_status(eid, "running")
@@ -525,7 +525,7 @@ def test_sigkill_while_writing_keeps_the_file_and_committed_rows(tmp_path: Path)
 _WRITER = """
     import sys
     from storage import Store
-    from automl_core.results import Event, TrialResult
+    from automl_core.search.results import Event, TrialResult
     s = Store(sys.argv[1])
     # A small checkpoint threshold: kills also land while the WAL is folded into the file.
     s._live().conn.execute("SET checkpoint_threshold = '256KB'")

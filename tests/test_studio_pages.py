@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from automl_core.results import TrialResult
+from automl_core.search.results import TrialResult
 
 from studio_fixtures import APP, app, stop_all_jobs, status_word, texts, wait_for  # noqa: F401  (fixture)
 

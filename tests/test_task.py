@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from automl_core.errors import AutoMLInputError
-from automl_core.reader import read_table
-from automl_core.schema import Task
-from automl_core.task import detect_task, prepare_target
+from automl_core.io.reader import read_table
+from automl_core.prepare.schema import Task
+from automl_core.prepare.task import detect_task, prepare_target
 
 
 from shared_data import DATASETS, needs_data

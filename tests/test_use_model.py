@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from automl_core import AutoML
-from automl_core.checks import check_input
-from automl_core.predict import load_model, predict_frame, version_warnings
-from automl_core.reader import read_table
+from automl_core.export.drift_checks import check_input
+from automl_core.export.predict import load_model, predict_frame, version_warnings
+from automl_core.io.reader import read_table
 
 from studio_fixtures import app  # noqa: F401  (fixture)
 
@@ -89,7 +89,7 @@ def test_batches_and_column_order_do_not_change_predictions(bank):
 @pytest.mark.parametrize("rows", ["all", "one", "odd", "tokens", "records"])
 def test_fast_featurize_equals_the_pipeline(bank, shared, rows):
     from scipy import sparse
-    from automl_core.batch_featurize import featurize
+    from automl_core.prepare.batch_featurize import featurize
     model, _ = load_model(bank[0] / "model.joblib")
     test = bank[3]
     frame = {"all": test, "one": test.head(1), "odd": odd(test)}.get(rows)
@@ -235,7 +235,7 @@ def test_rest_predicts_like_the_cli_and_explains_problems(bank, server):
 
 def test_onnx_export_matches_joblib_with_the_shipped_preparation(bank):
     import onnxruntime as ort
-    from automl_core.onnx_export import export_onnx
+    from automl_core.export.onnx import export_onnx
     model, card = load_model(bank[0] / "model.joblib")
     valid = read_table(bank[2]).drop(columns="y")
     result = export_onnx(model, card, valid)
@@ -252,7 +252,7 @@ def test_onnx_export_matches_joblib_with_the_shipped_preparation(bank):
 
 @pytest.mark.slow
 def test_onnx_says_why_a_date_model_cannot_convert(shared):
-    from automl_core.onnx_export import export_onnx
+    from automl_core.export.onnx import export_onnx
     taxis = read_table(shared / "nyc_taxis.csv").head(800)
     automl = AutoML(time_budget=30, max_trials=1, allowed_models="lightgbm", ensembles=False, seed=0).fit(taxis, target="total")
     result = export_onnx(automl.model_, automl.card_, taxis.head(50))
@@ -262,7 +262,7 @@ def test_onnx_says_why_a_date_model_cannot_convert(shared):
 # --- generated code --------------------------------------------------------------------------------
 
 def run_generated(model_dir: Path, python: str, data: Path, *extra: str) -> dict:
-    from automl_core.codegen import generate
+    from automl_core.export.codegen import generate
     model, card = load_model(model_dir / "model.joblib")
     code = generate(model, card)
     work = model_dir.parent / f"code-{Path(python).parent.parent.name}"
@@ -298,7 +298,7 @@ def test_generated_code_in_a_fresh_venv_gets_the_same_score(bank, tmp_path):
     env = tmp_path / "fresh"
     venv.EnvBuilder(with_pip=True).create(env)
     python = str(env / "bin" / "python")
-    from automl_core.codegen import generate
+    from automl_core.export.codegen import generate
     model, card = load_model(bank[0] / "model.joblib")
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(generate(model, card).requirements_txt)
@@ -309,9 +309,9 @@ def test_generated_code_in_a_fresh_venv_gets_the_same_score(bank, tmp_path):
 
 @pytest.mark.slow
 def test_an_ensemble_is_checked_scored_and_exported(shared, tmp_path):
-    from automl_core.codegen import generate
+    from automl_core.export.codegen import generate
     from automl_core.errors import AutoMLInputError
-    from automl_core.onnx_export import export_onnx
+    from automl_core.export.onnx import export_onnx
     train = read_table(shared / "bank_marketing_train.csv").head(6000)
     # a fixed trial count makes the run reproducible; with these settings the Caruana ensemble wins.
     # HistGradientBoosting does not convert to ONNX (skl2onnx), so it is left out of this ensemble.

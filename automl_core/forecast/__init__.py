@@ -20,16 +20,16 @@ def is_forecasting(config: AutoMLConfig) -> bool:
 
 def prepare_forecasting(train: Any, target: str, config: AutoMLConfig, *, test_data: Any = None,
                         validation_data: Any = None) -> Any:
-    """Read and check a forecasting table (the forecasting branch of ``automl_core.prepare.prepare``)."""
-    from ..prepare import load_table
-    from .setup import prepare_forecast
+    """Read and check a forecasting table (the forecasting branch of ``automl_core.prepare.tables.prepare``)."""
+    from ..io.reader import load_table
+    from .series import prepare_forecast
     test = load_table(test_data, "test") if test_data is not None else None
     valid = load_table(validation_data, "validation") if validation_data is not None else None
     return prepare_forecast(load_table(train, "training"), target, config, test=test, validation=valid)
 
 
 def predict_forecast(model: dict, card: dict, df: Any) -> Any:
-    """The forecasting branch of ``automl_core.predict.predict_frame``: forecasts for each row."""
+    """The forecasting branch of ``automl_core.export.predict.predict_frame``: forecasts for each row."""
     from .bundle import forecast_table
     out, notes = forecast_table(model, df)
     out.attrs["notes"] = notes

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..artifacts import clean_json
+from ..export.artifacts import clean_json
 from ..errors import AutoMLInputError
-from . import models
+from . import families
 from .features import FeaturePlan, future_frame
-from .scoring import error_by_step, score, seasonal_scale
-from .setup import DS, ID, SEP, Y, ForecastData, long_frame
-from .validation import member_names
+from .accuracy import error_by_step, score, seasonal_scale
+from .series import DS, ID, SEP, Y, ForecastData, long_frame
+from .windows import member_names
 
 FORMAT = "automl-studio-forecast/1"
 LEVELS = (80, 95)
@@ -60,8 +60,8 @@ def _plan(bundle: dict) -> FeaturePlan:
                        int(plan["past_lag"]))
 
 
-def _problem(bundle: dict) -> models.Problem:
-    return models.Problem(bundle["freq"], bundle["season"], bundle["horizon"], _plan(bundle),
+def _problem(bundle: dict) -> families.Problem:
+    return families.Problem(bundle["freq"], bundle["season"], bundle["horizon"], _plan(bundle),
                           tuple(bundle["static_columns"]), tuple(bundle["future_columns"]),
                           tuple(bundle["past_columns"]), bool(bundle.get("nonnegative")))
 
@@ -99,11 +99,11 @@ def forecast(bundle: dict, wanted: pd.DataFrame, history: pd.DataFrame | None = 
                         tuple(bundle["static_columns"]))
     total = None
     for name, fitted in bundle["models"].items():
-        pred = models.predict(fitted, bundle["families"][name], h, X_df, history,
+        pred = families.predict(fitted, bundle["families"][name], h, X_df, history,
                               _problem(bundle)).set_index([ID, DS])["yhat"]
         total = pred * bundle["weights"][name] if total is None else total + pred * bundle["weights"][name]
     keyed = pd.MultiIndex.from_arrays([out[ID], pd.to_datetime(out[DS])])
-    out["prediction"] = models.clip(pd.Series(total.reindex(keyed).to_numpy(), index=out.index),
+    out["prediction"] = families.clip(pd.Series(total.reindex(keyed).to_numpy(), index=out.index),
                                     bool(bundle.get("nonnegative")))
     if bundle["horizon"] < h:
         notes.append(f"forecasting {h} steps ahead, beyond the {bundle['horizon']}-step horizon the model was "
@@ -191,7 +191,7 @@ def forecast_latest(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[
 
     Returns one row per series and step (series, timestamp, step, prediction, intervals) and notes.
     """
-    from .setup import regularise
+    from .series import regularise
     cols = [c for c in (*bundle["future_columns"], *bundle["past_columns"], *bundle["static_columns"]) if c in df.columns]
     rows = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), cols,
                       need_target=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AutoMLInputError
-from .setup import DS, ID, Y
+from .series import DS, ID, Y
 
 MAX_LAGS = 24
 HOLIDAY = "holiday"

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AutoMLInputError
-from ..metrics import resolve_metric
-from ..predictions import Predictions
-from ..results import TrialResult
-from ..search import Clock, Emitter, SearchResult, start_pool
-from . import models
+from ..models.metrics import resolve_metric
+from ..understand.predictions import Predictions
+from ..search.results import TrialResult
+from ..search.loop import Clock, Emitter, SearchResult, start_pool
+from . import families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
-from .scoring import conformal_quantiles
-from .setup import ForecastData
-from .validation import (Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, min_history, refit,
+from .accuracy import conformal_quantiles
+from .series import ForecastData
+from .windows import (Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, min_history, refit,
                          run_trial)
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
@@ -54,7 +54,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     plan = plan_features(data.panel, data.freq, data.season, data.horizon, cfg.country)
     folds = Folds(cfg.cv_folds or default_folds(data.horizon, step, lengths), step, data.horizon,
                   min_history(data.season, plan.lags, plan.windows, lengths, data.horizon))
-    problem = models.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
+    problem = families.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
                              data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
     automl.prepared_, automl.task_, automl.metric_ = data, data.task, metric
     automl.validation_ = _Plan(folds.describe(lengths), folds.n)
@@ -118,11 +118,11 @@ class _Plan:
         self.description, self.n_splits, self.kind = description, n_splits, "rolling-origin"
 
 
-def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: Any, clock: Clock, emit: Emitter,
+def _search(path: str, problem: families.Problem, n_rows: int, cfg: Any, metric: Any, clock: Clock, emit: Emitter,
             stop_event: threading.Event, pools: list[Any], n_workers: int,
             first_trial_id: int) -> tuple[list[TrialResult], dict[int, pd.DataFrame], str, bool]:
     allowed = set(cfg.allowed_models or ()) or None
-    queue = [(f, p) for f, p in models.portfolio(problem, n_rows)
+    queue = [(f, p) for f, p in families.portfolio(problem, n_rows)
              if (allowed is None or f in allowed) and f not in cfg.blocked_models]
     rng = np.random.default_rng(cfg.seed)
     sampling = (allowed is None or "lgbm_lags" in allowed) and "lgbm_lags" not in cfg.blocked_models
@@ -151,7 +151,7 @@ def _search(path: str, problem: models.Problem, n_rows: int, cfg: Any, metric: A
             if trials and clock.remaining() - reserve <= 1.0:
                 reason = "time budget reached"
                 break
-            family, params = queue.pop(0) if queue else models.sample_params(rng)
+            family, params = queue.pop(0) if queue else families.sample_params(rng)
             emit("trial_started", None, trial_id=next_id, family=family, params=params)
             future = pools[0].submit(run_trial, path, next_id, family, params, 1, cfg.seed)
             running[future] = (next_id, family, params, clock.elapsed())
@@ -221,7 +221,7 @@ def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: 
         top = {t.trial_id: scored[t.trial_id] for t in ok[:ENSEMBLE_TOP]}
         weights = ensemble_weights(top, metric.name, metric.greater_is_better)
         if len(weights) >= 2:
-            from .scoring import score
+            from .accuracy import score
             blend = _blend(scored, None, weights)
             metrics = score(blend)
             value = metrics.get(metric.name)
@@ -229,7 +229,7 @@ def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: 
                 by_id = {t.trial_id: t for t in ok}
                 trial_id = max(t.trial_id for t in trials) + 1
                 ids = list(weights)
-                note = " + ".join(f"{weights[i]:.2f} x #{i} {models.LABELS.get(by_id[i].family, by_id[i].family)}"
+                note = " + ".join(f"{weights[i]:.2f} x #{i} {families.LABELS.get(by_id[i].family, by_id[i].family)}"
                                   for i in ids)
                 result = TrialResult(trial_id, "ensemble", {"members": ids, "weights": [weights[i] for i in ids]},
                                      "ok", value, metrics, sum(by_id[i].fit_seconds for i in ids), 0.0,

@@ -1,0 +1,217 @@
+"""Forecasting model families: baselines and statistical models (statsforecast, one fit per series)
+and LightGBM / linear models on lag features (mlforecast, one global model across series).
+
+A family is a name plus plain-dict parameters; ``fit`` returns the library's own fitted object
+(``StatsForecast`` or ``MLForecast``), which is what the saved model holds, so it forecasts in any
+Python that has those public packages.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .features import FeaturePlan, model_frame
+from .series import DS, ID, Y
+
+STATS = ("naive", "seasonal_naive", "drift", "auto_ets", "auto_theta", "auto_arima", "mstl")
+LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "drift": "Random walk with drift", "auto_ets": "AutoETS",
+          "auto_theta": "AutoTheta", "auto_arima": "AutoARIMA", "mstl": "MSTL (multiple seasonalities)",
+          "lgbm_lags": "LightGBM on lags (global)", "linear_lags": "Linear on lags (global)",
+          "ensemble": "Ensemble of forecasts"}
+#: AutoARIMA's order search grows fast with the series length; it sees only the latest rows.
+ARIMA_MAX_ROWS = 1000
+#: ... and at most this many seasons of them (at least 300 rows). A weekly series with a yearly
+#: season (m=52) took 275 s per fit on 8 seasons (416 rows) and 40 s on 300 rows (co2_mauna_loa_weekly,
+#: last 3 windows: MASE 0.229 on 300 rows, 0.225 on 260, 0.227 on 416 with seasonal orders <= 1).
+ARIMA_SEASONS = 5
+STATS_MAX_ROWS = 4_000
+#: Lag models train on at most this many of the latest rows (over all series): years of hourly
+#: history add little over the last two, and cost minutes on a busy 2-core machine.
+ML_MAX_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What every family needs to know about the data (plain data, shipped to the workers)."""
+
+    freq: str
+    season: int
+    horizon: int
+    plan: FeaturePlan
+    static: tuple[str, ...]
+    future: tuple[str, ...]
+    past: tuple[str, ...]
+    nonnegative: bool = False        # the history never goes below 0: neither do the forecasts
+
+
+def portfolio(problem: Problem, n_rows: int) -> list[tuple[str, dict[str, Any]]]:
+    """The first trials, fast and diverse first: baselines, lag models, then statistical models."""
+    m = problem.season
+    trials: list[tuple[str, dict[str, Any]]] = [("seasonal_naive", {}) if m > 1 else ("naive", {})]
+    if m > 1:
+        trials.append(("naive", {}))
+    # Order from the bench's per-family runs (bench/bench_forecast.py): each of these was the best
+    # single family on at least one shared set; AutoARIMA (capped at ARIMA_MAX_ROWS) before the rest.
+    trials += [
+        ("lgbm_lags", {"transform": "none", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
+        ("lgbm_lags", {"transform": "diff", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
+        ("linear_lags", {"transform": "diff", "alpha": 1.0}),
+        ("linear_lags", {"transform": "none", "alpha": 1.0}),
+        ("auto_theta", {}), ("auto_ets", {}), ("auto_arima", {}), ("drift", {}),
+        ("lgbm_lags", {"transform": "scale", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31}),
+    ]
+    if m >= 24:  # hourly data has a daily and a weekly cycle
+        trials.append(("mstl", {}))
+    return trials
+
+
+def sample_params(rng: np.random.Generator) -> tuple[str, dict[str, Any]]:
+    """A random LightGBM-on-lags configuration, for the trials after the portfolio."""
+    return "lgbm_lags", {
+        "transform": str(rng.choice(["none", "diff", "scale"])),
+        "n_estimators": int(rng.choice([150, 300, 600])),
+        "learning_rate": float(rng.choice([0.02, 0.05, 0.1])),
+        "num_leaves": int(rng.choice([7, 15, 31, 63])),
+        "min_child_samples": int(rng.choice([5, 10, 20, 40])),
+        "colsample_bytree": float(rng.choice([0.6, 0.8, 1.0])),
+    }
+
+
+# --- statistical models ----------------------------------------------------------------------------
+
+def _stats_model(family: str, problem: Problem) -> Any:
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
+    m = problem.season
+    if family == "naive":
+        return Naive(alias=family)
+    if family == "drift":
+        return RandomWalkWithDrift(alias=family)
+    if family == "seasonal_naive":
+        return SeasonalNaive(season_length=m, alias=family)
+    if family == "auto_ets":
+        return AutoETS(season_length=m, alias=family)
+    if family == "auto_theta":
+        return AutoTheta(season_length=m, alias=family)
+    if family == "auto_arima":
+        return AutoARIMA(season_length=m, alias=family)
+    if family == "mstl":
+        return MSTL(season_length=[m, 7 * m], trend_forecaster=AutoETS(model="ZZN"), alias=family)
+    raise ValueError(f"unknown statistical family {family}")
+
+
+def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
+    if family == "auto_arima":
+        rows = min(ARIMA_MAX_ROWS, max(ARIMA_SEASONS * season, 300))
+    else:
+        rows = max(STATS_MAX_ROWS, 3 * season + 10) if family != "mstl" else max(STATS_MAX_ROWS, 3 * 7 * season)
+    return train.groupby(ID, sort=False).tail(rows)[[ID, DS, Y]]
+
+
+# --- lag models ------------------------------------------------------------------------------------
+
+def _lag_model(family: str, params: dict[str, Any], threads: int, seed: int) -> Any:
+    if family == "lgbm_lags":
+        import lightgbm as lgb
+        keys = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "colsample_bytree")
+        return lgb.LGBMRegressor(**{k: params[k] for k in keys if k in params}, n_jobs=threads,
+                                 random_state=seed, verbose=-1)
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), Ridge(alpha=float(params.get("alpha", 1.0))))
+
+
+def _mlforecast(family: str, params: dict[str, Any], problem: Problem, threads: int, seed: int) -> Any:
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean, RollingStd
+    from mlforecast.target_transforms import Differences, LocalStandardScaler
+    plan = problem.plan
+    transform = params.get("transform", "none")
+    targets = {"diff": [Differences([1])], "scale": [LocalStandardScaler()]}.get(transform, [])
+    windows = {1: [t(window_size=w) for w in plan.windows for t in (RollingMean, RollingStd)]} if plan.windows else {}
+    return MLForecast(models={family: _lag_model(family, params, threads, seed)}, freq=problem.freq,
+                      lags=list(plan.lags), lag_transforms=windows, date_features=list(plan.date_features),
+                      target_transforms=targets, num_threads=1)
+
+
+def fit(family: str, params: dict[str, Any], train: pd.DataFrame, problem: Problem, threads: int = 1,
+        seed: int = 0) -> Any:
+    """Fit one family on the panel ``train`` (unique_id, ds, y, exogenous); returns the library object."""
+    if family in STATS:
+        from statsforecast import StatsForecast
+        sf = StatsForecast(models=[_stats_model(family, problem)], freq=problem.freq, n_jobs=1)
+        return sf.fit(_stats_input(family, train, problem.season))
+    per_series = max(ML_MAX_ROWS // max(train[ID].nunique(), 1), 3 * _keep(problem))
+    frame = model_frame(train.groupby(ID, sort=False).tail(per_series), problem.plan, problem.past)
+    forecaster = _mlforecast(family, params, problem, threads, seed)
+    forecaster.fit(frame, static_features=list(problem.static), dropna=True, keep_last_n=_keep(problem),
+                   fitted=False)
+    return forecaster
+
+
+#: Families whose later validation windows reuse the per-series models fit on the earliest window,
+#: run forward over each later window's longer history with the same orders and coefficients
+#: (statsforecast's cross_validation(refit=False)): AutoARIMA's order search is nearly all of its
+#: cost, and ten windows of it made a 12-trial search take 13 min on co2_mauna_loa_weekly.
+FIT_ONCE = ("auto_arima",)
+
+
+class FitOnce:
+    """Forecasts of successive validation windows (earliest first) from models fit once per series."""
+
+    def __init__(self, family: str, problem: Problem) -> None:
+        self.family, self.problem = family, problem
+        self.models: dict[Any, Any] = {}
+
+    def forecast(self, train: pd.DataFrame, window: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+        """(unique_id, ds, yhat for the ``window`` rows right after ``train``; seconds spent fitting)."""
+        from statsforecast import StatsForecast
+        history = _stats_input(self.family, train, self.problem.season)
+        new = history[~history[ID].isin(list(self.models))]
+        start = time.perf_counter()
+        if not new.empty:  # the first window, or series too short for the earlier ones
+            sf = StatsForecast(models=[_stats_model(self.family, self.problem)], freq=self.problem.freq, n_jobs=1)
+            sf.fit(new)
+            self.models.update(zip(sf.uids, sf.fitted_[:, 0]))
+        fit_s = time.perf_counter() - start
+        means = {uid: self.models[uid].forward(y=g[Y].to_numpy(float), h=self.problem.horizon)["mean"]
+                 for uid, g in history.groupby(ID, sort=False)}
+        out = window.sort_values([ID, DS])[[ID, DS]].reset_index(drop=True)
+        out["yhat"] = np.concatenate([means[uid][: len(g)] for uid, g in out.groupby(ID, sort=False)])
+        return out, fit_s
+
+
+def _keep(problem: Problem) -> int:
+    """History rows kept per series for recursive updates (longest lag or window, with room)."""
+    return int(max([*problem.plan.lags, *problem.plan.windows, 1]) + 2)
+
+
+def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None, history: pd.DataFrame | None = None,
+            problem: Problem | None = None) -> pd.DataFrame:
+    """unique_id, ds, yhat for the ``h`` steps after each series' end.
+
+    With ``history`` (newer data than the fit saw) the forecast starts from its end: statistical
+    models are refit on it (cheap), lag models take it as their new lags.
+    """
+    X = X_df if X_df is not None and X_df.shape[1] > 2 else None
+    if history is not None and problem is not None:
+        if family in STATS:
+            out = fitted.forecast(df=_stats_input(family, history, problem.season), h=h)
+        else:
+            frame = model_frame(history.groupby(ID, sort=False).tail(3 * _keep(problem)), problem.plan, problem.past)
+            out = fitted.predict(h=h, new_df=frame, X_df=X)
+    elif family in STATS:
+        out = fitted.predict(h=h)
+    else:
+        out = fitted.predict(h=h, X_df=X)
+    out = out.reset_index() if ID not in out.columns else out
+    return out[[ID, DS, family]].rename(columns={family: "yhat"})
+
+
+def clip(values: pd.Series | np.ndarray, nonnegative: bool) -> pd.Series | np.ndarray:
+    """Forecasts of a quantity that is never negative (sales, demand) are cut at 0."""
+    return values.clip(lower=0) if nonnegative and hasattr(values, "clip") else values

@@ -1,0 +1,148 @@
+"""Limits that keep one bad file or one runaway trial from taking the whole machine down.
+
+- File size: a table file may be at most ``AUTOML_MAX_FILE_MB`` MB (default 1024, the studio's
+  ``server.maxUploadSize``), checked before a byte is read.
+- Memory to read: before a file is parsed, the memory it will take is estimated from its size or
+  its own metadata (Parquet row counts, the unpacked size of an Excel workbook). More than half of
+  the memory available (``/proc/meminfo`` MemAvailable, or ``AUTOML_MEMORY_LIMIT_MB`` when set) is
+  refused with a message: a compressed bomb or a table too large for this machine never expands.
+- Columns: at most :data:`MAX_COLUMNS`.
+- Trial workers: each worker process gets an address-space limit (``RLIMIT_AS``), by default 90 % of
+  the machine's memory shared between the workers, or ``AUTOML_WORKER_MEMORY_MB`` (0 = no limit). A
+  trial that allocates past it gets a ``MemoryError`` (or its process dies) and fails alone. Workers
+  also run at niceness +5, so the studio's pages stay responsive while trials fill the cores.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import AutoMLInputError
+
+MAX_COLUMNS = 20_000
+DEFAULT_MAX_FILE_MB = 1024
+READ_SHARE = 0.5                 # of the available memory, for reading one table
+WORKER_SHARE = 0.9               # of the machine's memory, split between the trial workers
+# Bytes in memory per byte of file, by format: raw bytes held while parsing plus the frame
+# (text: numbers and short strings; JSON: Python dicts per record; Excel: openpyxl cell objects).
+TEXT_FACTOR = 3.0
+JSON_FACTOR = 8.0
+EXCEL_FACTOR = 5.0
+_MB = 2**20
+
+
+def max_file_bytes() -> int:
+    """The largest table file accepted (``AUTOML_MAX_FILE_MB``, default 1024 MB)."""
+    return int(_env_mb("AUTOML_MAX_FILE_MB", DEFAULT_MAX_FILE_MB) * _MB)
+
+
+def check_file_size(n_bytes: int, label: str) -> None:
+    """Refuse a file larger than :func:`max_file_bytes`, before it is read."""
+    limit = max_file_bytes()
+    if n_bytes > limit:
+        raise AutoMLInputError(f"'{label}' is {size_text(n_bytes)}, more than the {size_text(limit)} limit for a table file",
+                               "use a sample of the rows or save it as Parquet (smaller), "
+                               "or raise AUTOML_MAX_FILE_MB")
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may count on: ``AUTOML_MEMORY_LIMIT_MB``, else MemAvailable."""
+    if os.environ.get("AUTOML_MEMORY_LIMIT_MB"):
+        return int(_env_mb("AUTOML_MEMORY_LIMIT_MB", 0) * _MB)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total_memory()
+
+
+def total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024 * _MB
+
+
+def check_memory(estimate: float, label: str, how: str) -> None:
+    """Refuse to read a table whose estimated size in memory exceeds READ_SHARE of what is available.
+
+    Args:
+        estimate: bytes the table is expected to take once read.
+        label: the file name, for the message.
+        how: what the estimate is based on, in words (shown in the message).
+    """
+    room = available_memory() * READ_SHARE
+    if estimate > room:
+        raise AutoMLInputError(
+            f"'{label}' is too large for this machine's memory: reading it would take about {size_text(estimate)} "
+            f"({how}), and only {size_text(room)} can be spared",
+            "use a sample of the rows or fewer columns, or run on a machine with more memory")
+
+
+def check_columns(n_columns: int, label: str) -> None:
+    if n_columns > MAX_COLUMNS:
+        raise AutoMLInputError(f"'{label}' has {n_columns:,} columns, more than the {MAX_COLUMNS:,} supported",
+                               "keep the columns that matter (or check the delimiter: one long line is read as columns)")
+
+
+def worker_memory_limit(n_workers: int) -> int | None:
+    """Bytes of address space per trial worker, or None for no limit (``AUTOML_WORKER_MEMORY_MB=0``)."""
+    mb = _env_mb("AUTOML_WORKER_MEMORY_MB", -1)
+    if mb == 0:
+        return None
+    if mb > 0:
+        return int(mb * _MB)
+    # Address space counts reserved-but-unused memory too (thread stacks, allocator arenas): never
+    # less than 4 GB, which a worker with the ML libraries loaded stays well inside.
+    return max(4096 * _MB, int(total_memory() * WORKER_SHARE / max(n_workers, 1)))
+
+
+#: Trial workers run a little below normal priority: on a busy machine the process that serves the
+#: pages (the studio) and records results gets the CPU first; on an idle one nothing changes.
+WORKER_NICENESS = 5
+
+
+def prepare_worker(n_bytes: int | None) -> None:
+    """A trial worker's initializer: lower its priority a notch and cap its memory (RLIMIT_AS)."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
+    limit_this_process(n_bytes)
+
+
+def limit_this_process(n_bytes: int | None) -> None:
+    """Set RLIMIT_AS for the calling process. No-op off Linux/Unix."""
+    if not n_bytes:
+        return
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = n_bytes if hard == resource.RLIM_INFINITY else min(n_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def size_text(n_bytes: float) -> str:
+    """1536 -> '1.5 KB'; 3 * 2**30 -> '3.0 GB'."""
+    for unit, scale in (("GB", 2**30), ("MB", _MB), ("KB", 1024)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
+def _env_mb(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise AutoMLInputError(f"the setting {name}={text!r} is not a number of megabytes",
+                               f"set {name} to a number such as 1024") from None
+    if value < 0:
+        raise AutoMLInputError(f"the setting {name}={text!r} is negative", f"set {name} to 0 or more")
+    return value

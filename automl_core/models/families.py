@@ -1,0 +1,220 @@
+"""The model zoo: each family is a small declarative record (search space + estimator factory).
+
+Families are registered in one ordered list that refuses duplicates. The warm-start portfolio
+(configurations tried first) lives in ``portfolio.json`` beside this file, as data.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor, HistGradientBoostingClassifier,
+                              HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+from ..errors import AutoMLInputError
+from ..prepare.schema import Task
+
+if TYPE_CHECKING:  # workers never need optuna itself
+    import optuna
+
+# Boosting gets a generous cap; early stopping on validation picks the real number of trees.
+MAX_BOOSTING_ROUNDS = 3000
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    label: str                                      # for people: "LightGBM"
+    space: Callable[["optuna.Trial", Task], dict[str, Any]]
+    build: Callable[[dict[str, Any], Task, int, int], Any]  # (params, task, threads, seed) -> estimator
+    needs_scaling: bool = False
+    early_stopping: bool = False                    # fit() takes an eval set and reports best rounds
+    max_rows: int | None = None                     # beyond this the family is too slow to be worth it
+    relative_cost: float = 1.0                      # rough cost of a default trial, LightGBM = 1
+    dense_only: bool = False                        # cannot take a sparse matrix (text features)
+    # share of the ideal speed-up a fit gains from more threads (measured on diamonds, 2 cores:
+    # forests 2.0x, LightGBM / HistGradientBoosting 1.25x)
+    thread_scaling: float = 0.0
+
+
+def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    if not task.is_classification:
+        return {}
+    return {"class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"])}
+
+
+def _cw(params: dict[str, Any]) -> Any:
+    value = params.get("class_weight", "none")
+    return None if value in (None, "none") else value
+
+
+# --- LightGBM -------------------------------------------------------------------------------------
+
+def _lgbm_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 2, 100, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+        "reg_alpha": trial.suggest_float("reg_alpha", 1e-8, 10.0, log=True),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True),
+        **_class_weight(trial, task),
+    }
+
+
+def _lgbm_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    import lightgbm as lgb
+
+    p = {k: v for k, v in params.items() if k not in ("class_weight", "n_estimators")}
+    cls = lgb.LGBMClassifier if task.is_classification else lgb.LGBMRegressor
+    extra = {"class_weight": _cw(params)} if task.is_classification else {}
+    return cls(n_estimators=int(params.get("n_estimators", MAX_BOOSTING_ROUNDS)), subsample_freq=1,
+               n_jobs=threads, random_state=seed, verbose=-1, deterministic=True, force_col_wise=True,
+               **extra, **p)
+
+
+# --- scikit-learn's histogram gradient boosting ----------------------------------------------------
+
+def _hgb_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 4, 128, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, 100, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-8, 10.0, log=True),
+        "max_features": trial.suggest_float("max_features", 0.3, 1.0),
+        **_class_weight(trial, task),
+    }
+
+
+def _hgb_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    p = {k: v for k, v in params.items() if k != "class_weight"}
+    p.setdefault("max_iter", 1000)
+    if task.is_classification:
+        return HistGradientBoostingClassifier(early_stopping=True, n_iter_no_change=20, random_state=seed,
+                                              class_weight=_cw(params), **p)
+    return HistGradientBoostingRegressor(early_stopping=True, n_iter_no_change=20, random_state=seed, **p)
+
+
+# --- bagged trees ------------------------------------------------------------------------------------
+
+def _forest_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 50, 500, log=True),
+        "max_features": trial.suggest_float("max_features", 0.1, 1.0),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
+        **_class_weight(trial, task),
+    }
+
+
+def _forest_builder(classifier: type, regressor: type) -> Callable[..., Any]:
+    def build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+        p = {k: v for k, v in params.items() if k != "class_weight"}
+        if task.is_classification:
+            return classifier(n_jobs=threads, random_state=seed, class_weight=_cw(params), **p)
+        return regressor(n_jobs=threads, random_state=seed, **p)
+    return build
+
+
+# --- linear ------------------------------------------------------------------------------------------
+
+def _linear_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    if task.is_classification:
+        return {"C": trial.suggest_float("C", 1e-3, 100.0, log=True), **_class_weight(trial, task)}
+    kind = trial.suggest_categorical("kind", ["ridge", "elasticnet"])
+    params: dict[str, Any] = {"kind": kind, "alpha": trial.suggest_float("alpha", 1e-4, 100.0, log=True)}
+    if kind == "elasticnet":
+        params["l1_ratio"] = trial.suggest_float("l1_ratio", 0.05, 1.0)
+    return params
+
+
+def _linear_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    if task.is_classification:
+        return LogisticRegression(C=params.get("C", 1.0), class_weight=_cw(params), max_iter=2000)
+    if params.get("kind", "ridge") == "ridge":
+        return Ridge(alpha=params.get("alpha", 1.0), random_state=seed)
+    return ElasticNet(alpha=params.get("alpha", 1.0), l1_ratio=params.get("l1_ratio", 0.5),
+                      random_state=seed, max_iter=5000)
+
+
+# --- k nearest neighbours ----------------------------------------------------------------------------
+
+def _knn_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {
+        "n_neighbors": trial.suggest_int("n_neighbors", 3, 60, log=True),
+        "weights": trial.suggest_categorical("weights", ["uniform", "distance"]),
+        "p": trial.suggest_categorical("p", [1, 2]),
+    }
+
+
+def _knn_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    cls = KNeighborsClassifier if task.is_classification else KNeighborsRegressor
+    return cls(n_jobs=threads, **params)
+
+
+class _Registry(dict):
+    def add(self, family: ModelFamily) -> None:
+        if family.name in self:
+            raise ValueError(f"model family {family.name!r} registered twice")
+        self[family.name] = family
+
+
+FAMILIES: dict[str, ModelFamily] = _Registry()
+#: Leaderboard rows that are not a family's trial but an ensemble of trials (see ``finalize``).
+ENSEMBLE_KINDS = {"ensemble": "Ensemble (Caruana selection)", "stacking": "Stacking ensemble"}
+for _family in [
+    ModelFamily("lightgbm", "LightGBM", _lgbm_space, _lgbm_build, early_stopping=True, relative_cost=1.0,
+                thread_scaling=0.25),
+    ModelFamily("linear", "Linear (logistic / ridge / elastic net)", _linear_space, _linear_build,
+                needs_scaling=True, relative_cost=0.5),
+    ModelFamily("hist_gradient_boosting", "Histogram gradient boosting", _hgb_space, _hgb_build, relative_cost=1.5,
+                dense_only=True, thread_scaling=0.25),
+    ModelFamily("random_forest", "Random forest", _forest_space,
+                _forest_builder(RandomForestClassifier, RandomForestRegressor), relative_cost=3.0,
+                thread_scaling=0.9),
+    ModelFamily("extra_trees", "Extra trees", _forest_space,
+                _forest_builder(ExtraTreesClassifier, ExtraTreesRegressor), relative_cost=2.0,
+                thread_scaling=0.9),
+    ModelFamily("knn", "k-nearest neighbours", _knn_space, _knn_build, needs_scaling=True,
+                max_rows=50_000, relative_cost=1.0),
+]:
+    FAMILIES.add(_family)
+
+
+def _load_plugins() -> None:
+    """Extra families from modules named in AUTOML_EXTRA_FAMILIES (comma-separated).
+
+    Each module has ``register(registry)``. Set in the environment, so trial worker processes load
+    the same families as the search. Tests use it to inject trials that raise, crash or hang.
+    """
+    for name in filter(None, (m.strip() for m in os.environ.get("AUTOML_EXTRA_FAMILIES", "").split(","))):
+        module = importlib.import_module(name)
+        module.register(FAMILIES)
+
+
+_load_plugins()
+
+
+def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int) -> list[ModelFamily]:
+    """The families this experiment may try, in registry order."""
+    for name in (*(allowed or ()), *blocked):
+        if name not in FAMILIES:
+            raise AutoMLInputError(f"Unknown model '{name}'", f"use one of {', '.join(FAMILIES)}")
+    names = [n for n in FAMILIES if (allowed is None or n in allowed) and n not in blocked]
+    chosen = [FAMILIES[n] for n in names if FAMILIES[n].max_rows is None or n_rows <= FAMILIES[n].max_rows
+              or (allowed is not None and n in allowed)]
+    if not chosen:
+        raise AutoMLInputError("No model is left to try after the allowed / blocked lists",
+                               f"allow at least one of {', '.join(FAMILIES)}")
+    return chosen
+
+
+def load_portfolio() -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Warm-start configurations: {task kind: {family: [params, ...]}}, cheapest first."""
+    return json.loads((Path(__file__).with_name("portfolio.json")).read_text())

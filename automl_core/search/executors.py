@@ -1,0 +1,83 @@
+"""Where trials run: a local pool of worker processes, or a Dask cluster.
+
+Both look like a ``concurrent.futures`` executor to the search loop, which needs futures it can
+wait on with a deadline. Locally, loky worker processes load the training data from a file once and
+keep it; a hung or crashed trial is ended by killing the pool. On a cluster (a scheduler address),
+the training data is scattered to every worker once and trials are submitted through
+``Client.get_executor()``; a trial past its time limit is cancelled (Dask cannot kill a running task,
+so its worker stays busy until the fit returns).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from joblib.externals.loky import ProcessPoolExecutor
+
+from ..errors import AutoMLInputError
+from ..io.limits import prepare_worker, worker_memory_limit
+
+
+class LocalPool:
+    """Loky worker processes; ``shutdown(kill=True)`` ends running trials at once."""
+
+    kills_hung_trials = True
+
+    def __init__(self, n_workers: int) -> None:
+        # Each worker gets a memory (address-space) limit, so a runaway trial fails alone, and a lower
+        # priority than the studio serving pages (limits.prepare_worker).
+        self._executor = ProcessPoolExecutor(max_workers=n_workers, initializer=prepare_worker,
+                                             initargs=(worker_memory_limit(n_workers),))
+        for _ in range(n_workers):  # start the processes now, while the caller prepares data
+            self._executor.submit(os.getpid)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._executor.submit(fn, *args)
+
+    def data_arg(self, data_path: str) -> tuple:
+        return ()  # workers read the file themselves
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, kill_workers=True)
+
+
+class DaskPool:
+    """Trials on a Dask cluster; the training data travels to the workers once."""
+
+    kills_hung_trials = False
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - distributed is a runtime dependency
+            raise AutoMLInputError("Running trials on a Dask cluster needs the 'distributed' package",
+                                   "pip install 'dask[distributed]'") from exc
+        try:
+            self._client = Client(address, timeout=10, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise AutoMLInputError(f"Could not reach the Dask scheduler at {address} ({type(exc).__name__})",
+                                   "start the scheduler and workers, or check the address") from exc
+        self._executor = self._client.get_executor(pure=False)
+        self._scattered: dict[str, Any] = {}
+
+    @property
+    def n_workers(self) -> int:
+        return max(1, sum(w.get("nthreads", 1) for w in self._client.scheduler_info()["workers"].values()))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._executor.submit(fn, *args)
+
+    def data_arg(self, data_path: str) -> tuple:
+        """The training data as a scattered future, so workers need no shared file system."""
+        if data_path not in self._scattered:
+            import joblib
+            self._scattered[data_path] = self._client.scatter(joblib.load(data_path), broadcast=True)
+        return (self._scattered[data_path],)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False)
+        self._client.close()
+
+
+def make_pool(n_workers: int, dask_scheduler: str | None) -> LocalPool | DaskPool:
+    return DaskPool(dask_scheduler) if dask_scheduler else LocalPool(n_workers)

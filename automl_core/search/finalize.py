@@ -1,0 +1,269 @@
+"""The last steps of a run, inside the budget: ensembles on the leaderboard, the final choice, the refit.
+
+Ensembles are built from the out-of-fold predictions of the best trials (see ``ensemble``) and
+recorded as leaderboard rows of their own. The saved model is whichever row scores best on
+validation and can still be refit on all training rows in the time left: a single model's
+Pipeline, or a Pipeline ending in a weighted soft ``Voting*`` (Caruana selection) or a
+``Stacking*`` estimator (logistic regression / elastic net on the members' predictions). All of them
+are plain scikit-learn objects, so the saved file keeps loading without this repository.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch
+
+from . import ensemble as ens
+from ..models.metrics import Metric
+from ..models.families import ENSEMBLE_KINDS, FAMILIES
+from .results import TrialResult
+from ..prepare.schema import Task
+from .trial import RefitData, _limit_threads, model_steps, refit
+
+#: Fewer members for stacking: every member is refit, and the learner gains little past a handful.
+STACKING_MEMBERS = 6
+
+
+@dataclass
+class FinalChoice:
+    row: TrialResult                       # the leaderboard row of the saved model
+    members: list[TrialResult] = field(default_factory=list)  # for ensembles: the member trials
+    weights: list[float] = field(default_factory=list)
+    note: str = ""                         # why this one, when it is not simply the best row
+
+
+@dataclass
+class RefitCost:
+    """Seconds the steps after the search take, estimated from the trials' cross-validated fits."""
+
+    n_splits: int
+    n_rows: int
+    train_fold_rows: float
+    featurize_seconds: float = 0.0     # fitting the featurizer on all rows
+    n_validation_rows: int = 0
+    trial_threads: int = 1             # threads each search trial fit with
+    refit_threads: int = 1             # threads the final fits use (all cores unless the data is small)
+
+    def final_stage(self, trials: list[TrialResult], metric: Metric, ensembles: bool) -> float:
+        """Seconds to keep free at the end of the search: ensembles, the refit, scoring and saving."""
+        ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: metric.loss(t.score))
+        if not ok:
+            return 0.0
+        need = 1.5 * self.single(ok[0])
+        if ensembles and len(ok) > 1:
+            # building ensembles: a few metric evaluations per candidate and pick, on the validation rows
+            build = 0.5 + 2e-5 * self.n_validation_rows * ens.MAX_CANDIDATES
+            need = max(need, 1.3 * self.members(ok[:5]) + build)
+        return need + self.featurize_seconds + 1.5
+
+    def single(self, trial: TrialResult) -> float:
+        seconds = trial.fit_seconds / max(self.n_splits, 1) * (self.n_rows / max(self.train_fold_rows, 1.0))
+        family = FAMILIES.get(trial.family)
+        gain = 1.0 + (family.thread_scaling if family else 0.0) * (self.refit_threads / self.trial_threads - 1.0)
+        return seconds / max(gain, 1.0)
+
+    def members(self, trials: list[TrialResult]) -> float:
+        # members are refit one after another, each with every core (see ``fit_final``)
+        return sum(self.single(t) for t in trials)
+
+
+def ensemble_rows(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
+                  task: Task, pos_index: int, seed: int, next_id: int, label_order: np.ndarray | None,
+                  at: float) -> tuple[list[TrialResult], dict[int, np.ndarray]]:
+    """Caruana and stacking ensembles of the best trials, as leaderboard rows (ids from ``next_id``)."""
+    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    if len(ok) < 2:
+        return [], {}
+    pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
+    if len(pool) < 2:
+        return [], {}
+    by_id = {t.trial_id: t for t in ok}
+    rows: list[TrialResult] = []
+    preds: dict[int, np.ndarray] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        candidates = [ens.caruana(pool, [oof[i] for i in pool], y, metric, task, pos_index),
+                      ens.stacking(pool[:STACKING_MEMBERS], [oof[i] for i in pool[:STACKING_MEMBERS]], y, metric,
+                                   task, pos_index, seed, label_order)]
+    for cand in candidates:
+        if cand is None or not math.isfinite(cand.score):
+            continue
+        trial_id = next_id + len(rows)
+        members = [by_id[m] for m in cand.members]
+        params: dict[str, Any] = {"members": list(cand.members)}
+        if cand.weights:
+            params["weights"] = [round(w, 4) for w in cand.weights]
+        rows.append(TrialResult(trial_id, cand.kind, params, "ok", cand.score, cand.metrics,
+                                fit_seconds=round(sum(m.fit_seconds for m in members), 3), started_at=at,
+                                finished_at=at, note=_note(cand, members)))
+        preds[trial_id] = cand.oof
+    return rows, preds
+
+
+def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialResult], metric: Metric,
+           cost: RefitCost, seconds_left: float) -> FinalChoice:
+    """The best-scoring row that can be refit in the time left (the best single model always can).
+
+    ``seconds_left`` may include the budget's tolerance (the run may end a little past the budget).
+    """
+    by_id = {t.trial_id: t for t in trials}
+    note = ""
+    for row in sorted(ensembles, key=lambda r: metric.loss(r.score)):
+        if not metric.better(row.score, best.score):
+            break
+        members = [by_id[m] for m in row.params["members"]]
+        if cost.members(members) * 1.3 + cost.featurize_seconds + 0.5 <= seconds_left:
+            return FinalChoice(row, members, list(row.params.get("weights", [])))
+        note = (f"the {ENSEMBLE_KINDS[row.family].lower()} scored better but could not be refit in the "
+                f"{max(seconds_left, 0):.0f} s left; the best single model was saved")
+    return FinalChoice(best, note=note)
+
+
+def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], y_oof: np.ndarray,
+              label_order: np.ndarray | None, threads: int, seed: int, best: TrialResult | None = None,
+              cost: RefitCost | None = None, seconds_left: float = math.inf) -> tuple[Pipeline, FinalChoice]:
+    """Refit the chosen row on all training rows; return the Pipeline that is saved and what it is.
+
+    Ensemble members are fit one after another, best first, each with ``threads`` threads: side by
+    side in threads they took three times their estimate (california: 36.5 s for 12 s). Before each
+    member the time left is checked against its estimate, scaled by how far off the estimates of the
+    members already fit were; when the rest cannot be fit in ``seconds_left``, the best single model
+    (``best``) is saved instead, reusing its fit when it is already among the members.
+    """
+    if not choice.members:
+        return refit(data, choice.row.family, choice.row.params, threads, seed), choice
+    from ..prepare.featurize import build_featurizer
+    start = time.perf_counter()
+    y = data.y
+    voting = choice.row.family == "ensemble"
+    # a Voting classifier fits its members on label codes (explanations and exports rely on it)
+    codes = voting and data.task.is_classification
+    y_members = LabelEncoder().fit_transform(y) if codes else y
+    with _limit_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False, task=data.task, seed=seed)
+        Xf = featurizer.fit_transform(data.X, y)
+        fitted: list[tuple[str, Pipeline]] = []
+        estimated = actual = 0.0
+        for m in choice.members:
+            guess = cost.single(m) if cost is not None else 0.0
+            # estimates under a second are mostly fixed overhead: do not let them scale the rest
+            drift = max(1.0, actual / max(estimated, 1.0)) if fitted else 1.3
+            if fitted and time.perf_counter() - start + guess * drift > seconds_left:
+                reusable = [] if codes else fitted
+                return _fallback(data, choice, best, featurizer, reusable, threads, seed, len(fitted),
+                                 time.perf_counter() - start)
+            began = time.perf_counter()
+            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf)).fit(Xf, y_members)
+            fitted.append((f"trial_{m.trial_id}", member))
+            estimated, actual = estimated + guess, actual + time.perf_counter() - began
+        if voting:
+            model = _prefit_voting(fitted, Xf, y, data.task, choice.weights)
+        else:
+            model = _prefit_stacking(fitted, Xf, y, data.task, oof, choice, y_oof, label_order, seed)
+    return Pipeline([("features", featurizer), ("model", model)]), choice
+
+
+def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, featurizer: Any,
+              fitted: list[tuple[str, Pipeline]], threads: int, seed: int, n_fitted: int,
+              spent: float) -> tuple[Pipeline, FinalChoice]:
+    """The best single model, when an ensemble's members could not all be refit in time."""
+    best = best or choice.members[0]
+    note = (f"the {ENSEMBLE_KINDS[choice.row.family].lower()} scored better, but refitting its members took "
+            f"longer than estimated ({spent:.0f} s for {n_fitted} of {len(choice.members)}); "
+            "the best single model was saved")
+    done = dict(fitted)
+    if f"trial_{best.trial_id}" in done:
+        pipeline = Pipeline([("features", featurizer), *done[f"trial_{best.trial_id}"].steps])
+    else:
+        pipeline = refit(data, best.family, best.params, threads, seed)
+    return pipeline, FinalChoice(best, note=note)
+
+
+def _prefit_voting(fitted: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
+                   weights: list[float]) -> Any:
+    """A weighted soft Voting estimator around members already fit (classifiers on label codes)."""
+    cls = VotingClassifier if task.is_classification else VotingRegressor
+    extra = {"voting": "soft"} if task.is_classification else {}
+    model = cls([(name, FrozenEstimator(est)) for name, est in fitted], weights=weights, **extra).fit(Xf, y)
+    # unwrap, so that the saved file holds the members themselves, exactly as a plain fit leaves them
+    model.estimators = list(fitted)
+    model.estimators_ = [est for _, est in fitted]
+    model.named_estimators_ = Bunch(**dict(fitted))
+    return model
+
+
+def _prefit_stacking(fitted: list[tuple[str, Pipeline]], Xf: Any, y: np.ndarray, task: Task,
+                     oof: dict[int, np.ndarray], choice: FinalChoice, y_oof: np.ndarray,
+                     label_order: np.ndarray | None, seed: int) -> Any:
+    """A Stacking estimator around members fit on all rows, whose learner is fit on their
+    out-of-fold predictions (scikit-learn's own cv would refit every member k more times)."""
+    cls = StackingClassifier if task.is_classification else StackingRegressor
+    extra = {"stack_method": "predict_proba"} if task.is_classification else {}
+    stack = cls(fitted, final_estimator=ens.stacking_learner(task, seed), cv="prefit", **extra)
+    # "prefit" fits the learner on in-sample predictions, which would overfit: fit it on a few rows
+    # (every class present) to set the estimator up, then replace the learner by one fit out of fold.
+    stack.fit(Xf[_setup_rows(y)], y[_setup_rows(y)])
+    X_meta = ens.stack_features([oof[m.trial_id] for m in choice.members], task, label_order)
+    target = y_oof if label_order is None else np.argsort(label_order)[y_oof]
+    stack.final_estimator_ = ens.stacking_learner(task, seed).fit(X_meta, target)
+    return stack
+
+
+def _setup_rows(y: np.ndarray, n: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    picks = [rng.choice(len(y), min(n, len(y)), replace=False)]
+    if y.dtype.kind in "OUSb" or len(np.unique(y)) < 50:
+        picks += [np.flatnonzero(y == label)[:2] for label in np.unique(y)]
+    return np.unique(np.concatenate(picks))
+
+
+def label_order(classes: list[Any] | None, y_labels: np.ndarray) -> np.ndarray | None:
+    """For each class in scikit-learn's sorted order, its index in ``classes`` (None for regression)."""
+    if classes is None:
+        return None
+    lookup = {c: i for i, c in enumerate(classes)}
+    return np.array([lookup[c] for c in np.unique(np.asarray(y_labels))])
+
+
+def member_predictions(pipeline: Pipeline, X: Any, classes: list[Any] | None) -> dict[str, np.ndarray]:
+    """Each member's predictions of a saved ensemble (probabilities ordered like ``classes``)."""
+    model = pipeline.named_steps["model"]
+    if not isinstance(model, (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)):
+        return {}
+    Xf = pipeline.named_steps["features"].transform(X)
+    names = [n for n, _ in model.estimators]
+    out = {}
+    for name, est in zip(names, model.estimators_):
+        out[name] = _ordered(est, Xf, classes, getattr(model, "classes_", None))
+    return out
+
+
+def _ordered(est: Any, X: Any, classes: list[Any] | None, model_classes: Any) -> np.ndarray:
+    if classes is None:
+        return np.asarray(est.predict(X), dtype=float)
+    raw = est.predict_proba(X)
+    labels = list(model_classes) if model_classes is not None else list(est.classes_)
+    out = np.zeros((raw.shape[0], len(classes)))
+    lookup = {c: i for i, c in enumerate(classes)}
+    out[:, [lookup[c] for c in labels]] = raw
+    return out
+
+
+def _note(cand: ens.EnsembleCandidate, members: list[TrialResult]) -> str:
+    label = {m.trial_id: FAMILIES[m.family].label.split(" (")[0] if m.family in FAMILIES else m.family for m in members}
+    if cand.kind == "ensemble":
+        parts = ", ".join(f"#{m} {label[m]} ×{w:.2f}" for m, w in zip(cand.members, cand.weights))
+        return f"weighted average of {len(members)} models: {parts}"
+    parts = ", ".join(f"#{m} {label[m]}" for m in cand.members)
+    return f"{'logistic regression' if cand.oof.ndim == 2 else 'elastic net'} on {len(members)} models: {parts}"
+

@@ -1,0 +1,241 @@
+"""One trial, run inside a worker process: featurize each fold, fit, predict out-of-fold, score.
+
+Workers are separate processes (loky) so that a trial can be cut off at its timeout, and a trial
+that crashes its process costs only that trial. The training data is shipped once, as a file the
+workers load and keep; featurized folds are cached per worker, since every trial reuses them.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import numpy as np
+from scipy import sparse
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from ..models.metrics import score_all
+from ..models.families import FAMILIES
+from ..prepare.schema import ColumnInfo, Task
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What workers need, written once to a file by the search and cached by path in each worker.
+
+    Only featurized folds: the raw table stays in the parent (see :class:`RefitData`), so a worker
+    holds the data once, not twice.
+    """
+
+    y_codes: np.ndarray          # class codes 0..K-1, or float values, of the rows the splits index
+    splits: tuple                # ((train_idx, val_idx), ...)
+    folds: tuple                 # ((featurized train rows, featurized validation rows), ...) per split
+    task: Task
+    n_classes: int
+    pos_index: int
+
+
+@dataclass(frozen=True)
+class RefitData:
+    """What the final refit needs, kept in the parent: every training row, raw."""
+
+    X: Any                       # raw feature frame of all training rows
+    y: np.ndarray                # labels (classification) or float values
+    columns: tuple[ColumnInfo, ...]
+    task: Task
+    featurization: Any
+    sample: Any                  # a featurized matrix (a training fold), to choose dense / scale steps
+
+
+def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[ColumnInfo], task: Task,
+                    featurization: Any, seed: int) -> tuple:
+    """Featurize every split once, in the parent: trials of every family reuse these matrices."""
+    from ..prepare.featurize import build_featurizer  # workers never featurize, and skrub is slow to import
+    folds = []
+    for train_idx, val_idx in splits:
+        featurizer = build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Xt = featurizer.fit_transform(X.iloc[train_idx], y_codes[train_idx])
+            Xv = featurizer.transform(X.iloc[val_idx])
+        folds.append((Xt, Xv))
+    return tuple(folds)
+
+
+def scaler_for(X: Any) -> StandardScaler:
+    """Linear models and kNN need comparable feature scales; sparse matrices cannot be centred."""
+    return StandardScaler(with_mean=not sparse.issparse(X))
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    data_path: str
+    trial_id: int
+    family: str
+    params: dict[str, Any]
+    threads: int
+    seed: int
+    row_fraction: float = 1.0    # low-fidelity trials fit on a sample of each training fold
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: int
+    status: str                  # "ok" or "failed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    oof: np.ndarray | None = None   # out-of-fold predictions over the validation rows of all splits
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    n_features: int = 0
+    error: str = ""
+
+
+_DATA: dict[str, TrainingData] = {}
+_FOLDS: dict[tuple, tuple] = {}
+
+
+def load_data(path: str) -> TrainingData:
+    if path not in _DATA:
+        _DATA.clear()
+        _FOLDS.clear()
+        _DATA[path] = joblib.load(path)
+    return _DATA[path]
+
+
+# A sparse matrix is densified for families that need it only up to this many cells (8 bytes each).
+MAX_DENSE_CELLS = 30_000_000
+# Beyond this many cells a fold's scaled or densified copy is not kept beside others.
+LARGE_FOLD_CELLS = 20_000_000
+
+
+def densifier(X: Any) -> FunctionTransformer:
+    """A pipeline step turning the featurizer's sparse output dense (public scipy callable)."""
+    if X.shape[0] * X.shape[1] > MAX_DENSE_CELLS:
+        raise ValueError(f"this model needs dense data, and {X.shape[0]:,} rows x {X.shape[1]:,} features "
+                         "is too large to densify")
+    return FunctionTransformer(type(X).toarray, accept_sparse=True)
+
+
+def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) -> tuple:
+    key = (path, fold, scale, dense)
+    if key not in _FOLDS:
+        Xt, Xv = data.folds[fold]
+        if dense and sparse.issparse(Xt):
+            densifier(Xt)  # raises when too large
+            Xt, Xv = Xt.toarray(), Xv.toarray()
+        if scale:
+            scaler = scaler_for(Xt).fit(Xt)
+            Xt, Xv = scaler.transform(Xt), scaler.transform(Xv)
+        if Xt.shape[0] * Xt.shape[1] > LARGE_FOLD_CELLS:
+            # Large data: one scaled / densified copy at a time, or a worker holds several of them.
+            for other in [k for k in _FOLDS if k[:2] == key[:2] and k[2:] != (False, False)]:
+                del _FOLDS[other]
+        _FOLDS[key] = (Xt, Xv)
+    return _FOLDS[key]
+
+
+def _limit_threads(threads: int):
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=threads)
+
+
+def run_trial(spec: TrialSpec, data: TrainingData | None = None) -> TrialOutcome:
+    """Fit and score one configuration on every split. Never raises: failures come back as outcomes.
+
+    ``data`` is given on a Dask cluster (scattered to the workers); locally it is read from the file.
+    """
+    if data is not None and spec.data_path not in _DATA:
+        _DATA.clear()
+        _FOLDS.clear()
+        _DATA[spec.data_path] = data
+    try:
+        with _limit_threads(spec.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library chatter would drown the progress lines
+            return _run_trial(spec)
+    except MemoryError as exc:  # the worker's memory limit (limits.py): this trial alone fails
+        return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params),
+                            error=f"ran out of memory (MemoryError{': ' + str(exc)[:200] if str(exc) else ''}); "
+                                  "the worker memory limit is set by AUTOML_WORKER_MEMORY_MB")
+    except Exception as exc:  # a failing trial is recorded and the search goes on
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params), error=detail[:2000])
+
+
+def _run_trial(spec: TrialSpec) -> TrialOutcome:
+    data = load_data(spec.data_path)
+    family = FAMILIES[spec.family]
+    task = data.task
+    classification = task.is_classification
+    val_rows = np.concatenate([v for _, v in data.splits])
+    oof = np.zeros((len(val_rows), data.n_classes)) if classification else np.zeros(len(val_rows))
+    fit_s = pred_s = 0.0
+    best_rounds: list[int] = []
+    offset = 0
+    n_features = 0
+    rng = np.random.default_rng(spec.seed + spec.trial_id)
+    for fold, (train_idx, val_idx) in enumerate(data.splits):
+        Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
+        y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
+        if spec.row_fraction < 1.0:
+            keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
+            Xt, y_train = Xt[keep], y_train[keep]
+        n_features = Xt.shape[1]
+        estimator = family.build(spec.params, task, spec.threads, spec.seed)
+        start = time.perf_counter()
+        if family.early_stopping:
+            import lightgbm as lgb
+            estimator.fit(Xt, y_train, eval_X=(Xv,), eval_y=(y_val,),
+                          callbacks=[lgb.early_stopping(50, verbose=False), lgb.log_evaluation(0)])
+            best_rounds.append(int(estimator.best_iteration_ or estimator.n_estimators_))
+        else:
+            estimator.fit(Xt, y_train)
+        fit_s += time.perf_counter() - start
+        start = time.perf_counter()
+        if classification:
+            proba = np.zeros((len(val_idx), data.n_classes))
+            proba[:, np.asarray(estimator.classes_, dtype=int)] = estimator.predict_proba(Xv)
+            oof[offset:offset + len(val_idx)] = proba
+        else:
+            oof[offset:offset + len(val_idx)] = estimator.predict(Xv)
+        pred_s += time.perf_counter() - start
+        offset += len(val_idx)
+    params = dict(spec.params)
+    if best_rounds:
+        params["n_estimators"] = max(1, int(round(float(np.mean(best_rounds)))))
+    metrics = score_all(task, data.y_codes[val_rows], oof, data.pos_index)
+    return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=params, oof=oof,
+                        fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
+
+
+def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: int, seed: int,
+                sample: Any) -> list[tuple[str, Any]]:
+    """The steps after the featurizer for one model: densify and scale where the family needs it.
+
+    ``sample`` is (a part of) the featurized matrix, to tell sparse from dense and size the densifier.
+    """
+    family = FAMILIES[family_name]
+    steps: list[tuple[str, Any]] = []
+    if family.dense_only and sparse.issparse(sample):
+        steps.append(("dense", densifier(sample)))
+    if family.needs_scaling:
+        steps.append(("scale", scaler_for(sample)))
+    steps.append(("model", family.build(params, task, threads, seed)))
+    return steps
+
+
+def refit(data: RefitData, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
+    """The final model: featurizer + estimator fit on all training rows, with the original labels."""
+    from ..prepare.featurize import build_featurizer
+    with _limit_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False,
+                                      task=data.task, seed=seed)
+        steps = [("features", featurizer), *model_steps(family_name, params, data.task, threads, seed, data.sample)]
+        pipeline = Pipeline(steps)
+        pipeline.fit(data.X, data.y)
+        return pipeline
