@@ -72,7 +72,8 @@ class AutoML:
             from .forecast.runner import fit_forecasting
             data = prepared if prepared is not None else prepare(train_data, target, self.config, test_data=test_data,
                                                                  validation_data=validation_data)
-            return fit_forecasting(self, data, callbacks=callbacks, stop_event=stop_event, first_trial_id=first_trial_id)
+            return fit_forecasting(self, data, callbacks=callbacks, stop_event=stop_event, first_trial_id=first_trial_id,
+                                   warm_start=list(warm_start))
         clock = Clock(self.config.time_budget)
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
@@ -95,6 +96,9 @@ class AutoML:
                      threads_per_trial=settings.threads_per_trial)
                 result = self._search(data_path, families, plan, clock, emit, stop_event, pool, settings,
                                       first_trial_id, list(warm_start))
+                if result.pool is not None:
+                    result.pool.shutdown()  # the workers' memory is the refit's: it runs here, on every core
+                    result.pool = None
                 self.search_ = result
                 if result.best is None:
                     reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]

@@ -8,12 +8,10 @@ new. The fitted ``AutoML`` gets the attributes the tabular run sets (``model_``,
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import threading
 import warnings
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any, Iterable
 
 import joblib
@@ -24,26 +22,29 @@ from ..errors import AutoMLInputError
 from ..models.metrics import resolve_metric
 from ..understand.predictions import Predictions
 from ..search.results import TrialResult
-from ..search.loop import Clock, Emitter, SearchResult, start_pool
+from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search, start_pool
 from . import families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
 from .accuracy import conformal_quantiles
 from .series import ForecastData
-from .windows import (Folds, ForecastOutcome, TrialData, default_folds, ensemble_weights, min_history, refit,
-                         run_trial)
+from .portfolio import ForecastScheduler
+from .windows import Folds, TrialData, default_folds, ensemble_weights, load, min_history, refit, run_trial
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 # loky's memory guard restarts a worker that statsforecast / numba grew, and says so on stderr each time.
 warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
-POLL = 0.2
 ENSEMBLE_TOP = 6
+EVALUATOR = Evaluator(run_trial, load)
 
 
 def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any] = (),
-                    stop_event: threading.Event | None = None, first_trial_id: int = 1) -> Any:
-    """Search forecasting models for ``data`` within the config's limits; fills ``automl``'s attributes."""
+                    stop_event: threading.Event | None = None, first_trial_id: int = 1,
+                    warm_start: list[tuple[str, dict[str, Any]]] = ()) -> Any:
+    """Search forecasting models for ``data`` within the config's limits; fills ``automl``'s attributes.
+
+    ``first_trial_id`` and ``warm_start`` continue a resumed experiment, as for tables."""
     cfg = automl.config
     clock = Clock(cfg.time_budget)
     stop_event = stop_event or threading.Event()
@@ -55,12 +56,12 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     folds = Folds(cfg.cv_folds or default_folds(data.horizon, step, lengths), step, data.horizon,
                   min_history(data.season, plan.lags, plan.windows, lengths, data.horizon))
     problem = families.Problem(data.freq, data.season, data.horizon, plan, data.static_columns,
-                             data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
+                               data.future_columns, data.past_columns, bool((data.panel["y"] >= 0).all()))
     automl.prepared_, automl.task_, automl.metric_ = data, data.task, metric
     automl.validation_ = _Plan(folds.describe(lengths), folds.n)
-    n_workers = 1 if cfg.max_trials is not None else min(cfg.cores, 2)
-    pool = start_pool(n_workers)
-    pools = [pool]  # the search replaces a pool whose worker died
+    settings = SearchSettings(n_concurrent=cfg.max_concurrent_trials or min(cfg.cores, 2), threads_per_trial=1,
+                              synchronous=cfg.max_trials is not None)
+    pool = start_pool(settings.n_concurrent, cfg.dask_scheduler)
     try:
         with tempfile.TemporaryDirectory(prefix="automl-forecast-") as tmp:
             path = os.path.join(tmp, "forecast.joblib")
@@ -69,20 +70,29 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  validation=automl.validation_.description, n_rows=len(data.panel),
                  columns=[{"name": c, "role": "numeric"} for c in data.panel.columns[3:]],
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
-                        f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget)
-            trials, scored, reason, abandoned = _search(path, problem, len(data.panel), cfg, metric, clock, emit,
-                                                        stop_event, pools, n_workers, first_trial_id)
-            pool = pools[0]
+                        f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget,
+                 concurrent_trials=settings.n_concurrent, threads_per_trial=1)
+            scheduler = ForecastScheduler(problem, len(data.panel), seed=cfg.seed,
+                                          deterministic=cfg.max_trials is not None, allowed=cfg.allowed_models,
+                                          blocked=cfg.blocked_models, warm_start=warm_start)
+            result = run_search(data_path=path, scheduler=scheduler, metric=metric, config=cfg, clock=clock, emit=emit,
+                                stop_event=stop_event, reserve=lambda trials: _reserve(trials, metric),
+                                settings=settings, pool=pool, first_trial_id=first_trial_id, evaluator=EVALUATOR)
+            trials, scored = result.trials, result.oof
             if not scored:
                 reasons = "; ".join(sorted({t.error for t in trials if t.error}))[:500]
-                raise AutoMLInputError(f"No forecasting trial finished{': ' + reasons if reasons else ''}",
+                raise AutoMLInputError(f"No forecasting trial finished ({result.stopped_by})"
+                                       f"{': ' + reasons if reasons else ''}",
                                        "give the search more time, or check the data")
             best, members, weights = _choose(trials, scored, metric, cfg.ensembles, emit, clock)
             emit("refit_started", trial_id=best.trial_id, family=best.family)
-            if abandoned:  # a cut-off trial still occupies a worker: only killing the pool frees it
+            pool = result.pool
+            if pool is not None and not pool.kills_hung_trials:  # a Dask cluster: the file is on this machine
                 pool.shutdown()
+                pool = None
+            if pool is None:  # its workers were killed (Stop, the budget's end, a crash): refit here
                 fitted = refit(path, members, 1, cfg.seed)
-            else:
+            else:  # in a worker, so a refit that would overrun the budget can be cut off
                 fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
             if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 pool.shutdown()
@@ -91,13 +101,14 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                                   f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
                 fitted = refit(path, members, 1, cfg.seed)
     finally:
-        pools[0].shutdown()
+        if pool is not None:
+            pool.shutdown()
     best_scored = _blend(scored, best, weights)
     quantiles = conformal_quantiles(best_scored, data.horizon)
     automl.model_ = make_bundle(data, cfg, plan, fitted, members, weights, quantiles)
     automl.best_trial_ = best
-    automl.search_ = SearchResult(trials, {}, best, "stopped by the user" if stop_event.is_set()
-                                  else reason or "time budget reached")
+    automl.search_ = result
+    result.pool = None  # shut down above; a fitted AutoML holds no workers
     automl.trials_ = trials
     automl.predictions_ = {"validation": _validation_predictions(trials, scored, weights, best), "test": None}
     automl.cv_forecasts_ = best_scored
@@ -118,94 +129,9 @@ class _Plan:
         self.description, self.n_splits, self.kind = description, n_splits, "rolling-origin"
 
 
-def _search(path: str, problem: families.Problem, n_rows: int, cfg: Any, metric: Any, clock: Clock, emit: Emitter,
-            stop_event: threading.Event, pools: list[Any], n_workers: int,
-            first_trial_id: int) -> tuple[list[TrialResult], dict[int, pd.DataFrame], str, bool]:
-    allowed = set(cfg.allowed_models or ()) or None
-    queue = [(f, p) for f, p in families.portfolio(problem, n_rows)
-             if (allowed is None or f in allowed) and f not in cfg.blocked_models]
-    rng = np.random.default_rng(cfg.seed)
-    sampling = (allowed is None or "lgbm_lags" in allowed) and "lgbm_lags" not in cfg.blocked_models
-    trials: list[TrialResult] = []
-    scored: dict[int, pd.DataFrame] = {}
-    running: dict[Any, tuple[int, str, dict, float]] = {}
-    next_id, best = first_trial_id, None
-    since_best, reason = 0, ""
-    while True:
-        # A trial still running already tells something of what the refit will cost.
-        running_for = max((clock.elapsed() - s for _, _, _, s in running.values()), default=0.0)
-        if stop_event.is_set() or clock.remaining() - max(_reserve(trials, best), 0.3 * running_for) <= 0:
-            reason = reason or ("stopped by the user" if stop_event.is_set() else "time budget reached")
-            break
-        reserve = _reserve(trials, best)
-        while not reason and len(running) < n_workers:
-            if cfg.max_trials is not None and len(trials) + len(running) >= cfg.max_trials:
-                reason = f"{cfg.max_trials} trials done"
-                break
-            if cfg.early_stop_trials is not None and since_best >= cfg.early_stop_trials:
-                reason = f"no improvement in {cfg.early_stop_trials} trials"
-                break
-            if not queue and not sampling:
-                reason = "every model family tried"
-                break
-            if trials and clock.remaining() - reserve <= 1.0:
-                reason = "time budget reached"
-                break
-            family, params = queue.pop(0) if queue else families.sample_params(rng)
-            emit("trial_started", None, trial_id=next_id, family=family, params=params)
-            future = pools[0].submit(run_trial, path, next_id, family, params, 1, cfg.seed)
-            running[future] = (next_id, family, params, clock.elapsed())
-            next_id += 1
-        if not running:
-            break
-        done, _ = wait(list(running), timeout=POLL, return_when=FIRST_COMPLETED)
-        broken = False
-        for future in done:
-            trial_id, family, params, started = running.pop(future)
-            try:
-                outcome: ForecastOutcome = future.result()
-            except Exception as exc:  # the worker died (crash, out of memory): the pool is broken
-                broken = True
-                outcome = ForecastOutcome(trial_id, "failed", error=f"the trial's worker process died ({type(exc).__name__})")
-            result = _record(outcome, family, params, metric, started, clock)
-            trials.append(result)
-            emit("trial_finished", result, best_score=best.score if best else None)
-            if result.status == "ok":
-                scored[trial_id] = outcome.scored
-                if best is None or metric.better(result.score, best.score):
-                    best, since_best = result, 0
-                    emit("new_best", result, score=result.score, family=family)
-                    continue
-            since_best += 1
-        if broken:  # the other running trials died with the pool: ask them again on a new one
-            queue[:0] = [(family, params) for _, family, params, _ in running.values()]
-            running.clear()
-            pools[0].shutdown()
-            pools[0] = start_pool(n_workers)
-        limit = cfg.trial_timeout or math.inf
-        if any(clock.elapsed() - s > limit for _, _, _, s in running.values()):
-            reason = reason or f"a trial ran past the per-trial time limit ({limit:g} s)"
-            break  # the pool is killed by the caller; finished trials are kept
-    for trial_id, family, params, started in running.values():
-        trials.append(TrialResult(trial_id, family, params, "timeout", None, {}, 0.0, 0.0, round(started, 3),
-                                  round(clock.elapsed(), 3), "cut off: the search ended (budget, stop or time limit)"))
-        emit("trial_finished", trials[-1], best_score=best.score if best else None)
-    return trials, scored, reason, bool(running)
-
-
-def _record(outcome: ForecastOutcome, family: str, params: dict, metric: Any, started: float, clock: Clock) -> TrialResult:
-    score = outcome.metrics.get(metric.name) if outcome.status == "ok" else None
-    status, error = outcome.status, outcome.error
-    if status == "ok" and score is None:
-        status, error = "failed", f"the metric {metric.name} could not be computed on the validation windows"
-    return TrialResult(outcome.trial_id, family, dict(params), status, score, outcome.metrics,  # type: ignore[arg-type]
-                       round(outcome.fit_seconds, 3), round(outcome.predict_seconds, 3), round(started, 3),
-                       round(clock.elapsed(), 3), error)
-
-
-def _reserve(trials: list[TrialResult], best: TrialResult | None) -> float:
-    """Seconds to keep for the final refit: about one fold's fit of the slowest likely member."""
-    ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: t.score if t.score is not None else 0)
+def _reserve(trials: list[TrialResult], metric: Any) -> float:
+    """Seconds to keep for the final refit: about one window's fit of the slowest likely member."""
+    ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: metric.loss(t.score))
     if not ok:
         return 0.0
     slowest = max(t.fit_seconds for t in ok[:ENSEMBLE_TOP])

@@ -1,4 +1,5 @@
-"""Rolling-origin cross-validation at the horizon, and one trial (run in a worker process).
+"""Rolling-origin cross-validation at the horizon, and one trial (run in a worker process by the
+engine's search loop, ``search.loop.run_search``).
 
 Fold k of n ends ``(n - 1 - k) * step`` rows before the end of each series: the model is fit on
 everything before the window and forecasts its ``horizon`` rows, exogenous values taken from the
@@ -11,13 +12,14 @@ import math
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 
+from ..search.results import TrialOutcome, TrialSpec
 from . import families
 from .features import future_frame
 from .accuracy import score, seasonal_scale
@@ -92,17 +94,6 @@ class TrialData:
     folds: Folds
 
 
-@dataclass
-class ForecastOutcome:
-    trial_id: int
-    status: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    scored: pd.DataFrame | None = None
-    fit_seconds: float = 0.0
-    predict_seconds: float = 0.0
-    error: str = ""
-
-
 def split(panel: pd.DataFrame, folds: Folds, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows, window rows) of fold ``k``; series too short for this fold are left out of it."""
     back = (folds.n - 1 - k) * folds.step
@@ -165,20 +156,28 @@ def load(path: str) -> TrialData:
     return _CACHE[path]
 
 
-def run_trial(path: str, trial_id: int, family: str, params: dict[str, Any], threads: int, seed: int) -> ForecastOutcome:
-    """One trial in a worker: rolling-origin validation of one configuration. Never raises."""
+def run_trial(spec: TrialSpec, data: TrialData | None = None) -> TrialOutcome:
+    """One trial in a worker: rolling-origin validation of one configuration. Never raises.
+
+    ``data`` is given on a Dask cluster (scattered to the workers); locally it is read from the file.
+    The outcome's ``oof`` is the frame of every window's forecasts, actuals and MASE scales.
+    """
+    if data is not None and spec.data_path not in _CACHE:
+        _CACHE.clear()
+        _CACHE[spec.data_path] = data
+    params = dict(spec.params)
     try:
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=threads), warnings.catch_warnings():
+        with threadpool_limits(limits=spec.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scored, fit_s, pred_s = evaluate(load(path), family, params, threads, seed)
+            scored, fit_s, pred_s = evaluate(load(spec.data_path), spec.family, params, spec.threads, spec.seed)
         metrics = score(scored)
         if not metrics:
-            return ForecastOutcome(trial_id, "failed", error="the forecasts are not finite numbers")
-        return ForecastOutcome(trial_id, "ok", metrics, scored, fit_s, pred_s)
+            return TrialOutcome(spec.trial_id, "failed", params=params, error="the forecasts are not finite numbers")
+        return TrialOutcome(spec.trial_id, "ok", metrics, params, scored, fit_s, pred_s)
     except Exception as exc:  # a failing trial is recorded and the search goes on
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return ForecastOutcome(trial_id, "failed", error=detail[:2000])
+        return TrialOutcome(spec.trial_id, "failed", params=params, error=detail[:2000])
 
 
 def refit(path: str, members: list[tuple[str, dict[str, Any]]], threads: int, seed: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Plain records that flow out of a search: trials and progress events.
+"""Plain records that flow through a search: a trial asked of a worker and its outcome, finished
+trials and progress events.
 
-They are frozen so that callbacks (the DuckDB writer, the CLI's progress lines, the studio's live
+Trials and events are frozen so that callbacks (the DuckDB writer, the CLI's progress lines, the studio's live
 view) can keep them without copying.
 """
 from __future__ import annotations
@@ -43,3 +44,28 @@ class Event:
     elapsed: float
     payload: dict[str, Any] = field(default_factory=dict)
     trial: TrialResult | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    data_path: str
+    trial_id: int
+    family: str
+    params: dict[str, Any]
+    threads: int
+    seed: int
+    row_fraction: float = 1.0    # low-fidelity trials fit on a sample of each training fold
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: int
+    status: str                  # "ok" or "failed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    oof: Any = None              # validation predictions (tables: an array over every split's rows;
+                                 # forecasting: a frame of every window's forecasts)
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    n_features: int = 0
+    error: str = ""

@@ -116,6 +116,15 @@ class Scheduler:
         ranked = sorted(self.states.values(), key=lambda s: (eci(s), s.family.name))
         return next((s.family.name for s in ranked if math.isfinite(eci(s)) and fits(s.family.name)), None)
 
+    @property
+    def exhausted(self) -> bool:
+        return False  # TPE can always propose another configuration
+
+    def in_warm_round(self, n_asked: int) -> bool:
+        """Whether the next trial is in the first round of warm starts (about one per family),
+        which large data fits on a row sample."""
+        return bool(self.warm) and n_asked < len(self.states)
+
     def tell(self, family: str, trial_id: int, loss: float | None, seconds: float,
              low_fidelity: bool = False) -> None:
         self.states[family].update(trial_id, loss, seconds, low_fidelity)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import joblib
@@ -21,6 +21,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from ..models.metrics import score_all
 from ..models.families import FAMILIES
 from ..prepare.schema import ColumnInfo, Task
+from .results import TrialOutcome, TrialSpec
 
 
 @dataclass(frozen=True)
@@ -69,30 +70,6 @@ def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[Co
 def scaler_for(X: Any) -> StandardScaler:
     """Linear models and kNN need comparable feature scales; sparse matrices cannot be centred."""
     return StandardScaler(with_mean=not sparse.issparse(X))
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    data_path: str
-    trial_id: int
-    family: str
-    params: dict[str, Any]
-    threads: int
-    seed: int
-    row_fraction: float = 1.0    # low-fidelity trials fit on a sample of each training fold
-
-
-@dataclass
-class TrialOutcome:
-    trial_id: int
-    status: str                  # "ok" or "failed"
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    oof: np.ndarray | None = None   # out-of-fold predictions over the validation rows of all splits
-    fit_seconds: float = 0.0
-    predict_seconds: float = 0.0
-    n_features: int = 0
-    error: str = ""
 
 
 _DATA: dict[str, TrainingData] = {}
