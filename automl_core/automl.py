@@ -19,7 +19,7 @@ from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
 from .search.finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
-from .models.metrics import resolve_metric, score_all
+from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
@@ -58,28 +58,34 @@ class AutoML:
 
     # --- public API --------------------------------------------------------------------------------
 
-    def fit(self, train_data: TableLike, target: str, *, test_data: TableLike | None = None,
+    def fit(self, train_data: TableLike | None, target: str, *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None, callbacks: Iterable[Callback] = (),
             stop_event: threading.Event | None = None, prepared: Prepared | None = None,
             first_trial_id: int = 1, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> "AutoML":
         """Search for the best model within the configured limits and refit it on all training rows.
 
-        ``first_trial_id`` and ``warm_start`` (family, hyperparameters) let a resumed experiment
-        continue its trial numbering and start from its best earlier configurations.
+        Give the data (``train_data`` and optionally ``test_data`` / ``validation_data``) or what
+        ``prepare`` made of it (``prepared``), not both. ``first_trial_id`` and ``warm_start``
+        (family, hyperparameters) let a resumed experiment continue its trial numbering and start
+        from its best earlier configurations.
         """
-        from .forecast import is_forecasting  # issue #5: forecasting runs its own search, same events
-        if is_forecasting(self.config):
-            from .forecast.runner import fit_forecasting
-            data = prepared if prepared is not None else prepare(train_data, target, self.config, test_data=test_data,
-                                                                 validation_data=validation_data)
-            return fit_forecasting(self, data, callbacks=callbacks, stop_event=stop_event, first_trial_id=first_trial_id,
-                                   warm_start=list(warm_start))
-        clock = Clock(self.config.time_budget)
+        given = [n for n, v in (("train_data", train_data), ("test_data", test_data),
+                                ("validation_data", validation_data)) if v is not None]
+        if prepared is not None and given:
+            raise AutoMLInputError(f"fit() was given both prepared data and {', '.join(given)}",
+                                   "pass the tables, or prepared=..., not both")
+        if prepared is None and train_data is None:
+            raise AutoMLInputError("fit() was given no training data", "pass the training table (or prepared=...)")
+        clock = Clock(self.config.time_budget)  # reading and preparing the table count against the budget
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
+        if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials
+            from .forecast.runner import fit_forecasting
+            return fit_forecasting(self, prepared, callbacks=callbacks, stop_event=stop_event,
+                                   first_trial_id=first_trial_id, warm_start=list(warm_start))
         self.prepared_ = prepared
         self.task_ = prepared.task
-        self.metric_ = resolve_metric(self.config.metric, prepared.task)
+        self.metric_ = prepared.metric
         families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X))
         emit = Emitter(list(callbacks), clock)
         stop_event = stop_event or threading.Event()

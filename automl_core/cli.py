@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import TASKS
 from .errors import AutoMLInputError
 
 EXIT_BAD_INPUT = 2
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="search for the best model and save it")
     train.add_argument("data", help="training table: CSV, TSV, Parquet, Excel or JSON lines")
     train.add_argument("--target", required=True, help="the column to predict")
-    train.add_argument("--task", default="auto", choices=["auto", "binary", "multiclass", "regression", "forecasting"])
+    train.add_argument("--task", default="auto", choices=TASKS)
     train.add_argument("--metric", default="auto")
     train.add_argument("--time-budget", type=float, default=60.0, help="seconds for the whole run (default 60)")
     train.add_argument("--max-trials", type=int)

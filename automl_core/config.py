@@ -11,10 +11,15 @@ from typing import Any
 
 from .errors import AutoMLInputError
 
+#: The one list of tasks: the CLI's choices and the Task page's select box are this tuple.
 TASKS = ("auto", "binary", "multiclass", "regression", "forecasting")
 VALIDATIONS = ("auto", "cv", "holdout")
 FEATURIZATIONS = ("auto", "off")
 AGGREGATIONS = ("auto", "mean", "sum", "error")
+#: Settings only one kind of task reads: given to the other kind they are refused, not ignored.
+FORECAST_ONLY = ("time_column", "horizon", "series_id", "frequency", "cv_step", "country", "aggregation",
+                 "past_only_columns")
+TABLE_ONLY = ("validation", "holdout_fraction", "group_column", "featurization", "positive_class")
 
 
 def _bad(name: str, rule: str, got: Any) -> AutoMLInputError:
@@ -116,6 +121,50 @@ class AutoMLConfig:
             if value is not None and not isinstance(value, tuple):
                 value = tuple(value)
             object.__setattr__(self, name, value)
+        self._check_task_settings()
+        self._check_names()
+
+    @property
+    def forecasting(self) -> bool:
+        """Forecasting when asked for, or when the task is left to detection and a horizon is given."""
+        return self.task == "forecasting" or (self.task == "auto" and self.horizon is not None)
+
+    def _check_task_settings(self) -> None:
+        """A setting the task does not read is an error, not silently dropped."""
+        defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)  # type: ignore[misc]
+                    for f in fields(self)}
+        given = [n for n in (TABLE_ONLY if self.forecasting else FORECAST_ONLY) if getattr(self, n) != defaults[n]]
+        if given and self.forecasting:
+            raise AutoMLInputError(f"The setting(s) {', '.join(given)} apply to tables only, not to forecasting",
+                                   "leave them out (forecasting validates on rolling-origin windows: cv_folds "
+                                   "and cv_step set them)")
+        if given:
+            raise AutoMLInputError(f"The setting(s) {', '.join(given)} apply to forecasting only",
+                                   "set task='forecasting' with a time_column and a horizon, or leave them out")
+        if self.forecasting and not (self.time_column and self.horizon):
+            missing = [n for n in ("time_column", "horizon") if not getattr(self, n)]
+            raise AutoMLInputError(f"Forecasting needs {' and '.join(missing)}",
+                                   "name the time column (--time-column) and how many rows ahead to forecast "
+                                   "(--horizon)")
+
+    def _check_names(self) -> None:
+        """Metric and model names exist (whether they suit the data's task is known only once the
+        data is read: ``resolve_metric`` says so then)."""
+        from .models.metrics import METRICS, resolve_alias
+        if self.metric not in ("auto", "", None) and resolve_alias(str(self.metric)) not in METRICS:
+            raise AutoMLInputError(f"Unknown metric {self.metric!r}", f"use 'auto' or one of {', '.join(METRICS)}")
+        names = (*(self.allowed_models or ()), *self.blocked_models)
+        if names:
+            known = model_names(self.forecasting)
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                kind = "forecasting" if self.forecasting else "table"
+                raise AutoMLInputError(f"Unknown {kind} model(s): {', '.join(unknown)}",
+                                       f"use names from: {', '.join(known)}")
+            left = set(known if self.allowed_models is None else self.allowed_models) - set(self.blocked_models)
+            if not left:
+                raise AutoMLInputError("No model is left to try after the allowed / blocked lists",
+                                       f"allow at least one of {', '.join(known)}")
 
     @property
     def cores(self) -> int:
@@ -135,6 +184,15 @@ class AutoMLConfig:
 
     def with_changes(self, **changes: Any) -> "AutoMLConfig":
         return replace(self, **changes)
+
+
+def model_names(forecasting: bool) -> list[str]:
+    """The one list of model family names a config may allow or block, per kind of task."""
+    if forecasting:
+        from .forecast.families import FAMILY_NAMES
+        return list(FAMILY_NAMES)
+    from .models.families import FAMILIES
+    return list(FAMILIES)
 
 
 def _is_number(value: Any) -> bool:

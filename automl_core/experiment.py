@@ -32,6 +32,17 @@ class ExperimentOutcome:
     error: str = ""
 
 
+def create_record(store: Any, *, target: str, config: AutoMLConfig, dataset_id: str | None, name: str | None = None,
+                  task: str | None = None, metric: str | None = None, extras: dict[str, Any] | None = None) -> str:
+    """The one way an experiment record is made (by ``run_experiment``, or by the studio when it queues
+    a run, so the live page shows it at once). The stored config is the engine's settings plus the
+    target, and the studio's own fields under ``studio``. Returns the experiment id."""
+    task = task or config.task
+    stored = {**config.to_dict(), "target": target, **({"studio": extras} if extras is not None else {})}
+    return store.create_experiment(name or f"{target} ({task})", dataset_id=dataset_id, task=task,
+                                   metric=metric or config.metric, config=stored)
+
+
 def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConfig, *,
                    test_data: TableLike | None = None, validation_data: TableLike | None = None,
                    name: str | None = None, dataset_id: str | None = None,
@@ -46,12 +57,10 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
-    from .models.metrics import resolve_metric
-    metric = resolve_metric(config.metric, prepared.task)
+    metric = prepared.metric
     if experiment_id is None:
-        experiment_id = store.create_experiment(name or f"{target} ({prepared.task.value})", dataset_id=dataset_id,
-                                                task=prepared.task.value, metric=metric.name,
-                                                config={**config.to_dict(), "target": target})
+        experiment_id = create_record(store, target=target, config=config, dataset_id=dataset_id, name=name,
+                                      task=prepared.task.value, metric=metric.name)
     else:  # created when queued, before the task and metric were known
         store.update_experiment(experiment_id, task=prepared.task.value, metric=metric.name)
     first_trial_id, warm_start = 1, []

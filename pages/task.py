@@ -5,6 +5,7 @@ from typing import Any
 
 import streamlit as st
 
+from automl_core.config import TASKS
 from automl_core.errors import AutoMLInputError
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings
@@ -12,7 +13,6 @@ from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard
 from studio.safe import md, show_error
 
-TASKS = ["auto", "binary", "multiclass", "regression", "forecasting"]
 TASK_WORDS = {"binary": "Binary classification (two labels)", "multiclass": "Multiclass classification",
               "regression": "Regression (a number)", "forecasting": "Forecasting (future values of a series)"}
 

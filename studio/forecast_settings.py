@@ -59,7 +59,8 @@ def config_fields(w: dict[str, Any]) -> dict[str, Any]:
         "frequency": (w.get("frequency") or "").strip() or None, "country": w.get("country") or None,
         "cv_folds": int(w.get("forecast_folds") or AUTO_FOLDS) or None,
         "cv_step": int(w["forecast_step"]) if w.get("forecast_step") else None,
-        "validation": "auto", "holdout_fraction": None, "test_size": None,
+        "validation": "auto", "holdout_fraction": None, "test_size": None, "featurization": "auto",
+        "positive_class": None,
     }
 
 

@@ -49,12 +49,10 @@ class JobSpec:
     name: str | None = None
     resumed_from: str | None = None
 
-    def stored_config(self) -> dict[str, Any]:
-        """The config dict recorded with the experiment: engine settings plus the studio's extras."""
-        return {**self.config.to_dict(), "target": self.target,
-                "studio": {"test_dataset_id": self.test_dataset_id,
-                           "validation_dataset_id": self.validation_dataset_id,
-                           "resumed_from": self.resumed_from}}
+    def studio_extras(self) -> dict[str, Any]:
+        """The studio's fields recorded with the experiment's config (under ``studio``)."""
+        return {"test_dataset_id": self.test_dataset_id, "validation_dataset_id": self.validation_dataset_id,
+                "resumed_from": self.resumed_from}
 
 
 def split_config(stored: dict[str, Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
@@ -144,12 +142,10 @@ class JobRegistry:
         Returns:
             The experiment id.
         """
-        task = task or spec.config.task
-        metric = metric or spec.config.metric
-        name = spec.name or f"{spec.target} ({task})"
         if resume_id is None:
-            experiment_id = store.create_experiment(name, dataset_id=spec.dataset_id, task=task, metric=metric,
-                                                    config=spec.stored_config())
+            from automl_core.experiment import create_record
+            experiment_id = create_record(store, target=spec.target, config=spec.config, dataset_id=spec.dataset_id,
+                                          name=spec.name, task=task, metric=metric, extras=spec.studio_extras())
         else:
             experiment_id = resume_id
             store.set_status(experiment_id, "queued")

@@ -59,7 +59,7 @@ def test_progress_uses_budget_and_trials() -> None:
     assert live.progress(done, 8) == (1.0, "1 min 01 s in total")
 
 
-def test_settings_round_trip_through_clone() -> None:
+def test_settings_round_trip_through_clone(tmp_path) -> None:
     w = {"dataset_id": "ds-1", "target": "y", "task": "auto", "task_effective": "binary", "metric": "accuracy",
          "time_budget": 45, "max_trials": 0, "validation_mode": "cv", "cv_folds": 4, "test_mode": "fraction",
          "test_pct": 20, "blocked_models": ["knn"], "exclude_columns": ["id", "y"], "positive_class": "yes",
@@ -69,11 +69,15 @@ def test_settings_round_trip_through_clone() -> None:
     assert (c.time_budget, c.max_trials, c.cv_folds, c.test_size) == (45, None, 4, 0.2)
     assert c.exclude_columns == ("id",) and c.featurization == {"a": "ordinal"} and c.positive_class == "yes"
     assert dict(summary_rows(spec, "binary", "accuracy"))["Validation"] == "4-fold cross-validation"
-    exp = {"experiment_id": "exp-1", "dataset_id": "ds-1", "name": "run", "config": spec.stored_config()}
+    from automl_core.experiment import create_record
+    from storage import Store
+    store = Store(tmp_path / "s.duckdb")
+    exp = store.get_experiment(create_record(store, target=spec.target, config=spec.config, dataset_id="ds-1",
+                                             name="run", extras=spec.studio_extras()))
     again = wizard_from_experiment(exp)
     assert build_spec({**again, "task_effective": "binary"}).config == c
-    resumed = spec_from_experiment(exp, config_changes={"time_budget": 20.0}, resumed_from="exp-1")
-    assert resumed.config.time_budget == 20.0 and resumed.resumed_from == "exp-1"
+    resumed = spec_from_experiment(exp, config_changes={"time_budget": 20.0}, resumed_from=exp["experiment_id"])
+    assert resumed.config.time_budget == 20.0 and resumed.resumed_from == exp["experiment_id"]
 
 
 def test_invalid_settings_raise_one_line_errors() -> None:

@@ -15,7 +15,7 @@ from ..config import AutoMLConfig
 
 def is_forecasting(config: AutoMLConfig) -> bool:
     """Forecasting when asked for, or when the task is left to auto-detection and a horizon is given."""
-    return config.task == "forecasting" or (config.task == "auto" and config.horizon is not None)
+    return config.forecasting
 
 
 def prepare_forecasting(train: Any, target: str, config: AutoMLConfig, *, test_data: Any = None,

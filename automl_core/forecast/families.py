@@ -18,6 +18,9 @@ from .features import FeaturePlan, model_frame
 from .series import DS, ID, Y
 
 STATS = ("naive", "seasonal_naive", "drift", "auto_ets", "auto_theta", "auto_arima", "mstl")
+LAG_MODELS = ("lgbm_lags", "linear_lags")
+#: every forecasting family a config may allow or block
+FAMILY_NAMES = (*STATS, *LAG_MODELS)
 LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "drift": "Random walk with drift", "auto_ets": "AutoETS",
           "auto_theta": "AutoTheta", "auto_arima": "AutoARIMA", "mstl": "MSTL (multiple seasonalities)",
           "lgbm_lags": "LightGBM on lags (global)", "linear_lags": "Linear on lags (global)",

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AutoMLInputError
-from ..models.metrics import resolve_metric
 from ..understand.predictions import Predictions
 from ..search.results import TrialResult
 from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search, start_pool
@@ -48,7 +47,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     cfg = automl.config
     clock = Clock(cfg.time_budget)
     stop_event = stop_event or threading.Event()
-    metric = resolve_metric(cfg.metric, data.task)
+    metric = data.metric
     emit = Emitter(list(callbacks), clock)
     step = cfg.cv_step or data.horizon
     lengths = data.panel.groupby("unique_id").size()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ import pandas as pd
 from ..config import AutoMLConfig
 from ..errors import AutoMLInputError
 from ..prepare.schema import Task
+
+if TYPE_CHECKING:
+    from ..models.metrics import Metric
 
 ID, DS, Y = "unique_id", "ds", "y"
 SEP = " / "  # joins several series id columns into one id
@@ -42,6 +46,7 @@ class ForecastData:
     fingerprint: str = ""
     task: Task = Task.FORECASTING
     task_reason: str = "chosen by the user (a time column and a horizon were given)"
+    metric: Metric | None = None     # the run's metric, resolved once here from the config
 
     @property
     def n_series(self) -> int:
@@ -297,8 +302,10 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     elif config.test_size is not None:
         panel, observed, test_frame = _hold_out_end(panel, observed, config.test_size, config.horizon, notes)
     digest = hashlib.sha256(pd.util.hash_pandas_object(panel, index=False).to_numpy().tobytes()).hexdigest()
+    from ..models.metrics import resolve_metric
     return ForecastData(target, config.time_column, series, freq, season_length(freq), config.horizon, panel,
-                        observed, statics, future, past, test_frame, notes, digest)
+                        observed, statics, future, past, test_frame, notes, digest,
+                        metric=resolve_metric(config.metric, Task.FORECASTING))
 
 
 def _without_row_numbers(df: pd.DataFrame, exogenous: list[str], config: AutoMLConfig, notes: list[str]) -> list[str]:

@@ -157,9 +157,14 @@ DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION
             Task.FORECASTING: "normalized_root_mean_squared_error"}
 
 
+def resolve_alias(name: str) -> str:
+    """The metric's own name for ``name`` (case and common aliases forgiven)."""
+    return ALIASES.get(name.lower(), name.lower())
+
+
 def resolve_metric(name: str, task: Task) -> Metric:
     """The metric called ``name`` ("auto" for the task's default), checked against the task."""
-    key = DEFAULTS[task] if name in ("auto", "", None) else ALIASES.get(name.lower(), name.lower())
+    key = DEFAULTS[task] if name in ("auto", "", None) else resolve_alias(name)
     metric = METRICS.get(key)
     if metric is None or task not in metric.tasks:
         allowed = ", ".join(metrics_for(task))

@@ -16,6 +16,7 @@ import pandas as pd
 from ..config import AutoMLConfig
 from ..errors import AutoMLInputError
 from ..io.reader import load_table, validate_training_frame
+from ..models.metrics import Metric, resolve_metric
 from .roles import clean_frame, infer_roles
 from .schema import ColumnInfo, Task
 from .task import MIN_ROWS, prepare_target
@@ -41,6 +42,7 @@ class Prepared:
     y_test: np.ndarray | None = None
     groups: np.ndarray | None = None
     fingerprint: str = ""
+    metric: Metric | None = None     # the run's metric, resolved once here from the config and the task
 
     @property
     def pos_index(self) -> int:
@@ -111,7 +113,8 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()
                                  + pd.util.hash_pandas_object(pd.Series(y).astype(str), index=False).to_numpy().tobytes()).hexdigest()
     return Prepared(target, task, prepared.reason, X.reset_index(drop=True), y, classes,
-                    prepared.positive_class, columns, notes, X_valid, y_valid, X_test, y_test, groups, fingerprint)
+                    prepared.positive_class, columns, notes, X_valid, y_valid, X_test, y_test, groups, fingerprint,
+                    resolve_metric(config.metric, task))
 
 
 def _classes_left(classes: list[Any], y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,
