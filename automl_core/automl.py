@@ -74,6 +74,7 @@ class AutoML:
                                                                  validation_data=validation_data)
             return fit_forecasting(self, data, callbacks=callbacks, stop_event=stop_event, first_trial_id=first_trial_id)
         clock = Clock(self.config.time_budget)
+        self.clock_ = clock  # the stages after fit (explanations) report on the same clock
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         self.prepared_ = prepared
@@ -142,7 +143,7 @@ class AutoML:
 
     def explain(self, **options: Any) -> Any:
         """SHAP explanations of the fitted model on the raw columns (see ``automl_core.explain``);
-        ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``)."""
+        ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``, ``progress``, ``stop``)."""
         from .explain import explain_model
         self._check_fitted()
         p = self.prepared_
@@ -252,8 +253,10 @@ class AutoML:
         # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
         slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
         choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack)
+        estimate = self._cost.members(choice.members) if choice.members else self._cost.single(choice.row)
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
-             members=[m.trial_id for m in choice.members])
+             members=[m.trial_id for m in choice.members],
+             estimate_seconds=round(estimate + self._cost.featurize_seconds, 3))
         planned = choice
         self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads,
                                         cfg.seed, best=result.best, cost=self._cost,

@@ -46,6 +46,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
+    callbacks = list(callbacks)  # used twice: the search and the explaining stage
     from .metrics import resolve_metric
     metric = resolve_metric(config.metric, prepared.task)
     if experiment_id is None:
@@ -91,7 +92,18 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         chart_path = target_dir / FORECAST_CHART
         automl.forecast_chart_.to_parquet(chart_path, index=False)
         store.register_artifact(experiment_id, chart_path, "forecast_chart")
-    understood = record_after_training(store, experiment_id, automl, target_dir, checks) if checks else {}
+    record = store.callback(experiment_id)
+    listeners = [record, *callbacks]
+
+    def emit(event: Event) -> None:
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener must not cost the experiment its explanations
+                pass
+
+    understood = record_after_training(store, experiment_id, automl, target_dir, checks, emit=emit,
+                                       stop_event=stop_event) if checks else {}
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     status = "stopped" if stop_event.is_set() else "completed"

@@ -58,6 +58,10 @@ MAX_UNEXPLAINED_WEIGHT = 0.5
 Progress = Callable[[float, str], None]
 
 
+class ExplanationStopped(Exception):
+    """Stop was pressed before anything was explained."""
+
+
 class _Budget:
     """The explanation's deadline, its stop signal and its progress reports."""
 
@@ -104,6 +108,7 @@ class Explanation:
     n_rows: int = 0
     seconds: float = 0.0
     note: str = ""
+    members: dict[str, dict] = field(default_factory=dict)  # ensembles: each explained member's weight and method
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able part (everything but the per-row values)."""
@@ -111,7 +116,7 @@ class Explanation:
                 "importance": self.importance.to_dict("records"),
                 "feature_importance": self.feature_importance.to_dict("records"),
                 "base_value": self.base_value, "n_rows": self.n_rows, "seconds": round(self.seconds, 3),
-                "note": self.note, "has_rows": self.values is not None}
+                "note": self.note, "members": self.members, "has_rows": self.values is not None}
 
 
 # ------------------------------------------------------------------------------------ computing
@@ -142,8 +147,10 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
         warnings.simplefilter("ignore")
         shap_out = _shap(model, sample, task, explained, budget)
     if shap_out is None:
+        if budget.stopped:
+            raise ExplanationStopped()
         return _permutation(model, X, y, raw, task, classes, metric, seed, budget)
-    values, base, method, output, n, note = shap_out if len(shap_out) == 6 else (*shap_out, "")  # values: (n, K, F)
+    values, base, method, output, n, note, members = (*shap_out, "", {})[:7]  # values: (n, K, F)
     budget.report(1.0, f"explained {n:,} rows")
     sample = sample.iloc[:n]
     raw_values = values @ to_raw                         # (n, K, C)
@@ -154,7 +161,8 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
                              "importance": imp_feat[top]})
     stored = raw_values[:, 0, :] if raw_values.shape[1] == 1 else raw_values
     return Explanation(method, output, raw, _ranked(raw, imp_raw), features, [str(c) for c in explained],
-                       sample[raw], stored, [float(b) for b in base], n, time.perf_counter() - start, note)
+                       sample[raw], stored, [float(b) for b in base], n, time.perf_counter() - start, note,
+                       members)
 
 
 def _ranked(columns: list[str], importance: np.ndarray) -> pd.DataFrame:
@@ -203,14 +211,16 @@ def _kind(est: Any) -> str | None:
     return None
 
 
-def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
+def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budget: float, saabas: bool = False):
+    """``saabas``: approximate a forest's tree SHAP even when the exact values would fit (so that rows
+    explained in two parts are explained the same way)."""
     kind = _kind(est)
     if kind == "lightgbm":
         return _lightgbm(est, X, task, explained, budget)
     if kind == "linear":
         return _linear(est, X, task, explained)
     if kind in ("forest", "boosting"):
-        return _tree_shap(est, X, task, explained, budget, kind == "forest")
+        return _tree_shap(est, X, task, explained, budget, kind == "forest", saabas)
     return None
 
 
@@ -219,21 +229,21 @@ def _in_budget(compute: Any, X: np.ndarray, budget: float) -> np.ndarray | None:
     MIN_SHAP_ROWS would fit.
 
     The row count grows tenfold per call, each step sized from the time per row of the step before:
-    one row of exact tree SHAP on a deep forest can take seconds, so a fixed first batch could spend
-    minutes. The first call (one row) also carries the explainer's fixed costs, so it only rules the
-    model out when it alone takes a tenth of the budget.
+    a fixed large first batch could spend minutes on a slow explainer. The first call (ten rows) also
+    carries the explainer's fixed costs, so it only rules the model out when it takes half the budget.
     """
     start = time.perf_counter()
     if budget <= 0:
         return None
     parts, rows, want = [], 0, min(MIN_SHAP_ROWS, len(X))
+    first = min(10, len(X))
     last_rows, last_seconds = 0, 0.0
     while rows < len(X):
-        step = 1
+        step = first
         if rows:
             elapsed = time.perf_counter() - start
             per_row = last_seconds / last_rows
-            too_slow = per_row * (want - rows) > budget - elapsed if last_rows > 1 else elapsed > budget / 10
+            too_slow = per_row * (want - rows) > budget - elapsed if rows > first else elapsed > budget / 2
             if rows < want and too_slow:
                 return None
             step = min(len(X) - rows, rows * 9, int((budget - elapsed) / max(per_row, 1e-9)))
@@ -289,7 +299,8 @@ def _linear(est: Any, X: Any, task: Task, explained: list[Any]):
     return values, base, "exact (linear coefficients)", "raw score (log-odds) of each class", len(X)
 
 
-def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float, is_forest: bool):
+def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float, is_forest: bool,
+               saabas: bool = False):
     import shap
     X = _dense(X)
     start = time.perf_counter()
@@ -300,7 +311,7 @@ def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float
     # deep forest one row takes seconds, so it is not even tried when 100 rows would not fit.
     tree = explainer.model
     leaves = int(np.sum((np.asarray(tree.children_left) == -1) & (np.asarray(tree.node_sample_weight) > 0)))
-    if leaves * float(tree.max_depth) ** 2 / 1e9 * MIN_SHAP_ROWS < left / 2:
+    if not saabas and leaves * float(tree.max_depth) ** 2 / 1e9 * MIN_SHAP_ROWS < left / 2:
         values = _in_budget(lambda part: explainer.shap_values(part, check_additivity=False), X, left / 2)
     if values is None:
         # Saabas values (the path attribution, depth per tree and row) still add up to each prediction.
@@ -330,36 +341,86 @@ def _members(est: Any) -> list[tuple[str, Any]]:
     return list(zip(names, est.estimators_))
 
 
+def _cost_order(est: Any) -> float:
+    """A rough SHAP cost per row, to explain the cheap members first (they leave the expensive ones
+    the most time): linear models nothing, boosting trees x leaves, forests last."""
+    kind = _kind(est)
+    if kind == "linear":
+        return 0.0
+    trees = float(getattr(est, "n_estimators_", None) or getattr(est, "n_estimators", None) or 100)
+    if kind == "lightgbm":
+        return trees * float(getattr(est, "num_leaves", 31) or 31)
+    if kind == "boosting":
+        return trees * float(getattr(est, "max_leaf_nodes", 31) or 31)
+    return 1e12 + trees
+
+
 def _member_values(members: list[tuple[str, Any]], X: Any, task: Task, targets: list[Any], budget: _Budget,
                    weights: np.ndarray, to_probability: bool):
-    """Each explainable member's SHAP values on X (leading rows), on the probability scale when
-    ``to_probability`` (classification); the members left out, with their weight share.
+    """Each explainable member's SHAP values on the same leading rows of X, on the probability scale
+    when ``to_probability`` (classification); the members left out, and why.
 
-    Returns ({name: (values, base)}, left_out names, n rows) or None when too much weight is left out
-    or the budget ran out before every explainable member was explained."""
+    Members no explainer covers, and members too slow to explain MIN_SHAP_ROWS rows in their share
+    of the time, are left out while they carry less than MAX_UNEXPLAINED_WEIGHT of the weight. Two
+    passes, cheapest member first: every member on the first MIN_SHAP_ROWS rows (which also measures
+    what a row costs each of them), then every member on as many further rows as the time left allows
+    for all of them. Returns ({name: (values, base)}, {left-out name: why}, n rows) or None."""
     lasts = {name: (m[-1] if hasattr(m, "steps") else m) for name, m in members}
-    missing = [name for name, _ in members if _kind(lasts[name]) is None]
-    share = float(sum(w for (name, _), w in zip(members, weights) if name in missing))
-    if share >= MAX_UNEXPLAINED_WEIGHT:
+    weight = {name: float(w) for (name, _), w in zip(members, weights)}
+    left_out = {name: "no SHAP explainer (k-nearest neighbours)" for name, _ in members if _kind(lasts[name]) is None}
+
+    def too_much() -> bool:
+        return sum(weight[name] for name in left_out) >= MAX_UNEXPLAINED_WEIGHT
+
+    if too_much():
         return None
-    todo = [(name, m) for name, m in members if name not in missing]
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    n = None
+    todo = sorted(((name, m) for name, m in members if name not in left_out), key=lambda nm: _cost_order(lasts[nm[0]]))
+    probe = min(MIN_SHAP_ROWS, X.shape[0])
+    inputs, first, seconds = {}, {}, {}
     for i, (name, member) in enumerate(todo):
         if budget.over():
             return None
-        budget.report(0.05 + 0.9 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name})")
-        Xm = member[:-1].transform(X) if hasattr(member, "steps") and len(member) > 1 else X
-        # members after this one get their share of what is left
-        found = _explain_estimator(lasts[name], Xm, task, targets, budget.left() / (len(todo) - i))
+        budget.report(0.05 + 0.45 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name})")
+        tick = time.perf_counter()
+        inputs[name] = member[:-1].transform(X) if hasattr(member, "steps") and len(member) > 1 else X
+        # linear values are relative to the mean of the rows given: give all of them (it is instant)
+        part = inputs[name] if _kind(lasts[name]) == "linear" else inputs[name][:probe]
+        found = _explain_estimator(lasts[name], part, task, targets, budget.left() / (len(todo) - i))
         if found is None:
-            return None
-        values, base, _, _, rows = found
+            left_out[name] = f"too slow to explain in the {budget.seconds:.0f} s budget"
+            if too_much():
+                return None
+            continue
+        first[name], seconds[name] = found, time.perf_counter() - tick
+    todo = [(name, m) for name, m in todo if name in first and _kind(lasts[name]) != "linear"]
+    per_row = sum(seconds.values()) / probe
+    n = int(min(X.shape[0], probe + 0.8 * max(budget.left(), 0.0) / max(per_row, 1e-9)))
+    rest: dict[str, np.ndarray] = {}
+    if n - probe >= MIN_SHAP_ROWS:
+        for i, (name, _) in enumerate(todo):
+            budget.report(0.5 + 0.45 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name}), "
+                                                      f"{n:,} rows")
+            found = None if budget.over() else _explain_estimator(
+                lasts[name], inputs[name][probe:n], task, targets, budget.left() / (len(todo) - i),
+                saabas="Saabas" in first[name][2])
+            if found is None:  # every member explains the same rows: keep the first ones only
+                rest, n = {}, probe
+                break
+            rest[name] = found[0]
+            n = min(n, probe + found[4])
+    else:
+        n = probe
+    out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    for name, _ in members:   # in the ensemble's order
+        if name not in first:
+            continue
+        values, base = first[name][0], first[name][1]
+        if name in rest:
+            values = np.concatenate([values, rest[name][:n - probe]])
         if to_probability and _kind(lasts[name]) != "forest":
             values, base = _log_odds_to_probability(values, base, task)
-        out[name] = (values, base)
-        n = rows if n is None else min(n, rows)
-    return out, missing, n
+        out[name] = (values[:n], base, first[name][2])
+    return out, left_out, n
 
 
 def _log_odds_to_probability(values: np.ndarray, base: np.ndarray, task: Task) -> tuple[np.ndarray, np.ndarray]:
@@ -396,26 +457,28 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget)
     found = _member_values(members, X, task, codes, budget, weights, task.is_classification)
     if found is None:
         return None
-    values_by, missing, n = found
-    kept = np.array([w for (name, _), w in zip(members, weights) if name in values_by])
-    kept = kept / kept.sum()
-    values = sum(w * values_by[name][0][:n] for w, name in zip(kept, values_by))
-    base = sum(w * values_by[name][1] for w, name in zip(kept, values_by))
+    values_by, left_out, n = found
+    kept = {name: float(w) for (name, _), w in zip(members, weights) if name in values_by}
+    total = sum(kept.values())
+    kept = {name: w / total for name, w in kept.items()}
+    values = sum(w * values_by[name][0][:n] for name, w in kept.items())
+    base = sum(w * values_by[name][1] for name, w in kept.items())
+    kept = {name: {"weight": round(w, 6), "method": values_by[name][2]} for name, w in kept.items()}
     if task.is_classification:
         output = f"probability of '{explained[0]}'" if task is Task.BINARY else "probability of each class"
     else:
         output = "predicted value"
     return (values, base, f"weighted member SHAP ({len(values_by)} members, weighted like the ensemble)",
-            output, n, _left_out_note(missing, members, weights))
+            output, n, _left_out_note(left_out, members, weights), kept)
 
 
-def _left_out_note(missing: list[str], members: list[tuple[str, Any]], weights: np.ndarray) -> str:
-    if not missing:
+def _left_out_note(left_out: dict[str, str], members: list[tuple[str, Any]], weights: np.ndarray) -> str:
+    if not left_out:
         return ""
-    share = sum(w for (name, _), w in zip(members, weights) if name in missing)
-    return (f"{', '.join(missing)} ({share:.0%} of the weight) has no SHAP explainer (k-nearest neighbours) "
-            "and is left out; the other members' weights are rescaled, so the values add up to the "
-            "prediction of the ensemble without it.")
+    share = sum(w for (name, _), w in zip(members, weights) if name in left_out)
+    which = "; ".join(f"{name}: {why}" for name, why in left_out.items())
+    return (f"Left out of the explanation ({share:.0%} of the ensemble's weight): {which}. The other members' "
+            "weights are rescaled, so the values add up to the prediction of the ensemble without them.")
 
 
 def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget):
@@ -433,10 +496,12 @@ def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budge
         if found is None:
             return None
         values_by, missing, n = found
+        kept = {name: {"weight": float(c), "method": values_by[name][2]}
+                for c, (name, _) in zip(coef[0], members) if name in values_by}
         values = sum(c * values_by[name][0][:n] for c, (name, _) in zip(coef[0], members) if name in values_by)
         base = intercept[:1] + sum(c * values_by[name][1] for c, (name, _) in zip(coef[0], members) if name in values_by)
         return (values, base, f"member SHAP through the stacking learner ({len(values_by)} members)",
-                "predicted value", n, _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)))
+                "predicted value", n, _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)), kept)
     classes = [str(c) for c in est.classes_]
     k = len(classes)
     every = list(est.classes_) if k > 2 else [est.classes_[1]]   # binary: the learner sees classes_[1]'s probability
@@ -446,6 +511,8 @@ def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budge
     if found is None:
         return None
     values_by, missing, n = found
+    kept = {name: {"weight": float(weights[i] / max(weights.sum(), 1e-12)), "method": values_by[name][2]}
+            for i, (name, _) in enumerate(members) if name in values_by}
     if k == 2:
         values = sum(coef[0, i] * values_by[name][0][:n] for i, (name, _) in enumerate(members) if name in values_by)
         base = intercept[:1] + sum(coef[0, i] * values_by[name][1] for i, (name, _) in enumerate(members)
@@ -467,7 +534,7 @@ def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budge
         values, base = values[:, order, :], base[order]
         output = "raw score (log-odds) of each class"
     return (values, base, f"member SHAP through the stacking learner ({len(values_by)} members)", output, n,
-            _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)))
+            _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)), kept)
 
 
 def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], task: Task, classes: list[Any] | None,
@@ -522,6 +589,8 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
                 drops[j].append(reference - scoring(shuffled))
             if budget.over():
                 break
+    if budget.stopped and not any(drops):
+        raise ExplanationStopped()
     importance = np.array([np.mean(d) if d else 0.0 for d in drops])
     unmeasured = [c for c, d in zip(raw, drops) if not d]
     note = ("SHAP values are not available for this model (or too slow), so there is no per-row explanation; "
@@ -576,4 +645,5 @@ def load_explanation(folder: str | Path) -> Explanation | None:
         values = values[:, 0, :] if k == 1 else values
     return Explanation(meta["method"], meta["output"], meta["columns"], pd.DataFrame(meta["importance"]),
                        pd.DataFrame(meta["feature_importance"], columns=["feature", "column", "importance"]),
-                       meta["classes"], rows, values, meta["base_value"], meta["n_rows"], meta["seconds"], meta["note"])
+                       meta["classes"], rows, values, meta["base_value"], meta["n_rows"], meta["seconds"], meta["note"],
+                       meta.get("members") or {})
