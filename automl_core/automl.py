@@ -1,6 +1,7 @@
 """The facade: ``AutoML(...).fit(df, target=...)`` runs prepare -> search -> refit -> test scoring."""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
@@ -18,7 +19,8 @@ from .checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .featurize import featurization_summary
-from .finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
+from .finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
+                       member_predictions)
 from .metrics import resolve_metric, score_all
 from .models import load_portfolio, select_families
 from .predictions import Predictions
@@ -39,6 +41,8 @@ LOW_FIDELITY_ROWS = 100_000
 SMALL_DATA_CELLS = 200_000
 #: Search trials run on a random sample of at most this many training rows (the refit uses all).
 MAX_SEARCH_ROWS = 250_000
+#: The likely ensemble (which sizes the search's reserve) is re-picked at most every this share of the budget.
+LIKELY_EVERY = 0.05
 
 Callback = Callable[[Event], None]
 
@@ -192,6 +196,7 @@ class AutoML:
         self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),
                                      p.task, self.config.featurization, folds[0][0])
         self._y_labels_all = np.asarray(y)
+        self._y_codes = codes
         # plan rows -> rows of the training table (validation-file rows follow the training rows)
         self._table_rows = np.concatenate([search, n + np.arange(len(X) - len(search))])
         return path, plan, codes
@@ -227,12 +232,22 @@ class AutoML:
                                       refit_threads=1 if n_rows * max(len(self.prepared_.columns), 1)
                                       < SMALL_DATA_CELLS else cfg.cores)
 
+        oof: dict[int, np.ndarray] = {}
+        y_oof = self._y_codes[np.concatenate([v for _, v in plan.splits])]
+        likely: dict[str, Any] = {"at": -math.inf, "members": []}
+
         def reserve(trials: list[TrialResult]) -> float:
-            return cost.final_stage(trials, self.metric_, cfg.ensembles)
+            # The ensemble the trials so far would make, re-picked at most every LIKELY_EVERY of the
+            # budget (it scores candidates on validation rows, in this thread, while trials run)
+            if cfg.ensembles and clock.elapsed() - likely["at"] >= LIKELY_EVERY * (cfg.time_budget or 60.0):
+                likely["at"] = clock.elapsed()
+                likely["members"] = likely_members(trials, oof, y_oof, self.metric_, self.task_,
+                                                   self.prepared_.pos_index, cfg.seed)
+            return cost.final_stage(trials, self.metric_, cfg.ensembles, likely["members"])
 
         return run_search(data_path=data_path, scheduler=scheduler, metric=self.metric_, config=cfg, clock=clock,
                           emit=emit, stop_event=stop_event, reserve=reserve, settings=settings, pool=pool,
-                          first_trial_id=first_trial_id)
+                          first_trial_id=first_trial_id, oof=oof)
 
     def _finish(self, result: SearchResult, plan: ValidationPlan, y_all: np.ndarray,
                 clock: Clock, emit: Emitter, stop_event: threading.Event) -> FinalChoice:

@@ -79,14 +79,15 @@ class SearchSettings:
 def run_search(*, data_path: str, scheduler: Scheduler, metric: Metric, config: AutoMLConfig, clock: Clock,
                emit: Emitter, stop_event: threading.Event, reserve: Callable[[list[TrialResult]], float],
                settings: SearchSettings, pool: LocalPool | DaskPool | None = None,
-               first_trial_id: int = 1) -> SearchResult:
+               first_trial_id: int = 1, oof: dict[int, np.ndarray] | None = None) -> SearchResult:
     """Run trials until an exit criterion is met. Returns every trial, finished or failed.
 
     ``reserve(trials)`` is the time the steps after the search need (ensembles, the final refit):
-    no trial starts that would not finish before it, by the family's measured trial time.
+    no trial starts that would not finish before it, by the family's measured trial time. ``oof``
+    (filled in place, trial id -> validation predictions) lets ``reserve`` see the predictions so far.
     """
     trials: list[TrialResult] = []
-    oof: dict[int, np.ndarray] = {}
+    oof = {} if oof is None else oof
     best: TrialResult | None = None
     since_best = 0
     next_id = first_trial_id
