@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import AutoMLConfig
-from .explain import BUDGET_SECONDS
+from .explain import BUDGET_SECONDS, ExplanationStopped
 from .explain import save_explanation as save_explanation_files
 from .guardrails import GUARDRAILS_FILE, Guardrail, check_data, check_model, to_json, validation_check
 from .results import Event
@@ -45,7 +45,6 @@ class DataChecks:
             self.found, self.error = [], f"{type(exc).__name__}: {exc}"
         self._save()
         self.seconds = time.perf_counter() - start
-        self.explain_seconds = self.explain_budget(config)
 
     def explain_budget(self, config: AutoMLConfig, elapsed: float = 0.0) -> float:
         """Seconds the explanations may take: a tenth of the budget (1 to BUDGET_SECONDS s), and no more
@@ -127,7 +126,6 @@ def explain_stage(automl: Any, data_checks: DataChecks, emit: Callable[[Event], 
             last[0] = now
             emit(Event("explaining_progress", round(elapsed(), 3), {"fraction": round(fraction, 3), "text": text}))
 
-    from .explain import ExplanationStopped
     began = time.perf_counter()
     try:
         explanation = automl.explain(budget_seconds=budget, progress=progress, stop=stop)

@@ -204,9 +204,12 @@ def explanations_section(store: Any, experiment_id: str, exp: dict[str, Any]) ->
     with st.container(key="explanations"):
         ex = _explanation(str(folder), meta.stat().st_mtime) if meta.is_file() else None
         if ex is None:
-            error = ((exp.get("summary") or {}).get("explanations") or {}).get("error")
+            stage = (exp.get("summary") or {}).get("explanations") or {}
+            error = stage.get("error")
             if error:
                 st.warning(f"The explanations could not be computed: {error}", icon=":material/warning:")
+            elif stage.get("skipped"):
+                st.caption(f"No explanations: {stage['skipped']}.")
             else:
                 st.caption("Explanations are computed right after training; this experiment has none.")
             return
