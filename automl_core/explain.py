@@ -504,7 +504,11 @@ def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budge
                 "predicted value", n, _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)), kept)
     classes = [str(c) for c in est.classes_]
     k = len(classes)
-    every = list(est.classes_) if k > 2 else [est.classes_[1]]   # binary: the learner sees classes_[1]'s probability
+    # binary: the learner sees classes_[1]'s probability. Members are fit on label codes by scikit-learn's
+    # own fit, on the labels when fit before (the saved model's prefit members): explain what they know.
+    first = members[0][1][-1] if hasattr(members[0][1], "steps") else members[0][1]
+    on_labels = [str(c) for c in first.classes_] == classes
+    every = list(est.classes_ if on_labels else range(k)) if k > 2 else [est.classes_[1] if on_labels else 1]
     per = 1 if k == 2 else k
     weights = np.array([np.abs(coef[:, i * per:(i + 1) * per]).sum() for i in range(len(members))])
     found = _member_values(members, X, task, every, budget, weights / max(weights.sum(), 1e-12), True)
@@ -526,7 +530,7 @@ def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budge
         for i, (name, _) in enumerate(members):
             if name not in values_by:
                 continue
-            v, b = values_by[name]
+            v, b, _ = values_by[name]
             block = coef[:, i * k:(i + 1) * k]                          # (learner class, member class)
             values += np.einsum("cj,njf->ncf", block, v[:n])
             base = base + block @ b

@@ -203,3 +203,44 @@ def test_voting_classifier_mixing_forests_and_boosting_is_explained_by_its_membe
     assert ex.method.startswith("weighted member SHAP") and ex.output == "probability of 'Yes'"
     assert np.allclose(ex.values.sum(axis=1) + ex.base_value[0], _proba_of(model, ex.rows, "Yes"), atol=1e-6)
     assert ex.importance["column"].iloc[0] == "balance"
+
+
+def test_stacking_regressor_is_explained_through_its_learner() -> None:
+    from sklearn.ensemble import StackingRegressor
+    from sklearn.linear_model import LinearRegression
+    p = prepare(DATASETS / "diamonds.csv", "price", AutoMLConfig())
+    rows = np.arange(3000)
+    members = [("trial_1", Pipeline([("model", lgb.LGBMRegressor(n_estimators=40, verbose=-1, n_jobs=1))])),
+               ("trial_2", Pipeline([("scale", StandardScaler()), ("model", Ridge())]))]
+    model = Pipeline([("features", build_featurizer(p.columns, task=p.task)),
+                      ("model", StackingRegressor(members, final_estimator=LinearRegression(), cv=3))])
+    model.fit(p.X.iloc[rows], p.y[rows])
+    ex = explain_model(model, p.X.iloc[rows], p.y[rows], columns=p.columns, task=p.task, classes=None,
+                       positive_class=None, metric=resolve_metric("auto", p.task), sample_rows=300)
+    assert ex.method.startswith("member SHAP through the stacking learner (2 members")
+    assert np.allclose(ex.values.sum(axis=1) + ex.base_value[0], model.predict(ex.rows), rtol=1e-6, atol=1e-2)
+    assert ex.importance["column"].iloc[0] in ("carat", "x", "y", "z")
+
+
+@pytest.mark.parametrize("name, target", [("islp_default.csv", "default"), ("penguins.csv", "species")])
+def test_stacking_classifier_values_add_up_to_its_learners_log_odds(name, target) -> None:
+    from sklearn.ensemble import StackingClassifier
+    p = prepare(DATASETS / name, target, AutoMLConfig())
+    rows = np.arange(min(3000, len(p.X)))
+    members = [("trial_1", Pipeline([("model", lgb.LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1))])),
+               ("trial_2", Pipeline([("model", RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0,
+                                                                       n_jobs=1))]))]
+    model = Pipeline([("features", build_featurizer(p.columns, task=p.task)),
+                      ("model", StackingClassifier(members, final_estimator=LogisticRegression(), cv=3,
+                                                   stack_method="predict_proba"))])
+    model.fit(p.X.iloc[rows], p.y[rows])
+    ex = _explain(p, model, sample_rows=200)
+    assert ex.method.startswith("member SHAP through the stacking learner (2 members")
+    stack = model[-1]
+    margin = stack.final_estimator_.decision_function(stack.transform(model[0].transform(ex.rows)))
+    if margin.ndim == 1:  # binary: the learner's log-odds of classes_[1]
+        sign = 1.0 if str(stack.classes_[1]) == str(p.positive_class) else -1.0
+        assert np.allclose(ex.values.sum(axis=1) + ex.base_value[0], sign * margin, atol=1e-6)
+    else:
+        order = [[str(c) for c in stack.classes_].index(str(c)) for c in ex.classes]
+        assert np.allclose(ex.values.sum(axis=2) + np.asarray(ex.base_value), margin[:, order], atol=1e-6)
