@@ -235,6 +235,7 @@ class AutoML:
         oof: dict[int, np.ndarray] = {}
         y_oof = self._y_codes[np.concatenate([v for _, v in plan.splits])]
         likely: dict[str, Any] = {"at": -math.inf, "members": []}
+        picked: dict[str, Any] = {}
 
         def reserve(trials: list[TrialResult]) -> float:
             # The ensemble the trials so far would make, re-picked at most every LIKELY_EVERY of the
@@ -242,7 +243,7 @@ class AutoML:
             if cfg.ensembles and clock.elapsed() - likely["at"] >= LIKELY_EVERY * (cfg.time_budget or 60.0):
                 likely["at"] = clock.elapsed()
                 likely["members"] = likely_members(trials, oof, y_oof, self.metric_, self.task_,
-                                                   self.prepared_.pos_index, cfg.seed)
+                                                   self.prepared_.pos_index, cfg.seed, cache=picked)
             return cost.final_stage(trials, self.metric_, cfg.ensembles, likely["members"])
 
         return run_search(data_path=data_path, scheduler=scheduler, metric=self.metric_, config=cfg, clock=clock,

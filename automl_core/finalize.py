@@ -40,15 +40,19 @@ LIKELY_ROWS = 1500
 
 
 def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
-                   task: Task, pos_index: int, seed: int = 0) -> list[TrialResult]:
+                   task: Task, pos_index: int, seed: int = 0, cache: dict | None = None) -> list[TrialResult]:
     """The members of the Caruana ensemble the search's trials so far would make (as ``ensemble_rows``
-    picks it), on a sample of the validation rows. Empty when it would hold one model only."""
+    picks it), on a sample of the validation rows. Empty when it would hold one model only.
+
+    ``cache`` (a dict kept between calls) skips the pick when the candidate pool has not changed."""
     ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
     if len(ok) < 2:
         return []
     pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
     if len(pool) < 2:
         return []
+    if cache is not None and cache.get("pool") == pool:
+        return cache["members"]
     rows = np.arange(len(y))
     if len(rows) > LIKELY_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(rows), LIKELY_ROWS, replace=False))
@@ -57,7 +61,10 @@ def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.
         counts = ens.caruana_weights([oof[i][rows] for i in pool], y[rows], metric, task, pos_index)
     by_id = {t.trial_id: t for t in ok}
     chosen = [by_id[pool[i]] for i in np.flatnonzero(counts)]
-    return chosen if len(chosen) > 1 else []
+    chosen = chosen if len(chosen) > 1 else []
+    if cache is not None:
+        cache.update(pool=pool, members=chosen)
+    return chosen
 
 
 @dataclass
