@@ -75,6 +75,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     except BaseException as exc:
         store.set_status(experiment_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    # Stop pressed while explaining only skips the explanations: the search and the model are complete
+    status = "stopped" if stop_event.is_set() else "completed"
     target_dir = store.artifact_dir(experiment_id)
     model_path, card_path = automl.save(target_dir)
     store.register_artifact(experiment_id, model_path, "model")
@@ -106,7 +108,6 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                                        stop_event=stop_event) if checks else {}
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
-    status = "stopped" if stop_event.is_set() else "completed"
     best = automl.best_trial_
     store.finish_experiment(experiment_id, status=status, best_trial_id=best.trial_id, best_model=best.family,
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),

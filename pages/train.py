@@ -53,8 +53,9 @@ def _status(exp: dict[str, Any], position: int | None, current: live.Stage | Non
     elif exp["status"] == "queued":
         st.caption("Preparing the data…")
     elif current is not None and current.name == "explaining":
-        st.caption("The model is trained and saved; now working out which columns drive it. "
-                   "Stop skips the rest of this step.")
+        st.caption("The model is trained and saved; skipping the explanations…" if jobs.stopping(exp["experiment_id"])
+                   else "The model is trained and saved; now working out which columns drive it. "
+                        "Skip explanations ends this step.")
     elif jobs.stopping(exp["experiment_id"]):
         st.caption("Stopping: refitting the best model found so far…")
     elif exp["status"] == "cancelled":
