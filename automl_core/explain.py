@@ -59,7 +59,7 @@ Progress = Callable[[float, str], None]
 
 
 class ExplanationStopped(Exception):
-    """Stop was pressed before anything was explained."""
+    """Nothing was explained: Stop was pressed, or the budget ran out first (the message says which)."""
 
 
 class _Budget:
@@ -148,7 +148,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
         shap_out = _shap(model, sample, task, explained, budget)
     if shap_out is None:
         if budget.stopped:
-            raise ExplanationStopped()
+            raise ExplanationStopped("stopped while explaining")
         return _permutation(model, X, y, raw, task, classes, metric, seed, budget)
     values, base, method, output, n, note, members = (*shap_out, "", {})[:7]  # values: (n, K, F)
     budget.report(1.0, f"explained {n:,} rows")
@@ -189,6 +189,8 @@ def _shap(model: Any, sample: pd.DataFrame, task: Task, explained: list[Any], bu
         return _voting(est, Xm, task, explained, budget)
     if isinstance(est, (StackingClassifier, StackingRegressor)):
         return _stacking(est, Xm, task, explained, budget)
+    if budget.over():
+        return None
     budget.report(0.05, "SHAP values of the model")
     return _explain_estimator(est, Xm, task, explained, budget.left())
 
@@ -398,9 +400,12 @@ def _member_values(members: list[tuple[str, Any]], X: Any, task: Task, targets: 
     rest: dict[str, np.ndarray] = {}
     if n - probe >= MIN_SHAP_ROWS:
         for i, (name, _) in enumerate(todo):
+            if budget.over():
+                rest, n = {}, probe
+                break
             budget.report(0.5 + 0.45 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name}), "
                                                       f"{n:,} rows")
-            found = None if budget.over() else _explain_estimator(
+            found = _explain_estimator(
                 lasts[name], inputs[name][probe:n], task, targets, budget.left() / (len(todo) - i),
                 saabas="Saabas" in first[name][2])
             if found is None:  # every member explains the same rows: keep the first ones only
@@ -550,6 +555,9 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
     sample is sized for one repeat of every column in the budget. The deadline is checked before
     every column: columns not reached by then are left unmeasured (importance 0) and named in the note."""
     start = budget.start
+    if budget.over():
+        raise ExplanationStopped("stopped while explaining" if budget.stopped else
+                                 f"the {budget.seconds:.0f} s budget ran out before anything was explained")
     budget.report(0.0, "measuring how long the model takes to predict")
     predict = model.predict_proba if task.is_classification else model.predict
     small, large = min(20, len(X)), min(200, len(X))
@@ -593,8 +601,9 @@ def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], tas
                 drops[j].append(reference - scoring(shuffled))
             if budget.over():
                 break
-    if budget.stopped and not any(drops):
-        raise ExplanationStopped()
+    if not any(drops):
+        raise ExplanationStopped("stopped while explaining" if budget.stopped else
+                                 f"the {budget.seconds:.0f} s budget ran out before anything was explained")
     importance = np.array([np.mean(d) if d else 0.0 for d in drops])
     unmeasured = [c for c, d in zip(raw, drops) if not d]
     note = ("SHAP values are not available for this model (or too slow), so there is no per-row explanation; "

@@ -132,9 +132,8 @@ def explain_stage(automl: Any, data_checks: DataChecks, emit: Callable[[Event], 
         save(explanation)
         entry = {"method": explanation.method, "seconds": round(explanation.seconds, 3), "n_rows": explanation.n_rows,
                  "budget_seconds": round(budget, 3)}
-    except ExplanationStopped:
-        entry = {"skipped": "stopped while explaining; the model is saved without explanations",
-                 "budget_seconds": round(budget, 3)}
+    except ExplanationStopped as why:
+        entry = {"skipped": f"{why}; the model is saved without explanations", "budget_seconds": round(budget, 3)}
     except Exception as exc:  # explanations are a bonus; the model stands without them
         entry = {"error": f"{type(exc).__name__}: {exc}", "budget_seconds": round(budget, 3)}
     seconds = time.perf_counter() - began
