@@ -36,7 +36,7 @@ RESERVE_MARGIN = 1.3
 #: Seconds for what follows the refit whatever the data: scoring the training sample, the card, saving.
 FIXED_SECONDS = 1.0
 #: The likely ensemble is picked on at most this many validation rows (a sample: it runs during the search).
-LIKELY_ROWS = 1500
+LIKELY_ROWS = 1000
 
 
 def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
