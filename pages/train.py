@@ -53,7 +53,9 @@ def _status(exp: dict[str, Any], position: int | None, current: live.Stage | Non
     elif exp["status"] == "queued":
         st.caption("Preparing the data…")
     elif current is not None and current.name == "explaining":
-        st.caption("The model is trained and saved; skipping the explanations…" if jobs.stopping(exp["experiment_id"])
+        # a Stop pressed during the search does not skip them, one pressed now does: say what holds for both
+        st.caption("The model is trained and saved; the explanations end at once or within their budget."
+                   if jobs.stopping(exp["experiment_id"])
                    else "The model is trained and saved; now working out which columns drive it. "
                         "Skip explanations ends this step.")
     elif jobs.stopping(exp["experiment_id"]):
