@@ -1,6 +1,7 @@
 """The facade: ``AutoML(...).fit(df, target=...)`` runs prepare -> search -> refit -> test scoring."""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
@@ -18,14 +19,15 @@ from .export.drift_checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
-from .search.finalize import FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, member_predictions
+from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
+                       member_predictions)
 from .models.metrics import score_all
-from .models.families import load_portfolio, select_families
+from .models import load_portfolio, select_families
 from .understand.predictions import Predictions
-from .prepare.tables import Prepared, TableLike, prepare
+from .prepare import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
 from .search.scheduler import Scheduler
-from .search.loop import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
+from .search import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
 from .search.trial import RefitData, TrainingData, featurize_folds
 from .prepare.folds import ValidationPlan, plan_validation, split_test
 
@@ -39,6 +41,8 @@ LOW_FIDELITY_ROWS = 100_000
 SMALL_DATA_CELLS = 200_000
 #: Search trials run on a random sample of at most this many training rows (the refit uses all).
 MAX_SEARCH_ROWS = 250_000
+#: The likely ensemble (which sizes the search's reserve) is re-picked at most every this share of the budget.
+LIKELY_EVERY = 0.05
 
 Callback = Callable[[Event], None]
 
@@ -77,6 +81,7 @@ class AutoML:
         if prepared is None and train_data is None:
             raise AutoMLInputError("fit() was given no training data", "pass the training table (or prepared=...)")
         clock = Clock(self.config.time_budget)  # reading and preparing the table count against the budget
+        self.clock_ = clock  # the stages after fit (explanations) report on the same clock
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials
@@ -152,7 +157,7 @@ class AutoML:
 
     def explain(self, **options: Any) -> Any:
         """SHAP explanations of the fitted model on the raw columns (see ``automl_core.understand.explain``);
-        ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``)."""
+        ``options`` go to ``explain_model`` (``sample_rows``, ``budget_seconds``, ``progress``, ``stop``)."""
         from .understand.explain import explain_model
         self._check_fitted()
         p = self.prepared_
@@ -201,6 +206,7 @@ class AutoML:
         self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),
                                      p.task, self.config.featurization, folds[0][0])
         self._y_labels_all = np.asarray(y)
+        self._y_codes = codes
         # plan rows -> rows of the training table (validation-file rows follow the training rows)
         self._table_rows = np.concatenate([search, n + np.arange(len(X) - len(search))])
         return path, plan, codes
@@ -236,12 +242,23 @@ class AutoML:
                                       refit_threads=1 if n_rows * max(len(self.prepared_.columns), 1)
                                       < SMALL_DATA_CELLS else cfg.cores)
 
+        oof: dict[int, np.ndarray] = {}
+        y_oof = self._y_codes[np.concatenate([v for _, v in plan.splits])]
+        likely: dict[str, Any] = {"at": -math.inf, "members": []}
+        picked: dict[str, Any] = {}
+
         def reserve(trials: list[TrialResult]) -> float:
-            return cost.final_stage(trials, self.metric_, cfg.ensembles)
+            # The ensemble the trials so far would make, re-picked at most every LIKELY_EVERY of the
+            # budget (it scores candidates on validation rows, in this thread, while trials run)
+            if cfg.ensembles and clock.elapsed() - likely["at"] >= LIKELY_EVERY * (cfg.time_budget or 60.0):
+                likely["at"] = clock.elapsed()
+                likely["members"] = likely_members(trials, oof, y_oof, self.metric_, self.task_,
+                                                   self.prepared_.pos_index, cfg.seed, cache=picked)
+            return cost.final_stage(trials, self.metric_, cfg.ensembles, likely["members"])
 
         return run_search(data_path=data_path, scheduler=scheduler, metric=self.metric_, config=cfg, clock=clock,
                           emit=emit, stop_event=stop_event, reserve=reserve, settings=settings, pool=pool,
-                          first_trial_id=first_trial_id)
+                          first_trial_id=first_trial_id, oof=oof)
 
     def _finish(self, result: SearchResult, plan: ValidationPlan, y_all: np.ndarray,
                 clock: Clock, emit: Emitter, stop_event: threading.Event) -> FinalChoice:
@@ -262,8 +279,10 @@ class AutoML:
         # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
         slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
         choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack)
+        estimate = self._cost.members(choice.members) if choice.members else self._cost.single(choice.row)
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
-             members=[m.trial_id for m in choice.members])
+             members=[m.trial_id for m in choice.members],
+             estimate_seconds=round(estimate + self._cost.featurize_seconds, 3))
         planned = choice
         self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads,
                                         cfg.seed, best=result.best, cost=self._cost,

@@ -57,6 +57,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
+    callbacks = list(callbacks)  # used twice: the search and the explaining stage
     metric = prepared.metric
     if experiment_id is None:
         experiment_id = create_record(store, target=target, config=config, dataset_id=dataset_id, name=name,
@@ -83,6 +84,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     except BaseException as exc:
         store.set_status(experiment_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    # Stop pressed while explaining only skips the explanations: the search and the model are complete
+    status = "stopped" if stop_event.is_set() else "completed"
     target_dir = store.artifact_dir(experiment_id)
     model_path, card_path = automl.save(target_dir)
     store.register_artifact(experiment_id, model_path, "model")
@@ -100,10 +103,20 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
         chart_path = target_dir / FORECAST_CHART
         automl.forecast_chart_.to_parquet(chart_path, index=False)
         store.register_artifact(experiment_id, chart_path, "forecast_chart")
-    understood = record_after_training(store, experiment_id, automl, target_dir, checks) if checks else {}
+    record = store.callback(experiment_id)
+    listeners = [record, *callbacks]
+
+    def emit(event: Event) -> None:
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener must not cost the experiment its explanations
+                pass
+
+    understood = record_after_training(store, experiment_id, automl, target_dir, checks, emit=emit,
+                                       stop_event=stop_event) if checks else {}
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
-    status = "stopped" if stop_event.is_set() else "completed"
     best = automl.best_trial_
     store.finish_experiment(experiment_id, status=status, best_trial_id=best.trial_id, best_model=best.family,
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),

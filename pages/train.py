@@ -36,7 +36,7 @@ def pick_experiment() -> str | None:
     return chosen
 
 
-def _status(exp: dict[str, Any], position: int | None) -> None:
+def _status(exp: dict[str, Any], position: int | None, current: live.Stage | None = None) -> None:
     word = live.status_word(exp["status"])
     # Material icons, not emoji: headless and minimal Linux browsers often lack an emoji font.
     icon = {"Running": ":blue[:material/progress_activity:]", "Completed": ":green[:material/check_circle:]",
@@ -52,16 +52,24 @@ def _status(exp: dict[str, Any], position: int | None) -> None:
                    "automatically when a slot frees.")
     elif exp["status"] == "queued":
         st.caption("Preparing the data…")
+    elif current is not None and current.name == "explaining":
+        # a Stop pressed during the search does not skip them, one pressed now does: say what holds for both
+        st.caption("The model is trained and saved; the explanations end at once or within their budget."
+                   if jobs.stopping(exp["experiment_id"])
+                   else "The model is trained and saved; now working out which columns drive it. "
+                        "Skip explanations ends this step.")
     elif jobs.stopping(exp["experiment_id"]):
         st.caption("Stopping: refitting the best model found so far…")
     elif exp["status"] == "cancelled":
         st.caption("Cancelled before it started. Clone it on the Experiments page to run it again.")
 
 
-def _stop_button(exp: dict[str, Any], position: int | None) -> None:
+def _stop_button(exp: dict[str, Any], position: int | None, current: live.Stage | None = None) -> None:
     if exp["status"] not in live.LIVE:
         return
     label, tip = (("Cancel", "Take it out of the line; nothing has been trained yet.") if position is not None else
+                  ("Skip explanations", "The model is saved; stop working out which columns drive it.")
+                  if current is not None and current.name == "explaining" else
                   ("Stop", "Stop now; finished trials are kept and the best one becomes the model."))
     if st.button(label, key="stop_training", icon=":material/stop_circle:", help=tip):
         if not get_jobs().stop(exp["experiment_id"], store=get_store()):
@@ -87,12 +95,15 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or ""
     position = get_jobs().queue_position(experiment_id) if exp["status"] == "queued" else None
+    recent = store.events(experiment_id, limit=40)
+    # after the search: a named stage with its own progress, not "about 0 s left" on a full bar
+    current = live.stage(recent) if exp["status"] == "running" else None
     head, stop = st.columns([4, 1])
     with head:
-        _status(exp, position)
+        _status(exp, position, current)
     with stop:
-        _stop_button(exp, position)
-    frac, text = live.progress(exp, len(trials))
+        _stop_button(exp, position, current)
+    frac, text = live.stage_progress(current) if current is not None else live.progress(exp, len(trials))
     st.progress(frac, text=text)
     board = live.leaderboard(trials, metric)
     ok = trials[trials["status"] == "ok"] if not trials.empty else trials
@@ -120,7 +131,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     ev, bad = st.columns([3, 2], gap="medium")
     with ev:
         st.markdown("**Recent events**")
-        events = live.events_frame(store.events(experiment_id, limit=8))
+        events = live.events_frame(recent)
         st.dataframe(events, hide_index=True, height=live.table_height(len(events), 300))
     with bad:
         failed = live.failed_trials(trials)

@@ -125,13 +125,21 @@ def error_by_decile_chart(table: pd.DataFrame) -> go.Figure:
 
 # ------------------------------------------------------------------------------------ explanations
 
-def importance_chart(frame: pd.DataFrame, label: str, value: str = "importance", top: int = 20) -> go.Figure:
-    """Horizontal bars, largest at the top."""
+def importance_axis(method: str, output: str) -> str:
+    """What an importance bar measures, by the method that computed it: permutation importance is a
+    drop in the metric, SHAP importance the mean absolute contribution in the model's output."""
+    if method.startswith("permutation"):
+        return output                     # e.g. "drop in rmse when the column is shuffled"
+    return f"mean |SHAP value| ({output})"
+
+
+def importance_chart(frame: pd.DataFrame, label: str, value: str = "importance", top: int = 20,
+                     axis: str = "") -> go.Figure:
+    """Horizontal bars, largest at the top; ``axis`` says what they measure (see ``importance_axis``)."""
     part = frame.head(top).iloc[::-1]
     fig = go.Figure(go.Bar(x=part[value], y=part[label].astype(str), orientation="h", marker_color=_BLUE,
                            hovertemplate="%{y}: %{x:.4g}<extra></extra>"))
-    return _layout(fig, "mean |contribution|" if value == "importance" else value, "", showlegend=False,
-                   height=max(320, 26 * len(part) + 90))
+    return _layout(fig, axis or value, "", showlegend=False, height=max(320, 26 * len(part) + 90))
 
 
 def _colour_values(column: pd.Series) -> np.ndarray:

@@ -4,6 +4,7 @@ Pure pandas, no streamlit, so the rules are easy to test.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -84,6 +85,59 @@ def progress(exp: dict[str, Any], n_trials: int, now: datetime | None = None) ->
     return frac, f"{clock(elapsed)} elapsed{left}"
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A named step after the search (refit, explanations), read from the latest events."""
+
+    name: str                   # "refit" or "explaining"
+    title: str                  # what the page says, e.g. "Explaining the model"
+    seconds: float              # since the stage started
+    budget: float | None        # seconds it may take (explaining) or is expected to take (refit)
+    fraction: float = 0.0       # reported progress, 0..1
+    doing: str = ""             # what it is doing now, e.g. "SHAP values of member 2 of 5"
+
+
+#: Events that end the stage read by ``stage`` (a later search event means the search is still on).
+_SEARCH_KINDS = ("experiment_started", "trial_started", "trial_finished")
+
+
+def stage(events: pd.DataFrame, now: datetime | None = None) -> Stage | None:
+    """The stage after the search an experiment is in, from its latest events (newest first, as
+    ``Store.events`` returns them), or None while it searches or once the stages are over."""
+    if events.empty:
+        return None
+    now = pd.Timestamp(now or datetime.now(timezone.utc))
+    progress: dict[str, Any] = {}
+    for kind, payload, created in zip(events["kind"], events["payload"], events["created_at"]):
+        p = payload or {}
+        since = max(0.0, (now - pd.Timestamp(created)).total_seconds()) if created is not None and not pd.isna(created) else 0.0
+        if kind == "explaining_progress" and not progress:
+            progress = p
+        elif kind == "explaining_started":
+            return Stage("explaining", "Explaining the model", since, p.get("budget_seconds"),
+                         float(progress.get("fraction") or 0.0), str(progress.get("text") or ""))
+        elif kind == "refit_started":
+            members = p.get("members") or []
+            what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')))})"
+            return Stage("refit", f"Refitting {what} on all training rows", since, p.get("estimate_seconds"))
+        elif kind in ("explaining_finished", "experiment_finished") or kind in _SEARCH_KINDS:
+            return None
+    return None
+
+
+def stage_progress(current: Stage) -> tuple[float, str]:
+    """(fraction 0..1, text) for the progress bar during a stage: its own progress and time left."""
+    fraction = current.fraction
+    text = current.title + (f": {current.doing}" if current.doing else "")
+    if current.budget:
+        fraction = max(fraction, current.seconds / float(current.budget))
+        left = max(0.0, float(current.budget) - current.seconds)
+        limit = "at most" if current.name == "explaining" else "about"
+        text += f" · {clock(current.seconds)} of {limit} {clock(float(current.budget))}"
+        text += f" · about {clock(left)} left" if left >= 1 else " · finishing"
+    return min(0.99, fraction), text
+
+
 def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -147,7 +201,13 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
     if kind == "refit_started":
         return f"Refitting the best model ({family_label(str(p.get('family')))}) on all training rows"
     if kind == "experiment_finished":
-        return f"Finished: {p.get('stopped_by')}"
+        return f"Search and refit finished: {p.get('stopped_by')}"
+    if kind == "explaining_started":
+        return f"Explaining the model (at most {clock(float(p.get('budget_seconds') or 0))})"
+    if kind == "explaining_finished":
+        if p.get("method"):
+            return f"Explained in {clock(float(p.get('seconds') or 0))}: {p['method']}"
+        return f"No explanations: {p.get('skipped') or p.get('error')}"
     if kind == "message":
         return str(p.get("text") or p.get("message") or p)
     return kind.replace("_", " ")
@@ -156,7 +216,8 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
 def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
     if events.empty:
         return pd.DataFrame(columns=["at", "event"])
-    ev = events.head(limit)
+    # the stage's progress ticks drive the progress bar; as lines they would push everything else out
+    ev = events[events["kind"] != "explaining_progress"].head(limit)
     return pd.DataFrame({"at": [clock(e or 0) for e in ev["elapsed"]],
                          "event": [describe_event(k, p, t) for k, p, t in zip(ev["kind"], ev["payload"], ev["trial_id"])]})
 

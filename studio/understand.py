@@ -204,20 +204,25 @@ def explanations_section(store: Any, experiment_id: str, exp: dict[str, Any]) ->
     with st.container(key="explanations"):
         ex = _explanation(str(folder), meta.stat().st_mtime) if meta.is_file() else None
         if ex is None:
-            error = ((exp.get("summary") or {}).get("explanations") or {}).get("error")
+            stage = (exp.get("summary") or {}).get("explanations") or {}
+            error = stage.get("error")
             if error:
                 st.warning(f"The explanations could not be computed: {error}", icon=":material/warning:")
+            elif stage.get("skipped"):
+                st.caption(f"No explanations: {stage['skipped']}.")
             else:
                 st.caption("Explanations are computed right after training; this experiment has none.")
             return
-        st.caption(f"{ex.method} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); values are in "
-                   f"{ex.output}. {ex.note}")
+        measure = (f"importance is the {ex.output}" if ex.method.startswith("permutation")
+                   else f"values are in {ex.output}")
+        st.caption(f"{ex.method} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); {measure}. {ex.note}")
+        axis = charts.importance_axis(ex.method, ex.output)
         engineered = st.toggle("Engineered features (one-hot levels, date parts, …) instead of raw columns",
                                key="explain_engineered", disabled=ex.feature_importance.empty)
         if engineered:
-            st.plotly_chart(charts.importance_chart(ex.feature_importance, "feature"), width="stretch", key="chart_importance")
+            st.plotly_chart(charts.importance_chart(ex.feature_importance, "feature", axis=axis), width="stretch", key="chart_importance")
         else:
-            st.plotly_chart(charts.importance_chart(ex.importance, "column"), width="stretch", key="chart_importance")
+            st.plotly_chart(charts.importance_chart(ex.importance, "column", axis=axis), width="stretch", key="chart_importance")
         if ex.values is None or ex.rows is None:
             return
         values, base, output = ex.values, ex.base_value[0], ex.output

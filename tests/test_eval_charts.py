@@ -101,3 +101,16 @@ def test_explanation_charts_on_a_real_explanation() -> None:
     (w,) = fall.data
     assert w.y[0] == "average prediction" and w.y[-1] == "this row" and len(w.y) == 4 + 3
     assert w.x[-1] == pytest.approx(ex.base_value[0] + ex.values[0].sum())
+
+
+def test_importance_axis_says_what_the_method_measured() -> None:
+    # Permutation importance is a drop in the metric: the axis must not call it a contribution.
+    from sklearn.neighbors import KNeighborsRegressor
+    p = prepare(DATASETS / "hardware_performance_machine.csv", "ERP", AutoMLConfig())
+    model = Pipeline([("features", build_featurizer(p.columns, task=p.task)), ("model", KNeighborsRegressor())]).fit(p.X, p.y)
+    ex = explain_model(model, p.X, p.y, columns=p.columns, task=p.task, classes=None, positive_class=None,
+                       metric=resolve_metric("auto", p.task))
+    axis = charts.importance_axis(ex.method, ex.output)
+    assert axis == "drop in rmse when the column is shuffled"
+    assert charts.importance_chart(ex.importance, "column", axis=axis).layout.xaxis.title.text == axis
+    assert charts.importance_axis("tree SHAP (LightGBM, exact)", "log-odds of '1'") == "mean |SHAP value| (log-odds of '1')"

@@ -103,3 +103,31 @@ def test_forecast_windows_default_to_the_engines_choice():
     # the trial estimate counts the windows: each trial fits one model per window
     assert forecast_settings.window_count({**w, "forecast_series_rows": 731}) == 10
     assert forecast_settings.window_count({**w, "forecast_folds": 4}) == 4
+
+
+def _events(rows: list[tuple[str, dict, float]], now: datetime) -> pd.DataFrame:
+    """Events newest first (as Store.events returns them); seconds are how long ago each was written."""
+    rows = list(reversed(rows))
+    return pd.DataFrame({"kind": [k for k, _, _ in rows], "payload": [p for _, p, _ in rows],
+                         "created_at": [now - timedelta(seconds=ago) for _, _, ago in rows]})
+
+
+def test_after_the_search_the_live_view_names_the_stage_with_its_own_time_left() -> None:
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    searching = [("trial_finished", {}, 30.0)]
+    refit = searching + [("refit_started", {"family": "ensemble", "members": [3, 7], "estimate_seconds": 8.0}, 2.0)]
+    explaining = refit + [("explaining_started", {"budget_seconds": 3.0}, 1.0),
+                          ("explaining_progress", {"fraction": 0.4, "text": "SHAP values of member 2 of 5"}, 0.5)]
+    assert live.stage(_events(searching, now), now) is None
+    stage = live.stage(_events(refit, now), now)
+    assert stage.name == "refit" and "ensemble's 2 models" in stage.title
+    assert live.stage_progress(stage) == (0.25, "Refitting the ensemble's 2 models on all training rows · 2 s of about 8 s · about 6 s left")
+    stage = live.stage(_events(explaining, now), now)
+    fraction, text = live.stage_progress(stage)
+    assert stage.name == "explaining" and fraction == pytest.approx(0.4)
+    assert text == "Explaining the model: SHAP values of member 2 of 5 · 1 s of at most 3 s · about 2 s left"
+    done = explaining + [("explaining_finished", {"method": "weighted member SHAP", "seconds": 2.9}, 0.0)]
+    assert live.stage(_events(done, now), now) is None
+    # the progress ticks drive the bar, not the list of recent events
+    lines = live.events_frame(_events(done, now).assign(elapsed=0.0, trial_id=None))["event"].tolist()
+    assert lines[0].startswith("Explained in 3 s: weighted member SHAP") and not any("SHAP values of" in e for e in lines)

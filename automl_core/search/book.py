@@ -24,11 +24,11 @@ class TrialBook:
     """Everything the loop knows about its trials. ``record`` is the one way a trial finishes."""
 
     def __init__(self, metric: Metric, scheduler: Any, emit: Callable[..., None], elapsed: Callable[[], float],
-                 keep_oof: int = 40) -> None:
+                 oof: dict[int, Any], keep_oof: int = 40) -> None:
         self.metric, self.scheduler, self.emit, self.elapsed = metric, scheduler, emit, elapsed
         self.keep_oof = keep_oof
         self.trials: list[TrialResult] = []
-        self.oof: dict[int, Any] = {}     # out-of-fold predictions of the best trials, by trial id
+        self.oof = oof                    # validation predictions of the best trials, by trial id (filled in place)
         self.best: TrialResult | None = None
         self.since_best = 0
         self.running: dict[Any, Running] = {}                      # future -> its trial

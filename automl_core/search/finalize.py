@@ -31,6 +31,40 @@ from .trial import RefitData, _limit_threads, model_steps, refit
 
 #: Fewer members for stacking: every member is refit, and the learner gains little past a handful.
 STACKING_MEMBERS = 6
+#: The refit's reserve: estimated seconds times this (estimates from fold fits run a little short).
+RESERVE_MARGIN = 1.3
+#: Seconds for what follows the refit whatever the data: scoring the training sample, the card, saving.
+FIXED_SECONDS = 1.0
+#: The likely ensemble is picked on at most this many validation rows (a sample: it runs during the search).
+LIKELY_ROWS = 1000
+
+
+def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
+                   task: Task, pos_index: int, seed: int = 0, cache: dict | None = None) -> list[TrialResult]:
+    """The members of the Caruana ensemble the search's trials so far would make (as ``ensemble_rows``
+    picks it), on a sample of the validation rows. Empty when it would hold one model only.
+
+    ``cache`` (a dict kept between calls) skips the pick when the candidate pool has not changed."""
+    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    if len(ok) < 2:
+        return []
+    pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
+    if len(pool) < 2:
+        return []
+    if cache is not None and cache.get("pool") == pool:
+        return cache["members"]
+    rows = np.arange(len(y))
+    if len(rows) > LIKELY_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(rows), LIKELY_ROWS, replace=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = ens.caruana_weights([oof[i][rows] for i in pool], y[rows], metric, task, pos_index)
+    by_id = {t.trial_id: t for t in ok}
+    chosen = [by_id[pool[i]] for i in np.flatnonzero(counts)]
+    chosen = chosen if len(chosen) > 1 else []
+    if cache is not None:
+        cache.update(pool=pool, members=chosen)
+    return chosen
 
 
 @dataclass
@@ -53,17 +87,24 @@ class RefitCost:
     trial_threads: int = 1             # threads each search trial fit with
     refit_threads: int = 1             # threads the final fits use (all cores unless the data is small)
 
-    def final_stage(self, trials: list[TrialResult], metric: Metric, ensembles: bool) -> float:
-        """Seconds to keep free at the end of the search: ensembles, the refit, scoring and saving."""
+    def final_stage(self, trials: list[TrialResult], metric: Metric, ensembles: bool,
+                    likely: list[TrialResult] | None = None) -> float:
+        """Seconds to keep free at the end of the search: ensembles, the refit, scoring and saving.
+
+        ``likely`` are the members of the ensemble most likely to be chosen (see ``likely_members``);
+        without them, the five best trials. The reserve is what refitting them takes by their
+        measured fit times, so on small data (fits of milliseconds) the search keeps nearly all the
+        budget."""
         ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: metric.loss(t.score))
         if not ok:
             return 0.0
-        need = 1.5 * self.single(ok[0])
+        need = RESERVE_MARGIN * self.single(ok[0])
         if ensembles and len(ok) > 1:
             # building ensembles: a few metric evaluations per candidate and pick, on the validation rows
-            build = 0.5 + 2e-5 * self.n_validation_rows * ens.MAX_CANDIDATES
-            need = max(need, 1.3 * self.members(ok[:5]) + build)
-        return need + self.featurize_seconds + 1.5
+            build = 0.3 + 2e-5 * self.n_validation_rows * ens.MAX_CANDIDATES
+            members = likely if likely else ok[:5]
+            need = max(need, RESERVE_MARGIN * self.members(members) + build)
+        return need + self.featurize_seconds + FIXED_SECONDS
 
     def single(self, trial: TrialResult) -> float:
         seconds = trial.fit_seconds / max(self.n_splits, 1) * (self.n_rows / max(self.train_fold_rows, 1.0))

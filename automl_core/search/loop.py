@@ -96,15 +96,16 @@ class SearchSettings:
 def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoMLConfig, clock: Clock,
                emit: Emitter, stop_event: threading.Event, reserve: Callable[[list[TrialResult]], float],
                settings: SearchSettings, pool: LocalPool | DaskPool | None = None, first_trial_id: int = 1,
-               evaluator: Evaluator = TABULAR) -> SearchResult:
+               evaluator: Evaluator = TABULAR, oof: dict[int, Any] | None = None) -> SearchResult:
     """Run trials until an exit criterion is met. Returns every trial, finished or failed.
 
     ``reserve(trials)`` is the time the steps after the search need (ensembles, the final refit):
     no trial starts that would not finish before it, by the family's measured trial time, and a
     running trial is timed out when it reaches it. The workers come back in the result (``pool``)
-    unless running trials had to be killed; the caller shuts them down.
+    unless running trials had to be killed; the caller shuts them down. ``oof`` (filled in place,
+    trial id -> validation predictions) lets ``reserve`` see the predictions so far.
     """
-    book = TrialBook(metric, scheduler, emit, clock.elapsed)
+    book = TrialBook(metric, scheduler, emit, clock.elapsed, oof={} if oof is None else oof)
     executor = pool or make_pool(settings.n_concurrent, config.dask_scheduler)
     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
     next_id, no_more, stopped_by = first_trial_id, "", ""

@@ -31,6 +31,11 @@ class ProgressPrinter:
             self._say(event, f"refitting {p['family']} (trial {p['trial_id']}) on all training rows")
         elif event.kind == "experiment_finished":
             self._say(event, f"finished: {p['stopped_by']}")
+        elif event.kind == "explaining_started":
+            self._say(event, f"explaining the model (at most {p['budget_seconds']:.0f} s)")
+        elif event.kind == "explaining_finished":
+            how = p.get("method") or p.get("skipped") or f"failed: {p.get('error')}"
+            self._say(event, f"explained in {p['seconds']:.1f} s: {how}")
 
     def _say(self, event: Event, text: str) -> None:
         left = "" if self.budget is None else f" / {self.budget:.0f}s"

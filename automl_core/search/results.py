@@ -33,6 +33,8 @@ class TrialResult:
 EventKind = Literal[
     "experiment_started", "trial_started", "trial_finished", "new_best", "message",
     "refit_started", "experiment_finished",
+    # after the model is saved: the explaining stage (see ``insights.explain_stage``)
+    "explaining_started", "explaining_progress", "explaining_finished",
 ]
 
 

@@ -8,16 +8,22 @@ Neither may cost the experiment its model: a failure is recorded in the summary 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import AutoMLConfig
-from .explain import BUDGET_SECONDS
+from .explain import BUDGET_SECONDS, ExplanationStopped
+from .explain import save_explanation as save_explanation_files
 from .guardrails import GUARDRAILS_FILE, Guardrail, check_data, check_model, to_json, validation_check
 from ..search.results import Event
 
 EXPLAIN_SHARE = 0.1
+#: The whole run (search, refit, explanations) should end within this multiple of the time budget.
+BUDGET_TOLERANCE = 1.1
+#: Seconds between two explaining_progress events (each is a row in the store).
+PROGRESS_EVERY = 0.5
 
 
 class DataChecks:
@@ -39,13 +45,15 @@ class DataChecks:
             self.found, self.error = [], f"{type(exc).__name__}: {exc}"
         self._save()
         self.seconds = time.perf_counter() - start
-        self.explain_seconds = self.explain_budget(config)
 
-    def explain_budget(self, config: AutoMLConfig) -> float:
-        """Seconds the explanations may take: a tenth of the budget, 1 to BUDGET_SECONDS s."""
+    def explain_budget(self, config: AutoMLConfig, elapsed: float = 0.0) -> float:
+        """Seconds the explanations may take: a tenth of the budget (1 to BUDGET_SECONDS s), and no more
+        than what is left of the budget's tolerance after ``elapsed`` seconds of the run (1 s at least,
+        so that a run that overran still gets a quick explanation)."""
         if config.time_budget is None:
             return BUDGET_SECONDS
-        return min(BUDGET_SECONDS, max(1.0, EXPLAIN_SHARE * config.time_budget))
+        share = min(BUDGET_SECONDS, max(1.0, EXPLAIN_SHARE * config.time_budget))
+        return max(1.0, min(share, BUDGET_TOLERANCE * config.time_budget - elapsed))
 
     def _save(self) -> None:
         self._store.update_experiment(self._id, summary={"guardrails": to_json(self.found, [])})
@@ -58,10 +66,13 @@ class DataChecks:
 
 
 def record_after_training(store: Any, experiment_id: str, automl: Any, folder: Path,
-                          data_checks: DataChecks) -> dict[str, Any]:
+                          data_checks: DataChecks, emit: Callable[[Event], None] | None = None,
+                          stop_event: threading.Event | None = None) -> dict[str, Any]:
     """Model guardrails and explanations into ``folder`` (registered as artifacts); returns the
-    summary entries (``guardrails``, ``explanations``) for the experiment record."""
-    from .explain import save_explanation
+    summary entries (``guardrails``, ``explanations``) for the experiment record.
+
+    ``emit`` gets the explaining stage's events (default: the store only); ``stop_event`` set while
+    explaining ends that stage early (see ``explain_stage``)."""
     out: dict[str, Any] = {}
     try:
         model_checks = check_model(automl.card_, automl.prepared_, automl.model_, automl.metric_)
@@ -75,14 +86,56 @@ def record_after_training(store: Any, experiment_id: str, automl: Any, folder: P
     path = Path(folder) / GUARDRAILS_FILE
     path.write_text(json.dumps(out["guardrails"], indent=1))
     store.register_artifact(experiment_id, path, "guardrails")
-    store.add_event(experiment_id, Event("message", round(getattr(automl, "wall_seconds_", 0.0), 3),
-                                         {"text": "Explaining the model (SHAP on a row sample)"}))
-    try:
-        explanation = automl.explain(budget_seconds=data_checks.explain_seconds)
-        for file in save_explanation(explanation, folder):
+
+    def save(explanation: Any) -> None:
+        for file in save_explanation_files(explanation, folder):
             store.register_artifact(experiment_id, file, "explanations")
-        out["explanations"] = {"method": explanation.method, "seconds": round(explanation.seconds, 3),
-                               "n_rows": explanation.n_rows}
-    except Exception as exc:  # explanations are a bonus; the model stands without them
-        out["explanations"] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    out["explanations"] = explain_stage(automl, data_checks, emit or store.callback(experiment_id), save, stop_event)
     return out
+
+
+class _StopDuring:
+    """A stop signal that only counts when given during the stage: a run stopped earlier (during the
+    search) still gets its short explanation; Stop pressed while explaining ends it."""
+
+    def __init__(self, stop_event: threading.Event | None) -> None:
+        self._event = stop_event
+        self._before = stop_event is not None and stop_event.is_set()
+
+    def is_set(self) -> bool:
+        return self._event is not None and not self._before and self._event.is_set()
+
+
+def explain_stage(automl: Any, data_checks: DataChecks, emit: Callable[[Event], None],
+                  save: Callable[[Any], None], stop_event: threading.Event | None = None) -> dict[str, Any]:
+    """The explaining stage, announced by events: ``explaining_started`` (its budget),
+    ``explaining_progress`` (fraction, what it is doing) and ``explaining_finished`` (seconds, method,
+    or why there is no explanation). Returns the summary entry. The model is saved before this runs,
+    so neither a failure nor Stop costs it."""
+    clock = getattr(automl, "clock_", None)
+    elapsed = clock.elapsed if clock is not None else (lambda: round(getattr(automl, "wall_seconds_", 0.0), 3))
+    budget = data_checks.explain_budget(automl.config, elapsed())
+    stop = _StopDuring(stop_event)  # before the start is announced: a Stop from then on counts
+    emit(Event("explaining_started", round(elapsed(), 3), {"budget_seconds": round(budget, 3)}))
+    last = [0.0]
+
+    def progress(fraction: float, text: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= PROGRESS_EVERY:
+            last[0] = now
+            emit(Event("explaining_progress", round(elapsed(), 3), {"fraction": round(fraction, 3), "text": text}))
+
+    began = time.perf_counter()
+    try:
+        explanation = automl.explain(budget_seconds=budget, progress=progress, stop=stop)
+        save(explanation)
+        entry = {"method": explanation.method, "seconds": round(explanation.seconds, 3), "n_rows": explanation.n_rows,
+                 "budget_seconds": round(budget, 3)}
+    except ExplanationStopped as why:
+        entry = {"skipped": f"{why}; the model is saved without explanations", "budget_seconds": round(budget, 3)}
+    except Exception as exc:  # explanations are a bonus; the model stands without them
+        entry = {"error": f"{type(exc).__name__}: {exc}", "budget_seconds": round(budget, 3)}
+    seconds = time.perf_counter() - began
+    emit(Event("explaining_finished", round(elapsed(), 3), {**entry, "seconds": round(seconds, 3)}))
+    return {**entry, "seconds": entry.get("seconds", round(seconds, 3))}
