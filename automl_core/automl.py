@@ -20,14 +20,14 @@ from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
 from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
-                       member_predictions)
+                              member_predictions)
 from .models.metrics import score_all
-from .models import load_portfolio, select_families
+from .models.families import load_portfolio, select_families
 from .understand.predictions import Predictions
-from .prepare import Prepared, TableLike, prepare
+from .prepare.tables import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
 from .search.scheduler import Scheduler
-from .search import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
+from .search.loop import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
 from .search.trial import RefitData, TrainingData, featurize_folds
 from .prepare.folds import ValidationPlan, plan_validation, split_test
 

@@ -15,7 +15,7 @@ from automl_core.config import AutoMLConfig
 from automl_core.understand.explain import ExplanationStopped, explain_model, load_explanation, save_explanation
 from automl_core.prepare.featurize import build_featurizer
 from automl_core.models.metrics import resolve_metric
-from automl_core.prepare import prepare
+from automl_core.prepare.tables import prepare
 from shared_data import DATASETS, needs_data
 
 pytestmark = needs_data
