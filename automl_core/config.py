@@ -143,7 +143,7 @@ class AutoMLConfig:
                                    "set task='forecasting' with a time_column and a horizon, or leave them out")
         if self.forecasting and not (self.time_column and self.horizon):
             missing = [n for n in ("time_column", "horizon") if not getattr(self, n)]
-            raise AutoMLInputError(f"Forecasting needs {' and '.join(missing)}",
+            raise AutoMLInputError(f"Forecasting needs a time column and a horizon ({' and '.join(missing)} not given)",
                                    "name the time column (--time-column) and how many rows ahead to forecast "
                                    "(--horizon)")
 

@@ -18,7 +18,7 @@ from shared_data import DATASETS, REPO, needs_data
     ({"frequency": "D"}, "frequency apply to forecasting only"),
     ({"task": "forecasting", "time_column": "t", "horizon": 3, "validation": "cv"}, "validation apply to tables only"),
     ({"task": "forecasting", "time_column": "t", "horizon": 3, "positive_class": "yes"}, "positive_class apply to tables"),
-    ({"task": "forecasting", "horizon": 3}, "Forecasting needs time_column"),
+    ({"task": "forecasting", "horizon": 3}, "Forecasting needs a time column and a horizon (time_column not given)"),
     ({"allowed_models": ("lgbm",)}, "Unknown table model(s): lgbm"),
     ({"task": "forecasting", "time_column": "t", "horizon": 3, "blocked_models": ("lightgbm",)},
      "Unknown forecasting model(s): lightgbm"),
