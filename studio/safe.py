@@ -21,7 +21,8 @@ import streamlit as st
 # Plain punctuation (quotes, brackets' round cousins, "Fix: ") stays readable.
 # An underscore inside a word ("branch_code") is never emphasis in CommonMark, so it stays as typed.
 _MARKDOWN = re.compile(r"([\\`*{}\[\]<>|~$&!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=\w)|^[#+\-=]|^\d+(?=[.)]))")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# C0 controls, DEL, and the Unicode line breaks (NEL, line/paragraph separators) a browser wraps at.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 def md(text: Any) -> str:
