@@ -19,6 +19,7 @@ import numpy as np
 from .config import AutoMLConfig
 from .metrics import Metric
 from .executors import DaskPool, LocalPool, make_pool
+from .limits import memory_cap_message
 from .results import Event, TrialResult
 from .scheduler import Scheduler
 from .trial import TrialOutcome, TrialSpec, load_data, run_trial
@@ -96,6 +97,7 @@ def run_search(*, data_path: str, scheduler: Scheduler, metric: Metric, config: 
     stopped_by = ""
     executor = pool or make_pool(n_concurrent, config.dask_scheduler)
     _warm(executor, n_concurrent, data_path, stop_event)
+    report_memory_cap(executor, emit)
 
     def finish(spec: TrialSpec, started: float, outcome: TrialOutcome, status: str = "") -> None:
         nonlocal best, since_best
@@ -204,6 +206,13 @@ def _end_overdue(executor: LocalPool | DaskPool, running: dict, overdue: list, b
 def start_pool(n_workers: int, dask_scheduler: str | None = None) -> LocalPool | DaskPool:
     """A worker pool whose processes start now (in the background), while the caller prepares data."""
     return make_pool(n_workers, dask_scheduler)
+
+
+def report_memory_cap(executor: LocalPool | DaskPool, emit: Emitter) -> None:
+    """Say once per run (a message event) when the trial workers could not get their memory cap."""
+    problem = executor.memory_cap_problem()
+    if problem:
+        emit("message", text=memory_cap_message(problem))
 
 
 def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_event: threading.Event) -> None:

@@ -213,3 +213,35 @@ def test_worker_memory_limit_setting(monkeypatch) -> None:
     monkeypatch.delenv("AUTOML_WORKER_MEMORY_MB")
     assert limits.worker_memory_limit(1) >= limits.worker_memory_limit(2) >= 4 * 2**30
     assert os.environ.get("AUTOML_WORKER_MEMORY_MB") is None
+
+
+def test_a_memory_cap_that_cannot_be_set_is_reported(monkeypatch) -> None:
+    import resource
+
+    def refuse(*_):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    assert "failed (PermissionError: [Errno 1] Operation not permitted)" in limits.limit_this_process(2**32)
+    assert limits.limit_this_process(None) == ""  # no cap asked for (AUTOML_WORKER_MEMORY_MB=0): nothing to say
+
+
+def test_a_run_whose_workers_have_no_memory_cap_says_so_once(monkeypatch, shared) -> None:
+    """A limit past what setrlimit accepts (1e16 MB) leaves the workers uncapped: the run still works and
+    says so in one message event (and the CLI prints it)."""
+    import pandas as pd
+
+    from automl_core import AutoML
+
+    monkeypatch.setenv("AUTOML_WORKER_MEMORY_MB", "1e16")
+    events = []
+    df = pd.read_csv(shared / "penguins.csv")
+    AutoML(time_budget=30, max_trials=2, allowed_models="linear", ensembles=False, seed=0).fit(
+        df, target="species", callbacks=[events.append])
+    said = [e.payload["text"] for e in events if e.kind == "message" and "memory cap" in e.payload.get("text", "")]
+    assert len(said) == 1 and "without a memory cap" in said[0] and "OverflowError" in said[0], said
+    monkeypatch.setenv("AUTOML_WORKER_MEMORY_MB", "2048")
+    events.clear()
+    AutoML(time_budget=30, max_trials=1, allowed_models="linear", ensembles=False, seed=0).fit(
+        df, target="species", callbacks=[events.append])
+    assert not [e for e in events if e.kind == "message" and "memory cap" in e.payload.get("text", "")]

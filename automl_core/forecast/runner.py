@@ -24,7 +24,7 @@ from ..errors import AutoMLInputError
 from ..metrics import resolve_metric
 from ..predictions import Predictions
 from ..results import TrialResult
-from ..search import Clock, Emitter, SearchResult, start_pool
+from ..search import Clock, Emitter, SearchResult, report_memory_cap, start_pool
 from . import models
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
@@ -70,6 +70,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  columns=[{"name": c, "role": "numeric"} for c in data.panel.columns[3:]],
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
                         f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget)
+            report_memory_cap(pool, emit)
             trials, scored, reason, abandoned = _search(path, problem, len(data.panel), cfg, metric, clock, emit,
                                                         stop_event, pools, n_workers, first_trial_id)
             pool = pools[0]
