@@ -161,3 +161,41 @@ def test_hostile_names_render_as_text_in_the_browser(tmp_path) -> None:
         browser.close()
     assert dialogs == []
     assert not any("127.0.0.1:9" in r for r in requests)  # the Markdown image was never fetched
+
+
+def test_a_shared_studio_shows_nothing_before_login(tmp_path) -> None:
+    """AUTOML_STUDIO_PASSWORD set: a deep link and the home page show only the sign-in form (no step,
+    table, sidebar page or download); the wrong password is refused; the right one opens the studio,
+    for this session only."""
+    from playwright.sync_api import sync_playwright
+
+    password = "correct horse battery staple"
+    server = StudioServer(tmp_path, env={"AUTOML_STUDIO_PASSWORD": password})
+    with serving(server) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        for path in ("/experiments", "/results", "/predict", ""):  # a deep link first, on a fresh server
+            page.goto(f"{url}{path}")
+            page.get_by_label("Password", exact=True).wait_for()
+            time.sleep(1.5)  # anything a page would render comes with the same script run
+            body = page.locator("body").inner_text()
+            assert "Step " not in body and "experiment(s) in the store" not in body, body
+            assert page.locator('[data-testid="stDownloadButton"], [data-testid="stFileUploader"], '
+                                '[data-testid="stSidebarNav"], [data-testid="stDataFrame"]').count() == 0
+        _shot(page, "30-login")
+        page.get_by_label("Password", exact=True).fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Wrong password").wait_for()
+        assert "Step " not in page.locator("body").inner_text()
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Step 1 of 7", exact=False).wait_for()
+        page.locator(".st-key-upload").wait_for()
+        _shot(page, "31-after-login")
+        page.goto(f"{url}/experiments")  # a new page load is a new session: signed out again
+        page.get_by_label("Password", exact=True).wait_for()
+        other = browser.new_page()
+        other.goto(url)
+        other.get_by_label("Password", exact=True).wait_for()
+        assert "Step " not in other.locator("body").inner_text()

@@ -265,3 +265,76 @@ def test_a_run_whose_workers_have_no_memory_cap_says_so_once(monkeypatch, shared
     AutoML(time_budget=30, max_trials=1, allowed_models="linear", ensembles=False, seed=0).fit(
         df, target="species", callbacks=[events.append])
     assert not [e for e in events if e.kind == "message" and "memory cap" in e.payload.get("text", "")]
+
+
+# ------------------------------------------------------------------------------ network and login
+def test_the_studio_binds_to_this_machine_unless_told_otherwise() -> None:
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    makefile = (REPO / "Makefile").read_text()
+    assert "HOST ?= 127.0.0.1" in makefile and "--server.address $(HOST)" in makefile
+
+
+def _login_shown(at) -> bool:
+    return any(t.key == "login_password" for t in at.text_input)
+
+
+def _nothing_of_a_page(at) -> None:
+    """The sign-in form only: no step links, uploader, table, select box, download or page text."""
+    assert not at.exception and _login_shown(at)
+    assert not at.get("page_link") and not at.get("file_uploader") and not at.get("download_button")
+    assert not at.dataframe and not at.selectbox and [t.value for t in at.title] == ["AutoML Studio"]
+    assert "Step " not in texts(at)
+
+
+def test_no_page_is_reachable_before_login(private_store, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from studio_fixtures import APP
+
+    monkeypatch.setenv("AUTOML_STUDIO_PASSWORD", "correct horse battery staple")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    _nothing_of_a_page(at)
+    with pytest.raises(ValueError, match=r"Known pages: \['Sign in'\]"):  # the only page there is
+        at.switch_page("pages/results.py")
+
+
+@pytest.mark.parametrize("page", ["data", "task", "configure", "train", "results", "predict", "experiments"])
+def test_a_page_run_on_its_own_shows_only_the_login(private_store, monkeypatch, page) -> None:
+    """A deep link on a fresh server runs the page file without app.py: its own header gates it."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AUTOML_STUDIO_PASSWORD", "correct horse battery staple")
+    at = AppTest.from_file(str(REPO / "pages" / f"{page}.py"), default_timeout=60)
+    at.run()
+    _nothing_of_a_page(at)
+
+
+def test_login_with_the_password_opens_every_page(private_store, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from studio_fixtures import APP
+
+    monkeypatch.setenv("AUTOML_STUDIO_PASSWORD", "correct horse battery staple")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.text_input(key="login_password").input("correct horse")  # a form: typed, then submitted
+    at.button[0].click().run()
+    assert _login_shown(at) and "Wrong password" in at.error[0].value and not at.get("file_uploader")
+    at.text_input(key="login_password").input("correct horse battery staple")
+    at.button[0].click().run()
+    assert not at.exception and not _login_shown(at)
+    assert any(u.key == "upload" for u in at.get("file_uploader"))  # the Data page
+    at.switch_page("pages/experiments.py").run()
+    assert not _login_shown(at) and "Step 7 of 7" in texts(at)
+
+
+def test_without_a_password_there_is_no_login(app) -> None:
+    assert not _login_shown(app) and any(u.key == "upload" for u in app.get("file_uploader"))
+
+
+def test_the_password_is_compared_in_constant_time() -> None:
+    source = (REPO / "studio" / "login.py").read_text()
+    assert "hmac.compare_digest(given.encode(), expected.encode())" in source
+    assert "given == expected" not in source and "== expected" not in source
