@@ -68,7 +68,9 @@ def test_no_page_renders_raw_html_and_st_html_is_constant() -> None:
 
 @pytest.mark.parametrize("text, shown", [
     ("<script>alert(1)</script>", r"\<script\>alert(1)\</script\>"),
-    ("![x](http://127.0.0.1:9/x.png)", r"\!\[x\](http://127.0.0.1\:9/x.png)"),
+    ("![x](http://127.0.0.1:9/x.png)", "\\!\\[x\\](http\u2060\\://127.0.0.1\\:9/x.png)"),
+    ("see HTTPS://evil.example and www.evil.example, or me@evil.example",  # autolinks: escaped and joined
+     "see HTTPS\u2060\\://evil.example and www\u2060\\.evil.example, or me\u2060\\@evil.example"),
     ("[click](javascript:alert(1))", r"\[click\](javascript\:alert(1))"),
     ("$x^2$ and :red[colour] **bold** `code` a|b ~~s~~", r"\$x^2\$ and \:red\[colour\] \*\*bold\*\* \`code\` a\|b \~\~s\~\~"),
     ("# heading", r"\# heading"), ("1. item", r"1\. item"), ("two\nlines", "two lines"),
