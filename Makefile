@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# 127.0.0.1: this machine only. HOST=0.0.0.0 exposes the studio to the network; set AUTOML_STUDIO_PASSWORD then.
+HOST ?= 127.0.0.1
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test test-quick install install-dev chromium clean
@@ -28,7 +30,7 @@ chromium:
 
 run: install
 	STREAMLIT_BROWSER_GATHER_USAGE_STATS=false $(PY) -m streamlit run app.py \
-	  --server.port $(PORT) --server.headless true
+	  --server.address $(HOST) --server.port $(PORT) --server.headless true
 
 test: install-dev chromium
 	$(PY) -m pytest -q

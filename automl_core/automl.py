@@ -53,7 +53,8 @@ class AutoML:
     Args: every field of :class:`AutoMLConfig` (task, metric, time_budget, max_trials, seed, ...).
 
     After ``fit``: ``model_`` (the refit scikit-learn Pipeline), ``leaderboard`` (best first),
-    ``task_``, ``metric_``, ``validation_``, ``best_trial_``, ``test_score_``, ``card_``.
+    ``task_``, ``metric_``, ``validation_``, ``best_trial_``, ``test_score_``, ``card_``, and for
+    classification ``classes_`` (the column order of ``predict_proba``).
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -149,7 +150,19 @@ class AutoML:
             return predict_forecast(self.model_, self.card_, load_table(data, "prediction"))["prediction"].to_numpy()
         return self.model_.predict(self._features(data))
 
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, in the column order of :meth:`predict_proba` (scikit-learn's convention).
+
+        Raises AttributeError before ``fit`` and for regression or forecasting, so ``hasattr`` tells
+        whether the model has classes, as it does for a scikit-learn estimator.
+        """
+        if self.model_ is None or not self.task_.is_classification:
+            raise AttributeError("classes_ exists only on a fitted classification model")
+        return np.asarray(self.model_.classes_)
+
     def predict_proba(self, data: TableLike) -> np.ndarray:
+        """Class probabilities, one column per class in the order of :attr:`classes_`."""
         self._check_fitted()
         if not self.task_.is_classification:
             raise AutoMLInputError("predict_proba needs a classification model", "use predict for regression")

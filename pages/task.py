@@ -64,11 +64,11 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
         found = _check_forecast(dataset_id, target, time_column, int(w["horizon"]), tuple(w.get("series_id") or ()),
                                 (w.get("frequency") or "").strip() or None, w.get("country") or None)
     except AutoMLInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+        show_error(exc)
         return
-    st.success(found["summary"], icon=":material/timeline:")
-    for note in found["notes"]:
-        st.caption(f"• {note}")
+    st.success(md(found["summary"]), icon=":material/timeline:")
+    for note in found["notes"]:  # notes name columns and series: text, never markup
+        st.caption(f"• {md(note)}")
     w.update(task_effective="forecasting", task_reason="chosen by you", classes=None, positive_class=None, ready=True,
              forecast_time_column=time_column, forecast_series_rows=found["series_rows"])
     if st.button("Next: configure the run →", type="primary", key="to_configure"):

@@ -188,8 +188,9 @@ def main() -> None:
     if exp["status"] in ("completed", "stopped"):
         summary = exp.get("summary") or {}
         test = (summary.get("test") or {}).get("score")
+        best = exp.get("best_score")  # 0.0 is a real score (an R² of 0, an RMSE of 0): test for None only
         st.success(f"Best model: **{live.family_label(exp.get('best_model') or '')}** · validation "
-                   f"{exp.get('metric')} {exp.get('best_score') or float('nan'):.4g}"
+                   f"{exp.get('metric')} {'not recorded' if best is None else format(best, '.4g')}"
                    + (f" · test {test:.4g}" if test is not None else ""), icon=":material/emoji_events:")
         model_downloads(get_store(), experiment_id)
         if st.button("See all results →", key="to_results", type="primary"):

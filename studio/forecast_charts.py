@@ -37,7 +37,8 @@ def forecast_chart(frame: pd.DataFrame, series: str, target: str) -> go.Figure:
                                  marker=dict(color="#2ca02c", size=6)))
     # Its legend (up to six entries) wraps to two rows in a half-width column, where plotly's mode bar
     # covered the top one: below the plot instead, in place of an x-axis title that said "time".
-    fig.update_layout(yaxis_title=target, **{**_LAYOUT, "height": 400, "margin": dict(l=10, r=10, t=40, b=10),
+    # plotly renders tags (<b>, <a href>) in titles: the target's name is shown as typed
+    fig.update_layout(yaxis_title=str(target).replace("<", "&lt;").replace(">", "&gt;"), **{**_LAYOUT, "height": 400, "margin": dict(l=10, r=10, t=40, b=10),
                                             "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0)})
     # Open on the recent past and the forecast; the whole history is a zoom-out away.
     horizon = max(len(ahead), 1)

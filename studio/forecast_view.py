@@ -11,6 +11,7 @@ import streamlit as st
 from automl_core.errors import AutoMLInputError
 from automl_core.experiment import FORECAST_CHART
 from studio.forecast_charts import error_by_step_chart, forecast_chart
+from studio.safe import md, show_error
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -59,10 +60,10 @@ def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, d
         with st.spinner("Forecasting…"):
             table, notes = forecast_latest(bundle, read_table(upload.getvalue(), name=upload.name))
     except AutoMLInputError as exc:
-        st.error(str(exc), icon=":material/error:")
+        show_error(exc)
         return
-    for note in notes:
-        st.caption(f"• {note}")
+    for note in notes:  # notes name series and columns: text, never markup
+        st.caption(f"• {md(note)}")
     st.dataframe(table.head(500), height=260, hide_index=True)
     st.download_button("Download the forecast (CSV)", safe_csv(table).to_csv(index=False).encode(),
                        file_name=f"forecast-{upload.name.rsplit('.', 1)[0]}.csv", mime="text/csv",

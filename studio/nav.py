@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from studio.login import require_login
 from studio.state import wizard
 
 
@@ -60,6 +61,7 @@ def _ensure_app_navigation() -> None:
 
 def step_header(current: str) -> None:
     """Title plus a row of links, one per step: done steps ticked, the current one marked."""
+    require_login()  # again here: a page run on its own (a deep link on a fresh server) skips app.py
     _ensure_app_navigation()
     # Streamlit's default top padding wastes a fifth of a 800 px high screen. Tables' own "Download as
     # CSV" is hidden: it writes cells as they are, formulas included (=HYPERLINK...), while the studio's

@@ -20,13 +20,21 @@ import streamlit as st
 # open an emoji or :material/icon: code, and what starts a block at the beginning (heading, list).
 # Plain punctuation (quotes, brackets' round cousins, "Fix: ") stays readable.
 # An underscore inside a word ("branch_code") is never emphasis in CommonMark, so it stays as typed.
-_MARKDOWN = re.compile(r"([\\`*{}\[\]<>|~$&!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=\w)|^[#+\-=]|^\d+(?=[.)]))")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# GitHub-flavoured autolinks are broken up too: "http://", "www." and e-mail addresses would become links
+# (and an escape inside a link shows as a backslash), so the colon before "//", the dot after "www" and
+# "@" are escaped, and -- because Streamlit's renderer finds autolinks in the text after unescaping --
+# an invisible word joiner (U+2060) goes before each of them.
+_MARKDOWN = re.compile(r"([\\`*{}\[\]<>|~$&!@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=[\w/])|(?<=[wW]{3})\."
+                       r"|^[#+\-=]|^\d+(?=[.)]))")
+# C0 controls, DEL, and the Unicode line breaks (NEL, line/paragraph separators) a browser wraps at.
+_AUTOLINK = re.compile(r"(?i)(?<=https)(?=\\:)|(?<=http)(?=\\:)|(?<=ftp)(?=\\:)|(?<=www)(?=\\\.)|(?=\\@)")
+_JOINER = "\u2060"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 def md(text: Any) -> str:
     """``text`` escaped so Markdown shows it literally, on one line (newlines and tabs as spaces)."""
-    return _MARKDOWN.sub(_escape, _CONTROL.sub(" ", str(text)))
+    return _AUTOLINK.sub(_JOINER, _MARKDOWN.sub(_escape, _CONTROL.sub(" ", str(text))))
 
 
 def _escape(match: re.Match) -> str:

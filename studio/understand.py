@@ -22,6 +22,7 @@ from automl_core.understand.predictions import FILES as PREDICTION_FILES, Predic
 from automl_core.prepare.schema import Task
 from studio import eval_charts as charts
 from studio import live
+from studio.safe import md
 
 _ICONS = {"Passed": ":green[:material/check_circle:]", "Done": ":blue[:material/task_alt:]",
           "Alerted": ":orange[:material/warning:]"}
@@ -42,8 +43,9 @@ def guardrails_section(exp: dict[str, Any], *, expanded: bool | None = None) -> 
         with st.expander(title, expanded=counts["Alerted"] > 0 if expanded is None else expanded,
                          icon=":material/shield:"):
             for g in sorted(checks, key=lambda g: ("Alerted", "Done", "Passed").index(g["status"])):
-                st.markdown(f"{_ICONS.get(g['status'], '')} **{g['name']}** — {g['status']}  \n"
-                            f"{g['finding']}  \n:gray[{g['action']}]")
+                # findings and actions quote column names and class labels: text, never markup
+                st.markdown(f"{_ICONS.get(g['status'], '')} **{md(g['name'])}** — {g['status']}  \n"
+                            f"{md(g['finding'])}  \n:gray[{md(g['action'])}]")
 
 
 # ------------------------------------------------------------------------------------ predictions
@@ -138,7 +140,7 @@ def _threshold_explorer(y: np.ndarray, proba: np.ndarray, classes: list[Any], po
     left.plotly_chart(charts.confusion_chart(ev.confusion(y, proba, classes, pos_index=pos, threshold=threshold)),
                       width="stretch", key="chart_threshold_confusion")
     right.plotly_chart(charts.threshold_chart(sweep, threshold), width="stretch", key="chart_threshold")
-    st.caption(f"At {threshold:.2f}: {int(row.tp):,} of {int(row.tp + row.fn):,} '{classes[pos]}' rows found, "
+    st.caption(f"At {threshold:.2f}: {int(row.tp):,} of {int(row.tp + row.fn):,} '{md(classes[pos])}' rows found, "
                f"{int(row.fp):,} false alarms. The saved model predicts labels at 0.50; use predict_proba "
                "with your own threshold to apply another.")
 
@@ -207,15 +209,15 @@ def explanations_section(store: Any, experiment_id: str, exp: dict[str, Any]) ->
             stage = (exp.get("summary") or {}).get("explanations") or {}
             error = stage.get("error")
             if error:
-                st.warning(f"The explanations could not be computed: {error}", icon=":material/warning:")
+                st.warning(f"The explanations could not be computed: {md(error)}", icon=":material/warning:")
             elif stage.get("skipped"):
-                st.caption(f"No explanations: {stage['skipped']}.")
+                st.caption(f"No explanations: {md(stage['skipped'])}.")
             else:
                 st.caption("Explanations are computed right after training; this experiment has none.")
             return
-        measure = (f"importance is the {ex.output}" if ex.method.startswith("permutation")
-                   else f"values are in {ex.output}")
-        st.caption(f"{ex.method} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); {measure}. {ex.note}")
+        measure = (f"importance is the {md(ex.output)}" if ex.method.startswith("permutation")
+                   else f"values are in {md(ex.output)}")
+        st.caption(f"{ex.method} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); {measure}. {md(ex.note)}")
         axis = charts.importance_axis(ex.method, ex.output)
         engineered = st.toggle("Engineered features (one-hot levels, date parts, …) instead of raw columns",
                                key="explain_engineered", disabled=ex.feature_importance.empty)

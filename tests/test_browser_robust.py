@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from studio_server import (CHROMIUM, REPO, StudioServer, configure_sample_run, launch, press_start, serving,
+                           choose, _configure,
                            start_sample_run, status_text, trials_done, wait_status)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -161,3 +162,122 @@ def test_hostile_names_render_as_text_in_the_browser(tmp_path) -> None:
         browser.close()
     assert dialogs == []
     assert not any("127.0.0.1:9" in r for r in requests)  # the Markdown image was never fetched
+
+
+def test_a_shared_studio_shows_nothing_before_login(tmp_path) -> None:
+    """AUTOML_STUDIO_PASSWORD set: a deep link and the home page show only the sign-in form (no step,
+    table, sidebar page or download); the wrong password is refused; the right one opens the studio,
+    for this session only."""
+    from playwright.sync_api import sync_playwright
+
+    password = "correct horse battery staple"
+    server = StudioServer(tmp_path, env={"AUTOML_STUDIO_PASSWORD": password})
+    with serving(server) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        for path in ("/experiments", "/results", "/predict", ""):  # a deep link first, on a fresh server
+            page.goto(f"{url}{path}")
+            page.get_by_label("Password", exact=True).wait_for()
+            time.sleep(1.5)  # anything a page would render comes with the same script run
+            body = page.locator("body").inner_text()
+            assert "Step " not in body and "experiment(s) in the store" not in body, body
+            assert page.locator('[data-testid="stDownloadButton"], [data-testid="stFileUploader"], '
+                                '[data-testid="stSidebarNav"], [data-testid="stDataFrame"]').count() == 0
+        _shot(page, "30-login")
+        page.get_by_label("Password", exact=True).fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Wrong password").wait_for()
+        assert "Step " not in page.locator("body").inner_text()
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Step 1 of 7", exact=False).wait_for()
+        page.locator(".st-key-upload").wait_for()
+        _shot(page, "31-after-login")
+        page.goto(f"{url}/experiments")  # a new page load is a new session: signed out again
+        page.get_by_label("Password", exact=True).wait_for()
+        other = browser.new_page()
+        other.goto(url)
+        other.get_by_label("Password", exact=True).wait_for()
+        assert "Step " not in other.locator("body").inner_text()
+
+
+# Column names and class labels that are Markdown or HTML: on every page they must read as typed.
+LEAK = "![leak](http://127.0.0.1:9/leak.png)"
+HOSTILE_COLUMNS = {"island": "**island**", "bill_length_mm": "[bill](javascript:alert(1))",
+                   "bill_depth_mm": "<img src=x onerror=alert(1)>", "flipper_length_mm": ":red[flipper]",
+                   "body_mass_g": "$mass$", "sex": "# sex"}
+HOSTILE_LABELS = {"Adelie": "**Adelie**", "Gentoo": "<b>Gentoo</b>", "Chinstrap": "[Chin](javascript:alert(2))"}
+
+
+def _no_markup_from_names(page, where: str) -> None:
+    """Nothing a name could have turned into: no link to javascript:, no image or bold made from a name."""
+    assert page.locator("a[href^='javascript'], a[href*='127.0.0.1:9']").count() == 0, where
+    assert page.locator("img[src*='127.0.0.1:9'], img[src='x']").count() == 0, where
+    bolds = [t.strip() for t in page.locator("strong, b").all_inner_texts()]
+    assert not {"island", "Adelie", "Gentoo"} & set(bolds), (where, bolds)
+    assert page.locator("h1:has-text('sex'), h2:has-text('sex'), h3:has-text('sex')").count() == 0, where
+
+
+def test_hostile_names_read_as_text_on_every_page(tmp_path, shared) -> None:
+    """Penguins with Markdown/HTML column names, class labels and a leaking column (so a guardrail quotes
+    it): Data, Task, Configure, Train, Results (guardrails, explanations, threshold), Predict, Experiments."""
+    import pandas as pd
+    from playwright.sync_api import sync_playwright
+
+    frame = pd.read_csv(shared / "penguins.csv").dropna()
+    frame["species"] = frame["species"].map(HOSTILE_LABELS)
+    frame[LEAK] = frame["species"].map({v: f"k{i}" for i, v in enumerate(HOSTILE_LABELS.values())})
+    frame = frame.rename(columns=HOSTILE_COLUMNS)
+    data = tmp_path / "penguins-hostile.csv"
+    frame.to_csv(data, index=False)
+    server = StudioServer(tmp_path)
+    dialogs, requests = [], []
+    with serving(server) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(90_000)
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        page.locator(".st-key-upload input[type=file]").set_input_files(str(data))
+        page.get_by_text("rows ×", exact=False).wait_for(timeout=300_000)
+        _no_markup_from_names(page, "data")
+        page.locator(".st-key-to_task button").click()
+        choose(page, "target", "species")
+        for label in HOSTILE_LABELS.values():  # the Task page lists the classes as typed
+            page.get_by_text(label, exact=False).first.wait_for()
+        _no_markup_from_names(page, "task")
+        _shot(page, "39-hostile-task")
+        _configure(page, 25)
+        _no_markup_from_names(page, "configure")
+        experiment_id = press_start(page)
+        _no_markup_from_names(page, "train")
+        assert wait_status(page, ("Completed", "Stopped", "Failed"), 240) == "Completed"
+        _shot(page, "40-hostile-train")
+        page.goto(f"{url}/results?experiment={experiment_id}")
+        page.get_by_text("Guardrails:", exact=False).first.wait_for()
+        _shot(page, "41-hostile-results")
+        page.get_by_text(LEAK, exact=False).first.wait_for()  # the leakage guardrail quotes the column as typed
+        time.sleep(2)
+        _no_markup_from_names(page, "results")
+        _shot(page, "41-hostile-results")
+        page.mouse.wheel(0, 1500)
+        time.sleep(2)
+        _no_markup_from_names(page, "results, lower")
+        _shot(page, "42-hostile-results-lower")
+        page.goto(f"{url}/predict?experiment={experiment_id}")
+        page.locator(".st-key-predict_upload input[type=file]").set_input_files(str(data))
+        page.locator(".st-key-download_predictions").wait_for(timeout=120_000)
+        time.sleep(2)
+        _no_markup_from_names(page, "predict")
+        _shot(page, "43-hostile-predict")
+        for path in ("/experiments", "/configure", "/task", ""):
+            page.goto(f"{url}{path}")
+            page.get_by_text("Step ", exact=False).first.wait_for()
+            time.sleep(2)
+            _no_markup_from_names(page, path or "data")
+        _shot(page, "44-hostile-data")
+        browser.close()
+    assert dialogs == []
+    assert not any("127.0.0.1:9" in r for r in requests)

@@ -213,16 +213,48 @@ def _journey(page, url: str, tmp_path: Path) -> None:
     dl.value.save_as(tmp_path / "predictions.csv")
     scored = pd.read_csv(tmp_path / "predictions.csv")
     assert len(scored) == len(frame) and {"prediction", "proba_yes"} <= set(scored.columns)
+    # Whether this run's model converts to ONNX and has generated code is the engine's answer for the
+    # downloaded model; the page must give that same answer: the file when the engine makes one (and
+    # the file must work), the engine's reason when it does not.
+    from automl_core.export.codegen import generate
+    from automl_core.errors import AutoMLInputError
+    from automl_core.export.onnx import export_onnx, prepare_inputs
+    from automl_core.export.predict import load_model
+    model, saved = load_model(folder / "model.joblib")
+    sample = pd.read_csv(TEST).drop(columns="y").head(200)
+    expected_onnx = export_onnx(model, saved, sample)
+    try:
+        expected_code, code_refusal = generate(model, saved).train_py, ""
+    except AutoMLInputError as exc:
+        expected_code, code_refusal = "", str(exc)
+    print(f"ONNX: {expected_onnx.ok} {expected_onnx.reason}; code: {bool(expected_code)} {code_refusal}")
     page.get_by_role("tab", name="ONNX").click()
     page.locator(".st-key-onnx_export button").click()
-    # the export is offered, or the page says in words why this model does not convert
-    page.locator(".st-key-download_onnx").or_(page.get_by_text("cannot be exported to ONNX")).first.wait_for(
-        timeout=180_000)
+    if expected_onnx.ok:
+        page.locator(".st-key-download_onnx").wait_for(timeout=180_000)
+        with page.expect_download() as dl:
+            page.locator(".st-key-download_onnx button").click()
+        dl.value.save_as(tmp_path / "model.onnx")
+        import numpy as np
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+        feeds = prepare_inputs(model, sample)
+        proba = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})[1]
+        np.testing.assert_allclose(proba, model.predict_proba(sample), atol=1e-4)
+    else:
+        page.get_by_text("cannot be exported to ONNX").wait_for(timeout=180_000)
+        assert page.locator(".st-key-download_onnx").count() == 0
     time.sleep(1)
     _shot(page, "14-predict-onnx")
     page.get_by_role("tab", name="Training code").click()
-    page.locator(".st-key-download_train_py").or_(page.get_by_text("Generated code is not available")).first.wait_for()
-    if page.locator(".st-key-download_train_py").count():
+    if expected_code:
+        with page.expect_download() as dl:
+            page.locator(".st-key-download_train_py button").click()
+        dl.value.save_as(tmp_path / "train.py")
+        assert (tmp_path / "train.py").read_text() == expected_code
         page.get_by_text("View generated code").click()
         time.sleep(2)
+    else:
+        page.get_by_text(code_refusal.split(":")[0].split(".")[0]).first.wait_for()
+        assert page.locator(".st-key-download_train_py").count() == 0
     _shot(page, "15-predict-code")

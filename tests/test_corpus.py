@@ -253,3 +253,29 @@ def test_inf_features_become_missing_in_the_saved_pipeline() -> None:
     out = featurizer.fit_transform(df, np.arange(len(df)) % 2)
     dense = out.toarray() if hasattr(out, "toarray") else np.asarray(out)
     assert np.isfinite(dense).all()
+
+
+# ------------------------------------------------------------------------------ reserved words in the studio
+@pytest.mark.parametrize("name", ["reserved_names", "reserved_target"])
+def test_studio_trains_and_predicts_with_reserved_names(app, name: str, corpus) -> None:
+    """A feature called self (HMDA's self-employed flag crashed every run), __init__, remainder, ... and a
+    target called self: upload, Task, Configure, Train to Completed, then Predict, all in the studio."""
+    from studio_fixtures import status_word, texts, wait_for
+
+    case = next(c for c in mc.CASES if c.name == name)
+    data = corpus[name].read_bytes()
+    app.file_uploader(key="upload").set_value((case.file, data, "text/csv")).run()
+    app.switch_page("pages/task.py").run()
+    app.selectbox(key="target").select(case.target).run()
+    app.switch_page("pages/configure.py").run()
+    app.number_input(key="time_budget").set_value(120).run()
+    app.number_input(key="max_trials").set_value(2).run()
+    app.button(key="start_training").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    app.switch_page("pages/train.py").run()
+    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=240)
+    assert status_word(app) == "Completed", texts(app)
+    app.switch_page("pages/predict.py").run()
+    app.file_uploader(key="predict_upload").set_value((case.file, data, "text/csv")).run()
+    assert not app.exception and "Something went wrong" not in texts(app), texts(app)
+    assert any(b.key == "download_predictions" for b in app.get("download_button"))

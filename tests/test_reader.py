@@ -266,5 +266,14 @@ def test_validate_training_frame_no_features_left() -> None:
         validate_training_frame(df, "y")
 
 
-def test_validate_training_frame_accepts_a_good_table() -> None:
-    validate_training_frame(pd.DataFrame({"y": [0, 1], "x": [1, 2]}), "y")
+def test_validate_training_frame_counts_a_mostly_missing_feature_but_not_an_empty_one(shared) -> None:
+    """The line the 'no feature columns' rule draws, on Titanic: Age with one value left is a feature
+    (the run can learn from it), an all-missing column is not. Fails if the rule counted a column with
+    any missing value as empty, or an empty one as usable."""
+    df = pd.read_csv(shared / "titanic.csv", usecols=["Survived", "Age"]).assign(empty=np.nan)
+    df.loc[1:, "Age"] = np.nan
+    assert validate_training_frame(df, "Survived") is None  # accepted: Age keeps one value
+    with pytest.raises(AutoMLInputError, match="no feature columns left besides the target 'Survived'"):
+        validate_training_frame(df.drop(columns="Age"), "Survived")
+    with pytest.raises(AutoMLInputError, match="no feature columns"):
+        validate_training_frame(df.assign(Age=np.nan), "Survived")

@@ -286,3 +286,22 @@ def test_interrupted_experiment_offers_resume(app: AppTest) -> None:
     assert trials["trial_id"].iloc[0] == 1 and trials["score"].iloc[0] == 0.2
     assert trials["trial_id"].iloc[1] == 2 and trials["family"].iloc[1] == "linear"
     assert trials["params"].iloc[1]["C"] == 1.0
+
+
+def test_a_best_score_of_zero_is_shown_as_zero(app: AppTest) -> None:
+    """A real best score of 0.0 (an R² of 0, say) reads 0 on the Train page, not nan."""
+    from studio.state import get_store
+
+    store = get_store()
+    config = {"task": "regression", "metric": "r2_score", "time_budget": 10.0, "target": "y", "studio": {}}
+    eid = store.create_experiment("flat run", dataset_id=None, task="regression", metric="r2_score", config=config)
+    store.set_status(eid, "running")
+    store.finish_experiment(eid, status="completed", best_trial_id=1, best_model="linear", best_score=0.0,
+                            test_score=None, model_path=None, summary={})
+    app.switch_page("pages/train.py").run()
+    app.query_params["experiment"] = eid
+    app.run()
+    no_crash(app)
+    shown = [s.value for s in app.success]
+    assert any("validation r2_score 0 " in s or s.endswith("validation r2_score 0") for s in shown), shown
+    assert not any("nan" in s for s in shown), shown

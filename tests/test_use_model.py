@@ -373,3 +373,38 @@ def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
     app.file_uploader(key="predict_upload").set_value(("missing.csv", missing, "text/csv")).run()
     assert app.error and "'age'" in app.error[0].value
     assert "download_predictions" not in {b.key for b in app.get("download_button")}
+
+
+def test_rest_refuses_a_streamed_body_past_the_limit_while_reading_it(bank, monkeypatch):
+    """A chunked body (no Content-Length) past the limit is answered 413 at the chunk that crosses it: the
+    rest is never read. 64 MB offered against a 1 MB limit, in 64 KB chunks, through the ASGI app itself."""
+    import asyncio
+
+    import httpx
+
+    from automl_core.export import serve
+
+    monkeypatch.setattr(serve, "MAX_BODY_BYTES", 2**20)
+    app = serve.create_app(bank[0] / "model.joblib")
+    chunk, sent = b"[" + b" " * (2**16 - 1), []
+
+    async def body():
+        for _ in range(1024):  # 64 MB if it were all read
+            sent.append(len(chunk))
+            yield chunk
+
+    async def post(content, headers=None):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.post("/predict", content=content, headers=headers)
+
+    answer = asyncio.run(post(body()))
+    assert answer.status_code == 413 and "larger than 1 MB" in answer.json()["detail"]
+    assert sum(sent) <= 2**20 + 2 * len(chunk), f"{sum(sent):,} bytes were read before refusing"
+    # a declared length past the limit is refused before reading; a small body still predicts
+    sent.clear()
+    assert asyncio.run(post(body(), {"Content-Length": str(2**30)})).status_code == 413
+    assert sum(sent) <= 2 * len(chunk)
+    records = bank[3].drop(columns="y").head(3).to_dict(orient="records")
+    small = asyncio.run(post(json.dumps(records).encode(), {"Content-Type": "application/json"}))
+    assert small.status_code == 200 and len(small.json()["predictions"]) == 3

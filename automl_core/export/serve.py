@@ -67,6 +67,23 @@ def _request_schema(card: dict[str, Any], required: list[str]) -> dict[str, Any]
         "text/csv": {"schema": {"type": "string", "description": "a CSV table with a header row"}}}}
 
 
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes.
+
+    The limit holds while reading: a declared Content-Length past it is refused before any byte is read,
+    and a chunked body is refused at the chunk that crosses it, so a 2 GB upload is never held in memory.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
     """The FastAPI application serving one saved model (loaded and checked once, here)."""
     model, card = load_model(model_path)
@@ -110,9 +127,9 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
               responses={401: {"description": "API key missing or wrong"},
                          422: {"description": "the data does not fit the model (e.g. a required column is missing)"}})
     async def predict(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"The request body is larger than {MAX_BODY_BYTES // 2**20} MB. "
+        body = await _bounded_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse({"detail": f"The request body is larger than {MAX_BODY_BYTES / 2**20:g} MB. "
                                            "Fix: score large files with `python -m automl_core predict`."}, 413)
         return await run_in_threadpool(score, body, request.headers.get("content-type", "application/json"))
 

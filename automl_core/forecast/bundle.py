@@ -38,6 +38,7 @@ def make_bundle(data: ForecastData, cfg: Any, plan: FeaturePlan, fitted: dict[st
     last = data.panel.groupby(ID)[DS].max()
     return {
         "format": FORMAT, "usage": USAGE, "target": data.target, "time_column": data.time_column,
+        "local_times": data.local_times,
         "series_columns": list(data.series_columns), "series_separator": SEP,
         "freq": data.freq, "season": data.season, "horizon": data.horizon,
         "models": fitted, "families": {n: f for n, (f, _) in zip(names, members)},
@@ -166,7 +167,8 @@ def _with_intervals(bundle: dict, out: pd.DataFrame, steps: np.ndarray, notes: l
 def forecast_table(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Forecasts for a raw table's rows (its time, series and exogenous columns), in its row order."""
     wanted = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]),
-                        [c for c in bundle["future_columns"] if c in df.columns], need_target=False)
+                        [c for c in bundle["future_columns"] if c in df.columns], need_target=False,
+                        local_times=bundle.get("local_times", False))
     out, notes = forecast(bundle, wanted)
     cols = ["prediction"] + [f"prediction_{side}_{lv}" for lv in bundle["interval_levels"] for side in ("lo", "hi")]
     return out[cols].set_axis(df.index), notes
@@ -194,7 +196,7 @@ def forecast_latest(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[
     from .series import regularise
     cols = [c for c in (*bundle["future_columns"], *bundle["past_columns"], *bundle["static_columns"]) if c in df.columns]
     rows = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), cols,
-                      need_target=False)
+                      need_target=False, local_times=bundle.get("local_times", False))
     newer, future = rows[rows[Y].notna()], rows[rows[Y].isna()]
     notes: list[str] = []
     history = None

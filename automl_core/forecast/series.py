@@ -19,6 +19,7 @@ from ..prepare.schema import Task
 
 if TYPE_CHECKING:
     from ..models.metrics import Metric
+from ..prepare.roles import UTC_OFFSET, utc_offsets
 
 ID, DS, Y = "unique_id", "ds", "y"
 SEP = " / "  # joins several series id columns into one id
@@ -47,6 +48,7 @@ class ForecastData:
     task: Task = Task.FORECASTING
     task_reason: str = "chosen by the user (a time column and a horizon were given)"
     metric: Metric | None = None     # the run's metric, resolved once here from the config
+    local_times: bool = False        # times with UTC offsets kept as local wall time (see parse_time)
 
     @property
     def n_series(self) -> int:
@@ -63,8 +65,12 @@ def time_parts(time_column: str) -> list[str]:
     return [c.strip() for c in str(time_column).split(",") if c.strip()]
 
 
-def parse_time(df: pd.DataFrame, time_column: str) -> pd.Series:
+def parse_time(df: pd.DataFrame, time_column: str, local_times: bool | None = None) -> pd.Series:
     """Timestamps from one column (any common format) or assembled from year/month/day/hour columns.
+
+    Times written with a UTC offset are converted to UTC, unless ``local_times``: then the offset is
+    dropped and the local wall time kept. ``None`` (training) decides by :func:`keep_local_times`;
+    prediction passes what training decided, so every batch lands on the model's time axis.
 
     Raises:
         AutoMLInputError: a column is missing, or some values are not dates.
@@ -75,7 +81,7 @@ def parse_time(df: pd.DataFrame, time_column: str) -> pd.Series:
         raise AutoMLInputError(f"The time column '{', '.join(absent)}' is not in the data",
                                "pick the column that holds the dates (or year,month,day,hour columns)")
     if len(parts) > 1:
-        return _assemble(df, parts)
+        return _assemble(df, parts, local_times)
     raw = df[parts[0]]
     if pd.api.types.is_datetime64_any_dtype(raw):
         return pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
@@ -85,13 +91,48 @@ def parse_time(df: pd.DataFrame, time_column: str) -> pd.Series:
         if parsed is not None:
             return parsed
     text = raw.astype("string").str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    local = keep_local_times(text) if local_times is None else local_times
+    if local:
+        text = text.str.replace(UTC_OFFSET, "", regex=True)
+    # utc=True when offsets differ: pandas refuses to parse them otherwise
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=not local and len(utc_offsets(text)) > 1)
     if parsed.isna().mean() > 0 and text.str.fullmatch(r"\d{4}-\d{2}").fillna(False).all():
         parsed = pd.to_datetime(text, format="%Y-%m", errors="coerce")
     _check_parsed(parsed, raw, parts[0])
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert(None)
     return parsed
+
+
+def keep_local_times(text: pd.Series) -> bool:
+    """Whether times whose UTC offsets differ (an export spanning a daylight-saving change) keep their
+    local wall time rather than move to UTC.
+
+    Sub-daily times go to UTC: local wall-clock time repeats or skips an hour at the change. Daily or
+    coarser data (every local time at the same time of day) keeps its local dates: in UTC, local midnight
+    falls on the previous day and the time of day moves with the offset, which breaks the daily grid.
+    """
+    if len(utc_offsets(text)) < 2:
+        return False
+    local = pd.to_datetime(text.str.replace(UTC_OFFSET, "", regex=True), errors="coerce", format="mixed")
+    return bool(local.notna().any() and local.dropna().dt.time.nunique() == 1)
+
+
+def time_offsets(df: pd.DataFrame, time_column: str) -> tuple[bool, str]:
+    """(keep local times, the note saying what was done) for a time column whose UTC offsets differ;
+    (False, "") otherwise."""
+    parts = time_parts(time_column)
+    column = df[parts[0]] if parts and parts[0] in df.columns else None
+    if column is None or pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return False, ""
+    text = column.astype("string").str.strip()
+    offsets = utc_offsets(text)
+    if len(offsets) < 2:
+        return False, ""
+    local = keep_local_times(text)
+    how = (f"kept as local dates (every time is at the same time of day; the offsets {', '.join(offsets)} dropped)"
+           if local else f"converted to UTC (offsets {', '.join(offsets[:4])})")
+    return local, f"time column {parts[0]!r} mixes UTC offsets: {how}"
 
 
 def _from_integers(values: pd.Series) -> pd.Series | None:
@@ -111,14 +152,14 @@ _PART_NAMES = {"year": ("year", "yr", "yyyy"), "month": ("month", "mnth", "mon",
                "hour": ("hour", "hr", "hh"), "minute": ("minute", "min", "mi"), "second": ("second", "sec", "ss")}
 
 
-def _assemble(df: pd.DataFrame, parts: list[str]) -> pd.Series:
+def _assemble(df: pd.DataFrame, parts: list[str], local_times: bool | None = None) -> pd.Series:
     """Year / month / day / hour columns, or a date column plus hour (minute) columns, as timestamps."""
     named: dict[str, pd.Series] = {}
     base = None
     for col in parts:
         key = next((k for k, names in _PART_NAMES.items() if col.lower().rstrip("s") in names), None)
         if key is None and base is None:
-            base = parse_time(df, col)
+            base = parse_time(df, col, local_times)
             continue
         if key is None or key in named:
             raise AutoMLInputError(f"Cannot tell which part of a date the column '{col}' holds",
@@ -225,9 +266,9 @@ def series_ids(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
 
 
 def long_frame(df: pd.DataFrame, target: str, time_column: str, series_columns: tuple[str, ...],
-               exogenous: list[str], *, need_target: bool = True) -> pd.DataFrame:
+               exogenous: list[str], *, need_target: bool = True, local_times: bool | None = None) -> pd.DataFrame:
     """unique_id, ds, y and the exogenous columns of a raw table (rows in the input's order)."""
-    out = pd.DataFrame({ID: series_ids(df, series_columns).to_numpy(), DS: parse_time(df, time_column).to_numpy()},
+    out = pd.DataFrame({ID: series_ids(df, series_columns).to_numpy(), DS: parse_time(df, time_column, local_times).to_numpy()},
                        index=df.index)
     if target in df.columns:
         out[Y] = pd.to_numeric(df[target], errors="coerce").to_numpy()
@@ -272,9 +313,12 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     if dropped:
         notes.append(f"non-numeric column(s) left out of the exogenous features: {', '.join(map(str, dropped[:10]))}")
     exogenous = _without_row_numbers(df, exogenous, config, notes)
-    frame = long_frame(df, target, config.time_column, series, exogenous)
+    local_times, note = time_offsets(df, config.time_column)
+    if note:
+        notes.append(note)
+    frame = long_frame(df, target, config.time_column, series, exogenous, local_times=local_times)
     if validation is not None:
-        extra = long_frame(validation, target, config.time_column, series, exogenous)
+        extra = long_frame(validation, target, config.time_column, series, exogenous, local_times=local_times)
         frame = pd.concat([frame, extra], ignore_index=True)
         notes.append(f"the validation file's {len(extra):,} rows were added to the history; rolling-origin "
                      "validation scores the last windows of the combined history")
@@ -298,14 +342,14 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
         notes.append(f"past-only column(s) used lagged by the horizon ({config.horizon}): {', '.join(map(str, past))}")
     test_frame = None
     if test is not None:
-        test_frame = long_frame(test, target, config.time_column, series, exogenous)
+        test_frame = long_frame(test, target, config.time_column, series, exogenous, local_times=local_times)
     elif config.test_size is not None:
         panel, observed, test_frame = _hold_out_end(panel, observed, config.test_size, config.horizon, notes)
     digest = hashlib.sha256(pd.util.hash_pandas_object(panel, index=False).to_numpy().tobytes()).hexdigest()
     from ..models.metrics import resolve_metric
     return ForecastData(target, config.time_column, series, freq, season_length(freq), config.horizon, panel,
                         observed, statics, future, past, test_frame, notes, digest,
-                        metric=resolve_metric(config.metric, Task.FORECASTING))
+                        metric=resolve_metric(config.metric, Task.FORECASTING), local_times=local_times)
 
 
 def _without_row_numbers(df: pd.DataFrame, exogenous: list[str], config: AutoMLConfig, notes: list[str]) -> list[str]:

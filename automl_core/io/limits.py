@@ -104,26 +104,51 @@ def worker_memory_limit(n_workers: int) -> int | None:
 WORKER_NICENESS = 5
 
 
+#: Why this worker process runs without the memory cap it was meant to have ("" when capped or uncapped
+#: by choice); set by :func:`prepare_worker`, read by the search through :func:`worker_cap_problem`.
+_CAP_PROBLEM = ""
+
+
 def prepare_worker(n_bytes: int | None) -> None:
     """A trial worker's initializer: lower its priority a notch and cap its memory (RLIMIT_AS)."""
+    global _CAP_PROBLEM
     try:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):
         pass
-    limit_this_process(n_bytes)
+    _CAP_PROBLEM = limit_this_process(n_bytes)
 
 
-def limit_this_process(n_bytes: int | None) -> None:
-    """Set RLIMIT_AS for the calling process. No-op off Linux/Unix."""
+def worker_cap_problem() -> str:
+    """In a trial worker: why its memory cap could not be set, or "" (submitted to a worker by the pool)."""
+    return _CAP_PROBLEM
+
+
+def limit_this_process(n_bytes: int | None) -> str:
+    """Set RLIMIT_AS for the calling process; returns "" or, when it could not be set, why (in words).
+
+    Without the cap a runaway trial takes the machine's memory instead of failing alone, so a failure
+    is reported (once per run, as a message event), not swallowed.
+    """
     if not n_bytes:
-        return
+        return ""
     try:
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = n_bytes if hard == resource.RLIM_INFINITY else min(n_bytes, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        pass
+    except ImportError:
+        return "this system has no per-process memory limits (no 'resource' module)"
+    except (ValueError, OSError, OverflowError) as exc:  # OverflowError: a limit past what the C type holds
+        return f"setting the address-space limit of {size_text(n_bytes)} failed ({type(exc).__name__}: {exc})"
+    return ""
+
+
+def memory_cap_message(problem: str) -> str:
+    """The run's one message when trial workers have no memory cap."""
+    return (f"Trial workers run without a memory cap: {problem}. A trial that runs out of memory can slow or "
+            "stop this whole machine instead of failing alone; set AUTOML_WORKER_MEMORY_MB=0 to silence this "
+            "on purpose, or run where process limits are allowed")
 
 
 def size_text(n_bytes: float) -> str:

@@ -6,8 +6,8 @@ the object built here is made *only* of scikit-learn / skrub estimators and of p
 callables wrapped in ``FunctionTransformer`` (they pickle by reference to pandas/numpy). Nothing
 defined in this repository -- no class, function or lambda -- ends up inside it.
 
-Layout: one ``ColumnTransformer`` with one entry per raw column (entry name derived from the column
-name). Each entry is a ``Pipeline`` whose first steps clean the raw values (disguised missing tokens,
+Layout: one ``ColumnTransformer`` with one entry per raw column (entry name: its transform and the
+column's position, never the column's name). Each entry is a ``Pipeline`` whose first steps clean the raw values (disguised missing tokens,
 stray whitespace, numbers stored as strings, dtype drift between fit and predict) and whose last
 steps encode them. One entry per column makes every output feature attributable to its raw column
 through ``ColumnTransformer.output_indices_``.
@@ -220,10 +220,8 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
     task = Task(task)
     overrides = mode if isinstance(mode, dict) else {}
     base_mode = "auto" if isinstance(mode, dict) else mode
-    reserved = set(ColumnTransformer([]).get_params(deep=False))
     # Numeric columns share one entry: per-column pipelines cost ~10 ms each per fit, which adds
     # up over dozens of columns and ten folds.
-    taken: set[str] = {"numeric", "numeric_plain", "numeric_min"}
     grouped: dict[str, list[str]] = {"numeric": [], "numeric_plain": [], "numeric_min": []}
     entries: list[tuple[str, Any, Any]] = []
     for i, col in enumerate(columns):
@@ -232,11 +230,10 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
             code = "override" if kind == "drop" else ""
         else:
             kind, code = _auto_kind(col.role, base_mode)
-        # Entry names become feature-name prefixes; sklearn forbids "__" and parameter names.
-        name = re.sub(r"_{2,}", "_", str(col.name)) or "column"
-        while name in taken or name in reserved:
-            name = f"{name}_{i}"
-        taken.add(name)
+        # Entry names are the engine's own (kind + position), never the column's name: sklearn turns
+        # them into keyword arguments (a column called "self" or "remainder" broke named_transformers_)
+        # and forbids "__". The raw column stays reachable through each entry's column list.
+        name = f"{kind}_{i}"
         if kind == "drop":
             # Kept as an explicit "drop" entry so the reason survives clone() and pickling. A
             # selector (not a list) so the column need not even be present at fit or predict.

@@ -168,6 +168,9 @@ def infer_roles(
 def parse_datetime_column(series: pd.Series, fmt: str | None) -> pd.Series:
     """Parse a column the way :func:`infer_roles` recognised it; unparseable values become NaT.
 
+    Times with different UTC offsets in one column (an export spanning a daylight-saving change:
+    ``...T10:00:00+01:00`` and ``...T10:00:00+02:00``) come back in UTC; see :func:`utc_offsets`.
+
     Args:
         series: strings, yyyymmdd integers or datetimes.
         fmt: the recorded ``datetime_format`` (``None``: let pandas guess each value).
@@ -178,7 +181,28 @@ def parse_datetime_column(series: pd.Series, fmt: str | None) -> pd.Series:
         series = series.astype("Int64").astype("str")  # yyyymmdd integers: parse their digits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "could not infer format" is expected for mixed formats
-        return pd.to_datetime(series, format=fmt or "mixed", errors="coerce")
+        return pd.to_datetime(series, format=fmt or "mixed", errors="coerce", utc=len(utc_offsets(series)) > 1)
+
+
+UTC_OFFSET = r"(Z|[+-]\d{2}:?\d{2})\s*$"  # "Z" or "+02:00" ending a time string
+
+
+def utc_offsets(series: pd.Series) -> list[str]:
+    """The distinct UTC offsets written in a column of time strings ("Z", "+02:00"), sorted; [] for none.
+
+    pandas refuses to parse a column whose offsets differ unless told to convert to UTC, so callers
+    parse with ``utc=True`` when this holds two or more, and say so.
+    """
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return []
+    found = series.dropna().astype("string").str.extract(UTC_OFFSET, expand=False).dropna()
+    return sorted(found.unique())
+
+
+def mixed_offset_note(name: str, offsets: list[str]) -> str:
+    """The note a run records for a time column whose values carry different UTC offsets."""
+    shown = ", ".join(offsets[:4]) + (" ..." if len(offsets) > 4 else "")
+    return f"column {name!r} mixes UTC offsets ({shown}): its times were converted to UTC"
 
 
 # ------------------------------------------------------------------------------------ the rules
@@ -259,7 +283,8 @@ def _date_match(values: pd.Series) -> tuple[str | None, float]:
     weights = counts.to_numpy() / counts.sum()
 
     def share_of(fmt: str) -> float:
-        return float(weights[pd.to_datetime(distinct, format=fmt, errors="coerce").notna().to_numpy()].sum())
+        # utc=True: values with different UTC offsets parse (to UTC) instead of raising; only the share counts
+        return float(weights[pd.to_datetime(distinct, format=fmt, errors="coerce", utc=True).notna().to_numpy()].sum())
 
     best: tuple[str | None, float] = (None, 0.0)
     with warnings.catch_warnings():

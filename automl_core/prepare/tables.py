@@ -17,8 +17,8 @@ from ..config import AutoMLConfig
 from ..errors import AutoMLInputError
 from ..io.reader import load_table, validate_training_frame
 from ..models.metrics import Metric, resolve_metric
-from .roles import clean_frame, infer_roles
-from .schema import ColumnInfo, Task
+from .roles import clean_frame, infer_roles, mixed_offset_note, utc_offsets
+from .schema import ColumnInfo, Role, Task
 from .task import MIN_ROWS, prepare_target
 from .folds import split_test
 
@@ -106,6 +106,10 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     columns = infer_roles(cleaned, overrides=dict(config.column_roles), exclude=(), target=target, report=report)
     if groups_col is not None:
         columns = [c for c in columns if c.name != groups_col]
+    for c in columns:  # the featurizer parses every date column to UTC; a mix of offsets is worth saying
+        offsets = utc_offsets(X[c.name]) if c.role is Role.DATETIME else []
+        if len(offsets) > 1:
+            notes.append(mixed_offset_note(c.name, offsets))
     if all(c.role.dropped for c in columns):
         raise AutoMLInputError("Every feature column is constant, empty or an ID, so there is nothing to learn from",
                                "add informative columns, or override a column's role")

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from joblib.externals.loky import ProcessPoolExecutor
 
 from ..errors import AutoMLInputError
-from ..io.limits import prepare_worker, worker_memory_limit
+from ..io.limits import prepare_worker, worker_cap_problem, worker_memory_limit
 
 
 class LocalPool:
@@ -30,6 +30,14 @@ class LocalPool:
                                              initargs=(worker_memory_limit(n_workers),))
         for _ in range(n_workers):  # start the processes now, while the caller prepares data
             self._executor.submit(os.getpid)
+        self._cap_problem = self._executor.submit(worker_cap_problem)
+
+    def memory_cap_problem(self, timeout: float = 60.0) -> str:
+        """Why the workers have no memory cap ("" when they have one, or none was asked for)."""
+        try:
+            return self._cap_problem.result(timeout=timeout)
+        except Exception:  # noqa: BLE001 -- a worker that did not start is reported by the trials themselves
+            return ""
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._executor.submit(fn, *args)
@@ -66,6 +74,9 @@ class DaskPool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self._executor.submit(fn, *args)
+
+    def memory_cap_problem(self, timeout: float = 60.0) -> str:
+        return ""  # a cluster's workers are capped by the cluster (dask's --memory-limit), not by us
 
     def data_arg(self, data_path: str) -> tuple:
         """The training data as a scattered future, so workers need no shared file system."""

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ..config import AutoMLConfig
 from ..models.metrics import Metric
 from .book import TrialBook
+from ..io.limits import memory_cap_message
 from .executors import DaskPool, LocalPool, make_pool
 from .results import Event, TrialOutcome, TrialResult, TrialSpec
 from .trial import load_data, run_trial
@@ -108,6 +109,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
     book = TrialBook(metric, scheduler, emit, clock.elapsed, oof={} if oof is None else oof)
     executor = pool or make_pool(settings.n_concurrent, config.dask_scheduler)
     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
+    report_memory_cap(executor, emit)
     next_id, no_more, stopped_by = first_trial_id, "", ""
     try:
         while not (stopped_by := _hard_stop(stop_event, clock)):
@@ -171,6 +173,13 @@ def _next_spec(scheduler: Any, book: TrialBook, settings: SearchSettings, config
 def start_pool(n_workers: int, dask_scheduler: str | None = None) -> LocalPool | DaskPool:
     """A worker pool whose processes start now (in the background), while the caller prepares data."""
     return make_pool(n_workers, dask_scheduler)
+
+
+def report_memory_cap(executor: LocalPool | DaskPool, emit: Emitter) -> None:
+    """Say once per run (a message event) when the trial workers could not get their memory cap."""
+    problem = executor.memory_cap_problem()
+    if problem:
+        emit("message", text=memory_cap_message(problem))
 
 
 def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_event: threading.Event,

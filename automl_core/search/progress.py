@@ -29,6 +29,8 @@ class ProgressPrinter:
             self._say(event, f"new best: {p['family']} {p['score']:.5g}")
         elif event.kind == "refit_started":
             self._say(event, f"refitting {p['family']} (trial {p['trial_id']}) on all training rows")
+        elif event.kind == "message":
+            self._say(event, f"note: {p.get('text')}")
         elif event.kind == "experiment_finished":
             self._say(event, f"finished: {p['stopped_by']}")
         elif event.kind == "explaining_started":

@@ -157,12 +157,20 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     imp_raw = np.abs(raw_values).mean(axis=(0, 1))
     imp_feat = np.abs(values).mean(axis=(0, 1))
     top = np.argsort(-imp_feat)[:TOP_FEATURES]
-    features = pd.DataFrame({"feature": [names[i] for i in top], "column": [mapping[names[i]] for i in top],
+    features = pd.DataFrame({"feature": [_shown(names[i], mapping[names[i]]) for i in top],
+                             "column": [mapping[names[i]] for i in top],
                              "importance": imp_feat[top]})
     stored = raw_values[:, 0, :] if raw_values.shape[1] == 1 else raw_values
     return Explanation(method, output, raw, _ranked(raw, imp_raw), features, [str(c) for c in explained],
                        sample[raw], stored, [float(b) for b in base], n, time.perf_counter() - start, note,
                        members)
+
+
+def _shown(feature: str, column: str) -> str:
+    """A feature's name as a person reads it: a per-column entry's engine name ("onehot_3") replaced by its
+    column ("Sex__Sex_male"); the shared numeric entries already name their column after the prefix."""
+    entry, _, rest = feature.partition("__")
+    return feature if entry.startswith("numeric") or not rest else f"{column}__{rest}"
 
 
 def _ranked(columns: list[str], importance: np.ndarray) -> pd.DataFrame:

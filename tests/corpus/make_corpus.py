@@ -81,6 +81,40 @@ def _names(*names: str) -> bytes:
     return _csv(df)
 
 
+#: Words scikit-learn or Python give a meaning to (keyword arguments, ColumnTransformer's own names,
+#: its "__" parameter separator): a self-employed flag called ``self`` once crashed every run.
+RESERVED_NAMES = ("self", "__init__", "remainder", "passthrough", "drop", "transformers", "a__b", "__")
+#: Column names that are code in another language: they break out of a docstring, a string literal or a
+#: format string if a generator pastes them into source instead of writing them as literals.
+CODE_NAMES = ('a""";print("INJECTED");"""', "b\'\'\';print('INJECTED');\'\'\'", "c\\", "{d}__{e}",
+              "e\n#", "f\u2028g")
+
+
+def _reserved(target: str | None = None) -> bytes:
+    """Reserved words as text (categorical), numeric and boolean columns; optionally one as the target."""
+    df = base_frame()
+    rng = np.random.default_rng(4)
+    for i, name in enumerate(RESERVED_NAMES):
+        if i % 3 == 0:
+            df[name] = np.where(df["cat"] == "a", f"lvl{i}", rng.choice(["u", "v", "w"], size=len(df)))
+        elif i % 3 == 1:
+            df[name] = (df["num"] * (i + 2)).round(3)
+        else:
+            df[name] = rng.choice(["yes", "no"], size=len(df))
+    if target:
+        df = df.drop(columns=target).rename(columns={TARGET: target})
+    return _csv(df)
+
+
+def _code_names(target: str | None = None) -> bytes:
+    df = base_frame()
+    for i, name in enumerate(CODE_NAMES):
+        df[name] = np.where(df.index % 3 == i % 3, "p", "q") if i % 2 else (df["num"] * (i + 2)).round(3)
+    if target:
+        df = df.drop(columns=target).rename(columns={TARGET: target})
+    return _csv(df)
+
+
 def _script_values() -> bytes:
     df = base_frame()
     df["<script>alert('col')</script>"] = np.where(df.index % 2, "<script>alert(1)</script>",
@@ -367,6 +401,12 @@ CASES: tuple[Case, ...] = (
     Case("markdown_names", "markdown.csv", lambda: _names("**bold**", "[click](javascript:alert(1))", "$x^2$",
                                                          "![img](http://127.0.0.1:9/x.png)", ":red[colour]", "# heading")),
     Case("newline_names", "newline.csv", lambda: _names("two\nlines", "tab\there", "cr\rname")),
+    Case("reserved_names", "reserved.csv", _reserved, about="self, __init__, remainder ... as feature columns"),
+    Case("reserved_target", "reserved_target.csv", lambda: _reserved("self"), target="self",
+         about="a target called self, next to features called __init__, remainder ..."),
+    Case("code_names", "code.csv", _code_names, about="column names that would be code if pasted into source"),
+    Case("code_target", "code_target.csv", lambda: _code_names(CODE_NAMES[0]), target=CODE_NAMES[0],
+         about="a target whose name closes a docstring"),
     Case("emoji_names", "emoji.csv", lambda: _names("😀 happy", "🚀", "名前", "ümlaut")),
     Case("duplicate_names", "dups.csv", _duplicate_after_str, "duplicate column names", "duplicate column names",
          "duplicate column names"),
