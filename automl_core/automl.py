@@ -134,7 +134,16 @@ class AutoML:
             return predict_forecast(self.model_, self.card_, load_table(data, "prediction"))["prediction"].to_numpy()
         return self.model_.predict(self._features(data))
 
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels exactly as in the training data, in the order of ``predict_proba``'s columns."""
+        # AttributeError (not AutoMLInputError) so hasattr() answers False, as on scikit-learn estimators.
+        if self.model_ is None or not self.task_.is_classification:
+            raise AttributeError("classes_ exists once a classification model is fitted")
+        return np.asarray(self.model_.classes_)
+
     def predict_proba(self, data: TableLike) -> np.ndarray:
+        """Class probabilities, one column per label of :attr:`classes_`, in that order."""
         self._check_fitted()
         if not self.task_.is_classification:
             raise AutoMLInputError("predict_proba needs a classification model", "use predict for regression")
