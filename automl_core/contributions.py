@@ -26,7 +26,8 @@ _LINEAR = {"LogisticRegression", "Ridge", "ElasticNet"}
 def supported(model: Any) -> tuple[bool, str]:
     """(True, "") when per-row contributions can be computed for ``model``, else (False, why)."""
     estimator = model[-1] if hasattr(model, "steps") else model
-    name = type(estimator).__name__
+    from .models import single_member
+    name = type(single_member(estimator) or estimator).__name__  # the model, not its label-encoding wrapper
     if name in ("LGBMClassifier", "LGBMRegressor") or name in _LINEAR:
         return True, ""
     return False, (f"per-row contributions are computed for LightGBM and linear models only; this model is "
