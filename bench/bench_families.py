@@ -6,7 +6,7 @@ best validation score, the test score of the refit model, trials and seconds. Fa
 in the warm-start portfolio (CatBoost, XGBoost) start from their defaults, so this measures what the
 search gets from them before any portfolio is mined for them.
 
-    python bench/bench_families.py --budget 40 --families lightgbm,xgboost,catboost \
+    python bench/bench_families.py --max-trials 4 --families lightgbm,xgboost,catboost \
         --only german_credit,wine_quality_white,islp_default,california_housing
 """
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--families", default="lightgbm,xgboost,catboost")
     parser.add_argument("--only", default="german_credit,wine_quality_white,islp_default,california_housing")
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--max-trials", type=int, help="a fixed trial count instead of the budget: on a shared, "
+                        "busy machine seconds measure the neighbours, trials measure the family")
     args = parser.parse_args()
     wanted = args.only.split(",")
     rows = [r for r in datasets() if Path(r["file"]).stem in wanted]
@@ -46,7 +48,8 @@ def main() -> None:
         classes = classes_of(train, row["target"], row["task"])
         for family in args.families.split(","):
             start = time.perf_counter()
-            automl = AutoML(time_budget=args.budget, allowed_models=(family,), ensembles=False, n_jobs=args.n_jobs,
+            automl = AutoML(time_budget=None if args.max_trials else args.budget, max_trials=args.max_trials,
+                            allowed_models=(family,), ensembles=False, n_jobs=args.n_jobs,
                             metric=METRIC[row["task"]], seed=0, task=row["task"])
             try:
                 automl.fit(train, target=row["target"])
@@ -66,8 +69,10 @@ def main() -> None:
                             "seconds": round(time.perf_counter() - start, 1),
                             "mean_trial_fit_s": round(float(ok["fit_seconds"].mean()), 2) if len(ok) else None})
             print(json.dumps(results[-1]), flush=True)
-    out = REPO / "bench" / "results" / f"families-{int(args.budget)}s-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps({"budget": args.budget, "n_jobs": args.n_jobs, "results": results}, indent=1))
+    size = f"{args.max_trials}trials" if args.max_trials else f"{int(args.budget)}s"
+    out = REPO / "bench" / "results" / f"families-{size}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps({"budget": None if args.max_trials else args.budget, "max_trials": args.max_trials,
+                               "n_jobs": args.n_jobs, "results": results}, indent=1))
     print(out)
 
 
