@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from .checks import column_plan
-from .models import single_member
 
 _OPSET = 17
 _ML_OPSET = 3
@@ -241,12 +240,9 @@ def estimator_graph(estimator: Any, n_features: int, classification: bool) -> An
     """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
-    _register_lightgbm()
-    module = type(single_member(estimator) or estimator).__module__.split(".")[0]
-    if module == "xgboost":
-        _register_xgboost()
-    elif module == "catboost":
-        _register_catboost()
+    # every converter, since an ensemble's members may be of any family
+    for register in (_register_lightgbm, _register_xgboost, _register_catboost):
+        register()
     if type(estimator).__name__.startswith("Voting"):
         # skl2onnx wants the weights as an array and cannot do flatten_transform, which only shapes
         # transform()'s output (predictions are unaffected): convert a copy with both adjusted.
