@@ -63,3 +63,21 @@ def test_generated_code_reproduces_the_score_with_padded_labels(family, shared, 
     X = df.drop(columns="y")
     assert list(again.classes_) == [" no", " yes"]
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-12)
+
+
+def test_a_family_outside_the_portfolio_starts_from_its_defaults_after_it():
+    from automl_core.models import FAMILIES, load_portfolio
+    from automl_core.scheduler import Scheduler
+    from automl_core.schema import Task
+    portfolio = load_portfolio()["classification"]
+    assert "xgboost" not in portfolio and "catboost" not in portfolio  # re-mining is a separate, measured step
+    families = [FAMILIES["lightgbm"], FAMILIES["catboost"], FAMILIES["xgboost"]]
+    scheduler = Scheduler(families, Task.BINARY, {"lightgbm": portfolio["lightgbm"][:1]}, seed=0, deterministic=True)
+    assert scheduler.next(1)[0] == "lightgbm"  # the portfolio first
+    scheduler.tell("lightgbm", 1, 0.4, 1.0)
+    picked = {}
+    for trial_id in (2, 3):
+        family, params = scheduler.next(trial_id)
+        picked[family] = params
+        scheduler.tell(family, trial_id, 0.5, 1.0)
+    assert picked == {name: FAMILIES[name].defaults for name in ("catboost", "xgboost")}
