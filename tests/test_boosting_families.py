@@ -81,3 +81,15 @@ def test_a_family_outside_the_portfolio_starts_from_its_defaults_after_it():
         picked[family] = params
         scheduler.tell(family, trial_id, 0.5, 1.0)
     assert picked == {name: FAMILIES[name].defaults for name in ("catboost", "xgboost")}
+
+
+@pytest.mark.parametrize("family", ["xgboost", "catboost"])
+def test_explanations_are_the_librarys_exact_tree_shap_and_add_up(family, shared):
+    df = pd.read_csv(shared / "bank_marketing_validation.csv").head(300)
+    df["y"] = " " + df["y"]
+    automl = _fit(family, df, "y")
+    ex = automl.explain(budget_seconds=30)
+    assert ex.method == f"tree SHAP ({'XGBoost' if family == 'xgboost' else 'CatBoost'}, exact)"
+    assert ex.output == "log-odds of ' yes'"
+    proba = automl.model_.predict_proba(ex.rows)[:, list(automl.classes_).index(" yes")]
+    np.testing.assert_allclose(ex.values.sum(axis=1) + ex.base_value[0], np.log(proba / (1 - proba)), atol=1e-4)
