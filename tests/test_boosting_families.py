@@ -93,3 +93,16 @@ def test_explanations_are_the_librarys_exact_tree_shap_and_add_up(family, shared
     assert ex.output == "log-odds of ' yes'"
     proba = automl.model_.predict_proba(ex.rows)[:, list(automl.classes_).index(" yes")]
     np.testing.assert_allclose(ex.values.sum(axis=1) + ex.base_value[0], np.log(proba / (1 - proba)), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["xgboost", "catboost"])
+def test_per_row_contributions_at_prediction_add_up(family, shared):
+    from automl_core.predict import predict_frame
+    df = pd.read_csv(shared / "mpg.csv").sample(frac=1.0, random_state=0).head(240)
+    automl = _fit(family, df, "mpg")
+    rows = df.drop(columns="mpg").head(40)
+    k = len(automl.card_["features"])
+    out = predict_frame(automl.model_, automl.card_, rows, top_k=k)
+    total = out[[c for c in out.columns if c.endswith("_contribution")]].fillna(0).sum(axis=1)
+    bias = out["prediction"] - total  # the library's expected value, the same for every row
+    assert bias.std() < 1e-3 and out["top1_column"].notna().all()
