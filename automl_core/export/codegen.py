@@ -3,7 +3,7 @@
 The script is written from the fitted Pipeline itself: every step's constructor parameters
 (``get_params(deep=False)``) become Python source, so the featurization and the model are built exactly
 as they were, with the same hyperparameters and seed. The script then repeats the validation the search
-did (same splits, per-fold featurization, LightGBM's early stopping on each fold), prints the score,
+did (same splits, per-fold featurization, boosting's early stopping on each fold), prints the score,
 which matches the recorded validation score, and fits the final model on all training rows.
 
 Ensembles are not generated yet: their score comes from several members' cross-validated predictions,
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AutoMLInputError
-from ..models.families import MAX_BOOSTING_ROUNDS
+from ..models.families import EARLY_STOPPING_ROUNDS, MAX_BOOSTING_ROUNDS, single_member
 
 _ALIASES = {"pandas": "pd", "numpy": "np"}
 #: The scikit-learn metric expression for each of the engine's metrics (y: codes or values,
@@ -186,7 +186,8 @@ def generate(model: Any, card: dict[str, Any]) -> GeneratedCode:
     Raises AutoMLInputError for models this generator cannot reproduce (ensembles, forecasting).
     """
     estimator = model[-1] if hasattr(model, "steps") else model
-    if type(estimator).__name__.startswith(("Voting", "Stacking")) or card.get("members"):
+    if single_member(estimator) is None and type(estimator).__name__.startswith(("Voting", "Stacking")) \
+            or card.get("members"):
         raise AutoMLInputError("Generated code is not available for ensembles yet: their validation score comes "
                                "from several members' cross-validated predictions, which the generator does not "
                                "reproduce", "view the code of one of the ensemble's member models instead")
@@ -241,9 +242,10 @@ def _constants(card: dict[str, Any], plan: dict[str, Any]) -> str:
         "EXPECTED_SCORE": (card.get("validation") or {}).get("score"),
         "VALIDATION": plan["kind"], "VALIDATION_AMOUNT": plan["amount"], "TEST_SIZE": config.get("test_size"),
         "EXCLUDED": list(config.get("exclude_columns") or []), "INPUT_COLUMNS": card.get("input_columns"),
-        # LightGBM: the search fit each fold with this cap and early stopping; the final model uses the
-        # mean best round count, already in its n_estimators.
-        "EARLY_STOPPING_CAP": MAX_BOOSTING_ROUNDS,
+        # Boosting (LightGBM, XGBoost, CatBoost): the search fit each fold with this cap and early stopping
+        # after this many rounds without improvement; the final model uses the mean best round count,
+        # already in its n_estimators (CatBoost: iterations).
+        "EARLY_STOPPING_CAP": MAX_BOOSTING_ROUNDS, "EARLY_STOPPING_ROUNDS": EARLY_STOPPING_ROUNDS,
     }
     writer = _Writer()
     return "\n".join(f"{k} = {writer.value(v)}" for k, v in values.items())
@@ -295,8 +297,11 @@ def features_and_target(df):
         values = pd.to_numeric(labels, errors="coerce")
         keep = values.notna().to_numpy()
         return X[keep].reset_index(drop=True), values[keep].to_numpy(dtype=float), values[keep].to_numpy(dtype=float)
+    # a label as the training data spelled it, else once stripped (a file without the padding)
     lookup = {{str(c): i for i, c in enumerate(CLASSES)}}
-    codes = labels.astype(str).str.strip().map(lookup)
+    stripped = {{str(c).strip(): i for i, c in reversed(list(enumerate(CLASSES)))}}
+    text = labels.astype(str)
+    codes = text.map(lookup).fillna(text.str.strip().map(stripped))
     keep = codes.notna().to_numpy()
     classes = np.array(CLASSES, dtype=object)
     codes = codes[keep].to_numpy(dtype=int)
@@ -348,11 +353,22 @@ def validate(X, codes, folds):
             Xt = step.fit_transform(Xt)
             Xv = step.transform(Xv)
         model = clone(template.steps[-1][1])
-        if type(model).__name__.startswith("LGBM"):
+        if type(model).__name__ == "VotingClassifier" and len(model.estimators) == 1:
+            # one classifier inside scikit-learn's label encoding; here it learns the codes directly
+            model = model.estimators[0][1]
+        name = type(model).__name__
+        if name.startswith("LGBM"):
             import lightgbm as lgb
             model.set_params(n_estimators=EARLY_STOPPING_CAP)
             model.fit(Xt, codes[train_idx], eval_X=(Xv,), eval_y=(codes[val_idx],),
-                      callbacks=[lgb.early_stopping(50, verbose=False), lgb.log_evaluation(0)])
+                      callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False), lgb.log_evaluation(0)])
+        elif name.startswith("XGB"):
+            model.set_params(n_estimators=EARLY_STOPPING_CAP, early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+            model.fit(Xt, codes[train_idx], eval_set=[(Xv, codes[val_idx])], verbose=False)
+        elif name.startswith("CatBoost"):
+            model.set_params(iterations=EARLY_STOPPING_CAP)
+            model.fit(Xt, codes[train_idx], eval_set=(Xv, codes[val_idx]),
+                      early_stopping_rounds=EARLY_STOPPING_ROUNDS, verbose=False)
         else:
             model.fit(Xt, codes[train_idx])
         if TASK == "regression":

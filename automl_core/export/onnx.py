@@ -11,8 +11,9 @@ code) and rebuilds the encoding exactly:
   encoding, scaling): a lookup table holding the fitted pipeline's own output for each training
   level, for missing and for an unseen level, so the encoding is the pipeline's by construction.
 
-The estimator (LightGBM through onnxmltools, scikit-learn models and ensembles through skl2onnx)
-is converted on the encoded features and the two graphs are merged. Date and text columns are not
+The estimator (LightGBM and XGBoost through onnxmltools, CatBoost through its own ONNX export,
+scikit-learn models and ensembles through skl2onnx) is converted on the encoded features and the two
+graphs are merged. Date and text columns are not
 exported (skrub's DatetimeEncoder and TF-IDF's tokenizers have no exact ONNX form); the export says so.
 """
 from __future__ import annotations
@@ -178,6 +179,59 @@ def _register_lightgbm() -> None:
                                 convert_lightgbm, options={"split": None})
 
 
+def _register_xgboost() -> None:
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+    from xgboost import XGBClassifier, XGBRegressor
+    update_registered_converter(XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
+                                convert_xgboost, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+    update_registered_converter(XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes,
+                                convert_xgboost)
+
+
+def _catboost_parser(scope: Any, model: Any, inputs: list, custom_parsers: Any = None) -> list:
+    """Label and probabilities as two outputs (skl2onnx's own parser expects a scikit-learn classifier)."""
+    from skl2onnx._parse import _apply_zipmap, _get_sklearn_operator_name
+    from skl2onnx.common.data_types import Int64TensorType, guess_tensor_type
+    options = scope.get_options(model, dict(zipmap=True))
+    operator = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable("probabilities", guess_tensor_type(inputs[0].type)))
+    if isinstance(options["zipmap"], bool) and not options["zipmap"]:
+        return operator.outputs
+    return _apply_zipmap(options["zipmap"], scope, model, inputs[0].type, operator.outputs)
+
+
+def _catboost_converter(scope: Any, operator: Any, container: Any) -> None:
+    """CatBoost's own ONNX export (one TreeEnsemble node), copied into the graph skl2onnx builds."""
+    from catboost.utils import convert_to_onnx_object
+    from onnx.helper import get_attribute_value
+    onx = convert_to_onnx_object(operator.raw_operator)
+    opsets = {d.domain: d.version for d in onx.opset_import}
+    nodes = [n for n in onx.graph.node if n.op_type != "ZipMap"]
+    if len(nodes) != 1 or not nodes[0].op_type.startswith("TreeEnsemble") or len(onx.graph.initializer):
+        raise NotImplementedError(f"CatBoost's ONNX graph has nodes {[n.op_type for n in onx.graph.node]}")
+    node = nodes[0]
+    attrs = {a.name: get_attribute_value(a) for a in node.attribute}
+    container.add_node(node.op_type, [operator.inputs[0].full_name], [o.full_name for o in operator.outputs],
+                       op_domain=node.domain, op_version=opsets.get(node.domain), **attrs)
+
+
+def _register_catboost() -> None:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+    update_registered_converter(CatBoostClassifier, "CatBoostCatBoostClassifier",
+                                calculate_linear_classifier_output_shapes, _catboost_converter,
+                                parser=_catboost_parser, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+    update_registered_converter(CatBoostRegressor, "CatBoostCatBoostRegressor", calculate_linear_regressor_output_shapes,
+                                _catboost_converter)
+
+
 def estimator_graph(estimator: Any, n_features: int, classification: bool) -> Any:
     """The final estimator (or ensemble) converted on a float ``features`` input, probabilities as a tensor.
 
@@ -186,7 +240,9 @@ def estimator_graph(estimator: Any, n_features: int, classification: bool) -> An
     """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
-    _register_lightgbm()
+    # every converter, since an ensemble's members may be of any family
+    for register in (_register_lightgbm, _register_xgboost, _register_catboost):
+        register()
     if type(estimator).__name__.startswith("Voting"):
         # skl2onnx wants the weights as an array and cannot do flatten_transform, which only shapes
         # transform()'s output (predictions are unaffected): convert a copy with both adjusted.

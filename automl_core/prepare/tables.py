@@ -19,7 +19,7 @@ from ..io.reader import load_table, validate_training_frame
 from ..models.metrics import Metric, resolve_metric
 from .roles import clean_frame, infer_roles, mixed_offset_note, utc_offsets
 from .schema import ColumnInfo, Role, Task
-from .task import MIN_ROWS, prepare_target
+from .task import MIN_ROWS, match_classes, prepare_target
 from .folds import split_test
 
 TableLike = pd.DataFrame | str | Path
@@ -172,18 +172,21 @@ def _labelled(df: pd.DataFrame, target: str, features: pd.Index, classes: list[A
     y = df[target]
     keep = y.notna().to_numpy().copy()
     if task.is_classification:
-        known = y.isin(classes or [])
-        if (~known & y.notna()).any():
-            unseen = sorted(map(str, y[~known & y.notna()].unique()))[:5]
-            notes.append(f"{int((~known & y.notna()).sum())} {what} rows have classes never seen in training "
+        # The training's spelling of each class, so scores and saved predictions use one set of labels.
+        y = match_classes(y, classes or [])
+        present = clean_frame(df[[target]])[0][target].notna()
+        unknown = y.isna() & present
+        if unknown.any():
+            unseen = sorted(map(str, df.loc[unknown, target].unique()))[:5]
+            notes.append(f"{int(unknown.sum())} {what} rows have classes never seen in training "
                          f"({', '.join(unseen)}) and are left out of {what} scoring")
-        keep &= known.to_numpy()
+        keep = y.notna().to_numpy()
     if (~keep).sum():
         notes.append(f"{int((~keep).sum())} {what} rows without a usable target were dropped")
     if keep.sum() == 0:
         raise AutoMLInputError(f"The {what} data has no row with a usable target", f"check the {what} file's '{target}' column")
     rows = df.loc[keep]
-    values = rows[target].to_numpy()
+    values = pd.Series(y[keep].tolist(), dtype=None).to_numpy()  # ints stay ints, like the training labels
     if not task.is_classification:
         values = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=float)
     return rows[list(features)].reset_index(drop=True), values

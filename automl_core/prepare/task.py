@@ -12,7 +12,7 @@ Task rule of :func:`detect_task` (the user can always choose another task):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Hashable
 
 import numpy as np
 import pandas as pd
@@ -117,8 +117,12 @@ def prepare_target(
     """Split off the target, drop rows where it is missing, decide the task and check it is learnable.
 
     The target column is cleaned like :func:`roles.clean_frame` does (missing-value tokens such as
-    ``NA``/``?`` become missing, whitespace is stripped, numeric strings become numbers); the other
-    columns are returned untouched.
+    ``NA``/``?`` become missing, whitespace is stripped, numeric strings become numbers) to decide
+    the task and which rows have a target; the other columns are returned untouched. Class labels
+    come back as given: a text label keeps its exact spelling (``" yes"`` stays ``" yes"``), since
+    predictions, probability columns and ``classes_`` are read against the user's own data. Only
+    spellings that differ by surrounding whitespace are one class, named by its most frequent
+    spelling. A target that cleans to numbers keeps the numbers.
 
     Args:
         df: the table, target included.
@@ -174,8 +178,49 @@ def prepare_target(
                 "choose binary or multiclass, or a numeric target column",
             )
         return PreparedTarget(X, y, task_, decision.reason, None, None, n_dropped, notes)
+    if isinstance(positive_class, str):
+        positive_class = positive_class.strip()  # the classes are checked in their cleaned spelling
     classes, positive, class_notes = _check_classes(y, target, task_, positive_class)
+    if not pd.api.types.is_numeric_dtype(y):
+        y, classes, positive = _as_given(y, df.loc[~missing.to_numpy(), target], classes, positive, target, notes)
     return PreparedTarget(X, y, task_, decision.reason, classes, positive, n_dropped, notes + class_notes)
+
+
+def _as_given(y: pd.Series, raw: pd.Series, classes: list[Any], positive: Any, target: str,
+              notes: list[str]) -> tuple[pd.Series, list[Any], Any]:
+    """The cleaned labels back in the user's spelling: the most frequent raw spelling of each class."""
+    pairs = pd.DataFrame({"clean": y.to_numpy(dtype=object), "raw": raw.to_numpy(dtype=object)})
+    counts = pairs.value_counts(sort=False).reset_index(name="n")
+    counts["text"] = counts["raw"].map(str)  # ties go to the first spelling in text order
+    counts = counts.sort_values(["n", "text"], ascending=[False, True], kind="stable")
+    first = counts.drop_duplicates("clean")
+    spelling = dict(zip(first["clean"], first["raw"]))
+    if all(spelling[c] == c for c in classes):
+        return y, classes, positive
+    for label, group in counts.groupby("clean", sort=False):
+        if len(group) > 1:
+            shown = ", ".join(repr(v) for v in group["raw"])
+            notes.append(f"target {target!r}: {shown} differ only by surrounding spaces and are one class, "
+                         f"named {spelling[label]!r} (its most frequent spelling)")
+    given = pd.Series(y.map(spelling).to_numpy(dtype=object), index=y.index, name=y.name)
+    return given, _sorted([spelling[c] for c in classes]), spelling.get(positive) if positive is not None else None
+
+
+def match_classes(values: pd.Series, classes: list[Any]) -> pd.Series:
+    """Labels of a test or validation table as the training's classes (None where none matches).
+
+    A label matches exactly or once cleaned like the training target, so ``"yes"`` in a test file
+    finds the class ``" yes"`` and ``"1"`` finds ``1``.
+    """
+    text = values.map(str, na_action="ignore").astype(object)  # one column type, so cleaning reads every cell
+    cleaned = clean_frame(text.to_frame(name="label"))[0]["label"]
+    by_clean: dict[Any, Any] = {}
+    for label in classes:
+        by_clean.setdefault(label.strip() if isinstance(label, str) else label, label)
+    exact = set(classes)
+    out = [v if isinstance(v, Hashable) and v in exact else by_clean.get(_py(c)) if pd.notna(c) else None
+           for v, c in zip(values.to_numpy(dtype=object), cleaned.to_numpy(dtype=object))]
+    return pd.Series(out, index=values.index, dtype=object, name=values.name)
 
 
 def _check_classes(y: pd.Series, target: str, task: Task, positive_class: Any) -> tuple[list[Any], Any, list[str]]:

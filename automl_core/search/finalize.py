@@ -24,7 +24,7 @@ from sklearn.utils import Bunch
 
 from . import ensemble as ens
 from ..models.metrics import Metric
-from ..models.families import ENSEMBLE_KINDS, FAMILIES
+from ..models.families import ENSEMBLE_KINDS, FAMILIES, single_member
 from .results import TrialResult
 from ..prepare.schema import Task
 from .trial import RefitData, _limit_threads, model_steps, refit
@@ -204,7 +204,7 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
                 return _fallback(data, choice, best, featurizer, reusable, threads, seed, len(fitted),
                                  time.perf_counter() - start)
             began = time.perf_counter()
-            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf)).fit(Xf, y_members)
+            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf, codes)).fit(Xf, y_members)
             fitted.append((f"trial_{m.trial_id}", member))
             estimated, actual = estimated + guess, actual + time.perf_counter() - began
         if voting:
@@ -279,7 +279,8 @@ def label_order(classes: list[Any] | None, y_labels: np.ndarray) -> np.ndarray |
 def member_predictions(pipeline: Pipeline, X: Any, classes: list[Any] | None) -> dict[str, np.ndarray]:
     """Each member's predictions of a saved ensemble (probabilities ordered like ``classes``)."""
     model = pipeline.named_steps["model"]
-    if not isinstance(model, (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)):
+    if not isinstance(model, (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)) \
+            or single_member(model) is not None:  # one model in scikit-learn's label encoding, not an ensemble
         return {}
     Xf = pipeline.named_steps["features"].transform(X)
     names = [n for n, _ in model.estimators]

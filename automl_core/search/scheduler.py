@@ -3,7 +3,8 @@
 First the warm-start portfolio, in order (fast baselines first, so the leaderboard has a model within
 seconds). Then the family with the lowest estimated cost of improving on the best score, in the
 spirit of FLAML's cost-frugal search: cheap families that are close to the best, or still improving,
-are tried more often. Within a family Optuna's seeded, multivariate TPE proposes hyperparameters.
+are tried more often. Within a family Optuna's seeded, multivariate TPE proposes hyperparameters; a
+family the portfolio does not hold starts from its ``defaults``.
 """
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ class Scheduler:
             if name is None:
                 return None, None
             state = self.states[name]
+            if state.n_trials == 0 and not state.pending and state.family.defaults is not None:
+                # a family the portfolio does not hold starts from its defaults, not a random point
+                state.study.enqueue_trial(state.family.defaults, skip_if_exists=False)
         ask = state.study.ask()
         params = state.family.space(ask, self.task)
         state.pending[trial_id] = ask

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ..models.metrics import score_all
-from ..models.families import FAMILIES
+from ..models.families import FAMILIES, classifier_step
 from ..prepare.schema import ColumnInfo, Task
 from .results import TrialOutcome, TrialSpec
 
@@ -165,10 +165,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
         estimator = family.build(spec.params, task, spec.threads, spec.seed)
         start = time.perf_counter()
         if family.early_stopping:
-            import lightgbm as lgb
-            estimator.fit(Xt, y_train, eval_X=(Xv,), eval_y=(y_val,),
-                          callbacks=[lgb.early_stopping(50, verbose=False), lgb.log_evaluation(0)])
-            best_rounds.append(int(estimator.best_iteration_ or estimator.n_estimators_))
+            best_rounds.append(family.early_stopping(estimator, Xt, y_train, Xv, y_val))
         else:
             estimator.fit(Xt, y_train)
         fit_s += time.perf_counter() - start
@@ -190,10 +187,12 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
 
 
 def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: int, seed: int,
-                sample: Any) -> list[tuple[str, Any]]:
+                sample: Any, fit_on_codes: bool = False) -> list[tuple[str, Any]]:
     """The steps after the featurizer for one model: densify and scale where the family needs it.
 
     ``sample`` is (a part of) the featurized matrix, to tell sparse from dense and size the densifier.
+    ``fit_on_codes``: the steps will be fit on class codes 0..K-1 (a Voting ensemble's members),
+    not on the labels.
     """
     family = FAMILIES[family_name]
     steps: list[tuple[str, Any]] = []
@@ -201,7 +200,7 @@ def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: i
         steps.append(("dense", densifier(sample)))
     if family.needs_scaling:
         steps.append(("scale", scaler_for(sample)))
-    steps.append(("model", family.build(params, task, threads, seed)))
+    steps.append(("model", classifier_step(family, family.build(params, task, threads, seed), task, fit_on_codes)))
     return steps
 
 

@@ -26,11 +26,13 @@ _LINEAR = {"LogisticRegression", "Ridge", "ElasticNet"}
 def supported(model: Any) -> tuple[bool, str]:
     """(True, "") when per-row contributions can be computed for ``model``, else (False, why)."""
     estimator = model[-1] if hasattr(model, "steps") else model
-    name = type(estimator).__name__
-    if name in ("LGBMClassifier", "LGBMRegressor") or name in _LINEAR:
+    from ..models.families import single_member
+    name = type(single_member(estimator) or estimator).__name__  # the model, not its label-encoding wrapper
+    if name.startswith(("LGBM", "XGB", "CatBoost")) or name in _LINEAR:
         return True, ""
-    return False, (f"per-row contributions are computed for LightGBM and linear models only; this model is "
-                   f"{name}, whose exact per-row SHAP values would take seconds per thousand rows")
+    return False, (f"per-row contributions are computed for gradient boosting (LightGBM, XGBoost, CatBoost) and "
+                   f"linear models only; this model is {name}, whose exact per-row SHAP values would take "
+                   "seconds per thousand rows")
 
 
 def _raw_groups(model: Any, card: dict[str, Any]) -> tuple[list[str], np.ndarray]:
@@ -46,10 +48,13 @@ def _raw_groups(model: Any, card: dict[str, Any]) -> tuple[list[str], np.ndarray
 
 def _per_feature(estimator: Any, Xt: Any, classes: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
     """(n, n_features) contributions towards each row's predicted class (or value), and that class."""
+    from .explain import _NATIVE_SHAP
+    from ..models.families import single_member
     dense = Xt.toarray() if sparse.issparse(Xt) else np.asarray(Xt)
+    estimator = single_member(estimator) or estimator  # fit on codes, in the wrapper's (sorted) class order
     name = type(estimator).__name__
-    if name.startswith("LGBM"):
-        raw = estimator.predict(dense, pred_contrib=True)
+    if name.startswith(("LGBM", "XGB", "CatBoost")):
+        raw = _NATIVE_SHAP[type(estimator).__module__.split(".")[0]][1](estimator, dense)
         n_features = dense.shape[1]
         if classes is not None and len(classes) > 2:
             blocks = raw.reshape(len(dense), len(classes), n_features + 1)[:, :, :n_features]

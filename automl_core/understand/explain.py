@@ -208,9 +208,10 @@ def _class_index(est: Any, label: Any) -> int:
 
 
 def _kind(est: Any) -> str | None:
-    """Which explainer fits the estimator: "lightgbm", "linear", "forest", "boosting" or None."""
+    """Which explainer fits the estimator: "lightgbm" (also XGBoost and CatBoost: each computes its own
+    exact tree SHAP values), "linear", "forest", "boosting" or None."""
     module, name = type(est).__module__.split(".")[0], type(est).__name__
-    if module == "lightgbm":
+    if module in _NATIVE_SHAP:
         return "lightgbm"
     if hasattr(est, "coef_") and hasattr(est, "intercept_"):
         return "linear"
@@ -268,9 +269,28 @@ def _in_budget(compute: Any, X: np.ndarray, budget: float) -> np.ndarray | None:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
+def _xgboost_contrib(est: Any, part: np.ndarray) -> np.ndarray:
+    import xgboost as xgb
+    return est.get_booster().predict(xgb.DMatrix(part), pred_contribs=True).reshape(len(part), -1)
+
+
+def _catboost_contrib(est: Any, part: np.ndarray) -> np.ndarray:
+    from catboost import Pool
+    return np.asarray(est.get_feature_importance(Pool(part), type="ShapValues")).reshape(len(part), -1)
+
+
+# Per-row contributions (features + bias, per class for multiclass) each library computes exactly.
+_NATIVE_SHAP = {
+    "lightgbm": ("LightGBM", lambda est, part: est.booster_.predict(part, pred_contrib=True)),
+    "xgboost": ("XGBoost", _xgboost_contrib),
+    "catboost": ("CatBoost", _catboost_contrib),
+}
+
+
 def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
     X = _dense(X)
-    contrib = _in_budget(lambda part: est.booster_.predict(part, pred_contrib=True), X, budget)
+    library, compute = _NATIVE_SHAP[type(est).__module__.split(".")[0]]
+    contrib = _in_budget(lambda part: compute(est, part), X, budget)
     if contrib is None:
         return None
     X = X[:len(contrib)]
@@ -279,14 +299,14 @@ def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any], budget: float)
         per = contrib.reshape(len(X), -1, f + 1)                   # (n, K, F+1), classes in est.classes_ order
         order = [_class_index(est, c) for c in explained]
         per = per[:, order, :]
-        return per[:, :, :f], per[0, :, f], "tree SHAP (LightGBM, exact)", "raw score (log-odds) of each class", len(X)
+        return per[:, :, :f], per[0, :, f], f"tree SHAP ({library}, exact)", "raw score (log-odds) of each class", len(X)
     values, base = contrib[:, None, :f], contrib[0, f:f + 1]
     output = "predicted value"
     if task is Task.BINARY:
         sign = 1.0 if _class_index(est, explained[0]) == 1 else -1.0   # contributions are for classes_[1]
         values, base = sign * values, sign * base
         output = f"log-odds of '{explained[0]}'"
-    return values, base, "tree SHAP (LightGBM, exact)", output, len(X)
+    return values, base, f"tree SHAP ({library}, exact)", output, len(X)
 
 
 def _linear(est: Any, X: Any, task: Task, explained: list[Any]):
@@ -481,6 +501,8 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget)
         output = f"probability of '{explained[0]}'" if task is Task.BINARY else "probability of each class"
     else:
         output = "predicted value"
+    if len(members) == 1:  # one model inside scikit-learn's label encoding (models.classifier_step)
+        return values, base, next(iter(kept.values()))["method"], output, n, "", kept
     return (values, base, f"weighted member SHAP ({len(values_by)} members, weighted like the ensemble)",
             output, n, _left_out_note(left_out, members, weights), kept)
 
