@@ -27,8 +27,8 @@ import pytest
 
 from automl_core.config import AutoMLConfig
 from automl_core.forecast import features
-from automl_core.forecast import families as fmodels
-from automl_core.forecast import series as setup
+from automl_core.forecast import families as forecast_families
+from automl_core.forecast import series
 from automl_core.models.families import FAMILIES
 from automl_core.prepare.tables import prepare
 from automl_core.search.trial import RefitData, refit
@@ -37,7 +37,7 @@ from shared_data import DATASETS, needs_data
 SEED = 3
 # (file, target, rows): small real samples, one per tabular task kind that changes a family's build
 TABULAR_DATA = {"multiclass": ("penguins.csv", "species", 240), "regression": ("mpg.csv", "mpg", 240)}
-FORECAST_FAMILIES = (*fmodels.STATS, "lgbm_lags", "linear_lags")
+FORECAST_FAMILIES = forecast_families.FAMILY_NAMES
 HORIZON = 6
 # Boosting rounds for the contract (the search's cap is thousands; early stopping sets the real count)
 ROUNDS = 40
@@ -115,11 +115,11 @@ _FORECAST: dict[str, Any] = {}
 def _forecast_problem() -> tuple[pd.DataFrame, Any]:
     if not _FORECAST:
         df = pd.read_csv(DATASETS / "fred_retail_S4248SM144SCEN.csv")
-        data = setup.prepare_forecast(df, "S4248SM144SCEN", AutoMLConfig(task="forecasting", seed=SEED,
+        data = series.prepare_forecast(df, "S4248SM144SCEN", AutoMLConfig(task="forecasting", seed=SEED,
                                       time_column="observation_date", horizon=HORIZON))
         plan = features.plan_features(data.panel, data.freq, data.season, HORIZON, None)
         _FORECAST["panel"] = data.panel[["unique_id", "ds", "y"]]
-        _FORECAST["problem"] = fmodels.Problem(data.freq, data.season, HORIZON, plan, (), (), (), True)
+        _FORECAST["problem"] = forecast_families.Problem(data.freq, data.season, HORIZON, plan, (), (), (), True)
     return _FORECAST["panel"], _FORECAST["problem"]
 
 
@@ -128,10 +128,10 @@ def _forecast(family: str, workdir: Path) -> tuple[Outcome, dict[str, Any]]:
     train, truth = panel.iloc[:-HORIZON], panel["y"].to_numpy()[-HORIZON:]
     rng = np.random.default_rng(SEED)
     # the lag models' search space: lgbm_lags' sampled point; linear_lags' portfolio points
-    params = fmodels.sample_params(rng)[1] if family == "lgbm_lags" else \
-        next((p for f, p in fmodels.portfolio(problem, len(train)) if f == family), {})
-    fits = [fmodels.fit(family, params, train, problem, threads=1, seed=SEED) for _ in range(2)]
-    first, second = (fmodels.predict(f, family, HORIZON, None)["yhat"].to_numpy() for f in fits)
+    params = forecast_families.sample_params(rng)[1] if family == "lgbm_lags" else \
+        next((p for f, p in forecast_families.portfolio(problem, len(train)) if f == family), {})
+    fits = [forecast_families.fit(family, params, train, problem, threads=1, seed=SEED) for _ in range(2)]
+    first, second = (forecast_families.predict(f, family, HORIZON, None)["yhat"].to_numpy() for f in fits)
     joblib.dump(fits[0], workdir / "model.joblib")
     out = Outcome(predictions=first, again=second, truth=truth)
     return out, {"dir": str(workdir), "kind": "forecast", "family": family, "h": HORIZON}
@@ -230,4 +230,4 @@ def test_family_contract(case, outcomes):
 def test_every_registered_family_is_in_the_contract():
     assert {c[1] for c in CASES if c[0] == "tabular"} == set(FAMILIES)
     assert {"xgboost", "catboost"} <= set(FAMILIES)
-    assert set(FORECAST_FAMILIES) == {*fmodels.STATS, *fmodels.LAGS}
+    assert set(FORECAST_FAMILIES) == {*forecast_families.STATS, *forecast_families.LAG_MODELS}

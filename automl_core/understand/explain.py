@@ -436,7 +436,9 @@ def _member_values(members: list[tuple[str, Any]], X: Any, task: Task, targets: 
             found = _explain_estimator(
                 lasts[name], inputs[name][probe:n], task, targets, budget.left() / (len(todo) - i),
                 saabas="Saabas" in first[name][2])
-            if found is None:  # every member explains the same rows: keep the first ones only
+            # Every member explains the same rows, each by one method (a forest approximated on the later
+            # rows only, short of time, would carry the first rows' label wrongly): else the first rows only.
+            if found is None or found[2] != first[name][2]:
                 rest, n = {}, probe
                 break
             rest[name] = found[0]
@@ -487,7 +489,9 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget)
     weights = weights / weights.sum()
     # Members were fit on encoded labels (0..K-1): explain the codes of the explained classes.
     codes = [[str(c) for c in est.classes_].index(str(c)) for c in explained] if task.is_classification else explained
-    found = _member_values(members, X, task, codes, budget, weights, task.is_classification)
+    # One member is one model inside scikit-learn's label encoding (models.classifier_step): its own scale.
+    single = len(members) == 1
+    found = _member_values(members, X, task, codes, budget, weights, task.is_classification and not single)
     if found is None:
         return None
     values_by, left_out, n = found
@@ -501,7 +505,9 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget)
         output = f"probability of '{explained[0]}'" if task is Task.BINARY else "probability of each class"
     else:
         output = "predicted value"
-    if len(members) == 1:  # one model inside scikit-learn's label encoding (models.classifier_step)
+    if single and values_by:
+        output = {Task.BINARY: f"log-odds of '{explained[0]}'", Task.MULTICLASS: "raw score (log-odds) of each class"
+                  }.get(task, "predicted value")
         return values, base, next(iter(kept.values()))["method"], output, n, "", kept
     return (values, base, f"weighted member SHAP ({len(values_by)} members, weighted like the ensemble)",
             output, n, _left_out_note(left_out, members, weights), kept)
