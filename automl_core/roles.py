@@ -150,6 +150,11 @@ def infer_roles(
             continue
         s = df.iloc[:, i]
         role, reason, fmt = _infer_one(name, s)
+        n_missing = int(s.isna().sum())
+        if n_missing and role is not Role.EMPTY:  # the counts above are of the non-missing rows: say so
+            tokens = (report.missing_tokens if report else {}).get(name, {})
+            disguised = ", ".join(f"{t!r} x{k:,}" for t, k in tokens.items())
+            reason += f"; {n_missing:,} missing ({n_missing / len(s):.0%}{', ' + disguised if disguised else ''})"
         overridden = name in overrides
         if overridden:
             new_role = _parse_role(overrides[name], name)
@@ -158,7 +163,7 @@ def infer_roles(
                 fmt = _date_format(s)
             role, fmt = new_role, fmt if new_role is Role.DATETIME else None
         infos.append(ColumnInfo(
-            name=name, role=role, dtype=str(s.dtype), n_missing=int(s.isna().sum()),
+            name=name, role=role, dtype=str(s.dtype), n_missing=n_missing,
             n_unique=int(s.nunique(dropna=True)), reason=reason,
             missing_tokens=dict((report.missing_tokens if report else {}).get(name, {})),
             datetime_format=fmt, overridden=overridden,

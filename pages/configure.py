@@ -18,7 +18,7 @@ from studio import forecast_settings
 from studio.estimates import default_budget, estimate_trials
 from studio.nav import go, step_header
 from studio.settings import build_spec, summary_rows
-from studio.state import bound, friendly, get_jobs, get_store, remember, wizard
+from studio.state import EMPTY_CELL, bound, friendly, get_jobs, get_store, remember, wizard
 from studio.safe import md, show_error
 
 
@@ -149,7 +149,7 @@ def _models_and_features(meta: dict[str, Any], forecasting: bool = False) -> Non
         chosen = dict(w.get("featurization_columns") or {})
         rows = [{"column": c["name"], "role": c["role"], "transform": chosen.get(c["name"], "auto")}
                 for c in meta["columns"] if c["name"] != target and c["name"] not in w.get("exclude_columns", [])]
-        edited = st.data_editor(pd.DataFrame(rows), key="featurization_editor", hide_index=True, disabled=["column", "role"],
+        edited = st.data_editor(pd.DataFrame(rows), placeholder=EMPTY_CELL, key="featurization_editor", hide_index=True, disabled=["column", "role"],
                                 column_config={"transform": st.column_config.SelectboxColumn(
                                     "Transform", options=["auto", *TRANSFORMS], required=True)})
         w["featurization_columns"] = {r.column: r.transform for r in edited.itertuples()}
@@ -178,7 +178,7 @@ def _start(task: str) -> None:
         return
     st.markdown("**Summary**")
     rows = summary_rows(spec, task, w.get("metric", ""), w.get("forecast_series_rows"))
-    st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]),
+    st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]), placeholder=EMPTY_CELL,
                  hide_index=True, width="stretch")
     if st.button("Start training", type="primary", key="start_training", icon=":material/play_arrow:"):
         experiment_id = get_jobs().start(get_store(), spec, task=task, metric=w.get("metric"))

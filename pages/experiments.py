@@ -12,7 +12,7 @@ from studio.charts import experiments_chart
 from studio.history import dataset_labels, history_table, on_dataset
 from studio.nav import go, step_header
 from studio.settings import wizard_from_experiment
-from studio.state import friendly, get_jobs, get_store, reset_wizard, wizard
+from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, reset_wizard, wizard
 from studio.safe import md, show_error
 
 
@@ -91,7 +91,7 @@ def main() -> None:
         return
     table = history_table(history)
     st.caption(f"{len(table)} experiment(s) in the store. Select a row to open, clone or delete it.")
-    event = st.dataframe(table, hide_index=True, key="experiments_table", on_select="rerun",
+    event = st.dataframe(table, placeholder=EMPTY_CELL, hide_index=True, key="experiments_table", on_select="rerun",
                          selection_mode="single-row", height=min(38 + 35 * len(table), 360),
                          column_config={"best score": st.column_config.NumberColumn(format="%.4f"),
                                         "test score": st.column_config.NumberColumn(format="%.4f")})

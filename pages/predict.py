@@ -18,7 +18,7 @@ from studio.downloads import artifact_paths
 from studio.nav import step_header
 from studio.safe import md, show_error
 from studio.scoring import cached_model, choose_experiment, score_with_progress, show_report
-from studio.state import friendly, get_store
+from studio.state import EMPTY_CELL, friendly, get_store
 from studio.use_model import code_section, onnx_section
 
 _RESULT = "predict_result"  # (key of what was scored, predictions frame)
@@ -69,7 +69,7 @@ def _predict(model: Any, card: dict[str, Any]) -> None:
     scored = _scored(model, card, df, upload_key, top_k)
     st.markdown(f"**Predictions** — {len(scored):,} rows" + (", first 100 shown" if len(scored) > 100 else ""))
     shown = [c for c in scored.columns if c not in df.columns] + list(df.columns)
-    st.dataframe(scored[shown].head(100), height=260, hide_index=True)
+    st.dataframe(scored[shown].head(100), placeholder=EMPTY_CELL, height=260, hide_index=True)
     if top_k:
         towards = scored.get("contribution_towards")
         st.caption("Contributions are in the model's raw units (log-odds for classification"

@@ -14,7 +14,7 @@ from studio.downloads import model_downloads
 from studio.nav import step_header
 from studio.scoring import choose_experiment
 from studio.safe import md
-from studio.state import friendly, get_store
+from studio.state import EMPTY_CELL, friendly, get_store
 from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
@@ -34,14 +34,14 @@ def _scores(exp: dict[str, Any]) -> None:
     c4.metric("Trials", f"{exp.get('n_trials') or 0}", help=summary.get("stopped_by"))
     if test.get("metrics"):
         with st.expander("All test metrics"):
-            st.dataframe(pd.DataFrame([test["metrics"]]).T.rename(columns={0: "test"}))
+            st.dataframe(pd.DataFrame([test["metrics"]]).T.rename(columns={0: "test"}), placeholder=EMPTY_CELL)
 
 
 def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
     """All models, best first; returns the trial ids picked for comparison."""
     board = live.leaderboard(trials, metric)
     st.markdown("**All models** — tick rows to compare them")
-    event = st.dataframe(board, hide_index=True, height=live.table_height(len(board), 320), key="results_leaderboard", on_select="rerun",
+    event = st.dataframe(board, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 320), key="results_leaderboard", on_select="rerun",
                          selection_mode="multi-row", column_config={
                              metric: st.column_config.NumberColumn(format="%.4f"),
                              "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
@@ -69,7 +69,7 @@ def _compare(trials: pd.DataFrame, metric: str, picked: list[int]) -> None:
     left, right = st.columns(2, gap="medium")
     with left:
         st.markdown("**Metrics of the selected models**")
-        st.dataframe(table.T.round(4), height=live.table_height(len(table.columns), 320))
+        st.dataframe(table.T.round(4), placeholder=EMPTY_CELL, height=live.table_height(len(table.columns), 320))
     with right:
         st.markdown(f"**{metric} against fit time**")
         st.plotly_chart(score_vs_time_chart(board, metric, picked), width="stretch", key="time_chart")
@@ -99,7 +99,7 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
         st.markdown("**Featurization**" + (" (of the saved model)" if trial_id == exp.get("best_trial_id") else ""))
         feats = summary.get("featurization") or summary.get("features") or []
         if feats:
-            st.dataframe(pd.DataFrame(feats), hide_index=True, height=live.table_height(len(feats), 300))
+            st.dataframe(pd.DataFrame(feats), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(feats), 300))
         else:
             st.caption("No featurization summary recorded.")
         for note in summary.get("notes") or []:

@@ -62,7 +62,9 @@ def show_report(report: CheckReport) -> None:
         st.caption(md(report.drift_note))
     if report.columns:
         with st.expander("Check per column", expanded=bool(report.type_changes or report.unseen or report.drifted)):
-            st.dataframe(report.table(), hide_index=True, width="stretch")
+            from studio.state import EMPTY_CELL  # lazy like get_store above
+
+            st.dataframe(report.table(), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
             if any(c.psi is not None for c in report.columns):
                 st.plotly_chart(drift_chart(report), width="stretch", key="drift_chart")
 

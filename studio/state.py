@@ -17,6 +17,8 @@ from storage import Store, resolve_store_path
 from studio.jobs import JobRegistry
 
 WIZARD = "wizard"
+#: What a table shows for a missing value: Streamlit's default is the word "None", which reads as data.
+EMPTY_CELL = "—"
 
 
 @st.cache_resource(show_spinner=False)

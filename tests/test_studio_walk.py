@@ -47,3 +47,26 @@ def test_experiments_page_with_cli_made_experiments(app: AppTest) -> None:
     # both CLI runs are comparable: one chart over them
     assert app.selectbox(key="compare_dataset").value is not None
     assert len(app.get("plotly_chart")) == 1
+
+
+# --- item 4: one reading of disguised missing values ----------------------------------------------
+
+def test_profile_roles_and_preview_agree_on_missing_values(app: AppTest) -> None:
+    from shared_data import DATASETS
+
+    app.file_uploader(key="upload").set_value(("penguins.csv", (DATASETS / "penguins.csv").read_bytes(),
+                                               "text/csv")).run()
+    no_crash(app)
+    profile = app.dataframe[0].value.set_index("column")
+    n_rows = 344
+    assert profile.loc["sex", "missing %"] == pytest.approx(100 * 11 / n_rows, abs=0.01)  # 'NA' x11
+    assert "NA (" not in profile.loc["sex", "top values"]
+    assert "sex 11" in texts(app)  # the caption says the missing % counts 'NA' texts
+    from studio.state import get_store
+    meta = get_store().get_dataset(app.session_state["wizard"]["dataset_id"])
+    reason = next(  # the "Why" of Columns and roles
+        c["reason"] for c in meta["columns"] if c["name"] == "sex")
+    assert "11 missing" in reason and "'NA' x11" in reason
+    # no table shows Python's None for a missing value
+    assert all(d.proto.placeholder == "—" for d in app.dataframe)
+    assert "None" not in profile["mean"].astype(str).tolist()
