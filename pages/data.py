@@ -16,6 +16,7 @@ def _use_dataset(dataset_id: str, *, target_hint: str | None = None) -> None:
     """Make ``dataset_id`` the wizard's dataset; a new dataset starts the later steps over."""
     if wizard().get("dataset_id") != dataset_id:
         reset_wizard(dataset_id=dataset_id, target_hint=target_hint)
+        st.rerun()  # the step bar above was drawn with the previous dataset's ticks
 
 
 def _parse_settings(upload: Any, name: str, data: bytes) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from studio.state import wizard
+from studio.state import URL_CHOICES, restore_from_url, url_choices, wizard
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,20 @@ def step_header(current: str) -> None:
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
             '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
             "</style>")
+    restore_from_url()
+    choices = url_choices()
+    # The URL holds the choices (the page's own ?experiment= wins: Train/Results/Predict pick one there).
+    for param in URL_CHOICES:
+        if param not in choices and param != "experiment":
+            st.query_params.pop(param, None)
+    st.query_params.update({k: v for k, v in choices.items() if k != "experiment" or "experiment" not in st.query_params})
     done = _done()
     cols = st.columns(len(STEPS), gap="small")
     for i, (col, step) in enumerate(zip(cols, STEPS), start=1):
         mark = "▶" if step.title == current else ("✓" if done.get(step.title) else f"{i}.")
         with col:
             st.page_link(step.file, label=f"{mark} {step.title}", icon=None, disabled=step.title == current,
-                         width="stretch")
+                         width="stretch", query_params=choices)
     hint = next(s.hint for s in STEPS if s.title == current)
     st.caption(f"Step {[s.title for s in STEPS].index(current) + 1} of {len(STEPS)} · {hint}")
 
@@ -81,4 +88,4 @@ def step_header(current: str) -> None:
 def go(title: str, **query: str) -> None:
     """Switch to the step called ``title`` (optionally with query parameters)."""
     step = next(s for s in STEPS if s.title == title)
-    st.switch_page(step.file, query_params=query or None)
+    st.switch_page(step.file, query_params={**url_choices(), **query} or None)

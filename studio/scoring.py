@@ -101,6 +101,10 @@ def choose_experiment(key: str) -> str | None:
         st.session_state[key] = wanted if wanted in ids else ids[0]
     names = {r.experiment_id: f"{r.name} · {live.family_label(r.best_model or '')} · {r.created_at:%Y-%m-%d %H:%M}"
              for r in done.itertuples()}
-    chosen = st.selectbox("Experiment", ids, format_func=names.get, key=key)
+    # on_change, not after the call: the step bar above, whose links carry the choice to the next
+    # step (Results -> Predict), is drawn before this line runs again.
+    chosen = st.selectbox("Experiment", ids, format_func=names.get, key=key,
+                          on_change=lambda: wizard().update(experiment_id=st.session_state[key]))
     st.query_params["experiment"] = chosen
+    wizard()["experiment_id"] = chosen
     return chosen

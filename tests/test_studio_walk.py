@@ -70,3 +70,62 @@ def test_profile_roles_and_preview_agree_on_missing_values(app: AppTest) -> None
     # no table shows Python's None for a missing value
     assert all(d.proto.placeholder == "—" for d in app.dataframe)
     assert "None" not in profile["mean"].astype(str).tolist()
+
+
+# --- item 9: the wizard's choices survive a reload and follow the person -----------------------------
+
+def _links(at: AppTest) -> list[str]:
+    return [e.proto.label for e in at.get("page_link")]
+
+
+def test_reload_on_task_keeps_the_dataset_and_target(app: AppTest) -> None:
+    from studio_fixtures import APP
+
+    app.switch_page("pages/data.py").run()
+    app.selectbox(key="sample_dataset").select("Iris flowers (multiclass classification)").run()
+    app.switch_page("pages/task.py").run()
+    no_crash(app)
+    assert app.selectbox(key="target").value == "target"
+    params = {k: app.query_params[k] for k in app.query_params}
+    assert params["dataset"] == app.session_state["wizard"]["dataset_id"] and params["target"] == "target"
+    # a reload is a new session with the same URL
+    fresh = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        fresh.query_params[k] = v
+    fresh.run()
+    fresh.switch_page("pages/task.py").run()
+    no_crash(fresh)
+    assert "Choose a dataset first" not in texts(fresh)
+    assert fresh.selectbox(key="target").value == "target"
+    assert any(link.startswith("✓ Data") for link in _links(fresh))
+
+
+def test_a_new_sample_does_not_show_the_old_ticks(app: AppTest) -> None:
+    from studio.state import get_store
+
+    app.switch_page("pages/data.py").run()
+    app.selectbox(key="sample_dataset").select("Iris flowers (multiclass classification)").run()
+    experiment_id = _cli_experiment(get_store())
+    app.session_state["wizard"]["target"] = "target"
+    app.session_state["wizard"]["experiment_id"] = experiment_id
+    app.run()
+    assert "✓ Train" in _links(app)
+    app.selectbox(key="sample_dataset").select("Breast cancer (binary classification)").run()
+    no_crash(app)
+    assert [link for link in _links(app) if link.startswith("✓")] == [], _links(app)  # Data is current: ▶
+
+
+def test_experiment_chosen_on_results_is_the_one_on_predict(app: AppTest) -> None:
+    from studio.state import get_store
+
+    store = get_store()
+    older = _cli_experiment(store, "older", 0.3)
+    _cli_experiment(store, "newer", 0.2)
+    app.switch_page("pages/results.py").run()
+    app.selectbox(key="results_experiment").select(older).run()
+    # the step bar's link to Predict carries it (a browser drops the URL's parameters between pages)
+    link = next(e.proto for e in app.get("page_link") if e.proto.label.endswith("Predict"))
+    assert f"experiment={older}" in link.query_string
+    app.query_params.clear()
+    app.switch_page("pages/predict.py").run()
+    assert app.selectbox(key="predict_experiment").value == older
