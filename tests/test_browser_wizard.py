@@ -139,7 +139,7 @@ def _journey(page, url: str, tmp_path: Path) -> None:
     budget.wait_for()
     budget.fill("30")
     budget.press("Enter")
-    page.get_by_text("trials fit in 30 s", exact=False).wait_for()
+    page.get_by_text("counts them live", exact=False).wait_for()
     _shot(page, "04-configure")
     page.locator(".st-key-start_training button").click()
 

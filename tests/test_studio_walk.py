@@ -129,3 +129,32 @@ def test_experiment_chosen_on_results_is_the_one_on_predict(app: AppTest) -> Non
     app.query_params.clear()
     app.switch_page("pages/predict.py").run()
     assert app.selectbox(key="predict_experiment").value == older
+
+
+# --- item 7: Configure says what it can know -------------------------------------------------------
+
+def test_configure_estimate_is_measured_and_expert_settings_are_folded(app: AppTest) -> None:
+    from studio.state import get_store
+
+    app.switch_page("pages/data.py").run()
+    app.selectbox(key="sample_dataset").select("Iris flowers (multiclass classification)").run()
+    app.switch_page("pages/task.py").run()
+    app.switch_page("pages/configure.py").run()
+    no_crash(app)
+    assert "≈" not in texts(app)  # no run on this dataset yet: no made-up number
+    assert app.selectbox(key="metric").format_func(app.selectbox(key="metric").value) == "Log loss"
+    assert texts(app).count("is better") == 1 and "(lower is better)" not in texts(app)
+    advanced = next(e for e in app.expander if e.label == "Advanced")
+    assert {w.key for w in advanced.text_input} == {"dask_scheduler"}
+    assert {w.key for w in advanced.number_input} == {"max_concurrent_trials", "seed"}
+    # an earlier run on the dataset: 30 trials in 10 s of search
+    store = get_store()
+    dataset_id = app.session_state["wizard"]["dataset_id"]
+    old = store.create_experiment("earlier", dataset_id=dataset_id, task="multiclass", metric="log_loss", config={})
+    store.set_status(old, "running")
+    for i in range(1, 31):
+        store.add_trial(old, TrialResult(i, "linear", {}, "ok", 0.2, {"log_loss": 0.2}, 0.1, 0.01, i / 3 - 0.3, i / 3))
+    store.finish_experiment(old, status="completed", best_trial_id=1, best_model="linear", best_score=0.2,
+                            test_score=None, model_path=None, summary={})
+    app.number_input(key="time_budget").set_value(60).run()
+    assert "≈ 153 trials fit in 60 s" in texts(app), texts(app)
