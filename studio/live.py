@@ -104,7 +104,8 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     ok = trials[(trials["status"] == "ok") & trials["score"].notna()].copy()
     ok = ok.sort_values(["score", "trial_id"], ascending=[not greater_is_better(metric), True])
     ok.insert(0, "rank", range(1, len(ok) + 1))
-    ok["model"] = [family_label(f) for f in ok["family"]]
+    # The trial number goes with the name: charts and selectors call a model "#51 LightGBM" too.
+    ok["model"] = [f"#{int(t)} {family_label(f)}" for t, f in zip(ok["trial_id"], ok["family"])]
     ok["details"] = ok["note"].fillna("")
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []

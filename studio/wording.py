@@ -40,6 +40,20 @@ def metric_help(name: Any) -> str:
     return f"{what}. {'Higher' if metric.greater_is_better else 'Lower'} is better."
 
 
+def _decimals(size: float) -> int:
+    return max(0, 3 - int(math.floor(math.log10(size)))) if size > 0 else 4
+
+
+def column_format(values: Any) -> str:
+    """A printf format for a table column of scores: 4 significant digits at the column's typical size."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").abs()
+    numbers = numbers[numbers > 0]
+    size = float(numbers.median()) if len(numbers) else 0.0
+    return f"%.{min(_decimals(size), 6)}f" if size < 1e9 else "%.3e"
+
+
 def number(value: Any, scale: float | None = None) -> str:
     """A score at a precision that suits its size: 4 significant digits, thousands separated, no
     exponent for everyday magnitudes. ``scale`` (e.g. the best score) makes a column of related
@@ -57,5 +71,4 @@ def number(value: Any, scale: float | None = None) -> str:
         return "0"
     if size >= 1e9 or size < 1e-4:
         return f"{x:.3e}"
-    decimals = max(0, 3 - int(math.floor(math.log10(size))))
-    return f"{x:,.{decimals}f}"
+    return f"{x:,.{_decimals(size)}f}"

@@ -41,7 +41,7 @@ def test_leaderboard_follows_metric_direction() -> None:
     noted = _trials().assign(family=["ensemble", "linear", "knn", "random_forest"],
                              note=["weighted average of 2 models", "", "", ""])
     board = live.leaderboard(noted, "log_loss")
-    assert board.set_index("trial_id").loc[0, "model"] == "Ensemble (Caruana selection)"
+    assert board.set_index("trial_id").loc[0, "model"] == "#0 Ensemble (Caruana selection)"  # with its trial number
     assert board.set_index("trial_id").loc[0, "details"] == "weighted average of 2 models"
 
 

@@ -158,3 +158,56 @@ def test_configure_estimate_is_measured_and_expert_settings_are_folded(app: AppT
                             test_score=None, model_path=None, summary={})
     app.number_input(key="time_budget").set_value(60).run()
     assert "≈ 153 trials fit in 60 s" in texts(app), texts(app)
+
+
+# --- items 5-6: comparing models ------------------------------------------------------------------
+
+@pytest.fixture
+def titanic_run(private_store):
+    """A finished binary experiment on titanic (a handful of trials), recorded as the studio does."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.experiment import run_experiment
+    from shared_data import DATASETS
+    from studio.state import get_store
+
+    store = get_store()
+    df = pd.read_csv(DATASETS / "titanic.csv")
+    dataset_id = store.add_dataset("titanic.csv", df)
+    config = AutoMLConfig(task="binary", time_budget=120, max_trials=4, seed=0, n_jobs=1, ensembles=False)
+    outcome = run_experiment(store, df, "Survived", config, dataset_id=dataset_id, name="titanic")
+    assert outcome.status == "completed", outcome.error
+    return outcome.experiment_id
+
+
+@pytest.mark.slow
+def test_results_compare_models_by_one_name(app: AppTest, titanic_run: str) -> None:
+    from studio.state import get_store
+
+    app.switch_page("pages/results.py").run()
+    no_crash(app)
+    trials = get_store().trials(titanic_run)
+    board = app.dataframe[0].value
+    best = board.iloc[0]
+    assert best["model"].startswith(f"#{int(best['trial_id'])} ")  # the trial number goes with the rank
+    # the comparison table: full width, best first, readable metric names, sensible precision
+    table = next(d for d in app.dataframe if "model" in d.value.columns and "fit s" in d.value.columns).value
+    assert table["model"].iloc[0].startswith(f"#{int(best['trial_id'])} ")
+    assert "ROC AUC" in table.columns and "roc_auc" not in table.columns
+    assert all(len(v.split(".")[-1]) <= 4 for v in table["ROC AUC"])
+    # one small chart per metric, and ROC / PR curves of the selected models overlaid
+    panels = next(c for c in app.get("plotly_chart") if c.proto.id and "compare_chart" in c.proto.id)
+    import json
+    figure = json.loads(panels.proto.spec)
+    from automl_core.metrics import METRICS
+    n_metrics = len([c for c in trials.columns if c in METRICS])
+    titles = [a["text"] for a in figure["layout"]["annotations"]]  # one panel, with its own axis, per metric
+    assert len(titles) == n_metrics and "ROC AUC" in titles
+    roc = next(c for c in app.get("plotly_chart") if "compare_roc" in c.proto.id)
+    names = {t["name"].split(" (")[0] for t in json.loads(roc.proto.spec)["data"] if t.get("name") != "chance"}
+    assert len(names) >= 2 and all(n.startswith("#") for n in names)
+    # hyperparameters as a table, not a JSON tree
+    assert not app.json
+    assert any(list(d.value.columns) == ["parameter", "value"] for d in app.dataframe)
+    # the tile says ROC AUC at four decimals
+    tile = next(m for m in app.metric if m.label.startswith("Validation"))
+    assert tile.label == "Validation ROC AUC" and len(tile.value.split(".")[-1]) == 4
