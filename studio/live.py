@@ -167,3 +167,13 @@ def consumed(exp: dict[str, Any], trials: pd.DataFrame) -> float:
     if trials.empty or trials["finished_at"].isna().all():
         return 0.0
     return float(trials["finished_at"].max())
+
+
+def no_guardrails_text(exp: dict[str, Any]) -> str:
+    """What the guardrails area says when an experiment has none stored, by its state and task."""
+    if exp.get("task") == "forecasting":
+        return ("Forecasting runs are checked per series instead of by these table guardrails (short series, "
+                "gaps, the frequency); what was found is listed in the notes under Model details.")
+    if exp.get("status") in LIVE:
+        return "Guardrails appear here once the data has been checked (just before the first trial)."
+    return "This run stored no guardrails (it ended before the data checks, or was made before they existed)."

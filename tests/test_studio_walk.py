@@ -211,3 +211,82 @@ def test_results_compare_models_by_one_name(app: AppTest, titanic_run: str) -> N
     # the tile says ROC AUC at four decimals
     tile = next(m for m in app.metric if m.label.startswith("Validation"))
     assert tile.label == "Validation ROC AUC" and len(tile.value.split(".")[-1]) == 4
+
+
+# --- item 8: the training code of an ensemble's member -------------------------------------------
+
+@pytest.mark.slow
+def test_training_code_of_an_ensemble_member() -> None:
+    """The Training-code tab said "view a member model's code" with no way to pick one: each member of
+    a saved ensemble gets its own train.py, with its family, hyperparameters and validation score."""
+    from automl_core import AutoML
+    from automl_core.codegen import generate, member_model
+    from automl_core.errors import AutoMLInputError
+    from shared_data import DATASETS
+
+    df = pd.read_csv(DATASETS / "titanic.csv")
+    automl = AutoML(task="binary", time_budget=60, max_trials=4, allowed_models="lightgbm,linear", seed=0,
+                    n_jobs=1).fit(df, target="Survived")
+    card = automl.card_
+    if not card.get("members"):
+        pytest.skip("the search's best model is not an ensemble this time")
+    with pytest.raises(AutoMLInputError):
+        generate(automl.model_, card)
+    for member in card["members"]:
+        model, member_card = member_model(automl.model_, card, member["trial_id"])
+        assert member_card["best_model"] == member["family"] and not member_card["members"]
+        assert list(model.predict(df.drop(columns=["Survived"]).head(5))) is not None
+        code = generate(model, member_card)
+        assert f"Recorded validation {card['metric']}: {member['validation_score']}" in code.train_py
+    with pytest.raises(AutoMLInputError, match="not a member"):
+        member_model(automl.model_, card, 999)
+
+
+# --- item 8: forecasting on Results and Predict ------------------------------------------------------
+
+FRED = "fred_retail_S4248SM144SCEN.csv"
+
+
+@pytest.fixture
+def forecast_run(private_store):
+    """A finished forecasting experiment on the FRED retail series (two trials), with its model saved."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.experiment import run_experiment
+    from shared_data import DATASETS
+    from studio.state import get_store
+
+    store = get_store()
+    df = pd.read_csv(DATASETS / FRED)
+    dataset_id = store.add_dataset(FRED, df)
+    config = AutoMLConfig(task="forecasting", time_column="observation_date", horizon=6, max_trials=2,
+                          time_budget=120, seed=0, n_jobs=1)
+    outcome = run_experiment(store, df, "S4248SM144SCEN", config, dataset_id=dataset_id, name="fred")
+    assert outcome.status == "completed", outcome.error
+    return outcome.experiment_id
+
+
+@pytest.mark.slow
+def test_forecast_predict_draws_the_next_horizon(app: AppTest, forecast_run: str) -> None:
+    import json
+
+    from shared_data import DATASETS
+
+    app.switch_page("pages/results.py").run()
+    no_crash(app)
+    words = texts(app)
+    assert "appear here once the data has been checked" not in words and "checked per series" in words
+    chart = next(c for c in app.get("plotly_chart") if "forecast_chart" in c.proto.id)
+    figure = json.loads(chart.proto.spec)
+    last = max(max(t["x"]) for t in figure["data"] if t.get("x"))
+    assert figure["layout"]["xaxis"]["range"][1] > last  # the last forecast point is not cut in half
+
+    app.switch_page("pages/predict.py").run()
+    no_crash(app)
+    words = texts(app)
+    assert "model.json's usage" not in words and "the chart above" not in words
+    assert any("predict_forecast_chart" in c.proto.id for c in app.get("plotly_chart"))  # before any upload
+    app.file_uploader(key="predict_upload").set_value(("latest.csv", (DATASETS / FRED).read_bytes(),
+                                                       "text/csv")).run()
+    no_crash(app)
+    assert any("predict_forecast_chart" in c.proto.id for c in app.get("plotly_chart"))  # an upload is drawn too
+    assert len(app.dataframe[-1].value) == 6
