@@ -17,7 +17,7 @@ from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
 from studio.safe import md, show_error
-from studio.scoring import cached_model, choose_experiment, score_with_progress, show_report
+from studio.scoring import cached_model, choose_experiment, predictions_first, score_with_progress, show_report
 from studio.state import EMPTY_CELL, friendly, get_store
 from studio.use_model import code_section, onnx_section
 from studio.wording import metric_help, metric_label, number
@@ -72,15 +72,14 @@ def _predict(model: Any, card: dict[str, Any]) -> None:
         return
     scored = _scored(model, card, df, upload_key, top_k)
     st.markdown(f"**Predictions** — {len(scored):,} rows" + (", first 100 shown" if len(scored) > 100 else ""))
-    shown = [c for c in scored.columns if c not in df.columns] + list(df.columns)
-    st.dataframe(scored[shown].head(100), placeholder=EMPTY_CELL, height=260, hide_index=True)
+    scored = predictions_first(scored, df.columns)  # shown and downloaded in the same order
+    st.dataframe(scored.head(100), placeholder=EMPTY_CELL, height=260, hide_index=True)
     if top_k:
         towards = scored.get("contribution_towards")
         st.caption("Contributions are in the model's raw units (log-odds for classification"
                    + (f", towards '{towards.iloc[0]}'" if towards is not None and card.get("task") == "binary" else "")
                    + "); positive values push the prediction up.")
-    # The file has the page's column order: predictions first, then the uploaded columns.
-    st.download_button("Download predictions (CSV)", lambda: safe_csv(scored[shown]).to_csv(index=False).encode(),
+    st.download_button("Download predictions (CSV)", lambda: safe_csv(scored).to_csv(index=False).encode(),
                        file_name=f"predictions-{upload.name.rsplit('.', 1)[0]}.csv", mime="text/csv",
                        key="download_predictions", type="primary", icon=":material/download:", on_click="ignore")
 

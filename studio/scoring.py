@@ -69,6 +69,13 @@ def show_report(report: CheckReport) -> None:
                 st.plotly_chart(drift_chart(report), width="stretch", key="drift_chart")
 
 
+def predictions_first(scored: pd.DataFrame, input_columns: Any) -> pd.DataFrame:
+    """The scored table with the prediction columns first, then the uploaded ones: the page shows it so,
+    and the downloaded CSV must not put ``prediction`` last."""
+    inputs = [c for c in input_columns if c in scored.columns]
+    return scored[[c for c in scored.columns if c not in set(inputs)] + inputs]
+
+
 def score_with_progress(model: Any, card: dict[str, Any], df: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """Predictions for ``df`` in batches, with a progress bar while it runs."""
     bar = st.progress(0.0, text=f"Scoring {len(df):,} rows…") if len(df) > BATCH_ROWS or top_k else None

@@ -212,6 +212,22 @@ def test_results_compare_models_by_one_name(app: AppTest, titanic_run: str) -> N
     tile = next(m for m in app.metric if m.label.startswith("Validation"))
     assert tile.label == "Validation ROC AUC" and len(tile.value.split(".")[-1]) == 4
 
+    # Predict: short tiles, and the table a person downloads has the page's column order
+    from shared_data import DATASETS
+    from studio.scoring import predictions_first
+
+    app.switch_page("pages/predict.py").run()
+    no_crash(app)
+    tiles = {m.label: m.value for m in app.metric}
+    assert tiles["Model"].startswith("#") and "(" not in tiles["Model"] and tiles["Predicts (binary)"] == "Survived"
+    new = pd.read_csv(DATASETS / "titanic.csv").drop(columns=["Survived"]).head(20)
+    app.file_uploader(key="predict_upload").set_value(("new.csv", new.to_csv(index=False).encode(), "text/csv")).run()
+    no_crash(app)
+    shown = app.dataframe[-1].value
+    assert list(shown.columns)[0] == "prediction" and list(shown.columns)[-len(new.columns):] == list(new.columns)
+    scored = pd.concat([new, shown.drop(columns=list(new.columns))], axis=1)  # as _scored builds it: inputs first
+    assert list(predictions_first(scored, new.columns).columns) == list(shown.columns)
+
 
 # --- item 8: the training code of an ensemble's member -------------------------------------------
 
