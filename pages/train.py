@@ -121,7 +121,8 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     with ev:
         st.markdown("**Recent events**")
         events = live.events_frame(store.events(experiment_id, limit=8))
-        st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300))
+        st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300),
+                     width="stretch", column_config=live.EVENT_COLUMNS)
     with bad:
         failed = live.failed_trials(trials)
         st.markdown(f"**Failed trials** ({len(failed)})")

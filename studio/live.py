@@ -154,6 +154,10 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
     return kind.replace("_", " ")
 
 
+#: Column widths of the events table: the time is a few characters, the event text needs the room.
+EVENT_COLUMNS = {"at": {"label": "at", "width": 70}, "event": {"label": "event", "width": "large"}}
+
+
 def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
     if events.empty:
         return pd.DataFrame(columns=["at", "event"])

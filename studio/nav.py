@@ -64,8 +64,14 @@ def step_header(current: str) -> None:
     # Streamlit's default top padding wastes a fifth of a 800 px high screen. Tables' own "Download as
     # CSV" is hidden: it writes cells as they are, formulas included (=HYPERLINK...), while the studio's
     # download buttons defuse them (automl_core.predict.safe_csv).
+    # On a phone (Streamlit stacks columns below 640 px) the seven steps became seven rows and the
+    # first slid under the top bar: there they wrap as a compact grid, below the bar.
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
             '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
+            "@media (max-width: 640px) {.stMainBlockContainer {padding-top: 4rem;} "
+            '.st-key-step_bar [data-testid="stHorizontalBlock"] {flex-direction: row; flex-wrap: wrap; gap: 0.2rem;} '
+            '.st-key-step_bar [data-testid="stColumn"] {flex: 1 1 30%; min-width: 6.5rem; width: auto;} '
+            ".st-key-step_bar a {padding: 0 0.3rem;}}"
             "</style>")
     restore_from_url()
     choices = url_choices()
@@ -75,7 +81,7 @@ def step_header(current: str) -> None:
             st.query_params.pop(param, None)
     st.query_params.update({k: v for k, v in choices.items() if k != "experiment" or "experiment" not in st.query_params})
     done = _done()
-    cols = st.columns(len(STEPS), gap="small")
+    cols = st.container(key="step_bar").columns(len(STEPS), gap="small")
     for i, (col, step) in enumerate(zip(cols, STEPS), start=1):
         mark = "▶" if step.title == current else ("✓" if done.get(step.title) else f"{i}.")
         with col:

@@ -306,3 +306,17 @@ def test_forecast_predict_draws_the_next_horizon(app: AppTest, forecast_run: str
     no_crash(app)
     assert any("predict_forecast_chart" in c.proto.id for c in app.get("plotly_chart"))  # an upload is drawn too
     assert len(app.dataframe[-1].value) == 6
+
+
+# --- item 10: small layouts --------------------------------------------------------------------------
+
+def test_train_chart_legend_sits_below_and_events_get_the_width() -> None:
+    from studio import live
+    from studio.charts import best_score_chart
+
+    points = pd.DataFrame({"seconds": [1.0, 2.0, 3.0, 4.0], "score": [0.5, 0.4, 0.45, 0.3],
+                           "best": [0.5, 0.4, 0.4, 0.3], "trial_id": [1, 2, 3, 4],
+                           "model": ["LightGBM", "Linear", "Random forest", "Extra trees"]})
+    legend = best_score_chart(points, "log_loss").layout.legend
+    assert legend.y < 0 and legend.yanchor == "top"  # below the plot, not over it
+    assert live.EVENT_COLUMNS["event"]["width"] == "large" and live.EVENT_COLUMNS["at"]["width"] < 100
