@@ -77,7 +77,9 @@ def _compare(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.Dat
                                 for c in compare.metric_columns(trials, metric)})
     metrics = [metric_label(c) for c in compare.metric_columns(trials, metric)]
     st.plotly_chart(metric_panels_chart(table, metrics), width="stretch", key="compare_chart")
-    st.caption(" · ".join(f"**{metric_label(c)}**: {metric_help(c)}" for c in compare.metric_columns(trials, metric)))
+    with st.expander("What the metrics mean"):
+        for c in compare.metric_columns(trials, metric):
+            st.markdown(f"**{metric_label(c)}** — {metric_help(c)}")
     curves_of_selected(store, experiment_id, exp, trials, picked)
     st.markdown(f"**{metric_label(metric)} against fit time**")
     st.plotly_chart(score_vs_time_chart(board, metric, picked), width="stretch", key="time_chart")

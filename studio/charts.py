@@ -14,7 +14,9 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
     fig = go.Figure()
     if not points.empty:
         for model, part in points.groupby("model", sort=False):
-            fig.add_trace(go.Scatter(x=part["seconds"], y=part["score"], mode="markers", name=str(model),
+            # the short family name ("Linear", not "Linear (logistic / ridge / elastic net)"): a legend
+            # of long names took a row each and squeezed the plot
+            fig.add_trace(go.Scatter(x=part["seconds"], y=part["score"], mode="markers", name=str(model).split(" (")[0],
                                      marker=dict(size=7, opacity=0.6),
                                      hovertemplate="trial %{customdata}<br>%{y:.4g} at %{x:.0f} s",
                                      customdata=part["trial_id"]))
@@ -22,7 +24,7 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
                                  line=dict(shape="hv", width=3, color="#1f3b73")))
     # Legend below the plot: above it, one entry per model family wrapped to three rows in a 2/5
     # column and covered half the plot. The axis says "s" on its ticks instead of a title there.
-    fig.update_layout(yaxis_title=metric, **{**_LAYOUT, "height": 360, "margin": dict(l=10, r=10, t=20, b=10),
+    fig.update_layout(yaxis_title=metric, **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
                                              "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0)})
     fig.update_xaxes(ticksuffix=" s")
     return fig
@@ -42,7 +44,8 @@ def metric_panels_chart(table: pd.DataFrame, metrics: list[str], per_row: int = 
         for j, (model, value) in enumerate(zip(table["model"], table[metric])):
             # one trace per model, so the legend (shown once) names each colour in every panel
             fig.add_trace(go.Bar(x=[model], y=[value], name=str(model), legendgroup=str(model), showlegend=i == 0,
-                                 marker_color=colours[j % len(colours)], hovertemplate="%{x}: %{y:.4g}<extra></extra>"),
+                                 marker_color=colours[j % len(colours)], hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+                                 text=[f"{value:.3g}"], textposition="inside", insidetextanchor="end"),
                           row=i // per_row + 1, col=i % per_row + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=170 * rows + 80, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",

@@ -316,7 +316,9 @@ def test_train_chart_legend_sits_below_and_events_get_the_width() -> None:
 
     points = pd.DataFrame({"seconds": [1.0, 2.0, 3.0, 4.0], "score": [0.5, 0.4, 0.45, 0.3],
                            "best": [0.5, 0.4, 0.4, 0.3], "trial_id": [1, 2, 3, 4],
-                           "model": ["LightGBM", "Linear", "Random forest", "Extra trees"]})
-    legend = best_score_chart(points, "log_loss").layout.legend
+                           "model": ["LightGBM", "Linear (logistic / ridge / elastic net)", "Random forest", "Extra trees"]})
+    figure = best_score_chart(points, "log_loss")
+    assert "Linear" in [t.name for t in figure.data]  # short names: a long one took a legend row of its own
+    legend = figure.layout.legend
     assert legend.y < 0 and legend.yanchor == "top"  # below the plot, not over it
     assert live.EVENT_COLUMNS["event"]["width"] == "large" and live.EVENT_COLUMNS["at"]["width"] < 100
