@@ -10,6 +10,7 @@ from automl_core.errors import AutoMLInputError
 from studio import live
 from studio.charts import experiments_chart
 from studio.history import dataset_labels, history_table, on_dataset
+from studio.wording import column_format, metric_label
 from studio.nav import go, step_header
 from studio.settings import wizard_from_experiment
 from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, reset_wizard, wizard
@@ -77,8 +78,8 @@ def _compare_on_dataset(history: pd.DataFrame) -> None:
     same = on_dataset(scored, dataset)
     for metric, part in same.groupby("metric", sort=False):
         frame = part.assign(label=[f"{n} ({i[-4:]})" for n, i in zip(part["name"], part["experiment_id"])])
-        st.markdown(f"**Best {metric} per experiment**")
-        st.plotly_chart(experiments_chart(frame.iloc[::-1], str(metric)), width="stretch",
+        st.markdown(f"**Best {metric_label(metric)} per experiment**")
+        st.plotly_chart(experiments_chart(frame.iloc[::-1], metric_label(metric)), width="stretch",
                         key=f"exp_chart_{metric}")
 
 
@@ -93,8 +94,8 @@ def main() -> None:
     st.caption(f"{len(table)} experiment(s) in the store. Select a row to open, clone or delete it.")
     event = st.dataframe(table, placeholder=EMPTY_CELL, hide_index=True, key="experiments_table", on_select="rerun",
                          selection_mode="single-row", height=min(38 + 35 * len(table), 360),
-                         column_config={"best score": st.column_config.NumberColumn(format="%.4f"),
-                                        "test score": st.column_config.NumberColumn(format="%.4f")})
+                         column_config={"best score": st.column_config.NumberColumn(format=column_format(table["best score"])),
+                                        "test score": st.column_config.NumberColumn(format=column_format(table["test score"]))})
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     chosen = table.iloc[rows[0]]["id"] if rows else None
     if chosen is None:

@@ -8,14 +8,17 @@ from __future__ import annotations
 import pandas as pd
 
 from studio import live
+from studio.wording import metric_label
 
 CLI_DATASET = "command line"  # label of experiments whose data never entered the store
-_CLI_KEY = ""  # their group key: a string, because a select box cannot format None
+_CLI_KEY = "cli:"  # their group key's prefix: a string, because a select box cannot format None
 
 
 def dataset_keys(history: pd.DataFrame) -> pd.Series:
-    """One string per experiment naming the dataset it ran on ('' for command-line runs)."""
-    return history["dataset_id"].fillna(_CLI_KEY).astype(str)
+    """One string per experiment naming the dataset it ran on; command-line runs, whose data the store
+    does not know, are told apart by task at least (a forecast is no rival of a classifier)."""
+    cli = _CLI_KEY + history["task"].fillna("").astype(str)
+    return history["dataset_id"].astype("object").where(history["dataset_id"].notna(), cli).astype(str)
 
 
 def dataset_labels(history: pd.DataFrame) -> dict[str, str]:
@@ -23,7 +26,8 @@ def dataset_labels(history: pd.DataFrame) -> dict[str, str]:
     labels: dict[str, str] = {}
     for key, name in zip(dataset_keys(history), history["dataset_name"]):
         if key not in labels:
-            labels[key] = CLI_DATASET if key == _CLI_KEY else (name if isinstance(name, str) and name else key)
+            cli = key.startswith(_CLI_KEY)
+            labels[key] = f"{CLI_DATASET} · {key[len(_CLI_KEY):]}" if cli else (name if isinstance(name, str) and name else key)
     return labels
 
 
@@ -31,8 +35,9 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
     """The experiments as the page lists them, newest first."""
     labels = dataset_labels(history)
     return pd.DataFrame({
-        "name": history["name"], "dataset": [labels[k] for k in dataset_keys(history)],
-        "task": history["task"], "metric": history["metric"],
+        "name": history["name"],
+        "dataset": [CLI_DATASET if k.startswith(_CLI_KEY) else labels[k] for k in dataset_keys(history)],
+        "task": history["task"], "metric": [metric_label(m) for m in history["metric"]],
         "best score": history["best_score"], "test score": history["test_score"],
         "best model": [live.family_label(m) if isinstance(m, str) else "" for m in history["best_model"]],
         "trials": history["n_trials"], "status": [live.status_word(s) for s in history["status"]],

@@ -44,8 +44,10 @@ def test_experiments_page_with_cli_made_experiments(app: AppTest) -> None:
     table = app.dataframe[0].value
     assert "None" not in table["dataset"].astype(str).tolist()
     assert set(table["dataset"]) == {"command line"}
-    # both CLI runs are comparable: one chart over them
+    # both CLI regression runs are comparable: one chart over them
     assert app.selectbox(key="compare_dataset").value is not None
+    assert app.selectbox(key="compare_dataset").format_func(app.selectbox(key="compare_dataset").value) == \
+        "command line · regression"
     assert len(app.get("plotly_chart")) == 1
 
 
