@@ -19,7 +19,7 @@ from studio.estimates import default_budget, measured_rate, past_trials, trials_
 from studio.wording import metric_help, metric_label
 from studio.nav import go, step_header
 from studio.settings import build_spec, summary_rows
-from studio.state import EMPTY_CELL, bound, friendly, get_jobs, get_store, remember, wizard
+from studio.state import EMPTY_CELL, bound, friendly, get_jobs, get_store, remember, url_choices, wizard
 from studio.safe import md, show_error
 
 
@@ -192,6 +192,12 @@ def main() -> None:
     if not w.get("dataset_id") or not w.get("target"):
         st.info("Choose a dataset and a target first.", icon=":material/target:")
         st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:")
+        return
+    if "ready" not in w:  # restored from the URL after a reload: the Task step checks the target again
+        st.info(f"Your dataset and target **{md(w['target'])}** are kept; confirm the kind of prediction on the "
+                "Task step to continue.", icon=":material/refresh:")
+        st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:",
+                     query_params=url_choices())
         return
     if not w.get("ready"):
         st.warning("The task is not ready to train (see the Task step). Fix: choose a task the engine supports.")

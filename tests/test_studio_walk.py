@@ -100,6 +100,14 @@ def test_reload_on_task_keeps_the_dataset_and_target(app: AppTest) -> None:
     assert "Choose a dataset first" not in texts(fresh)
     assert fresh.selectbox(key="target").value == "target"
     assert any(link.startswith("✓ Data") for link in _links(fresh))
+    # a reload on Configure keeps them too, and says where the task is confirmed (not "not ready")
+    again = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        again.query_params[k] = v
+    again.run()
+    again.switch_page("pages/configure.py").run()
+    no_crash(again)
+    assert "are kept" in texts(again) and "not ready" not in texts(again)
 
 
 def test_a_new_sample_does_not_show_the_old_ticks(app: AppTest) -> None:
