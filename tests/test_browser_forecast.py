@@ -4,6 +4,7 @@ go to ``test-artifacts/browser-forecast/`` (gitignored); look at them after a UI
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -77,7 +78,7 @@ def _journey(page, url: str) -> None:
     _shot(page, "02-configure")
     page.locator(".st-key-start_training button").click()
 
-    page.wait_for_url("**/train?experiment=*", timeout=60_000)
+    page.wait_for_url(re.compile(r"/train\?.*experiment="), timeout=60_000)  # the URL also holds the wizard's choices
     page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for(timeout=240_000)
     _shot(page, "03-train-live")
     assert _wait_status(page, ("Completed", "Stopped", "Failed"), 400) == "Completed"
