@@ -89,7 +89,9 @@ def _journey(page, url: str) -> None:
     choose(page, "forecast_series", "8 / tropicana")
     page.locator(".st-key-forecast_chart .js-plotly-plot").wait_for(timeout=60_000)
     time.sleep(2)  # let plotly draw before the screenshot
-    page.locator(".st-key-forecast_chart").scroll_into_view_if_needed()
+    # a rerun keeps the previous chart, marked stale, until the new one is drawn
+    chart = page.locator(".st-key-forecast_chart:not([data-stale='true'])")
+    chart.scroll_into_view_if_needed()
     _shot(page, "05-results-forecast")
-    legend = page.locator(".st-key-forecast_chart").inner_text()
+    legend = chart.inner_text()
     assert "forecast" in legend and "history" in legend and "80 % interval" in legend
