@@ -25,7 +25,9 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
     # Legend below the plot: above it, one entry per model family wrapped to three rows in a 2/5
     # column and covered half the plot. The axis says "s" on its ticks instead of a title there.
     fig.update_layout(yaxis_title=metric, **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
-                                             "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0)})
+                                             "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0,
+                                                            entrywidth=0.5, entrywidthmode="fraction",
+                                                            font=dict(size=11))})
     fig.update_xaxes(ticksuffix=" s")
     return fig
 
