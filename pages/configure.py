@@ -9,16 +9,17 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from automl_core.prepare.featurize import TRANSFORMS
-from automl_core.models.metrics import DEFAULTS, METRICS, metrics_for
+from automl_core.models.metrics import DEFAULTS, metrics_for
 from automl_core.models.families import FAMILIES
 from automl_core.prepare.schema import Task
 from automl_core.prepare.folds import auto_rule
 from studio import datasets as ds
 from studio import forecast_settings
-from studio.estimates import default_budget, estimate_trials
+from studio.estimates import default_budget, measured_rate, past_trials, trials_hint
+from studio.wording import metric_help, metric_label
 from studio.nav import go, step_header
 from studio.settings import build_spec, summary_rows
-from studio.state import bound, friendly, get_jobs, get_store, remember, wizard
+from studio.state import EMPTY_CELL, bound, friendly, get_jobs, get_store, remember, url_choices, wizard
 from studio.safe import md, show_error
 
 
@@ -35,9 +36,8 @@ def _metric(task: Task) -> str:
         wizard()["metric"] = DEFAULTS[task]
         st.session_state.pop("metric", None)
     metric = _widget(st.selectbox, "Primary metric", "metric", DEFAULTS[task], options=names,
-                     help="The score models are ranked by.")
-    m = METRICS[metric]
-    st.caption(f"{m.explanation} ({'higher' if m.greater_is_better else 'lower'} is better)")
+                     format_func=metric_label, help="The score models are ranked by.")
+    st.caption(metric_help(metric))
     return metric
 
 
@@ -56,14 +56,9 @@ def _exit_criteria(n_rows: int, n_cols: int) -> None:
             _widget(st.number_input, "Score threshold", "score_threshold", 0.9, format="%.4f")
         _widget(st.number_input, "Early termination (0 = off)", "early_stop_trials", 0, min_value=0,
                 max_value=10_000, step=1, help="Stop after this many trials in a row without improvement.")
-    kind, amount, _ = auto_rule(n_rows)
-    folds = {"cv": int(w.get("cv_folds", amount if kind == "cv" else 5)), "holdout": 1, "file": 1}.get(
-        w.get("validation_mode", "auto"), amount if kind == "cv" else 1)
-    if w.get("task") == "forecasting":
-        folds = forecast_settings.window_count(w)
     if budget:
-        n = estimate_trials(n_rows, n_cols, budget, folds, w.get("n_jobs") or None)
-        st.caption(f"≈ {n:,} trials fit in {budget:,} s on this machine (a rough estimate; the search adapts).")
+        runs = past_trials(get_store(), w["dataset_id"], w["task_effective"])
+        st.caption(trials_hint(budget, measured_rate(runs)))
 
 
 def _table_upload(label: str, key: str, id_key: str) -> None:
@@ -149,22 +144,27 @@ def _models_and_features(meta: dict[str, Any], forecasting: bool = False) -> Non
         chosen = dict(w.get("featurization_columns") or {})
         rows = [{"column": c["name"], "role": c["role"], "transform": chosen.get(c["name"], "auto")}
                 for c in meta["columns"] if c["name"] != target and c["name"] not in w.get("exclude_columns", [])]
-        edited = st.data_editor(pd.DataFrame(rows), key="featurization_editor", hide_index=True, disabled=["column", "role"],
+        edited = st.data_editor(pd.DataFrame(rows), placeholder=EMPTY_CELL, key="featurization_editor", hide_index=True, disabled=["column", "role"],
                                 column_config={"transform": st.column_config.SelectboxColumn(
                                     "Transform", options=["auto", *TRANSFORMS], required=True)})
         w["featurization_columns"] = {r.column: r.transform for r in edited.itertuples()}
+    w = wizard()
     _widget(st.toggle, "Ensembles: also try blending the best models", "ensembles", True,
             help="As the last steps: a weighted average of the best models (Caruana selection) and a stacked "
                  "model; each gets a leaderboard row and is saved only if it scores best on validation.")
-    c1, c2, c3 = st.columns(3)
     cores = os.cpu_count() or 1
-    _widget(c1.number_input, f"Cores to use (0 = all {cores})", "n_jobs", 0, min_value=0,
+    _widget(st.number_input, f"Cores to use (0 = all {cores})", "n_jobs", 0, min_value=0,
             max_value=cores, step=1, help="How many cores the search may use.")
-    _widget(c2.number_input, "Trials side by side (0 = auto)", "max_concurrent_trials", 0, min_value=0,
-            max_value=64, step=1, help="Auto: one trial per core on small data, one trial on all cores on large data.")
-    _widget(c3.number_input, "Random seed", "seed", 0, min_value=0, max_value=2**31 - 1, step=1)
-    _widget(st.text_input, "Dask scheduler (optional)", "dask_scheduler", "", placeholder="tcp://host:8786",
-            help="Run the trials on a Dask cluster instead of this machine's cores.")
+    # Expert settings: the defaults suit almost every run, so they stay folded away.
+    with st.expander("Advanced", icon=":material/settings:",
+                     expanded=bool(w.get("dask_scheduler") or w.get("max_concurrent_trials") or w.get("seed"))):
+        c1, c2 = st.columns(2)
+        _widget(c1.number_input, "Trials side by side (0 = auto)", "max_concurrent_trials", 0, min_value=0,
+                max_value=64, step=1, help="Auto: one trial per core on small data, one trial on all cores on large data.")
+        _widget(c2.number_input, "Random seed", "seed", 0, min_value=0, max_value=2**31 - 1, step=1,
+                help="The same seed, data and settings give the same models.")
+        _widget(st.text_input, "Dask scheduler (optional)", "dask_scheduler", "", placeholder="tcp://host:8786",
+                help="Run the trials on a Dask cluster instead of this machine's cores.")
 
 
 def _start(task: str) -> None:
@@ -178,7 +178,7 @@ def _start(task: str) -> None:
         return
     st.markdown("**Summary**")
     rows = summary_rows(spec, task, w.get("metric", ""), w.get("forecast_series_rows"))
-    st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]),
+    st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]), placeholder=EMPTY_CELL,
                  hide_index=True, width="stretch")
     if st.button("Start training", type="primary", key="start_training", icon=":material/play_arrow:"):
         experiment_id = get_jobs().start(get_store(), spec, task=task, metric=w.get("metric"))
@@ -192,6 +192,12 @@ def main() -> None:
     if not w.get("dataset_id") or not w.get("target"):
         st.info("Choose a dataset and a target first.", icon=":material/target:")
         st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:")
+        return
+    if "ready" not in w:  # restored from the URL after a reload: the Task step checks the target again
+        st.info(f"Your dataset and target **{md(w['target'])}** are kept; confirm the kind of prediction on the "
+                "Task step to continue.", icon=":material/refresh:")
+        st.page_link("pages/task.py", label="Go to Task", icon=":material/arrow_back:",
+                     query_params=url_choices())
         return
     if not w.get("ready"):
         st.warning("The task is not ready to train (see the Task step). Fix: choose a task the engine supports.")

@@ -8,7 +8,7 @@ import streamlit as st
 from automl_core.errors import AutoMLInputError
 from studio import datasets as ds
 from studio.nav import go, step_header
-from studio.state import friendly, get_store, load_frame, reset_wizard, wizard
+from studio.state import EMPTY_CELL, friendly, get_store, load_frame, reset_wizard, wizard
 from studio.safe import md, safe_filename, show_error
 
 
@@ -16,6 +16,7 @@ def _use_dataset(dataset_id: str, *, target_hint: str | None = None) -> None:
     """Make ``dataset_id`` the wizard's dataset; a new dataset starts the later steps over."""
     if wizard().get("dataset_id") != dataset_id:
         reset_wizard(dataset_id=dataset_id, target_hint=target_hint)
+        st.rerun()  # the step bar above was drawn with the previous dataset's ticks
 
 
 def _parse_settings(upload: Any, name: str, data: bytes) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def _schema_editor(meta: dict[str, Any]) -> None:
         st.info("No column roles recorded for this dataset.")
         return
     edited = st.data_editor(
-        base, key=f"schema_{meta['dataset_id']}", hide_index=True, height=min(38 + 35 * len(base), 320),
+        base, placeholder=EMPTY_CELL, key=f"schema_{meta['dataset_id']}", hide_index=True, height=min(38 + 35 * len(base), 320),
         disabled=["column", "inferred", "why"],
         column_config={
             "include": st.column_config.CheckboxColumn("Use", help="Untick to leave the column out of training."),
@@ -136,12 +137,14 @@ def _current_dataset() -> None:
     tab_profile, tab_preview, tab_schema = st.tabs(["Profile", "Preview", "Columns and roles"])
     with tab_profile:
         frame = ds.profile_frame(profile, roles)
-        st.dataframe(frame, hide_index=True, height=min(38 + 35 * len(frame), 360), column_config={
+        st.dataframe(frame, placeholder=EMPTY_CELL, hide_index=True, height=min(38 + 35 * len(frame), 360), column_config={
             "missing %": st.column_config.ProgressColumn("Missing %", min_value=0, max_value=100, format="%.1f%%"),
             "histogram": st.column_config.BarChartColumn("Distribution"),
         })
+        if note := ds.disguised_note(profile):
+            st.caption(md(note))
     with tab_preview:
-        st.dataframe(load_frame(dataset_id).head(50), height=300)
+        st.dataframe(load_frame(dataset_id).head(50), placeholder=EMPTY_CELL, height=300)
         st.caption("The first 50 rows as read. Wrong columns? Change the parse settings above.")
     with tab_schema:
         _schema_editor(meta)

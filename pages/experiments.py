@@ -9,21 +9,12 @@ import streamlit as st
 from automl_core.errors import AutoMLInputError
 from studio import live
 from studio.charts import experiments_chart
+from studio.history import dataset_labels, history_table, on_dataset
+from studio.wording import column_format, metric_label
 from studio.nav import go, step_header
 from studio.settings import wizard_from_experiment
-from studio.state import friendly, get_jobs, get_store, reset_wizard, wizard
+from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, reset_wizard, wizard
 from studio.safe import md, show_error
-
-
-def _history_table(history: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "name": history["name"], "dataset": history["dataset_name"].fillna(history["dataset_id"]),
-        "task": history["task"], "metric": history["metric"],
-        "best score": history["best_score"], "test score": history["test_score"],
-        "best model": [live.family_label(m) if isinstance(m, str) else "" for m in history["best_model"]],
-        "trials": history["n_trials"], "status": [live.status_word(s) for s in history["status"]],
-        "created": history["created_at"].dt.strftime("%Y-%m-%d %H:%M"), "id": history["experiment_id"],
-    })
 
 
 def _clone(exp: dict[str, Any]) -> None:
@@ -82,14 +73,13 @@ def _compare_on_dataset(history: pd.DataFrame) -> None:
     if scored.empty:
         st.caption("Finished experiments will be compared here.")
         return
-    datasets = scored.drop_duplicates("dataset_id")
-    labels = {r.dataset_id: r.dataset_name or r.dataset_id for r in datasets.itertuples()}
-    dataset_id = st.selectbox("Dataset", list(labels), format_func=labels.get, key="compare_dataset")
-    same = scored[scored["dataset_id"] == dataset_id]
+    labels = dataset_labels(scored)
+    dataset = st.selectbox("Dataset", list(labels), format_func=labels.__getitem__, key="compare_dataset")
+    same = on_dataset(scored, dataset)
     for metric, part in same.groupby("metric", sort=False):
         frame = part.assign(label=[f"{n} ({i[-4:]})" for n, i in zip(part["name"], part["experiment_id"])])
-        st.markdown(f"**Best {metric} per experiment**")
-        st.plotly_chart(experiments_chart(frame.iloc[::-1], str(metric)), width="stretch",
+        st.markdown(f"**Best {metric_label(metric)} per experiment**")
+        st.plotly_chart(experiments_chart(frame.iloc[::-1], metric_label(metric)), width="stretch",
                         key=f"exp_chart_{metric}")
 
 
@@ -100,12 +90,12 @@ def main() -> None:
         st.info("No experiments yet. They appear here once you start training.", icon=":material/history:")
         st.page_link("pages/data.py", label="Start with your data", icon=":material/table_view:")
         return
-    table = _history_table(history)
+    table = history_table(history)
     st.caption(f"{len(table)} experiment(s) in the store. Select a row to open, clone or delete it.")
-    event = st.dataframe(table, hide_index=True, key="experiments_table", on_select="rerun",
+    event = st.dataframe(table, placeholder=EMPTY_CELL, hide_index=True, key="experiments_table", on_select="rerun",
                          selection_mode="single-row", height=min(38 + 35 * len(table), 360),
-                         column_config={"best score": st.column_config.NumberColumn(format="%.4f"),
-                                        "test score": st.column_config.NumberColumn(format="%.4f")})
+                         column_config={"best score": st.column_config.NumberColumn(format=column_format(table["best score"])),
+                                        "test score": st.column_config.NumberColumn(format=column_format(table["test score"]))})
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     chosen = table.iloc[rows[0]]["id"] if rows else None
     if chosen is None:

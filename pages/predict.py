@@ -17,20 +17,24 @@ from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
 from studio.safe import md, show_error
-from studio.scoring import cached_model, choose_experiment, score_with_progress, show_report
-from studio.state import friendly, get_store
+from studio.scoring import cached_model, choose_experiment, predictions_first, score_with_progress, show_report
+from studio.state import EMPTY_CELL, friendly, get_store
 from studio.use_model import code_section, onnx_section
+from studio.wording import metric_help, metric_label, number
 
 _RESULT = "predict_result"  # (key of what was scored, predictions frame)
 _INPUT = "predict_input"    # ((upload key, model sha256), frame, check report)
 
 
 def _model_summary(exp: dict[str, Any], card: dict[str, Any]) -> None:
+    # Short values: a tile cuts what does not fit ("Ensemble (Car…"); the full words are in the help.
     c1, c2, c3 = st.columns(3)
-    c1.metric("Model", live.family_label(card.get("best_model") or exp.get("best_model") or "—"))
-    c2.metric("Predicts", f"{card.get('target')} ({card.get('task')})")  # a metric value is plain text
+    family = live.family_label(card.get("best_model") or exp.get("best_model") or "—")
+    trial = card.get("best_trial_id")
+    c1.metric("Model", (f"#{trial} " if trial is not None else "") + live.short_label(family), help=family)
+    c2.metric(f"Predicts ({card.get('task')})", str(card.get("target")))  # a metric value is plain text
     score = (card.get("validation") or {}).get("score")
-    c3.metric(f"Validation {card.get('metric')}", "—" if score is None else f"{score:.4f}")
+    c3.metric(f"Validation {metric_label(card.get('metric'))}", number(score), help=metric_help(card.get("metric")))
     for line in version_warnings(card):
         st.warning(md(line), icon=":material/warning:")
 
@@ -68,8 +72,8 @@ def _predict(model: Any, card: dict[str, Any]) -> None:
         return
     scored = _scored(model, card, df, upload_key, top_k)
     st.markdown(f"**Predictions** — {len(scored):,} rows" + (", first 100 shown" if len(scored) > 100 else ""))
-    shown = [c for c in scored.columns if c not in df.columns] + list(df.columns)
-    st.dataframe(scored[shown].head(100), height=260, hide_index=True)
+    scored = predictions_first(scored, df.columns)  # shown and downloaded in the same order
+    st.dataframe(scored.head(100), placeholder=EMPTY_CELL, height=260, hide_index=True)
     if top_k:
         towards = scored.get("contribution_towards")
         st.caption("Contributions are in the model's raw units (log-odds for classification"
@@ -98,8 +102,9 @@ def main() -> None:
     _model_summary(exp, card)
     if card.get("task") == "forecasting":  # the next horizon after the latest data, per series
         forecast_view.forecast_predict(files["model"], lambda path, mtime: (model, card))
-        st.caption("ONNX export and generated training code are for table models; a forecaster is a dict of "
-                   "statsforecast / mlforecast objects (model.json's usage says how to forecast by hand).")
+        st.caption("ONNX export and generated training code are for table models. A forecaster is a dict of "
+                   "statsforecast / mlforecast objects: `joblib.load(\"model.joblib\")[\"usage\"]` says how to "
+                   "forecast with them by hand, or run `python -m automl_core predict --model model.joblib DATA`.")
         return
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
     with tab_predict:

@@ -8,13 +8,16 @@ import streamlit as st
 
 from automl_core.models.metrics import METRICS
 from automl_core.export.predict import safe_csv
-from studio import forecast_view, live
-from studio.charts import compare_metrics_chart, score_vs_time_chart
+from studio import compare, forecast_view, live
+from studio.charts import metric_panels_chart, score_vs_time_chart
+from studio.compare import hyperparameter_table, metrics_table
+from studio.compare_view import curves_of_selected
 from studio.downloads import model_downloads
 from studio.nav import step_header
 from studio.scoring import choose_experiment
 from studio.safe import md
-from studio.state import friendly, get_store
+from studio.state import EMPTY_CELL, friendly, get_store
+from studio.wording import column_format, metric_help, metric_label, number
 from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
@@ -22,29 +25,34 @@ def _scores(exp: dict[str, Any]) -> None:
     summary = exp.get("summary") or {}
     test = summary.get("test") or {}
     metric = exp.get("metric")
+    name = metric_label(metric)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Best model", live.short_label(live.family_label(exp.get("best_model") or "—")),
               help=live.family_label(exp.get("best_model") or "—"))
-    c2.metric(f"Validation {metric}", "—" if exp.get("best_score") is None else f"{exp['best_score']:.4f}",
-              help=(summary.get("validation") or {}).get("strategy"))
+    c2.metric(f"Validation {name}", number(exp.get("best_score")),
+              help=f"{metric_help(metric)} {(summary.get('validation') or {}).get('strategy') or ''}".strip())
     if test.get("score") is not None:
-        c3.metric(f"Test {metric}", f"{test['score']:.4f}", help=f"{test.get('n_rows', 0):,} test rows, scored once")
+        c3.metric(f"Test {name}", number(test["score"]), help=f"{test.get('n_rows', 0):,} test rows, scored once")
     else:
-        c3.metric(f"Test {metric}", "no test data", help="Choose test data on the Configure step to get one.")
+        c3.metric(f"Test {name}", "no test data", help="Choose test data on the Configure step to get one.")
     c4.metric("Trials", f"{exp.get('n_trials') or 0}", help=summary.get("stopped_by"))
     if test.get("metrics"):
         with st.expander("All test metrics"):
-            st.dataframe(pd.DataFrame([test["metrics"]]).T.rename(columns={0: "test"}))
+            st.dataframe(metrics_table(test["metrics"]), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
 
 
 def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
     """All models, best first; returns the trial ids picked for comparison."""
     board = live.leaderboard(trials, metric)
     st.markdown("**All models** — tick rows to compare them")
-    event = st.dataframe(board, hide_index=True, height=live.table_height(len(board), 320), key="results_leaderboard", on_select="rerun",
-                         selection_mode="multi-row", column_config={
-                             metric: st.column_config.NumberColumn(format="%.4f"),
-                             "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+    metric_config = {c: st.column_config.NumberColumn(metric_label(c), help=metric_help(c), format=column_format(board[c]))
+                     for c in board.columns if c in METRICS}
+    event = st.dataframe(board, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 320),
+                         key="results_leaderboard", on_select="rerun", selection_mode="multi-row",
+                         column_order=[c for c in board.columns if c != "trial_id"],  # the model name holds it
+                         column_config={**metric_config,
+                                        "model": st.column_config.TextColumn("model", width="medium"),
+                                        "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
     # The table's own CSV export is hidden (it keeps formulas); this one goes through safe_csv.
     st.download_button("Download leaderboard (CSV)", safe_csv(board).to_csv(index=False).encode(),
                        file_name="leaderboard.csv", mime="text/csv", key="download_leaderboard",
@@ -57,39 +65,44 @@ def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
     return picked
 
 
-def _compare(trials: pd.DataFrame, metric: str, picked: list[int]) -> None:
+def _compare(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.DataFrame, metric: str,
+             picked: list[int]) -> None:
     board = live.leaderboard(trials, metric)
-    if board.empty:
+    table = compare.comparison_table(trials, metric, picked)
+    if board.empty or table.empty:
         return
-    chosen = trials[trials["trial_id"].isin(picked)]
-    metric_cols = [c for c in trials.columns if c in METRICS]
-    labels = pd.Index([f"#{t} {live.short_label(live.family_label(f))}" for t, f in zip(chosen["trial_id"], chosen["family"])])
-    table = chosen.set_axis(labels, axis=0)
-    table = table[[c for c in [metric, *metric_cols] if c in table.columns]].loc[:, lambda d: ~d.columns.duplicated()]
-    left, right = st.columns(2, gap="medium")
-    with left:
-        st.markdown("**Metrics of the selected models**")
-        st.dataframe(table.T.round(4), height=live.table_height(len(table.columns), 320))
-    with right:
-        st.markdown(f"**{metric} against fit time**")
-        st.plotly_chart(score_vs_time_chart(board, metric, picked), width="stretch", key="time_chart")
-    if not table.empty:
-        st.markdown("**Metrics side by side**")
-        st.plotly_chart(compare_metrics_chart(table), width="stretch", key="compare_chart")
+    st.markdown("**Metrics of the selected models** (best first)")
+    st.dataframe(compare.formatted(table), placeholder=EMPTY_CELL, hide_index=True, width="stretch",
+                 column_config={metric_label(c): st.column_config.TextColumn(metric_label(c), help=metric_help(c))
+                                for c in compare.metric_columns(trials, metric)})
+    metrics = [metric_label(c) for c in compare.metric_columns(trials, metric)]
+    st.plotly_chart(metric_panels_chart(table, metrics), width="stretch", key="compare_chart")
+    with st.expander("What the metrics mean"):
+        for c in compare.metric_columns(trials, metric):
+            st.markdown(f"**{metric_label(c)}** — {metric_help(c)}")
+    curves_of_selected(store, experiment_id, exp, trials, picked)
+    st.markdown(f"**{metric_label(metric)} against fit time**")
+    st.plotly_chart(score_vs_time_chart(board, metric, picked), width="stretch", key="time_chart")
 
 
 def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> None:
     summary = exp.get("summary") or {}
     ids = [int(t) for t in trials["trial_id"]]
     default = int(exp.get("best_trial_id") or (picked[0] if picked else ids[0]))
+    families = trials.set_index("trial_id")["family"]
     trial_id = st.selectbox("Model details for trial", ids, index=ids.index(default) if default in ids else 0,
-                            format_func=lambda t: f"#{t} {live.family_label(trials.set_index('trial_id').loc[t, 'family'])}",
+                            format_func=lambda t: compare.model_name(t, families.loc[t], short=False),
                             key="details_trial")
     row = trials.set_index("trial_id").loc[trial_id]
     c1, c2 = st.columns(2, gap="medium")
     with c1:
         st.markdown("**Hyperparameters**")
-        st.json(row["params"] or {}, expanded=True)
+        params = hyperparameter_table(row["params"])
+        if params.empty:
+            st.caption("This model has no hyperparameters to tune.")
+        else:
+            st.dataframe(params, placeholder=EMPTY_CELL, hide_index=True, width="stretch",
+                         height=live.table_height(len(params), 320))
         st.markdown("**Timings**")
         st.write(f"fit {row['fit_seconds'] or 0:.2f} s · predict {row['predict_seconds'] or 0:.2f} s · "
                  f"finished {row['finished_at'] or 0:.0f} s after start")
@@ -99,7 +112,7 @@ def _details(exp: dict[str, Any], trials: pd.DataFrame, picked: list[int]) -> No
         st.markdown("**Featurization**" + (" (of the saved model)" if trial_id == exp.get("best_trial_id") else ""))
         feats = summary.get("featurization") or summary.get("features") or []
         if feats:
-            st.dataframe(pd.DataFrame(feats), hide_index=True, height=live.table_height(len(feats), 300))
+            st.dataframe(pd.DataFrame(feats), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(feats), 300))
         else:
             st.caption("No featurization summary recorded.")
         for note in summary.get("notes") or []:
@@ -136,7 +149,7 @@ def main() -> None:
     if exp.get("task") == "forecasting":  # issue #5: forecast chart per series, error by step ahead
         forecast_view.forecast_results(store.artifact_dir(experiment_id), exp.get("summary") or {})
     st.subheader("Compare")
-    _compare(trials, metric, picked)
+    _compare(store, experiment_id, exp, trials, metric, picked)
     if exp.get("task") != "forecasting":
         _understand(store, experiment_id, exp, trials)
     st.subheader("Model details")

@@ -11,7 +11,7 @@ from studio.charts import best_score_chart
 from studio.downloads import model_downloads
 from studio.jobs import spec_from_experiment
 from studio.nav import go, step_header
-from studio.state import friendly, get_jobs, get_store, wizard
+from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, wizard
 from studio.safe import md, show_error
 from studio.understand import guardrails_section
 
@@ -121,7 +121,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
             if board.empty:
                 st.caption("Trials will appear here as they finish.")
             else:
-                st.dataframe(board.head(50), hide_index=True, height=live.table_height(len(board), 300), column_config={
+                st.dataframe(board.head(50), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 300), column_config={
                     metric: st.column_config.NumberColumn(format="%.4f"),
                     "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
     with right:
@@ -132,14 +132,15 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     with ev:
         st.markdown("**Recent events**")
         events = live.events_frame(recent)
-        st.dataframe(events, hide_index=True, height=live.table_height(len(events), 300))
+        st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300),
+                     width="stretch", column_config=live.EVENT_COLUMNS)
     with bad:
         failed = live.failed_trials(trials)
         st.markdown(f"**Failed trials** ({len(failed)})")
         if failed.empty:
             st.caption("None so far.")
         else:
-            st.dataframe(failed, hide_index=True, height=live.table_height(len(failed), 300))
+            st.dataframe(failed, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(failed), 300))
     guardrails_section(exp)
 
 

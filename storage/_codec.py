@@ -92,3 +92,8 @@ def frame_as_utc(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def quote_ident(name: str) -> str:
     """Quote a SQL identifier built from user data (a column name): double any inner quote."""
     return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """Quote a SQL string literal: double any inner single quote."""
+    return "'" + str(text).replace("'", "''") + "'"

@@ -160,12 +160,15 @@ class DatasetsMixin:
         See :func:`storage._profile.profile_parquet` for the keys. ``top_values`` and ``histogram``
         hold tuples whether computed now or read from the cache.
         """
+        from automl_core.prepare.roles import MISSING_TOKENS  # lazy: see storage/__init__
+
         meta = self._dataset_or_raise(dataset_id)
-        if meta["profile"] is not None:
+        # A profile cached before disguised missing values were counted ("n_disguised") is redone.
+        if meta["profile"] is not None and all("n_disguised" in c for c in meta["profile"]):
             return meta["profile"]
         dtypes = {c["name"]: c["dtype"] for c in meta["schema"]}
         with self._read() as cur:
-            profile = profile_parquet(cur, Path(meta["path"]), dtypes)
+            profile = profile_parquet(cur, Path(meta["path"]), dtypes, missing_tokens=MISSING_TOKENS)
         text = dumps(profile)
         with self._write() as cur:
             cur.execute("UPDATE datasets SET profile = ? WHERE dataset_id = ?", [text, dataset_id])

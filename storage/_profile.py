@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from ._codec import quote_ident, to_jsonable
+from ._codec import quote_ident, quote_literal, to_jsonable
 
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
                   "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -27,7 +27,7 @@ MAX_PROFILED_COLUMNS = 200
 
 
 def profile_parquet(cur: duckdb.DuckDBPyConnection, path: Path, dtypes: dict[str, str],
-                    bins: int = 20, top: int = 5) -> list[dict[str, Any]]:
+                    bins: int = 20, top: int = 5, missing_tokens: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Profile the columns of the parquet file at ``path`` (the first MAX_PROFILED_COLUMNS of them).
 
     Args:
@@ -36,22 +36,25 @@ def profile_parquet(cur: duckdb.DuckDBPyConnection, path: Path, dtypes: dict[str
         dtypes: pandas dtype per column name, reported as ``dtype``.
         bins: histogram bins for numeric columns.
         top: how many most frequent values to report.
+        missing_tokens: lower-case texts that mean "missing" (``na``, ``?``...). Text cells holding one,
+            surrounding spaces ignored, count as missing and are left out of the values, as the
+            engine's cleaning does: one reading of a column on every page.
 
     Returns:
-        One dict per column: name, dtype, sql_type, n_missing, missing_pct, n_distinct, min, max,
-        mean (numeric only), top_values [(value, count)], histogram [(left, right, count)]
-        (numeric only; for other columns the top values are the distribution).
+        One dict per column: name, dtype, sql_type, n_missing (disguised ones included), n_disguised,
+        missing_pct, n_distinct, min, max, mean (numeric only), top_values [(value, count)], histogram
+        [(left, right, count)] (numeric only; for other columns the top values are the distribution).
     """
     src = str(path)
     described = cur.execute("DESCRIBE SELECT * FROM read_parquet(?)", [src]).fetchall()
     if len(described) > MAX_PROFILED_COLUMNS:
-        return _profile_first_columns(cur, path, described, dtypes, bins, top)
-    return [_profile_column(cur, src, name, sql_type, dtypes.get(name, ""), bins, top)
+        return _profile_first_columns(cur, path, described, dtypes, bins, top, missing_tokens)
+    return [_profile_column(cur, src, name, sql_type, dtypes.get(name, ""), bins, top, sorted(missing_tokens))
             for name, sql_type, *_ in described]
 
 
 def _profile_first_columns(cur: duckdb.DuckDBPyConnection, path: Path, described: list, dtypes: dict[str, str],
-                           bins: int, top: int) -> list[dict[str, Any]]:
+                           bins: int, top: int, missing_tokens: frozenset[str]) -> list[dict[str, Any]]:
     """Profile a wide file's first columns from one read of them, through a parquet file of just those."""
     import tempfile
 
@@ -61,7 +64,7 @@ def _profile_first_columns(cur: duckdb.DuckDBPyConnection, path: Path, described
     with tempfile.TemporaryDirectory(prefix="automl-profile-") as tmp:
         subset = Path(tmp) / "columns.parquet"
         pq.write_table(pq.read_table(path, columns=names), subset)
-        return profile_parquet(cur, subset, dtypes, bins, top)
+        return profile_parquet(cur, subset, dtypes, bins, top, missing_tokens)
 
 
 def _is_numeric(sql_type: str) -> bool:
@@ -69,9 +72,21 @@ def _is_numeric(sql_type: str) -> bool:
 
 
 def _profile_column(cur: duckdb.DuckDBPyConnection, src: str, name: str, sql_type: str,
-                    dtype: str, bins: int, top: int) -> dict[str, Any]:
+                    dtype: str, bins: int, top: int, missing_tokens: list[str]) -> dict[str, Any]:
     col = quote_ident(name)
     numeric = _is_numeric(sql_type)
+    n_disguised = 0
+    if sql_type == "VARCHAR":
+        # Trimmed and with the missing tokens nulled, the values are the ones the engine's cleaning keeps.
+        tokens = ", ".join(quote_literal(t) for t in missing_tokens) or "NULL"
+        n_disguised = int(cur.execute(f"SELECT count(*) FILTER (WHERE lower(trim({col})) IN ({tokens})) "
+                                      "FROM read_parquet(?)", [src]).fetchone()[0])
+        col = f"CASE WHEN lower(trim({col})) IN ({tokens}) THEN NULL ELSE trim({col}) END"
+        # Numbers written as text with "NA" among them are numbers once cleaned, so profile them as numbers.
+        n_values, n_numbers = cur.execute(f"SELECT count({col}), count(TRY_CAST({col} AS DOUBLE)) "
+                                          "FROM read_parquet(?)", [src]).fetchone()
+        if n_values and n_values == n_numbers:
+            col, numeric = f"TRY_CAST({col} AS DOUBLE)", True
     if numeric:
         # NaN is a value to DuckDB but missing to pandas: count it as missing, keep it out of stats.
         valid = "x IS NOT NULL AND NOT isnan(x)"
@@ -97,7 +112,7 @@ def _profile_column(cur: duckdb.DuckDBPyConnection, src: str, name: str, sql_typ
         lo, hi = int(lo), int(hi)
     return {
         "name": name, "dtype": dtype, "sql_type": sql_type,
-        "n_missing": int(n_missing), "missing_pct": 100.0 * n_missing / n if n else 0.0,
+        "n_missing": int(n_missing), "n_disguised": n_disguised, "missing_pct": 100.0 * n_missing / n if n else 0.0,
         "n_distinct": int(n_distinct), "min": to_jsonable(lo), "max": to_jsonable(hi),
         "mean": to_jsonable(mean),
         "top_values": top_values,

@@ -14,22 +14,44 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
     fig = go.Figure()
     if not points.empty:
         for model, part in points.groupby("model", sort=False):
-            fig.add_trace(go.Scatter(x=part["seconds"], y=part["score"], mode="markers", name=str(model),
+            # the short family name ("Linear", not "Linear (logistic / ridge / elastic net)"): a legend
+            # of long names took a row each and squeezed the plot
+            fig.add_trace(go.Scatter(x=part["seconds"], y=part["score"], mode="markers", name=str(model).split(" (")[0],
                                      marker=dict(size=7, opacity=0.6),
                                      hovertemplate="trial %{customdata}<br>%{y:.4g} at %{x:.0f} s",
                                      customdata=part["trial_id"]))
         fig.add_trace(go.Scatter(x=points["seconds"], y=points["best"], mode="lines", name="best so far",
                                  line=dict(shape="hv", width=3, color="#1f3b73")))
-    fig.update_layout(xaxis_title="seconds since start", yaxis_title=metric, **_LAYOUT)
+    # Legend below the plot: above it, one entry per model family wrapped to three rows in a 2/5
+    # column and covered half the plot. The axis says "s" on its ticks instead of a title there.
+    fig.update_layout(yaxis_title=metric, **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
+                                             "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0,
+                                                            entrywidth=0.5, entrywidthmode="fraction",
+                                                            font=dict(size=11))})
+    fig.update_xaxes(ticksuffix=" s")
     return fig
 
 
-def compare_metrics_chart(table: pd.DataFrame) -> go.Figure:
-    """Grouped bars: one group per metric, one bar per model (``table``: index model, columns metrics)."""
-    fig = go.Figure()
-    for model, row in table.iterrows():
-        fig.add_trace(go.Bar(name=str(model), x=list(row.index), y=list(row.to_numpy())))
-    fig.update_layout(barmode="group", **_LAYOUT)
+def metric_panels_chart(table: pd.DataFrame, metrics: list[str], per_row: int = 4) -> go.Figure:
+    """One small bar chart per metric, each with its own axis (rmse and r² on one axis flattened every
+    bar but rmse's); ``table`` has a ``model`` column and one column per metric, best model first."""
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in metrics if m in table.columns]
+    rows = max(1, -(-len(metrics) // per_row))
+    fig = make_subplots(rows=rows, cols=min(per_row, max(len(metrics), 1)), subplot_titles=metrics,
+                        horizontal_spacing=0.08, vertical_spacing=0.25 / rows + 0.1)
+    colours = ["#1f3b73", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for i, metric in enumerate(metrics):
+        for j, (model, value) in enumerate(zip(table["model"], table[metric])):
+            # one trace per model, so the legend (shown once) names each colour in every panel
+            fig.add_trace(go.Bar(x=[model], y=[value], name=str(model), legendgroup=str(model), showlegend=i == 0,
+                                 marker_color=colours[j % len(colours)], hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+                                 text=[f"{value:.3g}"], textposition="inside", insidetextanchor="end"),
+                          row=i // per_row + 1, col=i % per_row + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=170 * rows + 80, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.04, x=0), bargap=0.15)
     return fig
 
 

@@ -89,8 +89,8 @@ def parse(data: bytes, name: str, settings: dict[str, Any]) -> pd.DataFrame:
 
 def columns_for(df: pd.DataFrame) -> list[ColumnInfo]:
     """Inferred roles of every column (target not yet known), for the schema editor."""
-    cleaned, _ = clean_frame(df)
-    return infer_roles(cleaned)
+    cleaned, report = clean_frame(df)
+    return infer_roles(cleaned, report=report)
 
 
 def schema_frame(columns: list[dict[str, Any]], roles: dict[str, str], excluded: list[str]) -> pd.DataFrame:
@@ -113,11 +113,21 @@ def profile_frame(profile: list[dict[str, Any]], roles: dict[str, str]) -> pd.Da
             "column": p["name"], "role": roles.get(p["name"], ""), "type": p.get("dtype") or p.get("sql_type"),
             "missing %": round(float(p.get("missing_pct") or 0.0), 2), "distinct": p.get("n_distinct"),
             "min": _short(p.get("min")), "max": _short(p.get("max")),
-            "mean": None if p.get("mean") is None else round(float(p["mean"]), 4),
+            "mean": _short(p.get("mean")),
             "top values": top,
             "histogram": [int(c) for *_, c in p.get("histogram", [])] or [int(n) for _, n in p.get("top_values", [])],
         })
     return pd.DataFrame(rows)
+
+
+def disguised_note(profile: list[dict[str, Any]]) -> str:
+    """A sentence naming the columns whose missing count includes texts like 'NA' or '?' ('' if none)."""
+    found = [f"{p['name']} {p['n_disguised']:,}" for p in profile if p.get("n_disguised")]
+    if not found:
+        return ""
+    more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+    return ("Missing % counts texts such as 'NA', '?' or 'null' as missing, as training does: "
+            + ", ".join(found[:8]) + more + ".")
 
 
 def _short(value: Any, width: int = 24) -> str:

@@ -40,11 +40,35 @@ def forecast_chart(frame: pd.DataFrame, series: str, target: str) -> go.Figure:
     # plotly renders tags (<b>, <a href>) in titles: the target's name is shown as typed
     fig.update_layout(yaxis_title=str(target).replace("<", "&lt;").replace(">", "&gt;"), **{**_LAYOUT, "height": 400, "margin": dict(l=10, r=10, t=40, b=10),
                                             "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0)})
-    # Open on the recent past and the forecast; the whole history is a zoom-out away.
+    # Open on the recent past and the forecast; the whole history is a zoom-out away. The range ends
+    # half a step after the last point: ending on it cut the forecast's last point in half.
     horizon = max(len(ahead), 1)
+    end = part["ds"].max()
+    step = part["ds"].diff().dropna().median() if len(part) > 1 else None
     if len(hist) > 8 * horizon:
-        fig.update_xaxes(range=[hist["ds"].iloc[-6 * horizon], part["ds"].max()])
+        fig.update_xaxes(range=[hist["ds"].iloc[-6 * horizon], end + step / 2 if step is not None else end])
     return fig
+
+
+def predict_chart_frame(bundle: dict, forecast: pd.DataFrame, uploaded: pd.DataFrame | None = None,
+                        keep: int = 200) -> pd.DataFrame:
+    """What the Predict page draws: the latest history (the training data's, extended by the rows of an
+    upload that hold the target) and the forecast table of ``forecast_latest`` with its intervals."""
+    from automl_core.forecast.series import DS, ID, Y, long_frame
+
+    history = bundle["history"][[ID, DS, Y]]
+    if uploaded is not None:
+        rows = long_frame(uploaded, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), [],
+                          need_target=False)
+        history = pd.concat([history, rows.loc[rows[Y].notna(), [ID, DS, Y]]], ignore_index=True)
+        history = history.drop_duplicates([ID, DS], keep="last").sort_values([ID, DS])
+    ahead = forecast.rename(columns={"series": ID, "timestamp": DS, "prediction": "yhat"})
+    ahead = ahead.rename(columns=lambda c: c.replace("prediction_", ""))
+    frame = pd.concat([history.groupby(ID).tail(keep).assign(part="history"), ahead.assign(part="forecast")],
+                      ignore_index=True)
+    frame[ID] = frame[ID].astype(str)
+    frame["fold"] = pd.NA  # no validation windows on this chart
+    return frame
 
 
 def error_by_step_chart(rows: list[dict], metric: str = "mae") -> go.Figure:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from automl_core.experiment import FORECAST_CHART
-from studio.forecast_charts import error_by_step_chart, forecast_chart
+from studio.forecast_charts import error_by_step_chart, forecast_chart, predict_chart_frame
 from studio.safe import md, show_error
 
 
@@ -32,19 +32,20 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     frame = _chart_frame(str(path), path.stat().st_mtime)
     series = sorted(frame["unique_id"].astype(str).unique())
     chosen = st.selectbox(f"Series ({len(series):,})", series, key="forecast_series") if len(series) > 1 else series[0]
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        st.plotly_chart(forecast_chart(frame, chosen, summary.get("target") or "value"), width="stretch",
-                        key="forecast_chart")
-    with right:
-        steps = info.get("error_by_step") or []
-        metric = st.radio("Error by step ahead", ["mae", "smape", "mase"], horizontal=True, key="forecast_step_metric")
-        st.plotly_chart(error_by_step_chart(steps, metric), width="stretch", key="forecast_error_chart")
+    # Full width: in a 3/5 column a long history squeezed the forecast into a sliver.
+    st.plotly_chart(forecast_chart(frame, chosen, summary.get("target") or "value"), width="stretch",
+                    key="forecast_chart")
+    steps = info.get("error_by_step") or []
+    metric = st.radio("Error by step ahead", ["mae", "smape", "mase"], horizontal=True, key="forecast_step_metric")
+    st.plotly_chart(error_by_step_chart(steps, metric), width="stretch", key="forecast_error_chart")
 
 
 def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, dict]]) -> None:
-    """Upload the latest data: the next horizon after it, per series, with intervals, to download."""
-    from automl_core.forecast.bundle import forecast_latest
+    """Upload the latest data: the next horizon after it, per series, with intervals, drawn and to download.
+
+    Without an upload the chart shows the next horizon after the training data.
+    """
+    from automl_core.forecast.bundle import forecast_latest, next_horizon
     from automl_core.export.predict import safe_csv
     from automl_core.io.reader import read_table
 
@@ -52,18 +53,33 @@ def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, d
     upload = st.file_uploader("Latest data: rows with the target extend the history; rows without it give future "
                               "values of the known-in-future columns", key="predict_upload",
                               type=["csv", "tsv", "txt", "parquet", "xlsx", "xls", "jsonl", "ndjson", "json"])
-    if upload is None:
-        st.caption("Without an upload the chart above shows the next horizon after the training data.")
-        return
+    bundle, _ = load(str(model_path), model_path.stat().st_mtime)
+    df = None
     try:
-        bundle, _ = load(str(model_path), model_path.stat().st_mtime)
         with st.spinner("Forecasting…"):
-            table, notes = forecast_latest(bundle, read_table(upload.getvalue(), name=upload.name))
+            if upload is None:  # computed once per model file: statistical models can take seconds
+                key = ("predict_next_horizon", str(model_path), model_path.stat().st_mtime)
+                if st.session_state.get("predict_next_horizon_key") != key:
+                    st.session_state.update(predict_next_horizon_key=key,
+                                            predict_next_horizon=next_horizon(bundle, None))
+                table, notes = st.session_state["predict_next_horizon"], []
+            else:
+                df = read_table(upload.getvalue(), name=upload.name)
+                table, notes = forecast_latest(bundle, df)
     except AutoMLInputError as exc:
         show_error(exc)
         return
     for note in notes:  # notes name series and columns: text, never markup
         st.caption(f"• {md(note)}")
+    frame = predict_chart_frame(bundle, table, df)
+    series = sorted(frame["unique_id"].unique())
+    chosen = st.selectbox(f"Series ({len(series):,})", series, key="predict_forecast_series") if len(series) > 1 \
+        else series[0]
+    st.plotly_chart(forecast_chart(frame, chosen, bundle.get("target") or "value"), width="stretch",
+                    key="predict_forecast_chart")
+    if upload is None:
+        st.caption("The next horizon after the training data. Upload the latest data to forecast from there.")
+        return
     st.dataframe(table.head(500), height=260, hide_index=True)
     st.download_button("Download the forecast (CSV)", safe_csv(table).to_csv(index=False).encode(),
                        file_name=f"forecast-{upload.name.rsplit('.', 1)[0]}.csv", mime="text/csv",

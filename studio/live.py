@@ -158,7 +158,8 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     ok = trials[(trials["status"] == "ok") & trials["score"].notna()].copy()
     ok = ok.sort_values(["score", "trial_id"], ascending=[not greater_is_better(metric), True])
     ok.insert(0, "rank", range(1, len(ok) + 1))
-    ok["model"] = [family_label(f) for f in ok["family"]]
+    # The trial number goes with the name: charts and selectors call a model "#51 LightGBM" too.
+    ok["model"] = [f"#{int(t)} {family_label(f)}" for t, f in zip(ok["trial_id"], ok["family"])]
     ok["details"] = ok["note"].fillna("")
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []
@@ -213,6 +214,10 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
     return kind.replace("_", " ")
 
 
+#: Column widths of the events table: the time is a few characters, the event text needs the room.
+EVENT_COLUMNS = {"at": {"label": "at", "width": 70}, "event": {"label": "event", "width": "large"}}
+
+
 def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
     if events.empty:
         return pd.DataFrame(columns=["at", "event"])
@@ -227,3 +232,13 @@ def consumed(exp: dict[str, Any], trials: pd.DataFrame) -> float:
     if trials.empty or trials["finished_at"].isna().all():
         return 0.0
     return float(trials["finished_at"].max())
+
+
+def no_guardrails_text(exp: dict[str, Any]) -> str:
+    """What the guardrails area says when an experiment has none stored, by its state and task."""
+    if exp.get("task") == "forecasting":
+        return ("Forecasting runs are checked per series instead of by these table guardrails (short series, "
+                "gaps, the frequency); what was found is listed in the notes under Model details.")
+    if exp.get("status") in LIVE:
+        return "Guardrails appear here once the data has been checked (just before the first trial)."
+    return "This run stored no guardrails (it ended before the data checks, or was made before they existed)."

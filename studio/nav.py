@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from studio.login import require_login
-from studio.state import wizard
+from studio.state import URL_CHOICES, restore_from_url, url_choices, wizard
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,29 @@ def step_header(current: str) -> None:
     # Streamlit's default top padding wastes a fifth of a 800 px high screen. Tables' own "Download as
     # CSV" is hidden: it writes cells as they are, formulas included (=HYPERLINK...), while the studio's
     # download buttons defuse them (automl_core.export.predict.safe_csv).
+    # On a phone (Streamlit stacks columns below 640 px) the seven steps became seven rows and the
+    # first slid under the top bar: there they wrap as a compact grid, below the bar.
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
             '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
+            "@media (max-width: 640px) {.stMainBlockContainer {padding-top: 4rem;} "
+            '.st-key-step_bar [data-testid="stHorizontalBlock"] {flex-direction: row; flex-wrap: wrap; gap: 0.2rem;} '
+            '.st-key-step_bar [data-testid="stColumn"] {flex: 1 1 30%; min-width: 6.5rem; width: auto;} '
+            ".st-key-step_bar a {padding: 0 0.3rem;}}"
             "</style>")
+    restore_from_url()
+    choices = url_choices()
+    # The URL holds the choices (the page's own ?experiment= wins: Train/Results/Predict pick one there).
+    for param in URL_CHOICES:
+        if param not in choices and param != "experiment":
+            st.query_params.pop(param, None)
+    st.query_params.update({k: v for k, v in choices.items() if k != "experiment" or "experiment" not in st.query_params})
     done = _done()
-    cols = st.columns(len(STEPS), gap="small")
+    cols = st.container(key="step_bar").columns(len(STEPS), gap="small")
     for i, (col, step) in enumerate(zip(cols, STEPS), start=1):
         mark = "▶" if step.title == current else ("✓" if done.get(step.title) else f"{i}.")
         with col:
             st.page_link(step.file, label=f"{mark} {step.title}", icon=None, disabled=step.title == current,
-                         width="stretch")
+                         width="stretch", query_params=choices)
     hint = next(s.hint for s in STEPS if s.title == current)
     st.caption(f"Step {[s.title for s in STEPS].index(current) + 1} of {len(STEPS)} · {hint}")
 
@@ -83,4 +96,4 @@ def step_header(current: str) -> None:
 def go(title: str, **query: str) -> None:
     """Switch to the step called ``title`` (optionally with query parameters)."""
     step = next(s for s in STEPS if s.title == title)
-    st.switch_page(step.file, query_params=query or None)
+    st.switch_page(step.file, query_params={**url_choices(), **query} or None)

@@ -62,9 +62,18 @@ def show_report(report: CheckReport) -> None:
         st.caption(md(report.drift_note))
     if report.columns:
         with st.expander("Check per column", expanded=bool(report.type_changes or report.unseen or report.drifted)):
-            st.dataframe(report.table(), hide_index=True, width="stretch")
+            from studio.state import EMPTY_CELL  # lazy like get_store above
+
+            st.dataframe(report.table(), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
             if any(c.psi is not None for c in report.columns):
                 st.plotly_chart(drift_chart(report), width="stretch", key="drift_chart")
+
+
+def predictions_first(scored: pd.DataFrame, input_columns: Any) -> pd.DataFrame:
+    """The scored table with the prediction columns first, then the uploaded ones: the page shows it so,
+    and the downloaded CSV must not put ``prediction`` last."""
+    inputs = [c for c in input_columns if c in scored.columns]
+    return scored[[c for c in scored.columns if c not in set(inputs)] + inputs]
 
 
 def score_with_progress(model: Any, card: dict[str, Any], df: pd.DataFrame, top_k: int) -> pd.DataFrame:
@@ -99,6 +108,10 @@ def choose_experiment(key: str) -> str | None:
         st.session_state[key] = wanted if wanted in ids else ids[0]
     names = {r.experiment_id: f"{r.name} · {live.family_label(r.best_model or '')} · {r.created_at:%Y-%m-%d %H:%M}"
              for r in done.itertuples()}
-    chosen = st.selectbox("Experiment", ids, format_func=names.get, key=key)
+    # on_change, not after the call: the step bar above, whose links carry the choice to the next
+    # step (Results -> Predict), is drawn before this line runs again.
+    chosen = st.selectbox("Experiment", ids, format_func=names.get, key=key,
+                          on_change=lambda: wizard().update(experiment_id=st.session_state[key]))
     st.query_params["experiment"] = chosen
+    wizard()["experiment_id"] = chosen
     return chosen

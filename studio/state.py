@@ -16,6 +16,8 @@ from storage import Store, resolve_store_path
 from studio.jobs import JobRegistry
 
 WIZARD = "wizard"
+#: What a table shows for a missing value: Streamlit's default is the word "None", which reads as data.
+EMPTY_CELL = "—"
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,9 +60,40 @@ def wizard() -> dict[str, Any]:
     return st.session_state.setdefault(WIZARD, {})
 
 
+#: Wizard choices mirrored in the URL (query parameter -> wizard key): a reload starts a new session,
+#: and a link someone shares starts one too; both find the dataset, target and experiment there.
+URL_CHOICES = {"dataset": "dataset_id", "target": "target", "task": "task", "experiment": "experiment_id"}
+
+
+def restore_from_url() -> None:
+    """Fill the wizard's empty choices from the URL's query parameters, when the store still has them."""
+    w, params, store = wizard(), st.query_params, get_store()
+    dataset_id = params.get("dataset")
+    if dataset_id and not w.get("dataset_id") and store.get_dataset(dataset_id) is not None:
+        w["dataset_id"] = dataset_id
+        for param in ("target", "task"):
+            if params.get(param) and not w.get(URL_CHOICES[param]):
+                w[URL_CHOICES[param]] = params[param]
+    experiment_id = params.get("experiment")
+    if experiment_id and not w.get("experiment_id") and store.get_experiment(experiment_id) is not None:
+        w["experiment_id"] = experiment_id
+
+
+def url_choices() -> dict[str, str]:
+    """The wizard's choices as query parameters, for the URL and for links between steps."""
+    w = wizard()
+    values = {param: w.get(key) for param, key in URL_CHOICES.items()}
+    if not values["dataset"]:
+        values["target"] = values["task"] = None
+    return {param: str(v) for param, v in values.items() if v}
+
+
 def reset_wizard(**values: Any) -> None:
-    """Start the wizard over (a new dataset), keeping only ``values``."""
+    """Start the wizard over (a new dataset), keeping only ``values``; the URL follows."""
     st.session_state[WIZARD] = dict(values)
+    for param in URL_CHOICES:  # else the next run would restore the old choices from the URL
+        st.query_params.pop(param, None)
+    st.query_params.update(url_choices())
 
 
 def bound(key: str, default: Any = None) -> None:
@@ -77,6 +110,12 @@ def bound(key: str, default: Any = None) -> None:
 def remember(key: str, value: Any) -> Any:
     """Store a widget's value in the wizard dict (survives page switches); returns it."""
     wizard()[key] = value
+    param = next((p for p, k in URL_CHOICES.items() if k == key), None)
+    if param is not None and wizard().get("dataset_id"):
+        if value:
+            st.query_params[param] = str(value)
+        else:
+            st.query_params.pop(param, None)
     return value
 
 

@@ -36,7 +36,7 @@ def guardrails_section(exp: dict[str, Any], *, expanded: bool | None = None) -> 
     checks = [*stored.get("data", []), *stored.get("model", [])]
     with st.container(key="guardrails"):
         if not checks:
-            st.caption("Guardrails appear here once the data has been checked (just before the first trial).")
+            st.caption(live.no_guardrails_text(exp))
             return
         counts = {s: sum(g["status"] == s for g in checks) for s in ("Alerted", "Done", "Passed")}
         title = f"Guardrails: {counts['Alerted']} alerted · {counts['Done']} done · {counts['Passed']} passed"

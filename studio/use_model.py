@@ -6,11 +6,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.export.codegen import generate
+from automl_core.export.codegen import generate, member_model
 from automl_core.errors import AutoMLInputError
 from automl_core.export.onnx import export_onnx
 from studio.downloads import artifact_paths
-from studio.safe import md
+from studio import live
+from studio.safe import md, show_error
 from studio.state import load_frame
 
 _ONNX = "onnx_export_result"  # (model sha256, OnnxExport)
@@ -77,7 +78,21 @@ def onnx_section(store: Any, experiment_id: str, model: Any, card: dict[str, Any
 
 
 def code_section(model: Any, card: dict[str, Any]) -> None:
-    """The generated train.py and requirements.txt, shown and downloadable."""
+    """The generated train.py and requirements.txt, shown and downloadable; for an ensemble, of a member
+    the person picks (the ensemble itself is not generated)."""
+    members = [m for m in card.get("members") or [] if isinstance(m, dict) and m.get("trial_id") is not None]
+    if members:
+        st.caption("Code is not generated for the ensemble itself (its score comes from several members' "
+                   "cross-validated predictions). Pick one of its members to get that model's code.")
+        names = {int(m["trial_id"]): f"#{int(m['trial_id'])} {live.family_label(str(m.get('family')))}"
+                 + (f" · weight {m['weight']:.2f}" if isinstance(m.get("weight"), (int, float)) else "")
+                 for m in members}
+        trial = st.selectbox("Member model", list(names), format_func=names.get, key="code_member")
+        try:
+            model, card = member_model(model, card, trial)
+        except AutoMLInputError as exc:
+            show_error(exc)
+            return
     try:
         code = generate(model, card)
     except AutoMLInputError as exc:

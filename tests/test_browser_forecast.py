@@ -4,6 +4,7 @@ go to ``test-artifacts/browser-forecast/`` (gitignored); look at them after a UI
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -77,7 +78,7 @@ def _journey(page, url: str) -> None:
     _shot(page, "02-configure")
     page.locator(".st-key-start_training button").click()
 
-    page.wait_for_url("**/train?experiment=*", timeout=60_000)
+    page.wait_for_url(re.compile(r"/train\?.*experiment="), timeout=60_000)  # the URL also holds the wizard's choices
     page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for(timeout=240_000)
     _shot(page, "03-train-live")
     assert _wait_status(page, ("Completed", "Stopped", "Failed"), 400) == "Completed"
@@ -88,7 +89,9 @@ def _journey(page, url: str) -> None:
     choose(page, "forecast_series", "8 / tropicana")
     page.locator(".st-key-forecast_chart .js-plotly-plot").wait_for(timeout=60_000)
     time.sleep(2)  # let plotly draw before the screenshot
-    page.locator(".st-key-forecast_chart").scroll_into_view_if_needed()
+    # a rerun keeps the previous chart, marked stale, until the new one is drawn
+    chart = page.locator(".st-key-forecast_chart:not([data-stale='true'])")
+    chart.scroll_into_view_if_needed()
     _shot(page, "05-results-forecast")
-    legend = page.locator(".st-key-forecast_chart").inner_text()
+    legend = chart.inner_text()
     assert "forecast" in legend and "history" in legend and "80 % interval" in legend

@@ -183,6 +183,28 @@ def test_integers_that_are_not_dates_stay_numeric() -> None:
     assert _role_of([19581399, 19580405, 20011229]).role is Role.NUMERIC  # month 13 is no date
 
 
+@needs_data
+def test_roles_after_a_test_split_agree_with_the_whole_table() -> None:
+    """A row number is still an ID once a test fraction is held out (it is no longer consecutive then):
+    the Data page, the model's features and the ID guardrail all leave it out."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.understand.guardrails import check_data
+    from automl_core.models.metrics import resolve_metric
+    from automl_core.prepare.tables import prepare
+
+    df = read_table(DATASETS / "bike_share_daily.csv").drop(columns=["casual", "registered"])
+    config = AutoMLConfig(task="regression", test_size=0.2, seed=0)
+    prepared = prepare(df, "cnt", config)
+    roles = {c.name: c for c in prepared.columns}
+    assert roles["instant"].role is Role.ID, roles["instant"].reason
+    assert roles["instant"].n_missing == 0 and roles["instant"].n_unique == len(prepared.X)  # training counts
+    checks = {g.name: g for g in check_data(prepared, config, resolve_metric("auto", prepared.task), "holdout")}
+    assert "instant" in checks["ID-like columns"].columns
+    # the person keeps it: the override wins over the whole table's reading
+    kept = prepare(df, "cnt", AutoMLConfig(task="regression", test_size=0.2, column_roles={"instant": "numeric"}))
+    assert {c.name: c.role for c in kept.columns}["instant"] is Role.NUMERIC
+
+
 def test_numeric_ids_by_name_and_by_consecutive_values() -> None:
     n = 100
     shuffled = np.random.default_rng(0).permutation(n) * 7 + 1000  # unique but not consecutive
@@ -190,6 +212,8 @@ def test_numeric_ids_by_name_and_by_consecutive_values() -> None:
     assert _role_of(shuffled, "PassengerId").role is Role.ID
     assert _role_of(shuffled, "ID").role is Role.ID
     assert _role_of(shuffled, "paid").role is Role.NUMERIC  # ends in "id" but is no id
+    assert _role_of(shuffled, "PID").role is Role.ID  # the housing table's parcel id
+    assert _role_of(shuffled, "PAID").role is Role.NUMERIC
     assert _role_of(np.arange(1, n + 1), "instant").role is Role.ID
     assert _role_of(np.arange(1950, 1950 + n), "year").role is Role.NUMERIC
     assert _role_of(np.arange(1, n + 1) * 1.5, "x").role is Role.NUMERIC

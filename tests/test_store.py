@@ -214,6 +214,27 @@ def test_set_dataset_columns(store: Store) -> None:
         store.set_dataset_columns("ds-nope", cols)
 
 
+def test_profile_reads_disguised_missing_values_as_the_engine_does(store: Store) -> None:
+    """Profile, roles and guardrails give one reading: penguins' "NA" cells are missing everywhere."""
+    from automl_core.io.reader import read_table
+    from automl_core.prepare.roles import clean_frame, infer_roles
+
+    raw = read_table(DATA / "penguins.csv")
+    cleaned, report = clean_frame(raw)
+    roles = {c.name: c for c in infer_roles(cleaned, report=report)}
+    profile = {p["name"]: p for p in store.profile_dataset(store.add_dataset("penguins", raw))}
+    for name, info in roles.items():
+        p = profile[name]
+        assert p["n_missing"] == info.n_missing, name
+        assert p["n_distinct"] == info.n_unique, name
+        assert p["n_disguised"] == sum(info.missing_tokens.values()), name
+        assert all(str(v).strip().lower() != "na" for v, _ in p["top_values"]), name
+    assert profile["sex"]["n_missing"] == 11 and profile["sex"]["missing_pct"] == pytest.approx(100 * 11 / len(raw))
+    # numbers written as text among "NA" are profiled as numbers, as the cleaning reads them
+    assert profile["bill_length_mm"]["mean"] == pytest.approx(cleaned["bill_length_mm"].mean())
+    assert profile["bill_length_mm"]["histogram"]
+
+
 def test_profile_bank_marketing_matches_pandas(store: Store) -> None:
     df = pd.read_csv(DATA / "bank_marketing_train.csv")
     rng = np.random.default_rng(1)

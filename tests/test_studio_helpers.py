@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from automl_core.config import AutoMLConfig
 from automl_core.errors import AutoMLInputError
 from studio import live
-from studio.estimates import default_budget, estimate_trials
+from studio.estimates import default_budget, measured_rate, trials_hint
 from studio.jobs import spec_from_experiment
 from studio.settings import build_spec, summary_rows, wizard_from_experiment
 
@@ -40,7 +41,7 @@ def test_leaderboard_follows_metric_direction() -> None:
     noted = _trials().assign(family=["ensemble", "linear", "knn", "random_forest"],
                              note=["weighted average of 2 models", "", "", ""])
     board = live.leaderboard(noted, "log_loss")
-    assert board.set_index("trial_id").loc[0, "model"] == "Ensemble (Caruana selection)"
+    assert board.set_index("trial_id").loc[0, "model"] == "#0 Ensemble (Caruana selection)"  # with its trial number
     assert board.set_index("trial_id").loc[0, "details"] == "weighted average of 2 models"
 
 
@@ -87,7 +88,13 @@ def test_invalid_settings_raise_one_line_errors() -> None:
 
 def test_estimates_are_sane() -> None:
     assert default_budget(500, 10) == 60 and default_budget(1_000_000, 50) == 900
-    assert 1 <= estimate_trials(30_000, 20, 30, 1, 2) < estimate_trials(30_000, 20, 300, 1, 2)
+    # measured: 2 runs, 60 trials in 20 s of search -> 3 a second -> about 77 in a 30 s budget
+    runs = [pd.DataFrame({"status": ["ok"] * 40, "finished_at": np.linspace(0.2, 12.0, 40)}),
+            pd.DataFrame({"status": ["ok"] * 20 + ["failed"], "finished_at": np.linspace(0.1, 8.0, 21)})]
+    rate = measured_rate(runs)
+    assert rate is not None and rate[0] == pytest.approx(3.0) and rate[1] == 2
+    assert trials_hint(30, rate).startswith("≈ 76 trials fit in 30 s") and "2 earlier run(s)" in trials_hint(30, rate)
+    assert measured_rate([]) is None and "≈" not in trials_hint(30, None)  # no measurement: no number
 
 
 def test_forecast_windows_default_to_the_engines_choice():

@@ -173,9 +173,9 @@ def test_configure_defaults_and_explanations(app: AppTest) -> None:
     no_crash(app)
     assert app.selectbox(key="metric").value == "roc_auc"
     assert app.number_input(key="time_budget").value == 60
-    assert "trials fit" in texts(app) and "cross-validation" in texts(app)
+    assert "counts them live" in texts(app) and "cross-validation" in texts(app)
     app.selectbox(key="metric").select("accuracy").run()
-    assert "higher is better" in texts(app)
+    assert "Higher is better" in texts(app)
     app.radio(key="validation_mode").set_value("holdout").run()
     app.radio(key="test_mode").set_value("fraction").run()
     app.radio(key="featurization_mode").set_value("custom").run()

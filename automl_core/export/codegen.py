@@ -210,6 +210,31 @@ def generate(model: Any, card: dict[str, Any]) -> GeneratedCode:
     return GeneratedCode(source, _requirements(card))
 
 
+def member_model(model: Any, card: dict[str, Any], trial_id: int) -> tuple[Any, dict[str, Any]]:
+    """One member of a saved ensemble as a model of its own, with its card, for :func:`generate`.
+
+    The member's pipeline follows the ensemble's shared featurization, as the final refit builds a
+    single model (finalize.py); the card takes the member's family, hyperparameters and validation score.
+
+    Raises:
+        AutoMLInputError: ``trial_id`` is not a member of this model.
+    """
+    from sklearn.pipeline import Pipeline
+
+    estimator = model[-1] if hasattr(model, "steps") else model
+    members = dict(getattr(estimator, "estimators", None) or [])
+    member = members.get(f"trial_{int(trial_id)}")
+    entry = next((m for m in card.get("members") or [] if int(m.get("trial_id", -1)) == int(trial_id)), None)
+    if member is None or entry is None:
+        raise AutoMLInputError(f"Trial {trial_id} is not a member of this ensemble",
+                               f"choose one of {', '.join(str(m.get('trial_id')) for m in card.get('members') or [])}")
+    steps = list(member.steps) if hasattr(member, "steps") else [("model", member)]
+    pipeline = Pipeline([*model.steps[:-1], *steps]) if hasattr(model, "steps") else Pipeline(steps)
+    validation = {**(card.get("validation") or {}), "score": entry.get("validation_score")}
+    return pipeline, {**card, "members": [], "best_model": entry.get("family"), "best_trial_id": int(trial_id),
+                      "hyperparameters": entry.get("hyperparameters") or {}, "validation": validation}
+
+
 def _import_order(line: str) -> tuple[int, str]:
     return (0 if line.startswith("import ") else 1, line)
 

@@ -12,7 +12,7 @@ Role rules, applied in this order (the reason on each :class:`ColumnInfo` says w
    ``Jan 1 2000``, ``2019-03-23 20:21:09``), or with mixed formats when the values hold digits;
    or integers that are all valid 8-digit ``yyyymmdd`` dates (e.g. 19580329, format ``%Y%m%d``).
 5. Numbers: ID when integer-valued, >= 20 values, all unique, and either the name looks like an id
-   (``id``, ``*_id``, ``PassengerId``, ``userID``) or the values are consecutive (max - min + 1 <=
+   (``id``, ``*_id``, ``PassengerId``, ``userID``, ``PID``) or the values are consecutive (max - min + 1 <=
    1.01 x count, like a row number) and the name does not mention year/date/time. An integer column
    named like an id that is not unique is a code: CATEGORICAL (<= 25 levels) or HIGH_CARDINALITY.
    Everything else numeric is NUMERIC.
@@ -52,6 +52,7 @@ DATE_FORMATS = (
 )
 _ID_NAME = re.compile(r"^id$|(^|[_\s.\-])id$|^id[_\s.\-]", re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z0-9]I[dD]$")  # PassengerId, userID; case-sensitive so "paid" is no id
+_ABBREVIATED_ID = re.compile(r"^[A-Z]ID$")  # PID (a parcel id), UID, SID; one capital so "PAID" is no id
 _TIME_NAME = re.compile(r"year|date|time|month|day|week|hour", re.IGNORECASE)
 
 
@@ -149,6 +150,11 @@ def infer_roles(
             continue
         s = df.iloc[:, i]
         role, reason, fmt = _infer_one(name, s)
+        n_missing = int(s.isna().sum())
+        if n_missing and role is not Role.EMPTY:  # the counts above are of the non-missing rows: say so
+            tokens = (report.missing_tokens if report else {}).get(name, {})
+            disguised = ", ".join(f"{t!r} x{k:,}" for t, k in tokens.items())
+            reason += f"; {n_missing:,} missing ({n_missing / len(s):.0%}{', ' + disguised if disguised else ''})"
         overridden = name in overrides
         if overridden:
             new_role = _parse_role(overrides[name], name)
@@ -157,7 +163,7 @@ def infer_roles(
                 fmt = _date_format(s)
             role, fmt = new_role, fmt if new_role is Role.DATETIME else None
         infos.append(ColumnInfo(
-            name=name, role=role, dtype=str(s.dtype), n_missing=int(s.isna().sum()),
+            name=name, role=role, dtype=str(s.dtype), n_missing=n_missing,
             n_unique=int(s.nunique(dropna=True)), reason=reason,
             missing_tokens=dict((report.missing_tokens if report else {}).get(name, {})),
             datetime_format=fmt, overridden=overridden,
@@ -243,7 +249,7 @@ def _numeric_role(name: str, values: pd.Series, n_unique: int) -> tuple[Role, st
         return Role.DATETIME, "integers that are all valid yyyymmdd dates (e.g. " f"{int(values.iloc[0])})", "%Y%m%d"
     if integral and n_values >= MIN_ROWS_FOR_ID:
         unique_share = n_unique / n_values
-        if _ID_NAME.search(name) or _CAMEL_ID.search(name):
+        if _ID_NAME.search(name) or _CAMEL_ID.search(name) or _ABBREVIATED_ID.search(name):
             if unique_share >= 0.95:
                 return Role.ID, f"named like an id and {unique_share:.0%} of {n_values:,} values are unique", None
             role = Role.CATEGORICAL if n_unique <= MAX_CATEGORICAL_LEVELS else Role.HIGH_CARDINALITY

@@ -6,7 +6,7 @@ written to the store.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,8 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     if validation_data is not None:
         X_valid, y_valid = _labelled(load_table(validation_data, "validation"), target, X.columns,
                                      classes, task, "validation", notes)
-    # Roles come from the cleaned values; the search gets the raw frame, because the saved pipeline
-    # must clean raw files itself at prediction time.
-    cleaned, report = clean_frame(X)
-    columns = infer_roles(cleaned, overrides=dict(config.column_roles), exclude=(), target=target, report=report)
+    columns = _column_roles(df.drop(columns=[target, *[c for c in config.exclude_columns if c != target]]), X,
+                            config, target)
     if groups_col is not None:
         columns = [c for c in columns if c.name != groups_col]
     for c in columns:  # the featurizer parses every date column to UTC; a mix of offsets is worth saying
@@ -119,6 +117,26 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
     return Prepared(target, task, prepared.reason, X.reset_index(drop=True), y, classes,
                     prepared.positive_class, columns, notes, X_valid, y_valid, X_test, y_test, groups, fingerprint,
                     resolve_metric(config.metric, task))
+
+
+def _column_roles(whole: pd.DataFrame, X: pd.DataFrame, config: AutoMLConfig, target: str) -> list[ColumnInfo]:
+    """Each feature's role, decided on the whole table as the Data page showed it; counts from the training rows.
+
+    Deciding on the training rows alone contradicted the Data page: after a test split a row number
+    (1..2930) is no longer consecutive, so it became a numeric feature that the guardrail did not flag.
+    Roles come from the cleaned values; the search gets the raw frame, because the saved pipeline
+    must clean raw files itself at prediction time.
+    """
+    cleaned, report = clean_frame(X)
+    if len(whole) == len(X):
+        return infer_roles(cleaned, overrides=dict(config.column_roles), target=target, report=report)
+    decided = {c.name: c for c in infer_roles(clean_frame(whole)[0], overrides=dict(config.column_roles))}
+    columns = []
+    for i, name in enumerate(map(str, cleaned.columns)):
+        s, seen = cleaned.iloc[:, i], decided[name]
+        columns.append(replace(seen, dtype=str(s.dtype), n_missing=int(s.isna().sum()), n_unique=int(s.nunique()),
+                               missing_tokens=dict(report.missing_tokens.get(name, {}))))
+    return columns
 
 
 def _classes_left(classes: list[Any], y: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray,

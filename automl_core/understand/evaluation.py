@@ -234,8 +234,18 @@ class Interval:
     n_resamples: int
 
     def words(self, metric: str) -> str:
-        return (f"{metric} {self.score:.4f}, 95 % interval [{self.low:.4f}, {self.high:.4f}] "
-                f"over {self.n_resamples:,} bootstrap resamples of {self.n_rows:,} rows")
+        size = abs(self.score)
+        return (f"{metric} {readable(self.score, size)}, 95 % interval [{readable(self.low, size)}, "
+                f"{readable(self.high, size)}] over {self.n_resamples:,} bootstrap resamples of {self.n_rows:,} rows")
+
+
+def readable(x: float, scale: float, *, sign: bool = False) -> str:
+    """``x`` with the decimals that give a number of size ``scale`` four significant digits:
+    22,308.66 -> '22,309' and 0.94123 -> '0.9412' (a house price's rmse needs no decimals)."""
+    if not np.isfinite(x):
+        return str(x)
+    decimals = max(0, 3 - int(np.floor(np.log10(scale)))) if scale and np.isfinite(scale) and scale > 0 else 4
+    return f"{x:{'+' if sign else ''},.{min(decimals, 8)}f}"
 
 
 def scorer(metric: Metric, task: Task, pos_index: int = 1) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -304,7 +314,9 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metr
     score_a, score_b = score(y, pred_a), score(y, pred_b)
     low, high = (np.quantile(diffs, [0.025, 0.975]) if len(diffs) else (np.nan, np.nan))
     difference = score_a - score_b
-    span = f"the difference {difference:+.4f} has a 95 % interval [{low:+.4f}, {high:+.4f}]"
+    size = max(abs(score_a), abs(score_b))
+    span = (f"the difference {readable(difference, size, sign=True)} has a 95 % interval "
+            f"[{readable(low, size, sign=True)}, {readable(high, size, sign=True)}]")
     if low > 0 or high < 0:
         a_wins = bool(low > 0) == metric.greater_is_better
         better, worse = (name_a, name_b) if a_wins else (name_b, name_a)
