@@ -9,7 +9,7 @@ from automl_core.errors import AutoMLInputError
 from studio import live
 from studio.charts import best_score_chart
 from studio.downloads import model_downloads
-from studio.jobs import spec_from_experiment
+from studio.jobs import resume_plan, spec_from_experiment
 from studio.nav import go, step_header
 from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, wizard
 from studio.safe import md, show_error
@@ -148,14 +148,7 @@ def _resume(exp: dict[str, Any]) -> None:
     """Offer Resume for an interrupted run: the same experiment continues with the remaining budget."""
     st.warning("The server stopped while this experiment was running; its finished trials are kept.",
                icon=":material/warning:")
-    cfg = exp.get("config") or {}
-    used = live.consumed(exp, get_store().trials(exp["experiment_id"]))
-    changes: dict[str, Any] = {}
-    if cfg.get("time_budget"):
-        changes["time_budget"] = max(30.0, float(cfg["time_budget"]) - used)
-    if cfg.get("max_trials"):
-        changes["max_trials"] = max(1, int(cfg["max_trials"]) - int(exp.get("n_trials") or 0))
-    left = f"{changes['time_budget']:.0f} s" if "time_budget" in changes else f"{changes.get('max_trials')} trials"
+    changes, left = resume_plan(exp, get_store().trials(exp["experiment_id"]))
     if st.button(f"Resume with the remaining budget ({left})", key="resume_training", type="primary",
                  icon=":material/replay:"):
         try:

@@ -80,6 +80,28 @@ def spec_from_experiment(exp: dict[str, Any], **changes: Any) -> JobSpec:
     return JobSpec(**fields)
 
 
+#: A resumed run gets at least this many seconds, however little of its budget was left.
+MIN_RESUME_SECONDS = 30.0
+
+
+def resume_plan(exp: dict[str, Any], trials: Any) -> tuple[dict[str, Any], str]:
+    """What Resume continues an interrupted experiment with: the budget it had not used yet.
+
+    Returns (config changes for :func:`spec_from_experiment`, the remaining budget in words).
+    The time used is the search's clock at its last finished trial; a trial count continues from
+    the trials already finished.
+    """
+    cfg = exp.get("config") or {}
+    used = 0.0 if trials.empty or trials["finished_at"].isna().all() else float(trials["finished_at"].max())
+    changes: dict[str, Any] = {}
+    if cfg.get("time_budget"):
+        changes["time_budget"] = max(MIN_RESUME_SECONDS, float(cfg["time_budget"]) - used)
+    if cfg.get("max_trials"):
+        changes["max_trials"] = max(1, int(cfg["max_trials"]) - int(exp.get("n_trials") or 0))
+    left = f"{changes['time_budget']:.0f} s" if "time_budget" in changes else f"{changes.get('max_trials')} trials"
+    return changes, left
+
+
 #: How many experiments train at once; the rest wait in line. Each uses every core, so on a small
 #: machine more than two only slow each other down (and the pages).
 MAX_CONCURRENT_ENV = "AUTOML_MAX_CONCURRENT_EXPERIMENTS"

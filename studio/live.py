@@ -227,13 +227,6 @@ def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
                          "event": [describe_event(k, p, t) for k, p, t in zip(ev["kind"], ev["payload"], ev["trial_id"])]})
 
 
-def consumed(exp: dict[str, Any], trials: pd.DataFrame) -> float:
-    """Seconds of search an interrupted run already used (its last finished trial), for Resume."""
-    if trials.empty or trials["finished_at"].isna().all():
-        return 0.0
-    return float(trials["finished_at"].max())
-
-
 def no_guardrails_text(exp: dict[str, Any]) -> str:
     """What the guardrails area says when an experiment has none stored, by its state and task."""
     if exp.get("task") == "forecasting":

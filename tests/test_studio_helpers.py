@@ -138,3 +138,15 @@ def test_after_the_search_the_live_view_names_the_stage_with_its_own_time_left()
     # the progress ticks drive the bar, not the list of recent events
     lines = live.events_frame(_events(done, now).assign(elapsed=0.0, trial_id=None))["event"].tolist()
     assert lines[0].startswith("Explained in 3 s: weighted member SHAP") and not any("SHAP values of" in e for e in lines)
+
+
+def test_resume_continues_with_what_the_run_had_not_used() -> None:
+    from studio.jobs import MIN_RESUME_SECONDS, resume_plan
+
+    trials = pd.DataFrame({"finished_at": [3.0, 12.5, None]})
+    assert resume_plan({"config": {"time_budget": 60.0}}, trials) == ({"time_budget": 47.5}, "48 s")
+    # a run interrupted near its end still gets a useful amount of time
+    assert resume_plan({"config": {"time_budget": 20.0}}, trials)[0] == {"time_budget": MIN_RESUME_SECONDS}
+    # a trial count continues from the trials already finished; nothing finished: the whole budget
+    assert resume_plan({"config": {"max_trials": 10}, "n_trials": 4}, trials) == ({"max_trials": 6}, "6 trials")
+    assert resume_plan({"config": {"time_budget": 60.0}}, pd.DataFrame({"finished_at": []}))[0] == {"time_budget": 60.0}
