@@ -103,7 +103,7 @@ def main() -> None:
     if card.get("task") == "forecasting":  # the next horizon after the latest data, per series
         forecast_view.forecast_predict(files["model"], lambda path, mtime: (model, card))
         st.caption("ONNX export and generated training code are for table models. A forecaster is a dict of "
-                   "statsforecast / mlforecast objects: `joblib.load(\"model.joblib\")[\"usage\"]` says how to "
+                   "statsforecast / mlforecast objects (load model.joblib with joblib): its `usage` entry says how to "
                    "forecast with them by hand, or run `python -m automl_core predict --model model.joblib DATA`.")
         return
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])

@@ -44,9 +44,9 @@ def measured_rate(trials: list[pd.DataFrame]) -> tuple[float, int] | None:
 def trials_hint(budget_seconds: float, rate: tuple[float, int] | None) -> str:
     """What Configure says about how many trials fit in ``budget_seconds``."""
     if rate is None:
-        return ("How many models fit depends on their kinds (a linear model takes a fraction of a second, "
-                "a large boosted one many); the Train page counts them live, and the next run here is estimated "
-                "from this one's speed.")
+        return (f"How many models fit in {budget_seconds:,.0f} s depends on their kinds (a linear model takes a "
+                "fraction of a second, a large boosted one many); the Train page counts them live, and the next "
+                "run here is estimated from this one's speed.")
     per_second, runs = rate
     n = max(1, round(per_second * budget_seconds * _SEARCH_SHARE))
     return (f"≈ {n:,} trials fit in {budget_seconds:,.0f} s, at the speed of {runs} earlier run(s) on this "

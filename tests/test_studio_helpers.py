@@ -95,6 +95,7 @@ def test_estimates_are_sane() -> None:
     assert rate is not None and rate[0] == pytest.approx(3.0) and rate[1] == 2
     assert trials_hint(30, rate).startswith("≈ 76 trials fit in 30 s") and "2 earlier run(s)" in trials_hint(30, rate)
     assert measured_rate([]) is None and "≈" not in trials_hint(30, None)  # no measurement: no number
+    assert "fit in 30 s" in trials_hint(30, None)  # but the budget it was asked about
 
 
 def test_forecast_windows_default_to_the_engines_choice():
