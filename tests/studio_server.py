@@ -168,7 +168,8 @@ def _configure(page, budget: int) -> None:
 def press_start(page) -> str:
     """Press Start on the Configure step; returns the new experiment's id once the Train page shows."""
     page.locator(".st-key-start_training button").click()
-    page.wait_for_url("**/train?experiment=*", timeout=60_000)
+    # the URL also carries the wizard's choices: the experiment parameter may sit anywhere in it
+    page.wait_for_url(lambda url: "/train?" in url and "experiment=" in url, timeout=60_000)
     return page.url.split("experiment=")[1].split("&")[0]
 
 
