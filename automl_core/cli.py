@@ -21,8 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m automl_core", description="AutoML Studio's engine.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="search for the best model and save it")
-    train.add_argument("data", help="training table: CSV, TSV, Parquet, Excel or JSON lines")
-    train.add_argument("--target", required=True, help="the column to predict")
+    train.add_argument("data", help="training table: CSV, TSV, Parquet, Excel or JSON lines; for "
+                       "image_classification a .zip or folder of images (one sub-folder per class, or labels.csv)")
+    train.add_argument("--target", help="the column to predict (not for image_classification)")
     train.add_argument("--task", default="auto", choices=TASKS)
     train.add_argument("--metric", default="auto")
     train.add_argument("--time-budget", type=float, default=60.0, help="seconds for the whole run (default 60)")
@@ -138,6 +139,11 @@ def _train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     config = _config(args)
+    if config.task == "image_classification":
+        from .images.cli import train_images
+        return train_images(args, config, start)
+    if not args.target:
+        raise AutoMLInputError("No target column given", "name the column to predict with --target COL")
     for path in (args.data, args.test_data, args.validation_data):
         if path and not Path(path).exists():
             raise AutoMLInputError(f"The file '{path}' does not exist", "check the path")

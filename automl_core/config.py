@@ -12,7 +12,7 @@ from typing import Any
 from .errors import AutoMLInputError
 
 #: The one list of tasks: the CLI's choices and the Task page's select box are this tuple.
-TASKS = ("auto", "binary", "multiclass", "regression", "forecasting")
+TASKS = ("auto", "binary", "multiclass", "regression", "forecasting", "image_classification")
 VALIDATIONS = ("auto", "cv", "holdout")
 FEATURIZATIONS = ("auto", "off")
 AGGREGATIONS = ("auto", "mean", "sum", "error")

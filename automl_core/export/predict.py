@@ -162,6 +162,11 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
         ok, why = supported(model)
         if not ok:
             raise AutoMLInputError(why[0].upper() + why[1:], "leave out --top-k for this model")
+    if card.get("task") == "image_classification":  # a zip or folder of images, one row per image
+        from ..images.run import default_cache_dir, predict_images
+        result = predict_images(model, data, cache_dir=default_cache_dir())
+        safe_csv(result).to_csv(out_path, index=False)
+        return len(result)
     df = read_table(data)
     if card.get("task") != "forecasting":  # forecasts check their rows themselves (time, series)
         report = check_input(df, model, card)

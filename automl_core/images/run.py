@@ -1,0 +1,188 @@
+"""Image classification through the tables' search: images -> a feature matrix -> the one search loop.
+
+The images are featurized once (pretrained CNN features and/or raw pixels, see ``extract``), and the
+matrix goes through ``run_experiment`` like any table: the same search loop, heads (logistic
+regression, LightGBM, kNN by default), ensembles, store records, progress lines and leaderboard. No
+second loop, no new scheduler: a head is a table model family over the image features.
+
+The saved model is a dict that loads with joblib in a Python without this repository: the fitted
+scikit-learn ``pipeline`` over the feature columns, the feature ``spec``, and ``featurizer_code`` (the
+source of ``extract.py``, which imports only numpy, pandas, Pillow and torch); its ``usage`` key says how
+to score images by hand.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import AutoMLInputError
+from . import extract
+from .reader import ImageSet, read_images
+
+FORMAT = "automl-studio-image-model/1"
+TARGET = "label"
+HEADS = ("linear", "lightgbm", "knn")          # the table families that make good heads on image features
+SMALL_SIDE = 64                                # images at most this size (median side) get the pixel tier
+CNN_SHARE = 0.4                                # the CNN may take at most this share of the time budget
+PROBE = 8                                      # images timed to estimate the CNN's cost
+USAGE = ("import joblib, pathlib; m = joblib.load('model.joblib'); ns = {}; exec(m['featurizer_code'], ns); "
+         "X = ns['featurize']([pathlib.Path(p).read_bytes() for p in paths], m['spec']); "
+         "m['pipeline'].predict(X)  # or predict_proba(X), columns in m['classes'] order")
+
+
+@dataclass
+class ImageOutcome:
+    experiment_id: str
+    status: str
+    automl: Any
+    model_path: Path | None
+    images: ImageSet
+    spec: dict[str, Any]
+    featurize_seconds: float
+    images_per_second: float | None    # CNN throughput on the images not in the cache, None when not used
+
+
+def default_cache_dir() -> str:
+    """Where CNN features are cached by image hash: ``$AUTOML_IMAGE_CACHE``, else ~/.cache/automl-studio."""
+    return os.environ.get("AUTOML_IMAGE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "automl-studio", "image-features")
+
+
+def choose_spec(images: ImageSet, time_budget: float | None, *, cache_dir: str | None,
+                cnn: bool | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The feature blocks for this set, with notes saying why.
+
+    Small images (median side <= :data:`SMALL_SIDE`) get raw pixels at their own size (at most 32 px).
+    The CNN is used unless its measured cost on uncached images would exceed :data:`CNN_SHARE` of the
+    budget (``cnn`` True / False forces it)."""
+    side = median(max(w, h) for w, h in images.sizes)
+    gray = sum(images.grayscale) >= len(images.grayscale) / 2
+    spec: dict[str, Any] = {"pixel_size": None, "pixel_mode": "L" if gray else "RGB", "cnn": False,
+                            "cnn_size": 224, "flip": True}
+    notes = []
+    if side <= SMALL_SIDE:
+        spec["pixel_size"] = int(min(32, max(8, side))) if gray else int(min(16, max(8, side)))
+        notes.append(f"small images (median side {side:g} px): raw {spec['pixel_mode']} pixels at "
+                     f"{spec['pixel_size']} x {spec['pixel_size']}")
+    if side <= SMALL_SIDE:
+        spec["cnn_size"] = 64 if side <= 32 else 128  # the CNN's cost grows with the square of the size
+    if cnn is None:
+        seconds = _cnn_seconds(images, spec, cache_dir)
+        cnn = time_budget is None or seconds <= CNN_SHARE * time_budget or spec["pixel_size"] is None
+        if not cnn:
+            notes.append(f"pretrained CNN features left out: about {seconds:.0f} s for the images not in the cache, "
+                         f"more than {CNN_SHARE:.0%} of the {time_budget:g} s budget (a longer budget includes them)")
+    spec["cnn"] = bool(cnn)
+    if cnn:
+        notes.append(f"EfficientNet-Lite0 ImageNet features at {spec['cnn_size']} px, averaged with the flipped image")
+    return spec, notes
+
+
+def uncached_images(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) -> list[bytes]:
+    """The images whose CNN features (at this spec) are not in the cache yet."""
+    tag = extract.cache_tag(spec["cnn_size"], spec["flip"])
+    return [c for c, h in zip(images.contents, images.hashes)
+            if not (cache_dir and os.path.exists(extract.cache_path(cache_dir, tag, h) or ""))]
+
+
+def _cnn_seconds(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) -> float:
+    """Seconds the CNN would take on the images it has not seen, timed on a few of them."""
+    todo = uncached_images(images, spec, cache_dir)
+    if not todo:
+        return 0.0
+    extract._model()  # loading the weights is not the per-image cost
+    start = time.perf_counter()
+    extract.cnn_features(todo[:PROBE], spec["cnn_size"], spec["flip"], cache_dir=cache_dir)
+    return (time.perf_counter() - start) / min(PROBE, len(todo)) * max(0, len(todo) - PROBE)
+
+
+def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,
+                progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """The feature matrix with the label column last."""
+    X = extract.featurize(images.contents, spec, cache_dir=cache_dir, progress=progress)
+    X[TARGET] = images.labels
+    return X
+
+
+def fit_images(store: Any, source: str | Path, config: Any, *, name: str | None = None,
+               callbacks: Iterable[Callable] = (), stop_event: threading.Event | None = None,
+               out_dir: str | Path | None = None, cache_dir: str | None = None, cnn: bool | None = None,
+               dataset_id: str | None = None) -> ImageOutcome:
+    """Read ``source``, featurize, search heads with the tables' loop, save the image model.
+
+    ``config`` is an ``AutoMLConfig`` with ``task="image_classification"``; its time budget covers the
+    featurization too. Raises AutoMLInputError for bad input."""
+    from ..experiment import run_experiment
+    from ..export.artifacts import save_model
+    start = time.perf_counter()
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    images = read_images(source)
+    spec, notes = choose_spec(images, config.time_budget, cache_dir=cache_dir, cnn=cnn)
+    uncached = len(uncached_images(images, spec, cache_dir)) if spec["cnn"] else 0
+    cnn_start = time.perf_counter()
+    table = image_table(images, spec, cache_dir)
+    featurize_seconds = time.perf_counter() - start
+    rate = uncached / (time.perf_counter() - cnn_start) if uncached else None
+    budget = config.time_budget
+    if budget is not None:
+        left = budget - featurize_seconds
+        if left < 10:
+            raise AutoMLInputError(f"Featurizing the images took {featurize_seconds:.0f} s of the {budget:g} s budget, "
+                                   "leaving too little to train",
+                                   "raise --time-budget (features are cached: the next run is faster)")
+        budget = left
+    n_classes = len(images.classes)
+    changes: dict[str, Any] = {"task": "binary" if n_classes == 2 else "multiclass", "time_budget": budget}
+    if config.allowed_models is None:
+        changes["allowed_models"] = tuple(h for h in HEADS if h not in config.blocked_models)
+    table_config = config.with_changes(**changes)
+    outcome = run_experiment(store, table, TARGET, table_config, name=name or f"images: {Path(source).name}",
+                             callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id)
+    if outcome.status == "failed":
+        raise AutoMLInputError(outcome.error.rstrip("."), "")
+    automl = outcome.automl
+    automl.card_["notes"] = [images.summary(), *notes, *automl.card_.get("notes", [])]
+    bundle, card = make_bundle(automl.model_, automl.card_, spec, images, config)
+    model_path, _ = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
+    if out_dir is not None:
+        model_path, _ = save_model(bundle, card, out_dir)
+    return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
+                        featurize_seconds, rate)
+
+
+def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any], images: ImageSet,
+                config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The saved image model (a plain dict) and its card."""
+    classes = [str(c) for c in getattr(pipeline, "classes_", table_card.get("classes") or [])]
+    bundle = {"format": FORMAT, "task": "image_classification", "spec": dict(spec), "pipeline": pipeline,
+              "classes": classes, "featurizer_code": inspect.getsource(extract), "usage": USAGE}
+    card = {**table_card, "format": FORMAT, "task": "image_classification", "head_task": table_card.get("task"),
+            "target": TARGET, "image": {"spec": spec, "n_images": len(images.names), "dropped": images.dropped,
+                                        "layout": images.layout,
+                                        "class_counts": pd.Series(images.labels).value_counts().to_dict()},
+            "config": {**table_card.get("config", {}), "task": "image_classification",
+                       "time_budget": config.time_budget}, "usage": USAGE}
+    card.pop("profile", None)  # drift checks of feature columns mean nothing to a person scoring images
+    return bundle, card
+
+
+def predict_images(bundle: dict[str, Any], source: str | Path, *, cache_dir: str | None = None) -> pd.DataFrame:
+    """One row per image in ``source`` (zip or folder): image_path, prediction, proba_<class>."""
+    images = read_images(source, labelled=False)
+    X = extract.featurize(images.contents, bundle["spec"], cache_dir=cache_dir)
+    pipeline = bundle["pipeline"]
+    proba = np.asarray(pipeline.predict_proba(X))
+    classes = [str(c) for c in pipeline.classes_]
+    out = pd.DataFrame({"image_path": images.names, "prediction": [classes[i] for i in proba.argmax(axis=1)]})
+    for j, c in enumerate(classes):
+        out[f"proba_{c}"] = proba[:, j]
+    return out
