@@ -48,13 +48,16 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                    name: str | None = None, dataset_id: str | None = None,
                    callbacks: Iterable[Callable[[Event], None]] = (),
                    stop_event: threading.Event | None = None, out_dir: str | Path | None = None,
-                   experiment_id: str | None = None, resume: bool = False) -> ExperimentOutcome:
+                   experiment_id: str | None = None, resume: bool = False,
+                   data_checks: bool = True) -> ExperimentOutcome:
     """Prepare, create the experiment record, search, save the model; the store sees every trial.
 
     Raises AutoMLInputError for bad input, before anything is written. ``experiment_id`` continues a
     record created earlier (the studio creates it when the job is queued). With ``resume`` the record's
     finished trials are kept, numbering continues after them, and the search starts from the best
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
+    ``data_checks=False`` skips the table guardrails and explanations (image features: per-column leakage
+    probes and SHAP over a thousand pixel / CNN columns cost minutes and tell a person nothing).
     """
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
     callbacks = list(callbacks)  # used twice: the search and the explaining stage
@@ -70,7 +73,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
     # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.
-    checks = DataChecks(store, experiment_id, prepared, config, metric) if prepared.task is not Task.FORECASTING else None
+    checks = (DataChecks(store, experiment_id, prepared, config, metric)
+              if data_checks and prepared.task is not Task.FORECASTING else None)
     automl = AutoML(config=config)
     try:
         automl.fit(None, target, prepared=prepared,

@@ -62,6 +62,12 @@ class ImageSet:
     def classes(self) -> list[str]:
         return sorted(set(self.labels))
 
+    def subset(self, rows: list[int]) -> "ImageSet":
+        """These images only (a train / test split), with no drop counts."""
+        return ImageSet([self.names[i] for i in rows], [self.contents[i] for i in rows],
+                        [self.hashes[i] for i in rows], [self.labels[i] for i in rows],
+                        [self.sizes[i] for i in rows], [self.grayscale[i] for i in rows], layout=self.layout)
+
     def summary(self) -> str:
         """One line: images kept per class count and what was dropped, with reasons."""
         kept = f"{len(self.names):,} images in {len(self.classes)} classes ({self.layout})"

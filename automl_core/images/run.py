@@ -99,7 +99,7 @@ def _cnn_seconds(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) 
     todo = uncached_images(images, spec, cache_dir)
     if not todo:
         return 0.0
-    extract._model()  # loading the weights is not the per-image cost
+    extract.cnn_features(todo[:1], spec["cnn_size"], spec["flip"])  # loading the weights, first-call set-up
     start = time.perf_counter()
     extract.cnn_features(todo[:PROBE], spec["cnn_size"], spec["flip"], cache_dir=cache_dir)
     return (time.perf_counter() - start) / min(PROBE, len(todo)) * max(0, len(todo) - PROBE)
@@ -113,7 +113,7 @@ def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,
     return X
 
 
-def fit_images(store: Any, source: str | Path, config: Any, *, name: str | None = None,
+def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: str | None = None,
                callbacks: Iterable[Callable] = (), stop_event: threading.Event | None = None,
                out_dir: str | Path | None = None, cache_dir: str | None = None, cnn: bool | None = None,
                dataset_id: str | None = None) -> ImageOutcome:
@@ -125,7 +125,7 @@ def fit_images(store: Any, source: str | Path, config: Any, *, name: str | None 
     from ..export.artifacts import save_model
     start = time.perf_counter()
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-    images = read_images(source)
+    images = source if isinstance(source, ImageSet) else read_images(source)
     spec, notes = choose_spec(images, config.time_budget, cache_dir=cache_dir, cnn=cnn)
     uncached = len(uncached_images(images, spec, cache_dir)) if spec["cnn"] else 0
     cnn_start = time.perf_counter()
@@ -145,8 +145,9 @@ def fit_images(store: Any, source: str | Path, config: Any, *, name: str | None 
     if config.allowed_models is None:
         changes["allowed_models"] = tuple(h for h in HEADS if h not in config.blocked_models)
     table_config = config.with_changes(**changes)
-    outcome = run_experiment(store, table, TARGET, table_config, name=name or f"images: {Path(source).name}",
-                             callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id)
+    outcome = run_experiment(store, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
+                             callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
+                             data_checks=False)
     if outcome.status == "failed":
         raise AutoMLInputError(outcome.error.rstrip("."), "")
     automl = outcome.automl
@@ -175,9 +176,10 @@ def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any],
     return bundle, card
 
 
-def predict_images(bundle: dict[str, Any], source: str | Path, *, cache_dir: str | None = None) -> pd.DataFrame:
-    """One row per image in ``source`` (zip or folder): image_path, prediction, proba_<class>."""
-    images = read_images(source, labelled=False)
+def predict_images(bundle: dict[str, Any], source: str | Path | ImageSet, *,
+                   cache_dir: str | None = None) -> pd.DataFrame:
+    """One row per image in ``source`` (zip, folder or read set): image_path, prediction, proba_<class>."""
+    images = source if isinstance(source, ImageSet) else read_images(source, labelled=False)
     X = extract.featurize(images.contents, bundle["spec"], cache_dir=cache_dir)
     pipeline = bundle["pipeline"]
     proba = np.asarray(pipeline.predict_proba(X))
