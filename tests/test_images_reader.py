@@ -114,3 +114,12 @@ def test_one_class_or_nothing_readable_is_a_clear_error(tmp_path: Path) -> None:
         read_images(tmp_path)
     with pytest.raises(AutoMLInputError, match="does not exist"):
         read_images(tmp_path / "nowhere")
+
+
+def test_cli_refuses_table_options_for_images_and_a_table_without_target(tmp_path: Path, capsys) -> None:
+    from automl_core.cli import main
+    assert main(["train", str(tmp_path), "--task", "image_classification", "--target", "y"]) == 2
+    assert "--target do(es) not apply to image_classification" in capsys.readouterr().err
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    assert main(["train", str(tmp_path / "t.csv")]) == 2
+    assert "No target column given" in capsys.readouterr().err
