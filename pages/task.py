@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from automl_core.config import TASKS
+from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings
@@ -115,7 +115,7 @@ def main() -> None:
             return
     bound("task", "auto")
     task = remember("task", st.selectbox(
-        "Kind of prediction (task)", TASKS, key="task",
+        "Kind of prediction (task)", [t for t in TASKS if t not in IMAGE_TASKS], key="task",
         format_func=lambda t: f"Auto-detect: {TASK_WORDS[detected['task']]}" if t == "auto" else TASK_WORDS[t]))
     st.info(f"Detected **{detected['task']}** because {md(detected['reason'])}.", icon=":material/auto_awesome:")
     if task == "forecasting":

@@ -66,7 +66,7 @@ def test_train_and_predict_images_without_network(tmp_path: Path, no_network, mo
         (train / photo.parent.name).mkdir(parents=True, exist_ok=True)
         (train / photo.parent.name / photo.name).write_bytes(photo.read_bytes())
     out = tmp_path / "model"
-    assert main(["train", str(train), "--task", "image_classification", "--time-budget", "60", "--max-trials", "6",
+    assert main(["train", str(train), "--task", "image_classification", "--time-budget", "900", "--max-trials", "4",
                  "--store", str(tmp_path / "s.duckdb"), "--out", str(out), "--json", "--quiet"]) == 0
     card = json.loads((out / "model.json").read_text())
     assert card["task"] == "image_classification" and card["image"]["spec"]["cnn"] is True

@@ -123,3 +123,11 @@ def test_cli_refuses_table_options_for_images_and_a_table_without_target(tmp_pat
     (tmp_path / "t.csv").write_text("a,b\n1,2\n")
     assert main(["train", str(tmp_path / "t.csv")]) == 2
     assert "No target column given" in capsys.readouterr().err
+
+
+def test_a_table_with_the_image_task_says_where_images_go() -> None:
+    import pandas as pd
+    from automl_core import AutoML
+    with pytest.raises(AutoMLInputError, match="learns from a set of images, not from a table"):
+        AutoML(task="image_classification", time_budget=5).fit(pd.DataFrame({"a": [1, 2] * 10, "y": [0, 1] * 10}),
+                                                                target="y")

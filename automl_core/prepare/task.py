@@ -272,6 +272,10 @@ def _parse_task(task: Task | str) -> Task | None:
     text = str(task).strip().lower()
     if text == "auto":
         return None
+    if text == "image_classification":
+        raise AutoMLInputError("The task image_classification learns from a set of images, not from a table",
+                               "run `python -m automl_core train IMAGES.zip|DIR --task image_classification` "
+                               "(automl_core.images.run.fit_images in Python)")
     try:
         chosen = Task(text)
     except ValueError:
