@@ -305,3 +305,12 @@ def test_short_low_frequency_reads_the_frequency_and_the_typical_length(shared):
     assert not choice.short_low_frequency(data.freq, lengths * 2)               # yearly but long
     assert not choice.short_low_frequency("MS", lengths)                        # monthly
     assert choice.short_low_frequency("QS", lengths) and not choice.short_low_frequency("nonsense", lengths)
+
+
+def test_default_choice_weights_caruanas_members_equally():
+    from automl_core.forecast import choice
+    base = pd.DataFrame({"unique_id": "s", "fold": 0, "step": [1, 2], "y": [10.0, 10.0], "scale": 1.0})
+    frames = {1: base.assign(yhat=11.5), 2: base.assign(yhat=7.0), 3: base.assign(yhat=20.0)}
+    assert choice.caruana(frames, "mae", greater=False) == pytest.approx({1: 2 / 3, 2: 1 / 3})
+    fams = {1: "lgbm_lags", 2: "auto_ets", 3: "naive"}
+    assert choice.choose(frames, fams, "mae", False, choice.DEFAULT) == pytest.approx({1: 0.5, 2: 0.5})
