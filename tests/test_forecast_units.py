@@ -13,7 +13,8 @@ from automl_core.errors import AutoMLInputError
 from automl_core.forecast import features
 from automl_core.forecast import accuracy
 from automl_core.forecast import series
-from automl_core.forecast.windows import Folds, default_folds, ensemble_weights, min_history, split
+from automl_core.forecast.choice import caruana as ensemble_weights
+from automl_core.forecast.windows import Folds, default_folds, min_history, split
 from shared_data import needs_data
 
 
@@ -273,3 +274,43 @@ def test_arima_validation_windows_reuse_the_models_fit_on_the_earliest_one(share
     assert set(once.models) == set(uids)                              # the series new to this window was fit
     assert later[["unique_id", "ds"]].equals(window.sort_values(["unique_id", "ds"])[["unique_id", "ds"]].reset_index(drop=True))
     assert np.isfinite(later["yhat"]).all()
+
+
+def _windows(errors: dict[int, list[float]]) -> dict[int, pd.DataFrame]:
+    """Scored frames of two series over four windows, each trial off by its error in every row of a window."""
+    rows = pd.DataFrame([(s, f, step) for s in ("a", "b") for f in range(4) for step in (1, 2)],
+                        columns=["unique_id", "fold", "step"]).assign(y=10.0, scale=1.0)
+    return {i: rows.assign(yhat=10.0 + np.array(e)[rows["fold"]]) for i, e in errors.items()}
+
+
+def test_choice_keeps_naive_on_short_low_frequency_series_unless_beaten_by_the_margin():
+    from automl_core.forecast import choice
+    rule = choice.Rule(prior=0.2)
+    margin = rule.prior
+    fams = {1: "naive", 2: "auto_ets"}
+    slightly = _windows({1: [1, 1, 1, 1], 2: [0.5, 0.5, 1 - margin / 2, 1 - margin / 2]})  # better, not by the margin
+    assert choice.choose(slightly, fams, "mase", False, rule, short=True) == {1: 1.0}
+    assert choice.choose(slightly, fams, "mase", False, rule, short=False) == {2: 1.0}
+    clearly = _windows({1: [1, 1, 1, 1], 2: [1, 1, 0.5, 0.5]})  # only the later windows count for the guard
+    assert choice.choose(clearly, fams, "mase", False, rule, short=True) == {2: 1.0}
+
+
+@needs_data
+def test_short_low_frequency_reads_the_frequency_and_the_typical_length(shared):
+    from automl_core.forecast import choice
+    data = series.prepare_forecast(pd.read_csv(shared / "healthexp.csv"), "Life_Expectancy",
+                                  config(time_column="Year", horizon=3, series_id=("Country",)))
+    lengths = data.panel.groupby("unique_id").size()
+    assert choice.short_low_frequency(data.freq, lengths)                       # yearly, ~50 points a country
+    assert not choice.short_low_frequency(data.freq, lengths * 2)               # yearly but long
+    assert not choice.short_low_frequency("MS", lengths)                        # monthly
+    assert choice.short_low_frequency("QS", lengths) and not choice.short_low_frequency("nonsense", lengths)
+
+
+def test_default_choice_weights_caruanas_members_equally():
+    from automl_core.forecast import choice
+    base = pd.DataFrame({"unique_id": "s", "fold": 0, "step": [1, 2], "y": [10.0, 10.0], "scale": 1.0})
+    frames = {1: base.assign(yhat=11.5), 2: base.assign(yhat=7.0), 3: base.assign(yhat=20.0)}
+    assert choice.caruana(frames, "mae", greater=False) == pytest.approx({1: 2 / 3, 2: 1 / 3})
+    fams = {1: "lgbm_lags", 2: "auto_ets", 3: "naive"}
+    assert choice.choose(frames, fams, "mae", False, choice.DEFAULT) == pytest.approx({1: 0.5, 2: 0.5})

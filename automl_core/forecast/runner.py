@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import warnings
+from dataclasses import replace
 from typing import Any, Iterable
 
 import joblib
@@ -22,13 +23,13 @@ from ..errors import AutoMLInputError
 from ..understand.predictions import Predictions
 from ..search.results import TrialResult
 from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search, start_pool
-from . import families
+from . import choice, families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
 from .accuracy import conformal_quantiles
 from .series import ForecastData
 from .portfolio import ForecastScheduler
-from .windows import Folds, TrialData, default_folds, ensemble_weights, load, min_history, refit, run_trial
+from .windows import Folds, TrialData, default_folds, load, min_history, refit, run_trial
 
 # statsforecast compiles its models with numba in every new worker; cached, that is paid once.
 os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
@@ -83,7 +84,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                 raise AutoMLInputError(f"No forecasting trial finished ({result.stopped_by})"
                                        f"{': ' + reasons if reasons else ''}",
                                        "give the search more time, or check the data")
-            best, members, weights = _choose(trials, scored, metric, cfg.ensembles, emit, clock)
+            best, members, weights = _choose(trials, scored, metric, cfg.ensembles, emit, clock, data)
             emit("refit_started", trial_id=best.trial_id, family=best.family)
             pool = result.pool
             if pool is not None and not pool.kills_hung_trials:  # a Dask cluster: the file is on this machine
@@ -138,32 +139,33 @@ def _reserve(trials: list[TrialResult], metric: Any) -> float:
 
 
 def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: Any, ensembles: bool,
-            emit: Emitter, clock: Clock) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
-    """The best trial, or an ensemble trial when blending the best ones scores better."""
+            emit: Emitter, clock: Clock, data: ForecastData | None = None
+            ) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
+    """The trial, or blend of trials, that ``choice.choose`` keeps (an ensemble trial for a blend)."""
     ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: metric.loss(t.score))
-    best = ok[0]
-    if ensembles and len(ok) >= 2:
-        top = {t.trial_id: scored[t.trial_id] for t in ok[:ENSEMBLE_TOP]}
-        weights = ensemble_weights(top, metric.name, metric.greater_is_better)
-        if len(weights) >= 2:
-            from .accuracy import score
-            blend = _blend(scored, None, weights)
-            metrics = score(blend)
-            value = metrics.get(metric.name)
-            if value is not None and metric.better(value, best.score):
-                by_id = {t.trial_id: t for t in ok}
-                trial_id = max(t.trial_id for t in trials) + 1
-                ids = list(weights)
-                note = " + ".join(f"{weights[i]:.2f} x #{i} {families.LABELS.get(by_id[i].family, by_id[i].family)}"
-                                  for i in ids)
-                result = TrialResult(trial_id, "ensemble", {"members": ids, "weights": [weights[i] for i in ids]},
-                                     "ok", value, metrics, sum(by_id[i].fit_seconds for i in ids), 0.0,
-                                     round(clock.elapsed(), 3), round(clock.elapsed(), 3), "", note)
-                trials.append(result)
-                emit("trial_finished", result, best_score=best.score)
-                emit("new_best", result, score=value, family="ensemble")
-                return result, [(by_id[i].family, by_id[i].params) for i in ids], weights
-    return best, [(best.family, best.params)], {best.trial_id: 1.0}
+    by_id = {t.trial_id: t for t in ok}
+    short = data is not None and choice.short_low_frequency(data.freq, data.panel.groupby("unique_id").size())
+    rule = choice.DEFAULT if ensembles else replace(choice.DEFAULT, top=1, comb=False)
+    weights = choice.choose({t.trial_id: scored[t.trial_id] for t in ok}, {t.trial_id: t.family for t in ok},
+                            metric.name, metric.greater_is_better, rule, short=short)
+    if len(weights) == 1:
+        best = by_id[next(iter(weights))]
+        if best is not ok[0] and data is not None:
+            data.notes.append(choice.simple_note(best.family, ok[0].family, short, rule))
+        return best, [(best.family, best.params)], {best.trial_id: 1.0}
+    from .accuracy import score
+    metrics = score(_blend(scored, None, weights))
+    value = metrics.get(metric.name)
+    trial_id = max(t.trial_id for t in trials) + 1
+    ids = list(weights)
+    note = " + ".join(f"{weights[i]:.2f} x #{i} {families.LABELS.get(by_id[i].family, by_id[i].family)}" for i in ids)
+    result = TrialResult(trial_id, "ensemble", {"members": ids, "weights": [weights[i] for i in ids]},
+                         "ok", value, metrics, sum(by_id[i].fit_seconds for i in ids), 0.0,
+                         round(clock.elapsed(), 3), round(clock.elapsed(), 3), "", note)
+    trials.append(result)
+    emit("trial_finished", result, best_score=ok[0].score)
+    emit("new_best", result, score=value, family="ensemble")
+    return result, [(by_id[i].family, by_id[i].params) for i in ids], weights
 
 
 def _validation_predictions(trials: list[TrialResult], scored: dict[int, pd.DataFrame], weights: dict[int, float],

@@ -192,31 +192,3 @@ def refit(path: str, members: list[tuple[str, dict[str, Any]]], threads: int, se
 
 def member_names(members: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [f"{family}#{i}" for i, (family, _) in enumerate(members)]
-
-
-def ensemble_weights(scored: dict[int, pd.DataFrame], metric: str, greater: bool, rounds: int = 12) -> dict[int, float]:
-    """Caruana's greedy selection with replacement over the trials' validation forecasts."""
-    ids = list(scored)
-    base = scored[ids[0]]
-    preds = {i: scored[i]["yhat"].to_numpy(float) for i in ids}
-    chosen: list[int] = []
-    current = np.zeros(len(base))
-    best_value = None
-    for _ in range(rounds):
-        trial_best = None
-        for i in ids:
-            blend = (current * len(chosen) + preds[i]) / (len(chosen) + 1)
-            value = score(base.assign(yhat=blend)).get(metric)
-            if value is None:
-                continue
-            if trial_best is None or (value > trial_best[1] if greater else value < trial_best[1]):
-                trial_best = (i, value)
-        if trial_best is None:
-            break
-        if best_value is not None and not (trial_best[1] > best_value if greater else trial_best[1] < best_value):
-            break
-        chosen.append(trial_best[0])
-        current = (current * (len(chosen) - 1) + preds[trial_best[0]]) / len(chosen)
-        best_value = trial_best[1]
-    counts = pd.Series(chosen).value_counts()
-    return {int(i): float(c / len(chosen)) for i, c in counts.items()}

@@ -1,0 +1,169 @@
+"""Which trial, or blend of trials, a forecasting run keeps: the choice rule, on the validation windows.
+
+A rule reads only the trials' rolling-origin forecasts (the scored frames of ``windows.evaluate``) and
+returns weights over trial ids; the kept forecast is their weighted sum. ``DEFAULT`` is the rule
+measured best (by average rank over sets, ``bench/replay_choice.py``); the other settings stay because
+the bench replays them against it.
+
+- ``top``: Caruana's greedy selection (with replacement) runs over the best ``top`` trials, and the blend
+  is kept only when it beats the best single trial on the validation windows.
+- ``comb``: the equal-weight mean of the statistical models (AutoETS, AutoTheta, AutoARIMA; the M4
+  "comb" idea) is one more candidate, kept when it scores better than the rule's pick.
+- ``shrink``: the blend's weights are moved this share of the way toward equal weights over its members.
+- ``recent``: only the latest share of the windows is read.
+- ``guard``: the simple model (the better of naive and seasonal naive) is kept unless the pick beats it
+  on the later half of the windows by this margin (0.1: a tenth lower error).
+- ``prior``: the same guard, with this margin, on short low-frequency series only (see ``short_low_frequency``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .accuracy import score
+
+SIMPLE = ("naive", "seasonal_naive")
+COMB = ("auto_ets", "auto_theta", "auto_arima")
+#: Series count as short when the typical one holds at most this many rows ...
+SHORT_ROWS = 60
+#: ... at a frequency of at most this many rows a year (yearly, quarterly).
+LOW_FREQUENCY_PER_YEAR = 4
+
+
+@dataclass(frozen=True)
+class Rule:
+    top: int = 6
+    comb: bool = False
+    shrink: float = 0.0
+    recent: float = 1.0
+    guard: float | None = None
+    prior: float | None = None
+
+
+#: The engine's rule: Caruana's members over the best six, weighted equally, kept when that blend beats
+#: the best single trial. Best average rank of the replayed rules on the shared sets, and better than
+#: the former rule (Caruana's own weights) on the independent ones it was not chosen on
+#: (bench/results/choice-*.md). No comb, guard or prior: each lost held out (same file).
+DEFAULT = Rule(shrink=1.0)
+
+
+def simple_note(kept: str, top: str, short: bool, rule: Rule) -> str:
+    """Said in the run's notes when the rule keeps another trial than the best-scoring one."""
+    margin = rule.prior if short and rule.prior is not None else rule.guard
+    if kept in SIMPLE and margin is not None:
+        kind = "on short yearly / quarterly series " if short and rule.prior is not None else ""
+        return (f"{kind}the simple forecast ({kept}) was kept: no richer model beat it by {margin:.0%} on the "
+                f"later half of the validation windows (the best scored was {top})")
+    return f"{kept} was kept on the latest validation windows (the best over all of them was {top})"
+
+
+def short_low_frequency(freq: str, lengths: pd.Series) -> bool:
+    """Yearly or quarterly data whose typical series has at most ``SHORT_ROWS`` rows."""
+    try:  # rows a year, counted on a calendar (months, quarters and years have no fixed length)
+        per_year = len(pd.date_range("2001-01-01", "2004-12-31", freq=freq)) / 4
+    except (ValueError, TypeError):
+        return False
+    return per_year <= LOW_FREQUENCY_PER_YEAR + 1e-9 and float(lengths.median()) <= SHORT_ROWS
+
+
+class _Rows:
+    """Scores forecasts of one fixed set of rows; MASE and MAE in numpy (Caruana calls this often),
+    every other metric through ``accuracy.score``."""
+
+    def __init__(self, frame: pd.DataFrame, metric: str) -> None:
+        self.frame, self.metric = frame, metric
+        self.y = frame["y"].to_numpy(float)
+        self.scale = frame["scale"].to_numpy(float)
+        self.codes = frame.groupby(["unique_id", "fold"], sort=False).ngroup().to_numpy()
+        self.sizes = np.bincount(self.codes)
+
+    def value(self, yhat: np.ndarray) -> float | None:
+        if len(yhat) == 0 or not np.isfinite(yhat).all():
+            return None
+        if self.metric == "mae":
+            return float(np.abs(self.y - yhat).mean())
+        if self.metric == "mase":
+            return float((np.bincount(self.codes, np.abs(self.y - yhat) / self.scale) / self.sizes).mean())
+        return score(self.frame.assign(yhat=yhat)).get(self.metric)
+
+
+def _value(frame: pd.DataFrame, metric: str) -> float | None:
+    return _Rows(frame, metric).value(frame["yhat"].to_numpy(float)) if len(frame) else None
+
+
+def _better(a: float, b: float, greater: bool) -> bool:
+    return a > b if greater else a < b
+
+
+def blend(frames: dict[int, pd.DataFrame], weights: dict[int, float]) -> pd.DataFrame:
+    ids = list(weights)
+    base = frames[ids[0]].copy()
+    base["yhat"] = sum(weights[i] * frames[i]["yhat"].to_numpy(float) for i in ids)
+    return base
+
+
+def caruana(frames: dict[int, pd.DataFrame], metric: str, greater: bool, rounds: int = 12) -> dict[int, float]:
+    """Caruana's greedy selection with replacement over the trials' validation forecasts."""
+    ids = list(frames)
+    rows = _Rows(frames[ids[0]], metric)
+    preds = {i: frames[i]["yhat"].to_numpy(float) for i in ids}
+    chosen: list[int] = []
+    current = np.zeros(len(rows.y))
+    best_value = None
+    for _ in range(rounds):
+        trial_best = None
+        for i in ids:
+            value = rows.value((current * len(chosen) + preds[i]) / (len(chosen) + 1))
+            if value is not None and (trial_best is None or _better(value, trial_best[1], greater)):
+                trial_best = (i, value)
+        if trial_best is None or (best_value is not None and not _better(trial_best[1], best_value, greater)):
+            break
+        chosen.append(trial_best[0])
+        current = (current * (len(chosen) - 1) + preds[trial_best[0]]) / len(chosen)
+        best_value = trial_best[1]
+    counts = pd.Series(chosen, dtype=int).value_counts()
+    return {int(i): float(c / len(chosen)) for i, c in counts.items()}
+
+
+def latest(frame: pd.DataFrame, share: float) -> pd.DataFrame:
+    """The rows of the latest ``share`` of the frame's windows (at least one window)."""
+    folds = np.sort(frame["fold"].unique())
+    keep = folds[len(folds) - max(1, math.ceil(share * len(folds))):]
+    return frame[frame["fold"].isin(keep)]
+
+
+def choose(frames: dict[int, pd.DataFrame], families: dict[int, str], metric: str, greater: bool,
+           rule: Rule = Rule(), short: bool = False) -> dict[int, float]:
+    """Weights over trial ids (summing to 1) of the forecast to keep; ``frames`` share their rows."""
+    seen = {i: latest(f, rule.recent) for i, f in frames.items()} if rule.recent < 1 else frames
+    values = {i: _value(f, metric) for i, f in seen.items()}
+    ranked = sorted((i for i in seen if values[i] is not None), key=lambda i: values[i], reverse=greater)
+    best = ranked[0]
+    weights, value = {best: 1.0}, values[best]
+    if rule.top > 1 and len(ranked) >= 2:
+        blended = caruana({i: seen[i] for i in ranked[:rule.top]}, metric, greater)
+        if rule.shrink and len(blended) >= 2:
+            blended = {i: (1 - rule.shrink) * w + rule.shrink / len(blended) for i, w in blended.items()}
+        got = _value(blend(seen, blended), metric) if len(blended) >= 2 else None
+        if got is not None and _better(got, value, greater):
+            weights, value = blended, got
+    comb = [i for i in ranked if families.get(i) in COMB]
+    if rule.comb and len(comb) >= 2:
+        mean = {i: 1 / len(comb) for i in comb}
+        got = _value(blend(seen, mean), metric)
+        if got is not None and _better(got, value, greater):
+            weights, value = mean, got
+    margin = rule.prior if short and rule.prior is not None else rule.guard
+    simple = [i for i in ranked if families.get(i) in SIMPLE]
+    if margin is not None and simple and weights != {simple[0]: 1.0}:
+        later = {i: latest(seen[i], 0.5) for i in {*weights, simple[0]}}
+        pick = _value(blend(later, weights), metric)
+        plain = _value(later[simple[0]], metric)
+        if pick is not None and plain is not None:
+            beats = pick > plain * (1 + margin) if greater else pick < plain * (1 - margin)
+            if not beats:
+                weights = {simple[0]: 1.0}
+    return weights
