@@ -45,7 +45,7 @@ def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, d
 
     Without an upload the chart shows the next horizon after the training data.
     """
-    from automl_core.forecast.bundle import forecast_latest, next_horizon
+    from automl_core.forecast.partition_bundle import forecast_latest, next_horizon  # either format
     from automl_core.export.predict import safe_csv
     from automl_core.io.reader import read_table
 
