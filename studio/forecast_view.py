@@ -23,6 +23,8 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     """Forecast chart of a chosen series and the validation error by step ahead."""
     info = summary.get("forecast") or {}
     path = folder / FORECAST_CHART
+    if summary.get("partitions"):
+        _partitions(summary)
     st.subheader("Forecast")
     st.caption(f"Frequency {info.get('freq')} · horizon {info.get('horizon')} · {info.get('n_series', 1):,} series · "
                f"intervals: {info.get('conformal', '')}")
@@ -38,6 +40,22 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     steps = info.get("error_by_step") or []
     metric = st.radio("Error by step ahead", ["mae", "smape", "mase"], horizontal=True, key="forecast_step_metric")
     st.plotly_chart(error_by_step_chart(steps, metric), width="stretch", key="forecast_error_chart")
+
+
+def _partitions(summary: dict[str, Any]) -> None:
+    """Many models: one row per partition (its best model, scores, trials, seconds)."""
+    from studio.live import family_label
+    board = pd.DataFrame(summary["partitions"])
+    st.subheader(f"Partitions ({len(board):,})")
+    st.caption(f"One forecasting model per partition of {', '.join(summary.get('partition_by') or [])}; the saved "
+               "model forecasts each row with its partition's model. The validation score above pools every "
+               "partition's rolling-origin windows.")
+    board["best_model"] = [family_label(m) if isinstance(m, str) else "no model" for m in board["best_model"]]
+    metric = summary.get("metric") or "score"
+    board = board.rename(columns={"validation_score": f"validation {metric}", "test_score": f"test {metric}",
+                                  "n_trials": "trials", "best_trial_id": "best trial"})
+    shown = [c for c in board.columns if c not in ("stopped_by",) and not (c == "error" and not board[c].any())]
+    st.dataframe(board[shown], hide_index=True, width="stretch", key="partition_results")
 
 
 def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, dict]]) -> None:

@@ -33,7 +33,7 @@ def _next_rows(automl: AutoML) -> pd.DataFrame:
 
 
 def test_the_budget_is_shared_by_the_rounds_of_partitions_left():
-    assert partition_budget(100.0, 3, 2) == pytest.approx(45.0)   # two rounds: 90 % of the time left, halved
+    assert partition_budget(100.0, 3, 2) == pytest.approx(45.0)   # 3 unfinished, 2 side by side: two rounds
     assert partition_budget(50.0, 1, 2) == pytest.approx(45.0)    # the last partition gets what is left
     assert partition_budget(10.0, 40, 2) == MIN_SECONDS           # never less than the floor
 

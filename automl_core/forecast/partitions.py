@@ -7,8 +7,11 @@ refit), side by side: in local worker processes (one per core), or on a Dask clu
 already fill the cores), so the same seed gives the same models on either.
 
 The time budget covers the whole run. Each partition, when it starts, gets 90 % of the time left
-divided by the rounds of partitions still to run (partitions left / partitions side by side, rounded
-up), at least ``MIN_SECONDS``: a partition that finishes early leaves its time to the ones after it.
+divided by the rounds of partitions still to run (unfinished partitions, running ones included, /
+partitions side by side, rounded up), at least ``MIN_SECONDS``: a partition that finishes early
+leaves its time to the ones after it. Local workers import the engine before the first share is
+computed. Inside a partition the trials run one at a time on threads (``InlinePool``): a trial past
+its limit is abandoned, as on Dask, and the final refit cannot be cut short.
 A trial limit (``max_trials``) applies to each partition.
 
 The saved model is one dict (format ``automl-studio-forecast-partitioned/1``) holding each
@@ -39,6 +42,7 @@ MIN_SECONDS = 5.0
 BUDGET_SHARE = 0.9
 #: The family name of the summary row (the saved many-models artifact) on the leaderboard.
 FAMILY = "many_models"
+LABEL = "Many models (one per partition)"
 POLL_SECONDS = 0.2
 
 
@@ -160,7 +164,9 @@ def fit_partition(key: str, config: AutoMLConfig, data: ForecastData) -> dict[st
 
 
 def partition_budget(remaining: float, partitions_left: int, side_by_side: int) -> float:
-    """Seconds for the next partition to start: its share of the time left (see the module's docstring)."""
+    """Seconds for the next partition to start: its share of the time left (see the module's docstring).
+
+    ``partitions_left`` counts the partitions not yet finished: running ones, this one and the rest."""
     rounds = math.ceil(partitions_left / max(1, side_by_side))
     return max(MIN_SECONDS, BUDGET_SHARE * remaining / rounds)
 
@@ -178,7 +184,9 @@ def fit_partitioned(automl: Any, data: PartitionedData, *, callbacks: Iterable[A
     keys = list(data.parts)
     pool = DaskPool(cfg.dask_scheduler) if cfg.dask_scheduler else None
     side = min(len(keys), pool.n_workers if pool else (cfg.max_concurrent_trials or cfg.cores))
-    pool = pool or LocalPool(side)
+    if pool is None:
+        pool = LocalPool(side)
+        _warm(pool, side, stop_event)  # imports count against the budget, not against a partition's share
     automl.prepared_, automl.task_, automl.metric_ = data, Task.FORECASTING, data.metric
     where = f"on the Dask cluster at {cfg.dask_scheduler}" if cfg.dask_scheduler else "in local worker processes"
     description = f"one model per partition ({len(keys)} partitions, {side} side by side {where}), each validated " \
@@ -199,7 +207,8 @@ def fit_partitioned(automl: Any, data: PartitionedData, *, callbacks: Iterable[A
                 break
             while pending and len(running) < side:
                 key = pending.pop(0)
-                budget = None if cfg.time_budget is None else partition_budget(clock.remaining(), len(pending) + 1, side)
+                budget = None if cfg.time_budget is None else partition_budget(clock.remaining(),
+                                                                               len(pending) + 1 + len(running), side)
                 part_cfg = data.config.with_changes(time_budget=budget, n_jobs=1, max_concurrent_trials=1,
                                                     dask_scheduler=None)
                 running[pool.submit(fit_partition, key, part_cfg, data.parts[key])] = key
@@ -226,6 +235,27 @@ def fit_partitioned(automl: Any, data: PartitionedData, *, callbacks: Iterable[A
     emit("experiment_finished", stopped_by=stopped_by, best_trial_id=automl.best_trial_.trial_id,
          best_score=automl.best_trial_.score, test_score=automl.test_score_, wall_seconds=round(clock.elapsed(), 3))
     return automl
+
+
+def warm_worker() -> int:
+    """Import what a partition's run needs, so its share of the budget is spent on its search."""
+    import os
+    from . import runner  # noqa: F401 -- first: it turns on statsforecast's compile cache
+    from ..automl import AutoML  # noqa: F401
+    import statsforecast, mlforecast, lightgbm  # noqa: F401,E401
+    time.sleep(0.5)  # hold this worker, so the other warm-ups go to the other workers
+    return os.getpid()
+
+
+def _warm(pool: LocalPool, n: int, stop_event: Any) -> None:
+    """Until every worker has imported the engine (a worker may take two warm-ups while another starts)."""
+    seen: set[int] = set()
+    deadline = time.perf_counter() + 120
+    while len(seen) < n and not stop_event.is_set() and time.perf_counter() < deadline:
+        pending = {pool.submit(warm_worker) for _ in range(n - len(seen))}
+        while pending and not stop_event.is_set() and time.perf_counter() < deadline:
+            done, pending = wait(pending, timeout=POLL_SECONDS)
+            seen.update(f.result() for f in done if f.exception() is None)
 
 
 def _report(result: dict[str, Any], next_id: int, trials: list[TrialResult], emit: Emitter, clock: Clock) -> int:

@@ -10,6 +10,7 @@ so its worker stays busy until the fit returns).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any, Callable
@@ -97,19 +98,25 @@ class DaskPool:
 
 
 class InlinePool:
-    """Trials run in the calling process, one at a time, when ``submit`` is called (their futures are
-    done at once). Used inside a worker that already is the unit of parallelism: a partition's search
-    would gain nothing from processes of its own on a machine its sibling partitions already fill.
-    A trial cannot be cut off mid-fit here; the search still checks the budget between trials."""
+    """Trials run in the calling process, each on a thread of its own, one after another (the search
+    gives it one trial at a time). Used inside a worker that already is the unit of parallelism: a
+    partition of a many-models run would gain nothing from processes of its own on a machine its
+    sibling partitions already fill. As on Dask, a trial past its time limit is abandoned, not
+    killed: the search moves on while its thread finishes in the background."""
 
     kills_hung_trials = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 -- the search reads it from the future, as from a worker
-            future.set_exception(exc)
+        future.set_running_or_notify_cancel()  # running: a time-out's cancel() then leaves it be
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 -- the search reads it from the future, as from a worker
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="automl-inline-trial", daemon=True).start()
         return future
 
     def memory_cap_problem(self, timeout: float = 60.0) -> str:
@@ -119,7 +126,7 @@ class InlinePool:
         return ()
 
     def shutdown(self) -> None:
-        pass
+        pass  # a thread cannot be killed: an abandoned trial ends on its own
 
 
 def make_pool(n_workers: int, dask_scheduler: str | None) -> LocalPool | DaskPool | InlinePool:
