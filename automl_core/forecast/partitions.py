@@ -209,8 +209,8 @@ def fit_partitioned(automl: Any, data: PartitionedData, *, callbacks: Iterable[A
                 key = pending.pop(0)
                 budget = None if cfg.time_budget is None else partition_budget(clock.remaining(),
                                                                                len(pending) + 1 + len(running), side)
-                part_cfg = data.config.with_changes(time_budget=budget, n_jobs=1, max_concurrent_trials=1,
-                                                    dask_scheduler=None)
+                part_cfg = cfg.with_changes(partition_by=(), series_id=data.config.series_id, time_budget=budget,
+                                            n_jobs=1, max_concurrent_trials=1, dask_scheduler=None)
                 running[pool.submit(fit_partition, key, part_cfg, data.parts[key])] = key
                 emit("message", text=f"partition {key}: training started"
                      + (f" ({budget:.0f} s)" if budget is not None else ""))
