@@ -87,6 +87,8 @@ class AutoML:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials
             from .forecast.runner import fit_forecasting
+            if self.config.partition_by:  # many models: one forecasting run per partition, side by side
+                from .forecast.partitions import fit_partitioned as fit_forecasting
             return fit_forecasting(self, prepared, callbacks=callbacks, stop_event=stop_event,
                                    first_trial_id=first_trial_id, warm_start=list(warm_start))
         self.prepared_ = prepared

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--time-column")
     train.add_argument("--horizon", type=int)
     train.add_argument("--series-id")
+    train.add_argument("--partition-by", metavar="COL[,COL]",
+                       help="forecasting: train one model per partition of these columns (many models)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--n-jobs", type=int, help="cores for the whole run (default: all)")
     train.add_argument("--max-concurrent-trials", type=int,
@@ -129,7 +131,8 @@ def _config(args: argparse.Namespace) -> Any:
         featurization=args.featurization, exclude_columns=args.exclude_columns or (),
         positive_class=args.positive_class, ensembles=not args.no_ensembles, n_jobs=args.n_jobs, seed=args.seed,
         max_concurrent_trials=args.max_concurrent_trials, dask_scheduler=args.dask_scheduler,
-        time_column=args.time_column, horizon=args.horizon, series_id=args.series_id or ())
+        time_column=args.time_column, horizon=args.horizon, series_id=args.series_id or (),
+        partition_by=args.partition_by or ())
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ FEATURIZATIONS = ("auto", "off")
 AGGREGATIONS = ("auto", "mean", "sum", "error")
 #: Settings only one kind of task reads: given to the other kind they are refused, not ignored.
 FORECAST_ONLY = ("time_column", "horizon", "series_id", "frequency", "cv_step", "country", "aggregation",
-                 "past_only_columns")
+                 "past_only_columns", "partition_by")
 TABLE_ONLY = ("validation", "holdout_fraction", "group_column", "featurization", "positive_class")
 
 
@@ -70,6 +70,7 @@ class AutoMLConfig:
     country: str | None = None                  # holiday calendar (ISO code of the `holidays` package)
     aggregation: str = "auto"                   # duplicate timestamps: auto (mean, stated) | mean | sum | error
     past_only_columns: tuple[str, ...] = ()     # exogenous columns not known in the future: lagged by the horizon
+    partition_by: tuple[str, ...] = ()          # many models: one forecasting model per partition (partitions.py)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -116,7 +117,8 @@ class AutoMLConfig:
         if self.aggregation not in AGGREGATIONS:
             raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}", self.aggregation)
         # Lists arrive from JSON and argparse; store tuples so the config stays hashable-ish and frozen.
-        for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id", "past_only_columns"):
+        for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id", "past_only_columns",
+                     "partition_by"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v.strip() for v in value.split(",") if v.strip())

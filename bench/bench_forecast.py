@@ -12,6 +12,11 @@ add up to the target) are left out.
     python bench/bench_forecast.py --budget 60 [--only oj_sales,fred_retail] [--max-trials N]
 
 Results go to bench/results/forecast-<budget>-<stamp>.{md,json}.
+
+Many models (issue #20): ``--partitioned`` runs each chosen set (of several series) twice, as one global
+model and with ``partition_by`` its first series-id column (oj_sales: the store), one model per
+partition; ``--max-trials`` then applies to each partition, as in the engine. Results go to
+bench/results/forecast-partitioned-<budget>-<stamp>.{md,json}.
 """
 from __future__ import annotations
 
@@ -110,20 +115,27 @@ def mase(y: np.ndarray, f: np.ndarray, history: np.ndarray, m: int) -> float:
     return float(np.mean(np.abs(y - f)) / scale)
 
 
-def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None) -> dict:
+def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None,
+            partitioned: bool = False) -> dict:
+    """Our engine on the set's rolling windows; ``partitioned``: one model per value of the set's first
+    series-id column (the panel's ids start with it)."""
     from automl_core import AutoML
     name = short_name(row["file"])
     freq, h, m, _ = PEERS[name]
     panel, _ = panel_of(row)
+    if partitioned:
+        panel = panel.assign(partition=panel["unique_id"].str.split(" / ").str[0])
     smapes, mases, seconds, best = [], [], [], []
     for train, window in windows(panel, h):
         automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
-                        time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0)
+                        time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0,
+                        partition_by=["partition"] if partitioned else ())
         start = time.perf_counter()
         automl.fit(train, target="y")
         forecast = automl.predict(window.drop(columns="y"))
         seconds.append(time.perf_counter() - start)
-        best.append(automl.best_trial_.family)
+        best.append(automl.best_trial_.family if not partitioned
+                    else "+".join(automl.partitions_["best_model"].fillna("none")))
         scored = window.assign(f=forecast)
         for uid, g in scored.groupby("unique_id"):
             g = g[g["y"].notna()]
@@ -133,7 +145,19 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
             mases.append(mase(g["y"].to_numpy(float), g["f"].to_numpy(float),
                               train.loc[train["unique_id"] == uid, "y"].to_numpy(float), m))
     return {"dataset": name, "freq": freq, "h": h, "m": m, "smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
-            "seconds_per_window": [round(s, 1) for s in seconds], "best_models": best}
+            "seconds_per_window": [round(s, 1) for s in seconds], "best_models": best,
+            "partitioned": partitioned, "partitions": int(panel["partition"].nunique()) if partitioned else 1}
+
+
+def partition_table(results: list[dict]) -> str:
+    """Global against partitioned, per set: MASE, sMAPE, seconds per window, the models chosen."""
+    lines = ["| dataset | model | partitions | MASE | sMAPE | s per window | best models per window |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        kind = "one per partition" if r["partitioned"] else "one global"
+        lines.append(f"| {r['dataset']} | {kind} | {r['partitions']} | {r['mase']:.3f} | {r['smape']:.2f} | "
+                     f"{', '.join(map(str, r['seconds_per_window']))} | {'; '.join(r['best_models'])} |")
+    return "\n".join(lines)
 
 
 def verdict(result: dict) -> dict:
@@ -177,7 +201,11 @@ def main() -> int:
     parser.add_argument("--cv", type=int, help="inner rolling-origin windows (default: the engine's)")
     parser.add_argument("--only", help="comma-separated dataset names (e.g. oj_sales,fred_retail)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--partitioned", action="store_true",
+                        help="each set twice: one global model, and one model per value of its first series-id column")
     args = parser.parse_args()
+    if args.partitioned:
+        return main_partitioned(args)
     only = set(args.only.split(",")) if args.only else None
     results = []
     for row in datasets():
@@ -201,6 +229,38 @@ def main() -> int:
                   + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
                   + (f" --only {args.only}" if args.only else "")
                   + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n")
+        out.with_suffix(".md").write_text(header + text + "\n")
+        out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
+                                                         "versions": versions(), "results": results}, indent=2))
+        print(f"recorded in {out.relative_to(REPO)}.md/.json")
+    return 0
+
+
+def main_partitioned(args: argparse.Namespace) -> int:
+    only = set(args.only.split(",")) if args.only else None
+    results = []
+    for row in datasets():
+        name = short_name(row["file"])
+        if (only and name not in only) or not row["group_columns"]:  # one series: nothing to partition
+            continue
+        for partitioned in (False, True):
+            result = run_set(row, args.budget or None, args.max_trials, args.cv, partitioned)
+            results.append(result)
+            print(f"{name} {'partitioned' if partitioned else 'global'}: MASE {result['mase']:.3f}  sMAPE "
+                  f"{result['smape']:.2f}  ({result['seconds_per_window']} s)", flush=True)
+    text = partition_table(results)
+    print(text)
+    if not args.no_save:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        label = f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+        out = REPO / "bench" / "results" / f"forecast-partitioned-{label}-{stamp}"
+        header = (f"# Many models against one global model, {label} per window, {stamp}\n\n"
+                  f"Command: `python bench/bench_forecast.py --partitioned --budget {args.budget:g}"
+                  + (f" --max-trials {args.max_trials}" if args.max_trials else "")
+                  + (f" --only {args.only}" if args.only else "")
+                  + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n"
+                  "A trial limit applies to each partition. Timings were taken under load (other engineers' "
+                  "test runs shared the two cores): compare the seconds within this table only.\n\n")
         out.with_suffix(".md").write_text(header + text + "\n")
         out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
                                                          "versions": versions(), "results": results}, indent=2))

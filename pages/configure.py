@@ -113,6 +113,10 @@ def _forecast_validation() -> None:
     _widget(c2.number_input, "Step between origins (0 = the horizon)", "forecast_step", 0, min_value=0,
             max_value=10_000, step=1)
     st.caption(f"Each window forecasts {w.get('horizon')} step(s) from an origin; the model never sees the window.")
+    meta = get_store().get_dataset(w["dataset_id"]) or {"schema": []}
+    _widget(st.multiselect, "Many models: one model per partition of (optional)", "partition_by", [],
+            options=forecast_settings.partition_options([c["name"] for c in meta["schema"]], w),
+            help=forecast_settings.partition_help())
     modes = {"none": "None", "file": "Test file (the rows right after the training data)"}
     if w.get("test_mode") not in modes:
         w["test_mode"] = "none"

@@ -54,9 +54,10 @@ def predict_chart_frame(bundle: dict, forecast: pd.DataFrame, uploaded: pd.DataF
                         keep: int = 200) -> pd.DataFrame:
     """What the Predict page draws: the latest history (the training data's, extended by the rows of an
     upload that hold the target) and the forecast table of ``forecast_latest`` with its intervals."""
+    from automl_core.forecast.partition_bundle import history as history_of
     from automl_core.forecast.series import DS, ID, Y, long_frame
 
-    history = bundle["history"][[ID, DS, Y]]
+    history = history_of(bundle)
     if uploaded is not None:
         rows = long_frame(uploaded, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), [],
                           need_target=False)

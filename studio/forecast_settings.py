@@ -59,6 +59,7 @@ def config_fields(w: dict[str, Any]) -> dict[str, Any]:
         "frequency": (w.get("frequency") or "").strip() or None, "country": w.get("country") or None,
         "cv_folds": int(w.get("forecast_folds") or AUTO_FOLDS) or None,
         "cv_step": int(w["forecast_step"]) if w.get("forecast_step") else None,
+        "partition_by": tuple(w.get("partition_by") or ()),
         "validation": "auto", "holdout_fraction": None, "test_size": None, "featurization": "auto",
         "positive_class": None,
     }
@@ -75,6 +76,19 @@ def window_count(w: dict[str, Any]) -> int:
     return default_folds(horizon, step, pd.Series([int(w.get("forecast_series_rows") or 2 * horizon)]))
 
 
+def partition_help() -> str:
+    return ("Many models: each value of these columns (a store, a region) gets a forecasting model of its own, "
+            "trained side by side on the machine's cores (or a Dask cluster). The time budget is shared: each "
+            "partition starts with its share of the time left. The saved model forecasts each row with its "
+            "partition's model.")
+
+
+def partition_options(columns: list[str], w: dict[str, Any]) -> list[str]:
+    """Columns a forecast may be partitioned by: any but the target and the time."""
+    time = {*(w.get("time_parts") or []), w.get("time_column"), *(str(w.get("forecast_time_column") or "").split(","))}
+    return [c for c in columns if c != w.get("target") and c not in time]
+
+
 def model_labels() -> dict[str, str]:
     """Forecasting model families and their labels, for the allowed / blocked pickers."""
     from automl_core.forecast.families import LABELS
@@ -89,7 +103,7 @@ def wizard_fields(c: AutoMLConfig) -> dict[str, Any]:
     return {"time_column": parts[0] if len(parts) == 1 else None, "time_parts": parts if len(parts) > 1 else [],
             "forecast_time_column": c.time_column, "horizon": c.horizon, "series_id": list(c.series_id),
             "frequency": c.frequency or "", "country": c.country or "", "forecast_folds": c.cv_folds or AUTO_FOLDS,
-            "forecast_step": c.cv_step or 0, "validation_mode": "auto"}
+            "forecast_step": c.cv_step or 0, "partition_by": list(c.partition_by), "validation_mode": "auto"}
 
 
 def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[str, str]]:
@@ -110,4 +124,6 @@ def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[
     return [("Models", ", ".join(LABELS.get(m, m) for m in names)),("Time column", str(c.time_column)), ("Horizon", f"{c.horizon} step(s)"),
             ("Series ids", ", ".join(c.series_id) or "one series"), ("Frequency", c.frequency or "detected"),
             ("Holidays", c.country or "none"),
+            ("Many models", f"one model per partition of {', '.join(c.partition_by)}" if c.partition_by
+             else "one model for every series"),
             ("Validation", f"rolling origin: {folds} window(s) of {c.horizon}, origins {step} apart")]

@@ -23,6 +23,8 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     """Forecast chart of a chosen series and the validation error by step ahead."""
     info = summary.get("forecast") or {}
     path = folder / FORECAST_CHART
+    if summary.get("partitions"):
+        _partitions(summary)
     st.subheader("Forecast")
     st.caption(f"Frequency {info.get('freq')} · horizon {info.get('horizon')} · {info.get('n_series', 1):,} series · "
                f"intervals: {info.get('conformal', '')}")
@@ -40,12 +42,32 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     st.plotly_chart(error_by_step_chart(steps, metric), width="stretch", key="forecast_error_chart")
 
 
+def _partitions(summary: dict[str, Any]) -> None:
+    """Many models: one row per partition (its best model, scores, trials, seconds)."""
+    from studio.live import family_label
+    board = pd.DataFrame(summary["partitions"])
+    st.subheader(f"Partitions ({len(board):,})")
+    st.caption(f"One forecasting model per partition of {', '.join(summary.get('partition_by') or [])}; the saved "
+               "model forecasts each row with its partition's model. The validation score above pools every "
+               "partition's rolling-origin windows.")
+    board["best_model"] = [family_label(m) if isinstance(m, str) else "no model" for m in board["best_model"]]
+    from studio.wording import metric_label
+    metric = metric_label(summary.get("metric") or "score")
+    board = board.rename(columns={"validation_score": f"validation {metric}", "test_score": f"test {metric}",
+                                  "best_model": "best model", "n_trials": "trials", "best_trial_id": "best trial"})
+    empty = [c for c in board.columns if c in (f"test {metric}", "error") and not board[c].notna().any()
+             or c == "error" and not board[c].fillna("").astype(bool).any()]
+    shown = [c for c in board.columns if c != "stopped_by" and c not in empty]
+    with st.container(key="partition_results"):  # the key names the container (tests find the table by it)
+        st.dataframe(board[shown], hide_index=True, width="stretch")
+
+
 def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, dict]]) -> None:
     """Upload the latest data: the next horizon after it, per series, with intervals, drawn and to download.
 
     Without an upload the chart shows the next horizon after the training data.
     """
-    from automl_core.forecast.bundle import forecast_latest, next_horizon
+    from automl_core.forecast.partition_bundle import forecast_latest, next_horizon  # either format
     from automl_core.export.predict import safe_csv
     from automl_core.io.reader import read_table
 

@@ -42,6 +42,9 @@ def greater_is_better(metric: str | None) -> bool:
 
 def family_label(name: str) -> str:
     fam = FAMILIES.get(name)
+    from automl_core.forecast.partitions import FAMILY as MANY_MODELS, LABEL as MANY_MODELS_LABEL
+    if name == MANY_MODELS:
+        return MANY_MODELS_LABEL
     return fam.label if fam else ENSEMBLE_KINDS.get(name) or FORECAST_LABELS.get(name, name)
 
 

@@ -24,6 +24,7 @@ from shared_data import DATASETS, REPO, needs_data
      "Unknown forecasting model(s): lightgbm"),
     ({"blocked_models": tuple(model_names(False))}, "No model is left to try"),
     ({"metric": "accuracy_score_of_doom"}, "Unknown metric"),
+    ({"task": "regression", "partition_by": ("Store",)}, "partition_by apply to forecasting only"),
 ])
 def test_bad_settings_are_refused_at_construction(settings, words):
     with pytest.raises(AutoMLInputError, match="Fix:") as err:

@@ -49,6 +49,8 @@ def test_hourly_setup_is_read_and_explained(app: AppTest) -> None:
     assert summary["Horizon"] == "48 step(s)" and summary["Holidays"] == "US"
     assert summary["Validation"].startswith("rolling origin: 3 (automatic) window(s) of 48")
     assert [r for r in app.radio if r.key == "test_mode"][0].options == ["None", "Test file (the rows right after the training data)"]
+    # many models: any column but the target and the time may partition the run
+    assert [m for m in app.multiselect if m.key == "partition_by"][0].options == ["precip", "temp"]
 
 
 @pytest.mark.parametrize("time_column, words", [("Brand", "are not dates"), ("WeekStarting", "")])

@@ -111,6 +111,11 @@ def test_forecast_windows_default_to_the_engines_choice():
     # the trial estimate counts the windows: each trial fits one model per window
     assert forecast_settings.window_count({**w, "forecast_series_rows": 731}) == 10
     assert forecast_settings.window_count({**w, "forecast_folds": 4}) == 4
+    # many models: the Configure field reaches the config and comes back on Clone
+    parted = AutoMLConfig(task="forecasting", **forecast_settings.config_fields({**w, "partition_by": ["Store"]}))
+    assert parted.partition_by == ("Store",) and forecast_settings.wizard_fields(parted)["partition_by"] == ["Store"]
+    assert dict(forecast_settings.summary_rows(parted))["Many models"] == "one model per partition of Store"
+    assert forecast_settings.partition_options(["date", "y", "Store"], {**w, "target": "y"}) == ["Store"]
 
 
 def _events(rows: list[tuple[str, dict, float]], now: datetime) -> pd.DataFrame:

@@ -174,7 +174,11 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
             on_report(report)
         if not report.ok:
             raise report.error()
-    result = pd.concat([df, predict_frame(model, card, df, progress=progress, top_k=top_k)], axis=1)
+    predictions = predict_frame(model, card, df, progress=progress, top_k=top_k)
+    for note in predictions.attrs.get("notes", []):  # forecasts: rows of unknown series or partitions, ...
+        if on_warning is not None:
+            on_warning(note)
+    result = pd.concat([df, predictions], axis=1)
     safe_csv(result).to_csv(out_path, index=False)
     return len(result)
 

@@ -25,12 +25,15 @@ def prepare_forecasting(train: Any, target: str, config: AutoMLConfig, *, test_d
     from .series import prepare_forecast
     test = load_table(test_data, "test") if test_data is not None else None
     valid = load_table(validation_data, "validation") if validation_data is not None else None
+    if config.partition_by:  # many models: one forecasting problem per partition (partitions.py)
+        from .partitions import prepare_partitions
+        return prepare_partitions(load_table(train, "training"), target, config, test=test, validation=valid)
     return prepare_forecast(load_table(train, "training"), target, config, test=test, validation=valid)
 
 
 def predict_forecast(model: dict, card: dict, df: Any) -> Any:
     """The forecasting branch of ``automl_core.export.predict.predict_frame``: forecasts for each row."""
-    from .bundle import forecast_table
+    from .partition_bundle import forecast_table  # a single bundle, or one per partition (routed by row)
     out, notes = forecast_table(model, df)
     out.attrs["notes"] = notes
     return out

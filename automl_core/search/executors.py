@@ -10,12 +10,19 @@ so its worker stays busy until the fit returns).
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future
+from contextvars import ContextVar
 from typing import Any, Callable
 
 from joblib.externals.loky import ProcessPoolExecutor
 
 from ..errors import AutoMLInputError
 from ..io.limits import prepare_worker, worker_cap_problem, worker_memory_limit
+
+#: Set while a search runs inside a worker that is itself one of many side by side (a partition of a
+#: many-models run, forecast/partitions.py): its trials then run one after another in that worker.
+INLINE_TRIALS: ContextVar[bool] = ContextVar("inline_trials", default=False)
 
 
 class LocalPool:
@@ -90,5 +97,39 @@ class DaskPool:
         self._client.close()
 
 
-def make_pool(n_workers: int, dask_scheduler: str | None) -> LocalPool | DaskPool:
+class InlinePool:
+    """Trials run in the calling process, each on a thread of its own, one after another (the search
+    gives it one trial at a time). Used inside a worker that already is the unit of parallelism: a
+    partition of a many-models run would gain nothing from processes of its own on a machine its
+    sibling partitions already fill. As on Dask, a trial past its time limit is abandoned, not
+    killed: the search moves on while its thread finishes in the background."""
+
+    kills_hung_trials = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()  # running: a time-out's cancel() then leaves it be
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 -- the search reads it from the future, as from a worker
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="automl-inline-trial", daemon=True).start()
+        return future
+
+    def memory_cap_problem(self, timeout: float = 60.0) -> str:
+        return ""  # the worker this runs in has its own cap
+
+    def data_arg(self, data_path: str) -> tuple:
+        return ()
+
+    def shutdown(self) -> None:
+        pass  # a thread cannot be killed: an abandoned trial ends on its own
+
+
+def make_pool(n_workers: int, dask_scheduler: str | None) -> LocalPool | DaskPool | InlinePool:
+    if INLINE_TRIALS.get():
+        return InlinePool()
     return DaskPool(dask_scheduler) if dask_scheduler else LocalPool(n_workers)
