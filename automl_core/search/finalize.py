@@ -45,7 +45,7 @@ def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.
     picks it), on a sample of the validation rows. Empty when it would hold one model only.
 
     ``cache`` (a dict kept between calls) skips the pick when the candidate pool has not changed."""
-    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    ok = _ensemble_pool(trials, oof)
     if len(ok) < 2:
         return []
     pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
@@ -65,6 +65,13 @@ def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.
     if cache is not None:
         cache.update(pool=pool, members=chosen)
     return chosen
+
+
+def _ensemble_pool(trials: list[TrialResult], oof: dict[int, np.ndarray]) -> list[TrialResult]:
+    """Trials an ensemble may hold: scored ones on the shared featurizer. A saved ensemble is one
+    featurizer before its members, so text families (each with its own TF-IDF) stay out for now."""
+    return [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None
+            and FAMILIES[t.family].text is None]
 
 
 @dataclass
@@ -121,7 +128,7 @@ def ensemble_rows(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.n
                   task: Task, pos_index: int, seed: int, next_id: int, label_order: np.ndarray | None,
                   at: float) -> tuple[list[TrialResult], dict[int, np.ndarray]]:
     """Caruana and stacking ensembles of the best trials, as leaderboard rows (ids from ``next_id``)."""
-    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    ok = _ensemble_pool(trials, oof)
     if len(ok) < 2:
         return [], {}
     pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])

@@ -1,0 +1,80 @@
+"""Text families (issue 22): TF-IDF with searched sizes and linear heads, in the one search loop."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import joblib
+import pandas as pd
+import pytest
+
+from automl_core import AutoML
+from automl_core.models.families import FAMILIES, select_families
+from automl_core.models.text_families import TEXT_FAMILIES, reads_text, text_settings
+from automl_core.prepare.featurize import build_featurizer, featurization_summary
+from automl_core.prepare.roles import clean_frame, infer_roles
+from automl_core.prepare.schema import Task
+from shared_data import DATASETS, needs_data
+
+TEXT_NAMES = [f.name for f in TEXT_FAMILIES]
+
+
+def _yelp(n: int = 150) -> pd.DataFrame:
+    df = pd.read_csv(DATASETS / "yelp_sentiment_train.csv").head(n)
+    # a mixed table: the review, and a number that carries a little signal of its own
+    return df.assign(length=df["ReviewText"].str.len())
+
+
+@needs_data
+def test_text_columns_are_detected_and_select_the_text_families():
+    df = _yelp()
+    columns = infer_roles(clean_frame(df.drop(columns="Sentiment"))[0])
+    roles = {c.name: c.role.value for c in columns}
+    assert roles == {"ReviewText": "text", "length": "numeric"}
+    assert reads_text(columns, Task.BINARY, "auto")
+    assert not reads_text(columns, Task.REGRESSION, "auto") and not reads_text(columns, Task.BINARY, "off")
+    chosen = [f.name for f in select_families(None, (), len(df), text=True)]
+    assert set(TEXT_NAMES) <= set(chosen)
+    assert not set(TEXT_NAMES) & {f.name for f in select_families(None, (), len(df), text=False)}
+
+
+@needs_data
+def test_searched_tfidf_sizes_shape_the_featurizer_and_naive_bayes_reads_text_only():
+    df = _yelp()
+    columns = infer_roles(clean_frame(df.drop(columns="Sentiment"))[0])
+    X, y = df.drop(columns="Sentiment"), df["Sentiment"]
+    small = build_featurizer(columns, task=Task.BINARY, scale=True,
+                             text=text_settings({"tfidf_words": "1", "tfidf_chars": "none", "tfidf_max_terms": 20_000}))
+    both = build_featurizer(columns, task=Task.BINARY, scale=True, text=text_settings(
+        {"tfidf_words": "1-2", "tfidf_chars": "2-5", "tfidf_max_terms": 20_000}))
+    n_small, n_both = small.fit_transform(X, y).shape[1], both.fit_transform(X, y).shape[1]
+    assert n_small < n_both  # character n-grams add many terms
+    words = {r["column"]: r["transforms"] for r in featurization_summary(small, columns)}
+    assert "TF-IDF word 1-1-grams" in words["ReviewText"] and "scaling" in words["length"]
+    text_only = build_featurizer(columns, task=Task.BINARY, text=FAMILIES["text_complement_nb"].text({}))
+    Xt = text_only.fit_transform(X, y)
+    assert Xt.min() >= 0  # complement naive Bayes needs non-negative input: no scaled numbers
+    assert {r["column"]: r["n_features_out"] for r in featurization_summary(text_only, columns)}["length"] == 0
+
+
+@pytest.mark.slow  # ~45 s on the shared 2 cores: five trials, a refit and a fresh interpreter
+@needs_data
+def test_text_families_run_in_the_search_and_the_saved_model_reads_raw_text(tmp_path):
+    df = _yelp(200)
+    train, test = df.iloc[:150], df.iloc[150:]
+    automl = AutoML(max_trials=5, time_budget=None, seed=0,
+                    allowed_models=(*TEXT_NAMES, "linear")).fit(train, target="Sentiment", test_data=test)
+    board = automl.leaderboard
+    ok = board[board["status"] == "ok"]
+    assert set(TEXT_NAMES) <= set(ok["model"])  # each text family's defaults come first on a text table
+    assert automl.test_score_ is not None and automl.test_score_ > 0.6
+    automl.save(tmp_path)
+    # the saved model predicts from raw text in a Python that cannot import this repository
+    script = ("import joblib, pandas as pd; m = joblib.load('model.joblib'); "
+              "print(m.predict_proba(pd.DataFrame({'ReviewText': ['Great food, lovely staff.', 'Cold and awful.'], "
+              "'length': [25, 15]}))[:, 1].round(3).tolist())")
+    out = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    good, bad = eval(out.stdout.strip())
+    assert good > bad
