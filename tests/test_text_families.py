@@ -1,10 +1,11 @@
 """Text families (issue 22): TF-IDF with searched sizes and linear heads, in the one search loop."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
-import joblib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,9 +15,10 @@ from automl_core.models.text_families import TEXT_FAMILIES, reads_text, text_set
 from automl_core.prepare.featurize import build_featurizer, featurization_summary
 from automl_core.prepare.roles import clean_frame, infer_roles
 from automl_core.prepare.schema import Task
-from shared_data import DATASETS, needs_data
+from shared_data import DATASETS, REPO, needs_data
 
 TEXT_NAMES = [f.name for f in TEXT_FAMILIES]
+TFIDF_NAMES = [f.name for f in TEXT_FAMILIES if f.text({}).get("kind") != "embedding"]
 
 
 def _yelp(n: int = 150) -> pd.DataFrame:
@@ -63,10 +65,10 @@ def test_text_families_run_in_the_search_and_the_saved_model_reads_raw_text(tmp_
     df = _yelp(200)
     train, test = df.iloc[:150], df.iloc[150:]
     automl = AutoML(max_trials=5, time_budget=None, seed=0,
-                    allowed_models=(*TEXT_NAMES, "linear")).fit(train, target="Sentiment", test_data=test)
+                    allowed_models=(*TFIDF_NAMES, "linear")).fit(train, target="Sentiment", test_data=test)
     board = automl.leaderboard
     ok = board[board["status"] == "ok"]
-    assert set(TEXT_NAMES) <= set(ok["model"])  # each text family's defaults come first on a text table
+    assert set(TFIDF_NAMES) <= set(ok["model"])  # each text family's defaults come first on a text table
     assert automl.test_score_ is not None and automl.test_score_ > 0.6
     automl.save(tmp_path)
     # the saved model predicts from raw text in a Python that cannot import this repository
@@ -78,3 +80,62 @@ def test_text_families_run_in_the_search_and_the_saved_model_reads_raw_text(tmp_
     assert out.returncode == 0, out.stderr
     good, bad = eval(out.stdout.strip())
     assert good > bad
+
+
+# Blocks every network connection (IPv4/IPv6 sockets and name lookups) in the process that imports it;
+# trial workers import it too (it is on their PYTHONPATH as sitecustomize).
+NO_NETWORK = '''
+import socket
+def _refuse(*args, **kwargs):
+    raise OSError("network access attempted in an offline test")
+_connect = socket.socket.connect
+def _connect_local(self, address, *args):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _refuse()
+    return _connect(self, address, *args)
+socket.socket.connect = _connect_local
+socket.getaddrinfo = _refuse
+socket.create_connection = _refuse
+'''
+
+
+@pytest.mark.slow  # ~25 s on the shared 2 cores: loading the encoder and embedding 24 texts twice
+@needs_data
+def test_embeddings_are_cached_by_text_and_the_saved_step_gives_the_same_numbers():
+    from automl_core.prepare import embeddings
+    df = _yelp(24)
+    columns = infer_roles(clean_frame(df.drop(columns="Sentiment"))[0])
+    X = df.drop(columns="Sentiment")
+    featurizer = build_featurizer(columns, task=Task.BINARY, scale=True, text=FAMILIES["text_embedding_logistic"].text({}))
+    cache = embeddings.EmbeddingCache()
+    with embeddings.encoding_with(cache):
+        cached = featurizer.fit_transform(X, df["Sentiment"])
+    assert cached.shape == (24, embeddings.DIMENSIONS + 1) and len(cache.vectors) == 24
+    assert cache.missing(X["ReviewText"]) == []  # a second search on these texts embeds nothing
+    embeddings.attach_encoder(featurizer)
+    assert np.allclose(featurizer.transform(X), cached, atol=1e-5)  # the packaged encoder, as saved
+
+
+@pytest.mark.slow  # ~60-90 s on the shared 2 cores: embedding, a search and a fresh interpreter
+@needs_data
+def test_embedding_family_trains_and_predicts_with_the_network_blocked(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(NO_NETWORK)
+    train = _yelp(80).drop(columns="length")
+    train.to_csv(tmp_path / "train.csv", index=False)
+    script = ("import pandas as pd\nfrom automl_core import AutoML\n"
+              "df = pd.read_csv('train.csv')\n"
+              "m = AutoML(max_trials=1, time_budget=None, seed=0, ensembles=False,"
+              " allowed_models=('text_embedding_logistic',)).fit(df, target='Sentiment')\n"
+              "m.save('out')\nprint(m.leaderboard['model'].tolist())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "text_embedding_logistic" in run.stdout
+    predict = NO_NETWORK + ("import joblib, pandas as pd\nm = joblib.load('out/model.joblib')\n"
+                            "p = m.predict_proba(pd.DataFrame({'ReviewText': ['The food was delicious and fresh.',"
+                            " 'Worst service ever, never again.']}))[:, 1]\nprint(p[0] > p[1])\n")
+    out = subprocess.run([sys.executable, "-I", "-c", predict], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env={**env, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "True"

@@ -166,9 +166,18 @@ def _text(max_features: int) -> list[tuple[str, Any]]:
                                      max_features=max_features - n_word, **tfidf))]))]
 
 
+def _text_embedded() -> list[tuple[str, Any]]:
+    """Sentence embeddings of one text column (``prepare.embeddings``): cleaned, missing as "", one Series."""
+    from automl_core.prepare.embeddings import text_encoder
+    return _clean_strings() + [("clean_fill", _ft(pd.DataFrame.fillna, value="")),
+                               ("clean_squeeze", _ft(pd.DataFrame.squeeze, axis=1)), ("embed", text_encoder())]
+
+
 def _text_searched(settings: dict[str, Any]) -> list[tuple[str, Any]]:
     """A text family's TF-IDF (``models.text_families.text_settings``): word n-grams, optionally
-    character n-grams within word boundaries, each capped at ``max_terms`` terms."""
+    character n-grams within word boundaries, each capped at ``max_terms`` terms; or embeddings."""
+    if settings.get("kind") == "embedding":
+        return _text_embedded()
     tfidf = dict(sublinear_tf=True, strip_accents="unicode", dtype=np.float32, min_df=int(settings["min_df"]),
                  max_features=int(settings["max_terms"]))
     low, high = (int(n) for n in (settings["words"] + "-" + settings["words"]).split("-")[:2])
@@ -342,6 +351,8 @@ def _describe(step_name: str, step: Any) -> str:
     if isinstance(step, FeatureUnion):
         return " + ".join(f"TF-IDF {t.analyzer} {t.ngram_range[0]}-{t.ngram_range[1]}-grams "
                           f"({len(t.vocabulary_)} terms)" for _, t in step.transformer_list)
+    if step_name == "embed":
+        return f"sentence embeddings ({step.n_components_} dimensions, all-MiniLM-L6-v2)"
     return {"parse": "parse datetime (UTC)", "to_bool": "true/false-like values to 1/0"}.get(step_name, step_name)
 
 

@@ -6,6 +6,7 @@ workers load and keep; featurized folds are cached per worker, since every trial
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 import warnings
@@ -44,6 +45,7 @@ class TrainingData:
     columns: tuple[ColumnInfo, ...] = ()
     featurization: Any = "auto"
     seed: int = 0
+    embeddings: dict | None = None  # text hash -> sentence embedding, of every text (``prepare.embeddings``)
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,21 @@ def _text_fold(path: str, data: TrainingData, fold: int, settings: dict[str, Any
         start = time.perf_counter()
         featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=True, task=data.task,
                                       seed=data.seed, text=settings)
-        Xt = featurizer.fit_transform(data.raw.iloc[train_idx], data.y_codes[train_idx])
-        Xv = featurizer.transform(data.raw.iloc[val_idx])
+        with _encoding(settings, data):
+            Xt = featurizer.fit_transform(data.raw.iloc[train_idx], data.y_codes[train_idx])
+            Xv = featurizer.transform(data.raw.iloc[val_idx])
         _FOLDS[key] = (Xt, Xv, time.perf_counter() - start)
     return _FOLDS[key]
+
+
+def _encoding(settings: dict[str, Any], data: TrainingData | None = None) -> Any:
+    """Sentence embeddings come from the vectors computed before the search (workers: ``data``; the
+    refit: this process's cache); nothing to do for TF-IDF."""
+    if settings.get("kind") != "embedding":
+        return contextlib.nullcontext()
+    from ..prepare import embeddings
+    cache = embeddings.shared_cache() if data is None else embeddings.EmbeddingCache(vectors=data.embeddings, frozen=True)
+    return embeddings.encoding_with(cache)
 
 
 def _limit_threads(threads: int):
@@ -259,5 +272,10 @@ def refit(data: RefitData, family_name: str, params: dict[str, Any], threads: in
         featurizer = featurizer_for(family_name, params, list(data.columns), data.featurization, data.task, seed)
         steps = [("features", featurizer), *model_steps(family_name, params, data.task, threads, seed, data.sample)]
         pipeline = Pipeline(steps)
-        pipeline.fit(data.X, data.y)
+        text = FAMILIES[family_name].text
+        with _encoding(text(params) if text else {}):
+            pipeline.fit(data.X, data.y)
+        if text and text(params).get("kind") == "embedding":
+            from ..prepare.embeddings import attach_encoder
+            attach_encoder(pipeline)  # the saved model embeds new texts with the packaged encoder itself
         return pipeline
