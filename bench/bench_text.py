@@ -12,7 +12,7 @@ peak MB (resident memory of this process and its trial workers, sampled every 0.
 texts/s (predicting the test rows). Timings taken while several other jobs shared the 2 cores are
 inflated; the results file says so.
 
-    python bench/bench_text.py [--budget 60] [--sets yelp,newsgroups,rotten] [--max-rows N]
+    python bench/bench_text.py [--budget 60 | --max-trials N] [--sets yelp,newsgroups,rotten] [--max-rows N]
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def measure(fit, predict, X_test: pd.DataFrame) -> dict:
             "texts_per_s": round(rate)}
 
 
-def run_set(name: str, budget: float, max_rows: int | None) -> dict:
+def run_set(name: str, budget: float | None, max_rows: int | None, max_trials: int | None = None) -> dict:
     file, text, label, metric = SETS[name]
     df = pd.read_csv(SHARED / file)
     df = df[df[label].notna()]
@@ -84,7 +84,7 @@ def run_set(name: str, budget: float, max_rows: int | None) -> dict:
     base = measure(fit_baseline, lambda m, X: m.predict_proba(X[text].fillna("").astype(str)), test)
 
     def fit_ours():
-        return AutoML(metric=metric, time_budget=budget, seed=0).fit(train, target=label)
+        return AutoML(metric=metric, time_budget=budget, max_trials=max_trials, seed=0).fit(train, target=label)
 
     ours = measure(fit_ours, lambda m, X: m.predict_proba(X.drop(columns=[label])), test)
     automl = ours["fitted"]
@@ -103,8 +103,9 @@ def run_set(name: str, budget: float, max_rows: int | None) -> dict:
     return row
 
 
-def markdown(rows: list[dict], budget: float) -> str:
-    lines = [f"# Text classification at {budget:.0f} s (bench/bench_text.py)", "",
+def markdown(rows: list[dict], budget: float | None, max_trials: int | None = None) -> str:
+    size = f"{max_trials} trials (no time budget)" if max_trials else f"{budget:.0f} s"
+    lines = [f"# Text classification at {size} (bench/bench_text.py)", "",
              "75/25 split of each file (random_state=0, stratified), seed 0, 2 cores. Cell: primary metric "
              "(balanced accuracy) · fit seconds · peak MB · predict texts/s. AutoGluon Tabular: as recorded in "
              "../shared/peers.md. **Timings taken under load** (several jobs shared the 2 cores), so seconds are "
@@ -125,17 +126,23 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--max-rows", type=int, default=None)
+    parser.add_argument("--max-trials", type=int, default=None,
+                        help="a trial count instead of a time budget (a loaded machine: quality, not speed)")
     args = parser.parse_args()
+    if args.max_trials:
+        args.budget = None
     rows = []
     for name in args.sets.split(","):
-        rows.append(run_set(name, args.budget, args.max_rows))
-        print(markdown(rows[-1:], args.budget).splitlines()[-1], flush=True)
-    text = markdown(rows, args.budget)
+        rows.append(run_set(name, args.budget, args.max_rows, args.max_trials))
+        print(markdown(rows[-1:], args.budget, args.max_trials).splitlines()[-1], flush=True)
+    text = markdown(rows, args.budget, args.max_trials)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = REPO / "bench" / "results" / f"text-{args.budget:.0f}s-{stamp}"
+    size = f"{args.max_trials}trials" if args.max_trials else f"{args.budget:.0f}s"
+    out = REPO / "bench" / "results" / f"text-{size}-{stamp}"
     out.with_suffix(".md").write_text(text)
-    meta = {"budget": args.budget, "max_rows": args.max_rows, "under_load": True, "cores": os.cpu_count()}
+    meta = {"budget": args.budget, "max_trials": args.max_trials, "max_rows": args.max_rows, "under_load": True,
+            "cores": os.cpu_count(), "load_average": os.getloadavg()}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {out}.md/.json")
 
