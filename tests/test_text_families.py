@@ -139,3 +139,30 @@ def test_embedding_family_trains_and_predicts_with_the_network_blocked(tmp_path)
                          timeout=300, env={**env, "PYTHONPATH": ""})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "True"
+
+
+@needs_data
+def test_an_ensemble_of_text_and_tabular_members_reads_one_featurizer_in_blocks():
+    from automl_core.prepare.featurize import feature_to_column
+    from automl_core.search.finalize import FinalChoice, fit_final
+    from automl_core.search.results import TrialResult
+    from automl_core.search.trial import RefitData
+    df = _yelp(120)
+    X, y = df.drop(columns="Sentiment"), df["Sentiment"].to_numpy()
+    columns = infer_roles(clean_frame(X)[0])
+    tfidf = {"tfidf_words": "1", "tfidf_chars": "2-4", "tfidf_max_terms": 20_000}
+    members = [TrialResult(1, "text_logistic", {**tfidf, "C": 10.0}, "ok", 0.8),
+               TrialResult(2, "text_complement_nb", {**tfidf, "alpha": 0.3}, "ok", 0.78),
+               TrialResult(3, "linear", {"C": 1.0}, "ok", 0.7)]
+    row = TrialResult(4, "ensemble", {"members": [1, 2, 3], "weights": [0.5, 0.3, 0.2]}, "ok", 0.82)
+    sample = build_featurizer(columns, task=Task.BINARY).fit_transform(X, y)
+    data = RefitData(X, y, tuple(columns), Task.BINARY, "auto", sample)
+    model, chosen = fit_final(data, FinalChoice(row, members, [0.5, 0.3, 0.2]), {}, y, None, 1, 0)
+    assert chosen.row is row
+    features = model.named_steps["features"]
+    prefixes = {name.split("_")[0] for name, *_ in features.transformers}
+    assert prefixes == {"b0", "b1", "b2"}  # TF-IDF + scaled columns, TF-IDF of the text only, the shared one
+    assert set(feature_to_column(features, columns).values()) == {"ReviewText", "length"}
+    proba = model.predict_proba(X.head(20))
+    assert proba.shape == (20, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert (model.predict(X) == y).mean() > 0.8
