@@ -23,6 +23,7 @@ from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit
                               member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
+from .models.text_families import embed_for_search, reads_text, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
@@ -94,14 +95,17 @@ class AutoML:
         self.prepared_ = prepared
         self.task_ = prepared.task
         self.metric_ = prepared.metric
-        families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X))
+        text = reads_text(prepared.columns, prepared.task, self.config.featurization)
+        families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X), text)
         emit = Emitter(list(callbacks), clock)
+        families, vectors = embed_for_search(prepared, families, self.config.featurization, clock.remaining(),
+                                             prepared.notes)
         stop_event = stop_event or threading.Event()
         settings = self._settings(prepared)
         pool = start_pool(settings.n_concurrent, self.config.dask_scheduler)  # boots while folds are featurized
         try:
             with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
-                data_path, plan, y_all = self._write_training_data(prepared, tmp)
+                data_path, plan, y_all = self._write_training_data(prepared, tmp, text, vectors)
                 self.validation_ = plan
                 emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
                      metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
@@ -109,7 +113,7 @@ class AutoML:
                      time_budget=self.config.time_budget, concurrent_trials=settings.n_concurrent,
                      threads_per_trial=settings.threads_per_trial)
                 result = self._search(data_path, families, plan, clock, emit, stop_event, pool, settings,
-                                      first_trial_id, list(warm_start))
+                                      first_trial_id, [*warm_start, *text_warm_start(families)])
                 if result.pool is not None:
                     result.pool.shutdown()  # the workers' memory is the refit's: it runs here, on every core
                     result.pool = None
@@ -188,7 +192,8 @@ class AutoML:
 
     # --- steps -------------------------------------------------------------------------------------
 
-    def _write_training_data(self, p: Prepared, tmp: str) -> tuple[str, ValidationPlan, np.ndarray]:
+    def _write_training_data(self, p: Prepared, tmp: str, text: bool = False,
+                             vectors: dict | None = None) -> tuple[str, ValidationPlan, np.ndarray]:
         """Featurize the validation folds once and write what the workers need to a file.
 
         Beyond ``MAX_SEARCH_ROWS`` training rows, the search runs on a random sample of them (time
@@ -215,7 +220,10 @@ class AutoML:
         folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed)
         self._featurize_seconds = (time.perf_counter() - start) / max(plan.n_splits, 1)
         data = TrainingData(y_codes=codes, splits=plan.splits, folds=folds, task=p.task,
-                            n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index)
+                            n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index,
+                            # text families featurize the raw rows per trial (their TF-IDF is searched)
+                            raw=X.reset_index(drop=True) if text else None, columns=tuple(p.columns),
+                            featurization=self.config.featurization, seed=self.config.seed, embeddings=vectors)
         path = os.path.join(tmp, "training.joblib")
         joblib.dump(data, path)
         self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),

@@ -49,6 +49,9 @@ class ModelFamily:
     # A classifier that only learns class codes 0..K-1 (XGBoost) or predicts a column instead of a
     # vector (CatBoost, multiclass): the saved pipeline wraps it, see ``classifier_step``.
     label_codes: bool = False
+    # A text family (see ``text_families``): (params) -> its own text featurization, which every trial
+    # fits per fold on the raw rows (TF-IDF sizes are searched). None: the shared featurized folds.
+    text: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
@@ -285,6 +288,12 @@ for _family in [
     FAMILIES.add(_family)
 
 
+from .text_families import TEXT_FAMILIES  # noqa: E402 (they are ModelFamily records too)
+
+for _family in TEXT_FAMILIES:
+    FAMILIES.add(_family)
+
+
 def _load_plugins() -> None:
     """Extra families from modules named in AUTOML_EXTRA_FAMILIES (comma-separated).
 
@@ -321,9 +330,13 @@ def single_member(estimator: Any) -> Any | None:
     return None
 
 
-def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int) -> list[ModelFamily]:
-    """The families this experiment may try, in registry order (names checked by ``AutoMLConfig``)."""
-    names = [n for n in FAMILIES if (allowed is None or n in allowed) and n not in blocked]
+def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int,
+                    text: bool = False) -> list[ModelFamily]:
+    """The families this experiment may try, in registry order (names checked by ``AutoMLConfig``).
+
+    Text families only when ``text`` (the table has a text column a classifier can read)."""
+    names = [n for n in FAMILIES if (allowed is None or n in allowed) and n not in blocked
+             and (text or FAMILIES[n].text is None)]
     chosen = [FAMILIES[n] for n in names if FAMILIES[n].max_rows is None or n_rows <= FAMILIES[n].max_rows
               or (allowed is not None and n in allowed)]
     if not chosen:

@@ -166,6 +166,29 @@ def _text(max_features: int) -> list[tuple[str, Any]]:
                                      max_features=max_features - n_word, **tfidf))]))]
 
 
+def _text_embedded() -> list[tuple[str, Any]]:
+    """Sentence embeddings of one text column (``prepare.embeddings``): cleaned, missing as "", one Series."""
+    from automl_core.prepare.embeddings import text_encoder
+    return _clean_strings() + [("clean_fill", _ft(pd.DataFrame.fillna, value="")),
+                               ("clean_squeeze", _ft(pd.DataFrame.squeeze, axis=1)), ("embed", text_encoder())]
+
+
+def _text_searched(settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A text family's TF-IDF (``models.text_families.text_settings``): word n-grams, optionally
+    character n-grams within word boundaries, each capped at ``max_terms`` terms; or embeddings."""
+    if settings.get("kind") == "embedding":
+        return _text_embedded()
+    tfidf = dict(sublinear_tf=True, strip_accents="unicode", dtype=np.float32, min_df=int(settings["min_df"]),
+                 max_features=int(settings["max_terms"]))
+    low, high = (int(n) for n in (settings["words"] + "-" + settings["words"]).split("-")[:2])
+    parts = [("word", TfidfVectorizer(analyzer="word", ngram_range=(low, high), **tfidf))]
+    if settings["chars"] != "none":
+        low, high = (int(n) for n in settings["chars"].split("-"))
+        parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(low, high), **tfidf)))
+    return _clean_strings() + [("impute", SimpleImputer(strategy="constant", fill_value="")),
+                               ("clean_ravel", _ft(np.ravel)), ("tfidf", FeatureUnion(parts))]
+
+
 def _auto_kind(role: Role, mode: str) -> tuple[str, str]:
     """(transform kind, drop code) for a role under mode 'auto' or 'off'."""
     if role.dropped:
@@ -207,18 +230,22 @@ def _validate(columns: list[ColumnInfo], mode: str | dict[str, str], text_max_fe
 
 def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = "auto",
                      scale: bool = False, task: Task = Task.BINARY, seed: int = 0,
-                     text_max_features: int = 2000) -> ColumnTransformer:
+                     text_max_features: int = 2000, text: dict[str, Any] | None = None) -> ColumnTransformer:
     """Build the (unfitted) featurizer for the given feature columns (target excluded).
 
     ``mode``: "auto" (full featurization), "off" (numeric median imputation + ordinal codes only;
     datetime/text dropped) or a dict {column: one of TRANSFORMS} overriding "auto" per column.
     ``scale`` adds StandardScaler to dense numeric-like outputs (for linear / kNN models).
     ``task`` sets the target encoder's target type; ``seed`` its cross-fitting shuffle.
+    ``text``: a text family's TF-IDF settings (``models.text_families.text_settings``) for the text
+    columns instead of the bounded block; with ``text_only`` set, the other columns are dropped.
     Fit with ``fit(X, y)`` (y is needed when any column is target-encoded); X is the raw frame.
     """
     _validate(columns, mode, text_max_features)
     task = Task(task)
-    overrides = mode if isinstance(mode, dict) else {}
+    overrides = dict(mode) if isinstance(mode, dict) else {}
+    if text is not None and text.get("text_only"):
+        overrides = {c.name: "drop" for c in columns if c.role != Role.TEXT and c.name not in overrides} | overrides
     base_mode = "auto" if isinstance(mode, dict) else mode
     # Numeric columns share one entry: per-column pipelines cost ~10 ms each per fit, which adds
     # up over dozens of columns and ten folds.
@@ -249,7 +276,7 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
                  "ordinal_bool": lambda: _ordinal(boolean=True),
                  "target": lambda: _target(task, seed, scale),
                  "datetime": lambda: _datetime(col.datetime_format, _is_number_dtype(col.dtype), scale),
-                 "text": lambda: _text(int(text_max_features))}[kind]()
+                 "text": lambda: _text(int(text_max_features)) if text is None else _text_searched(text)}[kind]()
         entries.append((name, Pipeline(steps), [col.name]))
     if grouped["numeric_plain"]:
         entries.insert(0, ("numeric_plain", Pipeline(_numeric(False, scale)), grouped["numeric_plain"]))
@@ -324,6 +351,8 @@ def _describe(step_name: str, step: Any) -> str:
     if isinstance(step, FeatureUnion):
         return " + ".join(f"TF-IDF {t.analyzer} {t.ngram_range[0]}-{t.ngram_range[1]}-grams "
                           f"({len(t.vocabulary_)} terms)" for _, t in step.transformer_list)
+    if step_name == "embed":
+        return f"sentence embeddings ({step.n_components_} dimensions, all-MiniLM-L6-v2)"
     return {"parse": "parse datetime (UTC)", "to_bool": "true/false-like values to 1/0"}.get(step_name, step_name)
 
 

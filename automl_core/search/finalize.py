@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
-from . import ensemble as ens
+from . import blocks, ensemble as ens
 from ..models.metrics import Metric
 from ..models.families import ENSEMBLE_KINDS, FAMILIES, single_member
 from .results import TrialResult
@@ -45,7 +45,7 @@ def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.
     picks it), on a sample of the validation rows. Empty when it would hold one model only.
 
     ``cache`` (a dict kept between calls) skips the pick when the candidate pool has not changed."""
-    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    ok = _ensemble_pool(trials, oof)
     if len(ok) < 2:
         return []
     pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
@@ -65,6 +65,11 @@ def likely_members(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.
     if cache is not None:
         cache.update(pool=pool, members=chosen)
     return chosen
+
+
+def _ensemble_pool(trials: list[TrialResult], oof: dict[int, np.ndarray]) -> list[TrialResult]:
+    """Trials an ensemble may hold: every scored one (text families too, see ``blocks``)."""
+    return [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
 
 
 @dataclass
@@ -121,7 +126,7 @@ def ensemble_rows(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.n
                   task: Task, pos_index: int, seed: int, next_id: int, label_order: np.ndarray | None,
                   at: float) -> tuple[list[TrialResult], dict[int, np.ndarray]]:
     """Caruana and stacking ensembles of the best trials, as leaderboard rows (ids from ``next_id``)."""
-    ok = [t for t in trials if t.status == "ok" and t.trial_id in oof and t.score is not None]
+    ok = _ensemble_pool(trials, oof)
     if len(ok) < 2:
         return [], {}
     pool = ens.pick_members([t.trial_id for t in ok], [t.family for t in ok], [metric.loss(t.score) for t in ok])
@@ -182,7 +187,6 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
     """
     if not choice.members:
         return refit(data, choice.row.family, choice.row.params, threads, seed), choice
-    from ..prepare.featurize import build_featurizer
     start = time.perf_counter()
     y = data.y
     voting = choice.row.family == "ensemble"
@@ -191,8 +195,11 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
     y_members = LabelEncoder().fit_transform(y) if codes else y
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False, task=data.task, seed=seed)
-        Xf = featurizer.fit_transform(data.X, y)
+        featurizer, prefix = blocks.ensemble_featurizer(choice.members, list(data.columns), data.featurization,
+                                                        data.task, seed)
+        with blocks.encoding(choice.members):
+            Xf = featurizer.fit_transform(data.X, y)
+        blocks.finish(featurizer, choice.members)
         fitted: list[tuple[str, Pipeline]] = []
         estimated = actual = 0.0
         for m in choice.members:
@@ -204,7 +211,10 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
                 return _fallback(data, choice, best, featurizer, reusable, threads, seed, len(fitted),
                                  time.perf_counter() - start)
             began = time.perf_counter()
-            member = Pipeline(model_steps(m.family, m.params, data.task, threads, seed, Xf, codes)).fit(Xf, y_members)
+            keep = [] if prefix is None else [("select", blocks.selector(blocks.block_columns(featurizer, prefix[m.trial_id])))]
+            sample = Xf if not keep else keep[0][1].fit_transform(Xf)
+            steps = keep + model_steps(m.family, m.params, data.task, threads, seed, sample, codes)
+            member = Pipeline(steps).fit(Xf, y_members)
             fitted.append((f"trial_{m.trial_id}", member))
             estimated, actual = estimated + guess, actual + time.perf_counter() - began
         if voting:

@@ -6,6 +6,7 @@ workers load and keep; featurized folds are cached per worker, since every trial
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 import warnings
@@ -38,6 +39,13 @@ class TrainingData:
     task: Task
     n_classes: int
     pos_index: int
+    # For text families only (None without them): the raw rows the splits index, which their trials
+    # featurize per fold with their own TF-IDF settings; and how (columns, featurization mode, seed).
+    raw: Any = None
+    columns: tuple[ColumnInfo, ...] = ()
+    featurization: Any = "auto"
+    seed: int = 0
+    embeddings: dict | None = None  # text hash -> sentence embedding, of every text (``prepare.embeddings``)
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,40 @@ def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) ->
     return _FOLDS[key]
 
 
+#: Fitted text featurizations a worker keeps (per fold); trials with the same TF-IDF settings reuse them.
+TEXT_CACHE_SETTINGS = 2
+
+
+def _text_fold(path: str, data: TrainingData, fold: int, settings: dict[str, Any]) -> tuple:
+    """A text family's featurized fold: (train rows, validation rows, seconds its fit took)."""
+    from ..prepare.featurize import build_featurizer
+    key = (path, fold, "text", tuple(sorted(settings.items())))
+    if key not in _FOLDS:
+        others = list(dict.fromkeys(k[3] for k in _FOLDS if len(k) == 4 and k[2] == "text" and k[3] != key[3]))
+        for old in others[:max(0, len(others) - TEXT_CACHE_SETTINGS + 1)]:  # the oldest settings go first
+            for k in [k for k in _FOLDS if len(k) == 4 and k[3] == old]:
+                del _FOLDS[k]
+        train_idx, val_idx = data.splits[fold]
+        start = time.perf_counter()
+        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=True, task=data.task,
+                                      seed=data.seed, text=settings)
+        with _encoding(settings, data):
+            Xt = featurizer.fit_transform(data.raw.iloc[train_idx], data.y_codes[train_idx])
+            Xv = featurizer.transform(data.raw.iloc[val_idx])
+        _FOLDS[key] = (Xt, Xv, time.perf_counter() - start)
+    return _FOLDS[key]
+
+
+def _encoding(settings: dict[str, Any], data: TrainingData | None = None) -> Any:
+    """Sentence embeddings come from the vectors computed before the search (workers: ``data``; the
+    refit: this process's cache); nothing to do for TF-IDF."""
+    if settings.get("kind") != "embedding":
+        return contextlib.nullcontext()
+    from ..prepare import embeddings
+    cache = embeddings.shared_cache() if data is None else embeddings.EmbeddingCache(vectors=data.embeddings, frozen=True)
+    return embeddings.encoding_with(cache)
+
+
 def _limit_threads(threads: int):
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=threads)
@@ -156,7 +198,12 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
     for fold, (train_idx, val_idx) in enumerate(data.splits):
-        Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
+        if family.text is not None:
+            # the vectorizer's fit counts as fit time (a cached one too): the refit will pay it
+            Xt, Xv, featurize_s = _text_fold(spec.data_path, data, fold, family.text(spec.params))
+            fit_s += featurize_s
+        else:
+            Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
         y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
         if spec.row_fraction < 1.0:
             keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
@@ -196,6 +243,8 @@ def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: i
     """
     family = FAMILIES[family_name]
     steps: list[tuple[str, Any]] = []
+    if family.text is not None:  # its featurizer (``featurizer_for``) already scaled what needs it
+        return [("model", family.build(params, task, threads, seed))]
     if family.dense_only and sparse.issparse(sample):
         steps.append(("dense", densifier(sample)))
     if family.needs_scaling:
@@ -204,14 +253,29 @@ def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: i
     return steps
 
 
+def featurizer_for(family_name: str, params: dict[str, Any], columns: list[ColumnInfo], featurization: Any,
+                   task: Task, seed: int) -> Any:
+    """The (unfitted) featurizer a model of this family is saved with: the shared one, or a text
+    family's own TF-IDF settings (other columns scaled for its linear head)."""
+    from ..prepare.featurize import build_featurizer
+    family = FAMILIES[family_name]
+    if family.text is not None:
+        return build_featurizer(columns, mode=featurization, scale=True, task=task, seed=seed,
+                                text=family.text(params))
+    return build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed)
+
+
 def refit(data: RefitData, family_name: str, params: dict[str, Any], threads: int, seed: int) -> Pipeline:
     """The final model: featurizer + estimator fit on all training rows, with the original labels."""
-    from ..prepare.featurize import build_featurizer
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        featurizer = build_featurizer(list(data.columns), mode=data.featurization, scale=False,
-                                      task=data.task, seed=seed)
+        featurizer = featurizer_for(family_name, params, list(data.columns), data.featurization, data.task, seed)
         steps = [("features", featurizer), *model_steps(family_name, params, data.task, threads, seed, data.sample)]
         pipeline = Pipeline(steps)
-        pipeline.fit(data.X, data.y)
+        text = FAMILIES[family_name].text
+        with _encoding(text(params) if text else {}):
+            pipeline.fit(data.X, data.y)
+        if text and text(params).get("kind") == "embedding":
+            from ..prepare.embeddings import attach_encoder
+            attach_encoder(pipeline)  # the saved model embeds new texts with the packaged encoder itself
         return pipeline

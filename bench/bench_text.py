@@ -1,0 +1,151 @@
+"""Text classification on the shared text sets: this engine against a TF-IDF + logistic regression baseline.
+
+Protocol (../shared/peers.md, "Text classification"): a fixed 75/25 split of the file named
+(random_state=0, stratified on the label), one seed, the primary metric of that table (ROC AUC for the
+binary set, log loss for the others) plus balanced accuracy. The baseline -- word 1-2-grams (min_df 2,
+sublinear tf) + scikit-learn's default logistic regression, no tuning -- runs in the same process, on the
+same split, right before the engine, so both see the same machine load. AutoGluon Tabular's scores are the
+ones recorded in peers.md (not re-run here).
+
+Columns: metric on the test rows, seconds (fit; for the engine the whole ``fit`` within its budget),
+peak MB (resident memory of this process and its trial workers, sampled every 0.2 s, during the fit),
+texts/s (predicting the test rows). Timings taken while several other jobs shared the 2 cores are
+inflated; the results file says so.
+
+    python bench/bench_text.py [--budget 60 | --max-trials N] [--sets yelp,newsgroups,rotten] [--max-rows N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench_engine import PeakMemory  # noqa: E402  (same folder)
+from automl_core import AutoML  # noqa: E402
+
+SHARED = Path(os.environ.get("SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+# name -> (file, text column, label column, primary metric)
+SETS = {"yelp": ("yelp_sentiment_train.csv", "ReviewText", "Sentiment", "roc_auc"),
+        "newsgroups": ("newsgroups_train.csv", "X", "y", "log_loss"),
+        "rotten": ("rotten_tomatoes.csv", "text", "category", "log_loss")}
+# AutoGluon 1.6.3 Tabular (medium preset) at 60 s, as recorded in ../shared/peers.md: (primary, balanced accuracy)
+AUTOGLUON = {"yelp": (0.6257, 0.616), "newsgroups": (1.329, 0.465), "rotten": (0.5181, 0.792)}
+
+
+def score(metric: str, y: np.ndarray, proba: np.ndarray, classes: list) -> float:
+    if metric == "roc_auc":
+        return float(roc_auc_score(y, proba[:, 1]))
+    return float(log_loss(y, proba, labels=classes))
+
+
+def measure(fit, predict, X_test: pd.DataFrame) -> dict:
+    """Fit (timed, memory sampled), then predict the test rows (timed)."""
+    memory = PeakMemory(os.getpid())
+    memory.peak = memory._tree_rss()  # a fit shorter than one 0.2 s sample still has a peak
+    start = time.perf_counter()
+    fitted = fit()
+    seconds = time.perf_counter() - start
+    peak = memory.stop()
+    start = time.perf_counter()
+    proba = predict(fitted, X_test)
+    rate = len(X_test) / max(time.perf_counter() - start, 1e-9)
+    return {"fitted": fitted, "proba": proba, "seconds": round(seconds, 1), "peak_mb": round(peak),
+            "texts_per_s": round(rate)}
+
+
+def run_set(name: str, budget: float | None, max_rows: int | None, max_trials: int | None = None) -> dict:
+    file, text, label, metric = SETS[name]
+    df = pd.read_csv(SHARED / file)
+    df = df[df[label].notna()]
+    if max_rows and len(df) > max_rows:
+        df = df.sample(max_rows, random_state=0)
+    train, test = train_test_split(df, test_size=0.25, random_state=0, stratify=df[label])
+    classes = sorted(df[label].unique().tolist())
+    y_test = test[label].to_numpy()
+
+    def fit_baseline():
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True), LogisticRegression())
+        return model.fit(train[text].fillna("").astype(str), train[label])
+
+    base = measure(fit_baseline, lambda m, X: m.predict_proba(X[text].fillna("").astype(str)), test)
+
+    def fit_ours():
+        return AutoML(metric=metric, time_budget=budget, max_trials=max_trials, seed=0).fit(train, target=label)
+
+    ours = measure(fit_ours, lambda m, X: m.predict_proba(X.drop(columns=[label])), test)
+    automl = ours["fitted"]
+    order = [classes.index(c) for c in automl.classes_]  # the engine's column order -> sorted labels
+    proba_ours = np.zeros_like(ours["proba"])
+    proba_ours[:, order] = ours["proba"]
+    row = {"set": name, "file": file, "rows": len(df), "classes": len(classes), "metric": metric,
+           "baseline": score(metric, y_test, base["proba"], classes),
+           "baseline_bacc": float(balanced_accuracy_score(y_test, np.array(classes)[base["proba"].argmax(1)])),
+           "baseline_s": base["seconds"], "baseline_mb": base["peak_mb"], "baseline_texts_s": base["texts_per_s"],
+           "ours": score(metric, y_test, proba_ours, classes),
+           "ours_bacc": float(balanced_accuracy_score(y_test, np.array(classes)[proba_ours.argmax(1)])),
+           "ours_s": ours["seconds"], "ours_mb": ours["peak_mb"], "ours_texts_s": ours["texts_per_s"],
+           "best_model": str(automl.best_trial_.family), "n_trials": int(len(automl.search_.trials)),
+           "autogluon": AUTOGLUON[name][0], "autogluon_bacc": AUTOGLUON[name][1]}
+    return row
+
+
+def markdown(rows: list[dict], budget: float | None, max_trials: int | None = None) -> str:
+    size = f"{max_trials} trials (no time budget)" if max_trials else f"{budget:.0f} s"
+    lines = [f"# Text classification at {size} (bench/bench_text.py)", "",
+             "75/25 split of each file (random_state=0, stratified), seed 0, 2 cores. Cell: primary metric "
+             "(balanced accuracy) · fit seconds · peak MB · predict texts/s. AutoGluon Tabular: as recorded in "
+             "../shared/peers.md. **Timings taken under load** (several jobs shared the 2 cores), so seconds are "
+             "inflated and fewer trials ran than on an idle machine.", "",
+             "| set | rows, classes | metric | TF-IDF + LR | ours | AutoGluon Tabular | ours: best model, trials |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['file']} | {r['rows']:,}, {r['classes']} | {r['metric']} | "
+                     f"{r['baseline']:.4f} ({r['baseline_bacc']:.3f}) · {r['baseline_s']} s · {r['baseline_mb']} MB · "
+                     f"{r['baseline_texts_s']:,}/s | {r['ours']:.4f} ({r['ours_bacc']:.3f}) · {r['ours_s']} s · "
+                     f"{r['ours_mb']} MB · {r['ours_texts_s']:,}/s | {r['autogluon']} ({r['autogluon_bacc']}) | "
+                     f"{r['best_model']}, {r['n_trials']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--max-rows", type=int, default=None)
+    parser.add_argument("--max-trials", type=int, default=None,
+                        help="a trial count instead of a time budget (a loaded machine: quality, not speed)")
+    args = parser.parse_args()
+    if args.max_trials:
+        args.budget = None
+    rows = []
+    for name in args.sets.split(","):
+        rows.append(run_set(name, args.budget, args.max_rows, args.max_trials))
+        print(markdown(rows[-1:], args.budget, args.max_trials).splitlines()[-1], flush=True)
+    text = markdown(rows, args.budget, args.max_trials)
+    print(text)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    size = f"{args.max_trials}trials" if args.max_trials else f"{args.budget:.0f}s"
+    out = REPO / "bench" / "results" / f"text-{size}-{stamp}"
+    out.with_suffix(".md").write_text(text)
+    meta = {"budget": args.budget, "max_trials": args.max_trials, "max_rows": args.max_rows, "under_load": True,
+            "cores": os.cpu_count(), "load_average": os.getloadavg()}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"wrote {out}.md/.json")
+
+
+if __name__ == "__main__":
+    main()
