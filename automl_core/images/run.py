@@ -153,7 +153,15 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     automl = outcome.automl
     automl.card_["notes"] = [images.summary(), *notes, *automl.card_.get("notes", [])]
     bundle, card = make_bundle(automl.model_, automl.card_, spec, images, config)
-    model_path, _ = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
+    model_path, card_path = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
+    # the image model replaced the table one: record its checksum, and tell the studio what this run is
+    store.register_artifact(outcome.experiment_id, model_path, "model")
+    store.register_artifact(outcome.experiment_id, card_path, "model_card")
+    store.update_experiment(outcome.experiment_id, task="image_classification",
+                            config={"task": "image_classification", "head_task": changes["task"]},
+                            summary={"task": "image_classification", "head_task": changes["task"],
+                                     "image": card["image"], "notes": card.get("notes", []),
+                                     "features": [], "profile": None})
     if out_dir is not None:
         model_path, _ = save_model(bundle, card, out_dir)
     return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
