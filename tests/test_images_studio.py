@@ -98,3 +98,54 @@ def test_rest_server_predicts_uploaded_images_and_refuses_a_table(image_run) -> 
     junk = _post(app, files=[("file", ("a.txt", b"hello", "text/plain"))], headers=key)
     assert junk.status_code == 422 and "No readable image" in junk.json()["detail"]
     assert _post(app, content=zipped.getvalue(), headers={"Content-Type": "application/zip"}).status_code == 401
+
+
+#: What each page says in words where a table's section has nothing to show for images.
+PAGES = {"experiments": [], "results": ["Image runs skip the table guardrails", "an image model is not explained",
+                                        "An image model is a dict"],
+         "train": ["Image runs skip the table guardrails"],
+         "predict": ["Upload a .zip of images", "ONNX export and generated training code are for table models"]}
+
+
+def _open(store_path, experiment_id, page, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    from studio_fixtures import APP
+    monkeypatch.setenv("AUTOML_STORE", str(store_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    at.query_params["experiment"] = experiment_id
+    at.run()
+    return at
+
+
+def _no_crash(at) -> str:
+    from studio_fixtures import texts
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Something went wrong" not in shown and "changed on disk" not in shown, shown
+    return shown
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_studio_pages_open_an_image_experiment(image_run, page, monkeypatch) -> None:
+    at = _open(image_run[0], image_run[1], page, monkeypatch)
+    shown = _no_crash(at)
+    for words in PAGES[page]:
+        assert words in shown, shown
+
+
+def test_predict_page_classifies_an_uploaded_zip(image_run, monkeypatch) -> None:
+    at = _open(image_run[0], image_run[1], "predict", monkeypatch)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for label, name, data in _digits(3, skip=6):
+            zf.writestr(f"new/{label}/{name}", data)
+        zf.writestr("new/readme.txt", "not an image")
+    at.file_uploader(key="predict_images").set_value([("new.zip", zipped.getvalue(), "application/zip")]).run()
+    shown = _no_crash(at)
+    assert "6 images" in shown and "not image" in shown, shown
+    table = at.dataframe[0].value
+    assert len(table) == 6 and {"image_path", "prediction", "proba_3", "proba_7"} <= set(table.columns)
+    assert (table["prediction"].astype(str) == table["image_path"].str.split("/").str[-2]).mean() >= 5 / 6
+    assert "download_predictions" in {b.key for b in at.get("download_button")}

@@ -130,11 +130,9 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
         return Response(json.dumps(answer, default=str), media_type="application/json")
 
     def score_images(parts: list[tuple[str, bytes]]) -> Response:
-        from ..images.run import default_cache_dir, predict_images
-        from ..images.uploads import read_uploads
+        from ..images.uploads import score_uploads
         try:
-            read = read_uploads(parts)
-            predictions = predict_images(model, read, cache_dir=default_cache_dir())
+            predictions, read = score_uploads(model, parts)
         except AutoMLInputError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         answer = {"predictions": clean_json(predictions.to_dict(orient="records")), "dropped": read.dropped,

@@ -161,7 +161,9 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
                             config={"task": "image_classification", "head_task": changes["task"]},
                             summary={"task": "image_classification", "head_task": changes["task"],
                                      "image": card["image"], "notes": card.get("notes", []),
-                                     "features": [], "profile": None})
+                                     "features": [], "profile": None, "featurization": feature_blocks(spec),
+                                     "explanations": {"skipped": "an image model is not explained (an importance "
+                                                                 "per pixel or CNN feature says little)"}})
     if out_dir is not None:
         model_path, _ = save_model(bundle, card, out_dir)
     return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
@@ -183,6 +185,20 @@ def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any],
             "featurizer_packages": featurizer_packages(spec)}
     card.pop("profile", None)  # drift checks of feature columns mean nothing to a person scoring images
     return bundle, card
+
+
+def feature_blocks(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feature blocks as table rows (the studio's Featurization table)."""
+    rows = []
+    if spec.get("pixel_size"):
+        n = spec["pixel_size"] ** 2 * (3 if spec.get("pixel_mode") == "RGB" else 1)
+        rows.append({"block": "raw pixels", "columns": n,
+                     "how": f"{spec.get('pixel_mode')} pixels at {spec['pixel_size']} x {spec['pixel_size']}, scaled to 0-1"})
+    if spec.get("cnn"):
+        rows.append({"block": "EfficientNet-Lite0", "columns": extract.CNN_DIM,
+                     "how": f"ImageNet features at {spec.get('cnn_size')} px"
+                            + (", averaged with the flipped image" if spec.get("flip") else "")})
+    return rows
 
 
 def featurizer_packages(spec: dict[str, Any]) -> dict[str, str]:

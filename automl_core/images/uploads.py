@@ -71,3 +71,11 @@ def _merge(out: ImageSet, part: ImageSet, prefix: str) -> None:
         named = part.examples.get(reason, []) if reason == "unreadable" else [prefix + e for e in part.examples.get(reason, [])]
         out.examples.setdefault(reason, []).extend(named)
         out.examples[reason] = out.examples[reason][:5]
+
+
+def score_uploads(bundle: dict, files: Iterable[tuple[str, bytes]], *, cache_dir: str | None = None):
+    """(predictions, the images read) for uploaded files: one row per image (``image_path``, ``prediction``,
+    ``proba_<class>``); what was dropped is in the ImageSet's ``dropped``/``summary()``."""
+    from .run import default_cache_dir, predict_images
+    read = read_uploads(files)
+    return predict_images(bundle, read, cache_dir=default_cache_dir() if cache_dir is None else cache_dir), read
