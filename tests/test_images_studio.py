@@ -135,6 +135,14 @@ def test_studio_pages_open_an_image_experiment(image_run, page, monkeypatch) -> 
         assert words in shown, shown
 
 
+def test_cloning_an_image_experiment_says_where_images_are_trained(image_run, monkeypatch) -> None:
+    at = _open(image_run[0], image_run[1], "experiments", monkeypatch)
+    at.selectbox(key="experiment_pick").select(image_run[1]).run()
+    at.button(key="clone_experiment").click().run()
+    shown = _no_crash(at)
+    assert "--task image_classification" in shown and "no longer in the store" not in shown, shown
+
+
 def test_predict_page_classifies_an_uploaded_zip(image_run, monkeypatch) -> None:
     at = _open(image_run[0], image_run[1], "predict", monkeypatch)
     zipped = io.BytesIO()
@@ -149,3 +157,9 @@ def test_predict_page_classifies_an_uploaded_zip(image_run, monkeypatch) -> None
     assert len(table) == 6 and {"image_path", "prediction", "proba_3", "proba_7"} <= set(table.columns)
     assert (table["prediction"].astype(str) == table["image_path"].str.split("/").str[-2]).mean() >= 5 / 6
     assert "download_predictions" in {b.key for b in at.get("download_button")}
+    junk = io.BytesIO()
+    with zipfile.ZipFile(junk, "w") as zf:
+        zf.writestr("readme.txt", "no images here")
+    at.file_uploader(key="predict_images").set_value([("junk.zip", junk.getvalue(), "application/zip")]).run()
+    _no_crash(at)
+    assert at.error and "No readable image" in at.error[0].value
