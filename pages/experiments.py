@@ -19,6 +19,11 @@ from studio.safe import md, show_error
 
 def _clone(exp: dict[str, Any]) -> None:
     """Load an experiment's settings into the wizard and go to Configure to edit and submit them."""
+    if exp.get("task") == "image_classification":
+        st.info("Image experiments are trained from the command line for now (the wizard starts from a table): "
+                "`python -m automl_core train IMAGES.zip --task image_classification --time-budget 600`.",
+                icon=":material/image:")
+        return
     try:
         values = wizard_from_experiment(exp)
     except AutoMLInputError as exc:

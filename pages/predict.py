@@ -12,7 +12,7 @@ from automl_core.understand.contributions import supported
 from automl_core.errors import AutoMLInputError
 from automl_core.export.predict import safe_csv, version_warnings
 from automl_core.io.reader import read_table
-from studio import forecast_view, live
+from studio import forecast_view, image_view, live
 from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
@@ -105,6 +105,15 @@ def main() -> None:
         st.caption("ONNX export and generated training code are for table models. A forecaster is a dict of "
                    "statsforecast / mlforecast objects (load model.joblib with joblib): its `usage` entry says how to "
                    "forecast with them by hand, or run `python -m automl_core predict --model model.joblib DATA`.")
+        return
+    if card.get("task") == "image_classification":  # images in, one prediction per image out
+        try:
+            image_view.image_predict(model, card)
+        except AutoMLInputError as exc:
+            show_error(exc)
+        st.caption("ONNX export and generated training code are for table models. An image model is a dict (load "
+                   "model.joblib with joblib): its `usage` entry says how to score images by hand, or run "
+                   "`python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
         return
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
     with tab_predict:

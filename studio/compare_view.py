@@ -18,7 +18,7 @@ def curves_of_selected(store: Any, experiment_id: str, exp: dict[str, Any], tria
     The validation predictions hold the best models of the search; a selected model without stored
     predictions is named, so a missing curve is not a mystery.
     """
-    if exp.get("task") not in ("binary", "multiclass"):
+    if exp.get("task") not in ("binary", "multiclass", "image_classification"):  # an image head classifies
         return
     p = load_predictions(store.artifact_dir(experiment_id), "validation")
     if p is None:

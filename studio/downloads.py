@@ -65,5 +65,10 @@ def model_downloads(store: Any, experiment_id: str) -> None:
                            file_name=f"{experiment_id}-test-predictions.csv", mime="text/csv",
                            key="download_test_predictions", icon=":material/table:", on_click="ignore",
                            width="stretch")
+    if (store.get_experiment(experiment_id) or {}).get("task") == "image_classification":
+        st.caption("An image model is a dict (load it with joblib): the fitted head, the feature spec and the "
+                   "featurizer's source; its `usage` entry shows how to score images by hand, model.json lists the "
+                   "package versions. Or: `python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
+        return
     st.caption("Load the model in any Python with scikit-learn, LightGBM and pandas: "
                "`joblib.load('model.joblib').predict(df)`; model.json lists its columns, metrics and versions.")

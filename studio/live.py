@@ -235,6 +235,10 @@ def no_guardrails_text(exp: dict[str, Any]) -> str:
     if exp.get("task") == "forecasting":
         return ("Forecasting runs are checked per series instead of by these table guardrails (short series, "
                 "gaps, the frequency); what was found is listed in the notes under Model details.")
+    if exp.get("task") == "image_classification":
+        return ("Image runs skip the table guardrails (checks of columns, which over hundreds of pixel or CNN "
+                "feature columns cost minutes and say nothing); the images read and dropped, by reason, are in the "
+                "notes under Model details.")
     if exp.get("status") in LIVE:
         return "Guardrails appear here once the data has been checked (just before the first trial)."
     return "This run stored no guardrails (it ended before the data checks, or was made before they existed)."

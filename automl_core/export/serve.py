@@ -7,6 +7,11 @@ as the CLI and the studio. Missing required columns, unreadable bodies and empty
 versions that differ from the ones it was saved with. FastAPI serves the OpenAPI schema at
 ``/openapi.json`` (and ``/docs``). With an API key, ``/predict`` needs it in the ``X-API-Key`` header
 (401 otherwise); ``/health`` stays open for load balancers.
+
+An image model (``task`` image_classification) takes images instead: ``multipart/form-data`` with one or
+more files (images, or zips of images), or one zip / image as the raw body (``Content-Type:
+application/zip`` or ``image/...``). It answers one prediction per image (``image_path``, ``prediction``,
+``proba_<class>``) and what was dropped, by reason; a table sent to it is answered 422 saying so.
 """
 from __future__ import annotations
 
@@ -87,11 +92,13 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
 def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
     """The FastAPI application serving one saved model (loaded and checked once, here)."""
     model, card = load_model(model_path)
-    required = required_columns(model, card)
+    images = card.get("task") == "image_classification"
+    required = [] if images else required_columns(model, card)
     warnings_ = version_warnings(card)
     app = FastAPI(title="AutoML Studio model", version=str(card.get("format", "1")),
                   description=f"Predicts '{card.get('target')}' ({card.get('task')}) with the "
-                              f"{card.get('best_model')} model trained by AutoML Studio.")
+                              f"{card.get('best_model')} model trained by AutoML Studio."
+                              + (" Send images (multipart files, or one zip / image as the body)." if images else ""))
     app.state.version_warnings = warnings_
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
@@ -104,7 +111,8 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
         return clean_json({"status": "warning" if warnings_ else "ok", "version_warnings": warnings_,
                            "target": card.get("target"), "task": card.get("task"), "model": card.get("best_model"),
                            "classes": card.get("classes"), "required_columns": required,
-                           "model_sha256": card.get("model_sha256"), "validation": card.get("validation")})
+                           "model_sha256": card.get("model_sha256"), "validation": card.get("validation"),
+                           "input": "images" if images else "table"})
 
     def score(body: bytes, content_type: str) -> Response:
         try:
@@ -121,8 +129,40 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
                   "checks": report.summary_lines()[1:]}
         return Response(json.dumps(answer, default=str), media_type="application/json")
 
+    def score_images(parts: list[tuple[str, bytes]]) -> Response:
+        from ..images.uploads import score_uploads
+        try:
+            predictions, read = score_uploads(model, parts)
+        except AutoMLInputError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
+        answer = {"predictions": clean_json(predictions.to_dict(orient="records")), "dropped": read.dropped,
+                  "checks": [read.summary()]}
+        return Response(json.dumps(answer, default=str), media_type="application/json")
+
+    async def image_parts(request: Request, body: bytes) -> list[tuple[str, bytes]] | Response:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            from starlette.datastructures import UploadFile
+            from starlette.requests import Request as Plain
+
+            async def replay() -> Any:  # the body was already read (bounded); parse it again from memory
+                return {"type": "http.request", "body": body, "more_body": False}
+            form = await Plain(request.scope, replay).form(max_files=10_000)
+            return [(v.filename or k, await v.read()) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+        if content_type.startswith(("application/zip", "application/x-zip", "image/", "application/octet-stream")):
+            return [("upload.zip" if "zip" in content_type else "upload", body)]
+        return JSONResponse({"detail": "This model classifies images; the request sent "
+                                       f"{content_type or 'no Content-Type'}. Fix: send the images as multipart/form-data "
+                                       "files (curl -F file=@photo.jpg -F file=@more.zip), or one zip as the body "
+                                       "with Content-Type: application/zip."}, status_code=422)
+
+    image_body = {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {
+            "type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+
     @app.post("/predict", dependencies=[Depends(authorised)],
-              openapi_extra={"requestBody": _request_schema(card, required)},
+              openapi_extra={"requestBody": image_body if images else _request_schema(card, required)},
               summary="Predict: JSON records or CSV in, predictions in row order out",
               responses={401: {"description": "API key missing or wrong"},
                          422: {"description": "the data does not fit the model (e.g. a required column is missing)"}})
@@ -131,6 +171,11 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
         if body is None:
             return JSONResponse({"detail": f"The request body is larger than {MAX_BODY_BYTES / 2**20:g} MB. "
                                            "Fix: score large files with `python -m automl_core predict`."}, 413)
+        if images:
+            parts = await image_parts(request, body)
+            if isinstance(parts, Response):
+                return parts
+            return await run_in_threadpool(score_images, parts)
         return await run_in_threadpool(score, body, request.headers.get("content-type", "application/json"))
 
     return app

@@ -153,7 +153,17 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     automl = outcome.automl
     automl.card_["notes"] = [images.summary(), *notes, *automl.card_.get("notes", [])]
     bundle, card = make_bundle(automl.model_, automl.card_, spec, images, config)
-    model_path, _ = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
+    model_path, card_path = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
+    # the image model replaced the table one: record its checksum, and tell the studio what this run is
+    store.register_artifact(outcome.experiment_id, model_path, "model")
+    store.register_artifact(outcome.experiment_id, card_path, "model_card")
+    store.update_experiment(outcome.experiment_id, task="image_classification",
+                            config={"task": "image_classification", "head_task": changes["task"]},
+                            summary={"task": "image_classification", "head_task": changes["task"],
+                                     "image": card["image"], "notes": card.get("notes", []),
+                                     "features": [], "profile": None, "featurization": feature_blocks(spec),
+                                     "explanations": {"skipped": "an image model is not explained (an importance "
+                                                                 "per pixel or CNN feature says little)"}})
     if out_dir is not None:
         model_path, _ = save_model(bundle, card, out_dir)
     return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
@@ -175,6 +185,20 @@ def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any],
             "featurizer_packages": featurizer_packages(spec)}
     card.pop("profile", None)  # drift checks of feature columns mean nothing to a person scoring images
     return bundle, card
+
+
+def feature_blocks(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feature blocks as table rows (the studio's Featurization table)."""
+    rows = []
+    if spec.get("pixel_size"):
+        n = spec["pixel_size"] ** 2 * (3 if spec.get("pixel_mode") == "RGB" else 1)
+        rows.append({"block": "raw pixels", "columns": n,
+                     "how": f"{spec.get('pixel_mode')} pixels at {spec['pixel_size']} x {spec['pixel_size']}, scaled to 0-1"})
+    if spec.get("cnn"):
+        rows.append({"block": "EfficientNet-Lite0", "columns": extract.CNN_DIM,
+                     "how": f"ImageNet features at {spec.get('cnn_size')} px"
+                            + (", averaged with the flipped image" if spec.get("flip") else "")})
+    return rows
 
 
 def featurizer_packages(spec: dict[str, Any]) -> dict[str, str]:
