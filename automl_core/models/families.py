@@ -273,8 +273,9 @@ for _family in [
                 thread_scaling=0.9),
     ModelFamily("knn", "k-nearest neighbours", _knn_space, _knn_build, needs_scaling=True,
                 max_rows=50_000, relative_cost=1.0),
-    # Not in the warm-start portfolio yet (it was mined without them): the search tries each from its
-    # defaults once the portfolio is done. Dense input: a sparse matrix's absent cells would be
+    # In the warm-start portfolio since it was re-mined leave-one-dataset-out on the wide bench
+    # (bench/mine_portfolio.py --collection); ``defaults`` is where the search starts a family the
+    # portfolio does not hold. Dense input: a sparse matrix's absent cells would be
     # "missing" to XGBoost, not 0, and the ONNX graph feeds dense zeros.
     ModelFamily("xgboost", "XGBoost", _xgb_space, _xgb_build, early_stopping=_xgb_fit, relative_cost=COST_XGBOOST,
                 dense_only=True, thread_scaling=SCALING_XGBOOST, label_codes=True,
