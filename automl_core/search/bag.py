@@ -43,9 +43,9 @@ from .book import BAG_MEMORY_BYTES
 KEEP_MODEL_BYTES = BAG_MEMORY_BYTES // 3
 #: Bag when the fold models' spread is at least this share of their out-of-fold squared error.
 MIN_AMBIGUITY = 0.03
-#: Rows and folds the spread is measured on (it is scaled to all k folds: see ``Bagger.ambiguity``).
+#: Rows the spread is measured on (every fold model predicts them: a fold model's spread is heavy-tailed,
+#: so a sample of the folds can miss the one that differs).
 AMBIGUITY_ROWS = 200
-AMBIGUITY_FOLDS = 4
 FINAL_MODELS = ("auto", "refit", "bag")
 
 
@@ -129,16 +129,11 @@ class Bagger:
 
     def ambiguity(self, trial_ids: list[int], weights: list[float] | None, oof: np.ndarray, y_oof: np.ndarray) -> float:
         """The fold models' mean squared spread on a sample of rows, as a share of their out-of-fold
-        squared error (probabilities for classification): what averaging them takes off.
-
-        Measured on AMBIGUITY_FOLDS of the k folds: m models' spread estimates the variance s² between
-        fold models as spread·m/(m-1), and the k-model average takes off (1-1/k)·s²."""
+        squared error (probabilities for classification): what averaging them takes off."""
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.choice(len(self.X), min(AMBIGUITY_ROWS, len(self.X)), replace=False))
         X = self.X.iloc[rows]
         folds = self.folds(trial_ids, weights)
-        m = min(AMBIGUITY_FOLDS, len(folds))
-        folds = [folds[i] for i in np.sort(rng.choice(len(folds), m, replace=False))]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.task.is_classification:
@@ -150,7 +145,6 @@ class Bagger:
                 preds = np.stack([p.predict(X) for p in folds]).astype(float)  # (k, n)
                 error = float(np.mean((oof - np.asarray(y_oof, dtype=float)) ** 2))
                 spread = float(np.mean((preds - preds.mean(axis=0)) ** 2))
-        spread *= (1.0 - 1.0 / self.k) * m / max(m - 1, 1)
         return spread / error if error > 0 else 0.0
 
 
