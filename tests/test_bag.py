@@ -131,6 +131,10 @@ def test_the_rule_bags_on_the_fold_models_spread_and_refits_otherwise(penguins, 
     for spread, expected in ((bag_mod.MIN_AMBIGUITY * 2, "bag"), (bag_mod.MIN_AMBIGUITY / 2, "refit")):
         monkeypatch.setattr(bag_mod.Bagger, "ambiguity", lambda self, *args, s=spread: s)
         assert bag_mod.decide("auto", a._bagger, [best.trial_id], None, 1.0, 100.0, oof, y_oof)[0] == expected
+    # time for the refit but not for measuring the spread as well: nothing is measured, the bag is kept
+    monkeypatch.setattr(bag_mod.Bagger, "ambiguity", lambda self, *args: pytest.fail("measured the spread"))
+    assert bag_mod.decide("auto", a._bagger, [best.trial_id], None, 1.0, 1.5, oof, y_oof, spread_cost=1.0)[0] == "bag"
+    assert bag_mod.spread_seconds(a._bagger.k, [best], a._cost.featurize_seconds, a._cost.n_rows) > 0
     assert bag_mod.decide("refit", a._bagger, [best.trial_id], None, 1e9, 0.0, oof, y_oof)[0] == "refit"
     assert bag_mod.decide("auto", None, [best.trial_id], None, 1e9, 0.0, oof, y_oof)[0] == "refit"
     assert not a._bagger.available(best.trial_id, 10**6)  # a member without fold models: no bag

@@ -12,7 +12,7 @@ A Caruana ensemble is bagged the same way: per fold, its members' fold models in
 1. no fold models were kept for the trial (hold-out validation, a row-sample trial, models too large
    to keep, see ``KEEP_MODEL_BYTES``; a member of the ensemble lacks them) -> refit on all rows;
 2. the refit's measured cost (the trial's fit seconds per fold, scaled to all rows, times the reserve
-   margin) does not fit in the time left -> bag (it needs no fitting);
+   margin), with measuring the spread, does not fit in the time left -> bag (it needs no fitting);
 3. the fold models disagree by at least ``MIN_AMBIGUITY`` of their out-of-fold squared error -> bag,
    else refit. The average of models has exactly "their mean squared error minus their mean squared
    spread" (Krogh & Vedelsby's ambiguity decomposition; on probabilities for classification), so
@@ -46,7 +46,16 @@ MIN_AMBIGUITY = 0.03
 #: Rows the spread is measured on (every fold model predicts them: a fold model's spread is heavy-tailed,
 #: so a sample of the folds can miss the one that differs).
 AMBIGUITY_ROWS = 200
+#: Seconds a fold pipeline takes to predict a few rows whatever their number (featurizer overhead).
+SPREAD_FIXED_SECONDS = 0.05
 FINAL_MODELS = ("auto", "refit", "bag")
+
+
+def spread_seconds(k: int, members: list[Any], featurize_seconds: float, n_rows: int) -> float:
+    """What measuring the fold models' spread costs, from the trials' measured times: each of the k
+    folds featurizes and predicts AMBIGUITY_ROWS rows (``predict_seconds`` covered every row once)."""
+    per_row = (featurize_seconds + sum(m.predict_seconds for m in members)) / max(n_rows, 1)
+    return k * (SPREAD_FIXED_SECONDS + AMBIGUITY_ROWS * per_row)
 
 
 @dataclass
@@ -149,8 +158,10 @@ class Bagger:
 
 
 def decide(mode: str, bagger: Bagger | None, trial_ids: list[int], weights: list[float] | None,
-           refit_seconds: float, seconds_left: float, oof: np.ndarray | None, y_oof: np.ndarray) -> tuple[str, str]:
-    """("bag" | "refit", why in words) for the saved model, by the rule in the module doc."""
+           refit_seconds: float, seconds_left: float, oof: np.ndarray | None, y_oof: np.ndarray,
+           spread_cost: float = 0.0) -> tuple[str, str]:
+    """("bag" | "refit", why in words) for the saved model, by the rule in the module doc;
+    ``spread_cost``: what measuring the spread would take (``spread_seconds``), on top of the refit."""
     if mode == "refit":
         return "refit", ""
     if bagger is None or not bagger.available(*trial_ids):
@@ -160,7 +171,7 @@ def decide(mode: str, bagger: Bagger | None, trial_ids: list[int], weights: list
     k = bagger.k
     if mode == "bag":
         return "bag", f"the {k} fold models were averaged (final_model='bag')"
-    if refit_seconds > seconds_left:
+    if refit_seconds + spread_cost > seconds_left:
         return "bag", (f"refitting on all rows would take about {refit_seconds:.1f} s and {max(seconds_left, 0):.1f} s "
                        f"were left: the {k} fold models the validation fit were averaged instead")
     share = bagger.ambiguity(trial_ids, weights, oof, y_oof) if oof is not None else 0.0

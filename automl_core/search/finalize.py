@@ -23,7 +23,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
 from . import ensemble as ens
-from .bag import Bagger, decide
+from .bag import Bagger, decide, spread_seconds
 from ..models.metrics import Metric
 from ..models.families import ENSEMBLE_KINDS, FAMILIES, bag_folds, single_member
 from .results import TrialResult
@@ -194,8 +194,10 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
     if not choice.members or choice.row.family == "ensemble":
         fits = (cost.members(choice.members) if choice.members else cost.single(choice.row)) if cost else 0.0
         refit_seconds = RESERVE_MARGIN * (fits + cost.featurize_seconds) if cost else 0.0
+        spread = (spread_seconds(bagger.k, choice.members or [choice.row], cost.featurize_seconds, cost.n_rows)
+                  if bagger is not None and cost is not None else 0.0)
         kind, why = decide(mode, bagger, ids, choice.weights or None, refit_seconds, seconds_left,
-                           row_oof if row_oof is not None else oof.get(choice.row.trial_id), y_oof)
+                           row_oof if row_oof is not None else oof.get(choice.row.trial_id), y_oof, spread)
         if kind == "bag":
             return bagger.pipeline(ids, choice.weights or None), _with(choice, why, "bag")
         choice = _with(choice, why, "refit")
