@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import AutoMLInputError
-from ..models.families import EARLY_STOPPING_ROUNDS, FAMILIES, MAX_BOOSTING_ROUNDS, bag_folds, classifier_step, single_member
+from ..models.families import (EARLY_STOPPING_ROUNDS, FAMILIES, MAX_BOOSTING_ROUNDS, bag_folds, classifier_step,
+                               single_member)
 
 _ALIASES = {"pandas": "pd", "numpy": "np"}
 #: The scikit-learn metric expression for each of the engine's metrics (y: codes or values,
