@@ -19,6 +19,7 @@ from .export.drift_checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
+from .search.bag import KEEP_MODEL_BYTES, Bagger
 from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
                               member_predictions)
 from .models.metrics import score_all
@@ -67,13 +68,15 @@ class AutoML:
     def fit(self, train_data: TableLike | None, target: str, *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None, callbacks: Iterable[Callback] = (),
             stop_event: threading.Event | None = None, prepared: Prepared | None = None,
-            first_trial_id: int = 1, warm_start: list[tuple[str, dict[str, Any]]] = ()) -> "AutoML":
+            first_trial_id: int = 1, warm_start: list[tuple[str, dict[str, Any]]] = (),
+            clock: Clock | None = None) -> "AutoML":
         """Search for the best model within the configured limits and refit it on all training rows.
 
         Give the data (``train_data`` and optionally ``test_data`` / ``validation_data``) or what
         ``prepare`` made of it (``prepared``), not both. ``first_trial_id`` and ``warm_start``
         (family, hyperparameters) let a resumed experiment continue its trial numbering and start
-        from its best earlier configurations.
+        from its best earlier configurations. ``clock``: the run's clock when it started before this
+        call (``run_experiment`` starts it before reading and checking the data).
         """
         given = [n for n, v in (("train_data", train_data), ("test_data", test_data),
                                 ("validation_data", validation_data)) if v is not None]
@@ -82,7 +85,7 @@ class AutoML:
                                    "pass the tables, or prepared=..., not both")
         if prepared is None and train_data is None:
             raise AutoMLInputError("fit() was given no training data", "pass the training table (or prepared=...)")
-        clock = Clock(self.config.time_budget)  # reading and preparing the table count against the budget
+        clock = clock or Clock(self.config.time_budget)  # reading and preparing the table count against the budget
         self.clock_ = clock  # the stages after fit (explanations) report on the same clock
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
@@ -217,13 +220,19 @@ class AutoML:
         plan = plan_validation(codes[:len(search)], classification=p.task.is_classification, config=self.config,
                                groups=groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
         start = time.perf_counter()
-        folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed)
+        featurizers: list[Any] = []
+        folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed,
+                                featurizers)
         self._featurize_seconds = (time.perf_counter() - start) / max(plan.n_splits, 1)
+        # k-fold on the training rows: the trials' fold models may become the saved bag (search/bag.py)
+        bag = plan.n_splits >= 2 and p.X_valid is None and self.config.final_model != "refit"
+        self._fold_featurizers = featurizers if bag else []
         data = TrainingData(y_codes=codes, splits=plan.splits, folds=folds, task=p.task,
                             n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index,
                             # text families featurize the raw rows per trial (their TF-IDF is searched)
                             raw=X.reset_index(drop=True) if text else None, columns=tuple(p.columns),
-                            featurization=self.config.featurization, seed=self.config.seed, embeddings=vectors)
+                            featurization=self.config.featurization, seed=self.config.seed, embeddings=vectors,
+                            keep_models_bytes=KEEP_MODEL_BYTES if bag else 0)
         path = os.path.join(tmp, "training.joblib")
         joblib.dump(data, path)
         self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),
@@ -301,7 +310,10 @@ class AutoML:
         self.trials_ = [*result.trials, *ensembles]
         # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
         slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
-        choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack)
+        bagger = (Bagger(self._fold_featurizers, result.fold_models, p.task, p.classes, self._refit_data.X,
+                         self._refit_data.y, cfg.seed) if self._fold_featurizers and result.fold_models else None)
+        choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack,
+                        bagger, cfg.final_model)
         estimate = self._cost.members(choice.members) if choice.members else self._cost.single(choice.row)
         emit("refit_started", trial_id=choice.row.trial_id, family=choice.row.family,
              members=[m.trial_id for m in choice.members],
@@ -309,8 +321,12 @@ class AutoML:
         planned = choice
         self.model_, choice = fit_final(self._refit_data, choice, result.oof, y_oof, order, self._cost.refit_threads,
                                         cfg.seed, best=result.best, cost=self._cost,
-                                        seconds_left=clock.remaining() + slack)
-        if choice is not planned:  # the members ran late: the best single model was saved
+                                        seconds_left=clock.remaining() + slack, bagger=bagger, mode=cfg.final_model,
+                                        row_oof=result.oof.get(choice.row.trial_id, ens_oof.get(choice.row.trial_id)))
+        self._bagger = bagger  # for benches comparing the final models of one search; dropped below
+        if not getattr(self, "_keep_fold_models", False):
+            self.search_.fold_models, self._bagger = {}, None  # the bag holds the ones it uses; free the others
+        if choice is not planned and choice.note:  # the members ran late, or the fold models were bagged
             emit("message", text=choice.note)
         if metric.better(choice.row.score, result.best.score):  # new best only once it is the saved model
             emit("new_best", choice.row, score=choice.row.score, family=choice.row.family)
@@ -384,6 +400,7 @@ class AutoML:
                          "validation_score": m.score, "weight": w}
                         for m, w in zip(self.final_.members, self.final_.weights or [None] * len(self.final_.members))],
             "choice_note": self.final_.note,
+            "final_model": self.final_.final,   # "refit" on all rows, or "bag": the k fold models averaged
             "train": {"score": self.train_score_, "metrics": self.train_metrics_,
                       "n_rows": min(len(p.X), TRAIN_SCORE_ROWS)},
             "validation": {"strategy": self.validation_.description, "score": best.score, "metrics": best.metrics},

@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--featurization", default="auto", choices=["auto", "off"])
     train.add_argument("--positive-class")
     train.add_argument("--no-ensembles", action="store_true")
+    train.add_argument("--final-model", default="auto", choices=("auto", "refit", "bag"),
+                       help="refit the chosen model on all rows, average the k fold models the validation fit "
+                            "(bag), or choose per run (auto, default)")
     train.add_argument("--time-column")
     train.add_argument("--horizon", type=int)
     train.add_argument("--series-id")
@@ -129,7 +132,8 @@ def _config(args: argparse.Namespace) -> Any:
         group_column=args.group_column, test_size=args.test_size,
         allowed_models=args.allowed_models, blocked_models=args.blocked_models or (),
         featurization=args.featurization, exclude_columns=args.exclude_columns or (),
-        positive_class=args.positive_class, ensembles=not args.no_ensembles, n_jobs=args.n_jobs, seed=args.seed,
+        positive_class=args.positive_class, ensembles=not args.no_ensembles, final_model=args.final_model,
+        n_jobs=args.n_jobs, seed=args.seed,
         max_concurrent_trials=args.max_concurrent_trials, dask_scheduler=args.dask_scheduler,
         time_column=args.time_column, horizon=args.horizon, series_id=args.series_id or (),
         partition_by=args.partition_by or ())
@@ -163,7 +167,7 @@ def _train(args: argparse.Namespace) -> int:
         "metric": automl.metric_.name, "best_model": automl.best_trial_.family,
         "validation_score": automl.best_trial_.score, "test_score": automl.test_score_,
         "n_trials": len(automl.search_.trials), "wall_seconds": round(time.perf_counter() - start, 2),
-        # the budget's part: search, ensembles, final refit (data checks before, explanations after)
+        # the budget's part: reading and checking the data, search, ensembles, the final model (explanations after)
         "fit_seconds": round(automl.wall_seconds_, 2),
         "model_path": str(outcome.model_path), "validation": automl.validation_.description,
     }

@@ -57,6 +57,7 @@ class AutoMLConfig:
     exclude_columns: tuple[str, ...] = ()
     positive_class: Any = None
     ensembles: bool = True
+    final_model: str = "auto"                   # auto | refit (on all rows) | bag (the k-fold models averaged)
     n_jobs: int | None = None                   # cores for the whole run; None: all
     max_concurrent_trials: int | None = None    # trials side by side; None: one per core (small data)
     dask_scheduler: str | None = None           # "tcp://host:port": run trials on that Dask cluster
@@ -114,6 +115,8 @@ class AutoMLConfig:
             raise _bad("horizon", "a whole number of rows >= 1", self.horizon)
         if self.cv_step is not None and not (isinstance(self.cv_step, int) and self.cv_step >= 1):
             raise _bad("cv_step", "a whole number of rows >= 1", self.cv_step)
+        if self.final_model not in ("auto", "refit", "bag"):
+            raise _bad("final_model", "one of auto, refit, bag", self.final_model)
         if self.aggregation not in AGGREGATIONS:
             raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}", self.aggregation)
         # Lists arrive from JSON and argparse; store tuples so the config stays hashable-ish and frozen.

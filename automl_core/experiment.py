@@ -59,6 +59,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     ``data_checks=False`` skips the table guardrails and explanations (image features: per-column leakage
     probes and SHAP over a thousand pixel / CNN columns cost minutes and tell a person nothing).
     """
+    from .search.loop import Clock
+    clock = Clock(config.time_budget)  # reading, preparing and checking the data count against the budget
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
     callbacks = list(callbacks)  # used twice: the search and the explaining stage
     metric = prepared.metric
@@ -79,7 +81,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     try:
         automl.fit(None, target, prepared=prepared,
                    callbacks=[store.callback(experiment_id), *([checks.callback] if checks else []), *callbacks],
-                   stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start)
+                   stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start, clock=clock)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
                                 best_score=None, test_score=None, model_path=None, summary={"error": str(exc)})

@@ -21,7 +21,7 @@ CASES = [("xgboost", "penguins.csv", "species"), ("catboost", "penguins.csv", "s
 
 def _fit(family: str, df: pd.DataFrame, target: str) -> AutoML:
     return AutoML(time_budget=None, max_trials=1, allowed_models=(family,), ensembles=False, n_jobs=1,
-                  seed=0).fit(df, target=target)
+                  final_model="refit", seed=0).fit(df, target=target)
 
 
 @pytest.mark.parametrize("family,file,target", CASES, ids=[f"{c[0]}-{c[1][:-4]}" for c in CASES])

@@ -40,7 +40,8 @@ def hostile(tmp_path_factory, shared):
     frame[TARGET] = frame[TARGET].map(LABELS)
     data = folder / "penguins-hostile.csv"
     frame.to_csv(data, index=False)
-    automl = AutoML(time_budget=60, max_trials=2, allowed_models="linear,lightgbm", ensembles=False, seed=0)
+    automl = AutoML(time_budget=60, max_trials=2, allowed_models="linear,lightgbm", ensembles=False, seed=0,
+                    final_model="refit")
     automl.fit(frame, target=TARGET)
     automl.save(folder / "model")
     return automl, frame, data, folder

@@ -87,8 +87,10 @@ def test_cli_prediction_csv_keeps_padded_labels(shared, tmp_path):
                               capture_output=True, text=True, timeout=240)
 
     out = tmp_path / "model"
+    # a trial count, and a budget wide enough that reading and checking the data on a busy machine leave
+    # time for the trials (the budget's clock starts before the data is read)
     result = cli("train", str(train_csv), "--target", "y", "--max-trials", "2", "--allowed-models", "lightgbm",
-                 "--no-ensembles", "--n-jobs", "1", "--out", str(out), "--quiet")
+                 "--no-ensembles", "--n-jobs", "1", "--time-budget", "300", "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     preds = tmp_path / "preds.csv"
     result = cli("predict", "--model", str(out / "model.joblib"), str(new_csv), "--out", str(preds), "--quiet")

@@ -36,7 +36,8 @@ def bank(tmp_path_factory, shared):
     train = folder / "train.csv"
     read_table(shared / "bank_marketing_train.csv").head(6000).to_csv(train, index=False)
     valid = shared / "bank_marketing_validation.csv"
-    automl = AutoML(time_budget=60, max_trials=2, allowed_models="lightgbm", ensembles=False, seed=0)
+    automl = AutoML(time_budget=60, max_trials=2, allowed_models="lightgbm", ensembles=False, seed=0,
+                    final_model="refit")
     automl.fit(read_table(train), target="y", validation_data=read_table(valid))
     automl.save(folder / "model")
     return folder / "model", train, valid, read_table(shared / "bank_marketing_test.csv")
@@ -254,7 +255,8 @@ def test_onnx_export_matches_joblib_with_the_shipped_preparation(bank):
 def test_onnx_says_why_a_date_model_cannot_convert(shared):
     from automl_core.export.onnx import export_onnx
     taxis = read_table(shared / "nyc_taxis.csv").head(800)
-    automl = AutoML(time_budget=30, max_trials=1, allowed_models="lightgbm", ensembles=False, seed=0).fit(taxis, target="total")
+    automl = AutoML(time_budget=30, max_trials=1, allowed_models="lightgbm", ensembles=False, seed=0,
+                    final_model="refit").fit(taxis, target="total")
     result = export_onnx(automl.model_, automl.card_, taxis.head(50))
     assert not result.ok and "date parts" in result.reason and "pickup" in result.reason
 
@@ -280,7 +282,8 @@ def run_generated(model_dir: Path, python: str, data: Path, *extra: str) -> dict
 def test_generated_code_reproduces_cross_validated_score(tmp_path, shared):
     data = tmp_path / "penguins.csv"
     shutil.copy(shared / "penguins.csv", data)
-    automl = AutoML(time_budget=60, max_trials=3, allowed_models="lightgbm,linear", ensembles=False, seed=0)
+    automl = AutoML(time_budget=60, max_trials=3, allowed_models="lightgbm,linear", ensembles=False, seed=0,
+                    final_model="refit")
     automl.fit(read_table(data), target="species")
     automl.save(tmp_path / "model")
     out = run_generated(tmp_path / "model", sys.executable, data)
@@ -315,7 +318,7 @@ def test_an_ensemble_is_checked_scored_and_exported(shared, tmp_path):
     train = read_table(shared / "bank_marketing_train.csv").head(6000)
     # a fixed trial count makes the run reproducible; with these settings the Caruana ensemble wins.
     # HistGradientBoosting does not convert to ONNX (skl2onnx), so it is left out of this ensemble.
-    automl = AutoML(time_budget=120, max_trials=12, seed=0,
+    automl = AutoML(time_budget=120, max_trials=12, seed=0, final_model="refit",  # ONNX holds one featurizer
                     allowed_models=("lightgbm", "linear", "random_forest", "extra_trees")).fit(train, target="y")
     automl.save(tmp_path / "model")
     model, card = load_model(tmp_path / "model" / "model.joblib")

@@ -39,7 +39,9 @@ _SMALL_ROWS = 1000   # up to this many rows, columns are cleaned together rather
 
 def _featurizer(model: Any) -> Any:
     """The fitted ColumnTransformer at the head of a saved pipeline (single model or ensemble), or None."""
-    steps = getattr(model, "named_steps", {})
+    from ..models.families import bag_folds
+    folds = bag_folds(model)  # a bag of fold models: every fold reads the same columns the same way
+    steps = getattr(folds[0] if folds else model, "named_steps", {})
     ct = steps.get("features")
     return ct if hasattr(ct, "transformers_") else None
 

@@ -60,6 +60,11 @@ def prepare_inputs(model: Any, df: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _not_exportable(model: Any) -> str:
+    from ..models.families import bag_folds
+    folds = bag_folds(model)
+    if folds:
+        return (f"it averages {len(folds)} fold models, each with its own featurizer, and the exporter converts "
+                "one featurizer; train with final_model='refit' for a model ONNX can hold")
     for col, (kind, _) in column_plan(model).items():
         if kind in ("datetime", "text"):
             return (f"column {col!r} is featurized as {'date parts' if kind == 'datetime' else 'TF-IDF text'}, "

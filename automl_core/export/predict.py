@@ -115,7 +115,9 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
     X = _model_input(model, card, df)
     classification = card.get("task") in ("binary", "multiclass") and hasattr(model, "predict_proba")
     # featurize once for both predict and predict_proba (a bare estimator featurizes nothing)
-    head, estimator = (model[:-1], model[-1]) if hasattr(model, "steps") else (None, model)
+    # (a bag of fold models is one step: each fold featurizes the raw columns itself)
+    head, estimator = ((model[:-1], model[-1]) if hasattr(model, "steps") and len(model.steps) > 1
+                       else (None, model[-1] if hasattr(model, "steps") else model))
     parts = []
     for start in range(0, max(len(X), 1), batch_rows):
         batch = X.iloc[start:start + batch_rows]

@@ -331,6 +331,18 @@ def single_member(estimator: Any) -> Any | None:
     return None
 
 
+def bag_folds(model: Any) -> list[Any] | None:
+    """The fold pipelines (each ``features`` first) of a saved bag of fold models (``search/bag.py``),
+    or None for any other model."""
+    if not hasattr(model, "named_steps") or "features" in model.named_steps:
+        return None
+    estimator = model.steps[-1][1]
+    names = [n for n, _ in getattr(estimator, "estimators", None) or []]
+    if type(estimator).__name__.startswith("Voting") and names and all(n.startswith("fold_") for n in names):
+        return list(getattr(estimator, "estimators_", None) or [p for _, p in estimator.estimators])
+    return None
+
+
 def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int,
                     text: bool = False) -> list[ModelFamily]:
     """The families this experiment may try, in registry order (names checked by ``AutoMLConfig``).

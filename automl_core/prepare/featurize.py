@@ -295,7 +295,9 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
 def _column_transformer(fitted: Any) -> ColumnTransformer:
     """Accept the featurizer itself or a fitted model Pipeline whose first step is it."""
     if isinstance(fitted, Pipeline):
-        fitted = fitted.steps[0][1]
+        from ..models.families import bag_folds
+        folds = bag_folds(fitted)  # a bag of fold models: the first fold's featurizer stands for all
+        fitted = (folds[0] if folds else fitted).steps[0][1]
     if not isinstance(fitted, ColumnTransformer) or not hasattr(fitted, "transformers_"):
         raise TypeError("expected a fitted featurizer from build_featurizer (or a Pipeline starting with one)")
     return fitted

@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..models.metrics import Metric
+
+#: Fold models are kept for this many of the best trials at most: a bag is made of the best one's, or
+#: of the members of the Caruana ensemble (a few of the best trials, see ``finalize.likely_members``).
+KEEP_FOLD_MODELS = 6
+#: ... and while their pickled sizes add up to at most this (forests of deep trees run to tens of MB).
+BAG_MEMORY_BYTES = 192 * 2 ** 20
 from .results import TrialOutcome, TrialResult, TrialSpec
 
 
@@ -29,6 +35,7 @@ class TrialBook:
         self.keep_oof = keep_oof
         self.trials: list[TrialResult] = []
         self.oof = oof                    # validation predictions of the best trials, by trial id (filled in place)
+        self.fold_models: dict[int, tuple] = {}   # trial id -> (fold models, pickled bytes), best few only
         self.best: TrialResult | None = None
         self.since_best = 0
         self.running: dict[Any, Running] = {}                      # future -> its trial
@@ -99,6 +106,8 @@ class TrialBook:
             self.since_best += 1
             return result
         self.oof[spec.trial_id] = outcome.oof
+        if outcome.fold_models is not None:
+            self.fold_models[spec.trial_id] = (outcome.fold_models, outcome.fold_bytes)
         self._trim()
         if self.best is None or metric.better(score, self.best.score):
             self.best, self.since_best = result, 0
@@ -121,9 +130,16 @@ class TrialBook:
 
     def _trim(self) -> None:
         """Keep out-of-fold predictions of the best ``keep_oof`` trials only (ensembles use no more)."""
+        by_id = {t.trial_id: t for t in self.trials}
+        total = 0  # their memory is bounded: the best few trials, and their bytes together
+        for rank, trial_id in enumerate(sorted(self.fold_models, key=lambda i: self.metric.loss(by_id[i].score))):
+            size = self.fold_models[trial_id][1]
+            if rank >= KEEP_FOLD_MODELS or total + size > BAG_MEMORY_BYTES:
+                del self.fold_models[trial_id]
+            else:
+                total += size
         if len(self.oof) <= self.keep_oof:
             return
-        by_id = {t.trial_id: t for t in self.trials}
         ranked = sorted(self.oof, key=lambda i: self.metric.loss(by_id[i].score))
         for trial_id in ranked[self.keep_oof:]:
             del self.oof[trial_id]

@@ -23,8 +23,9 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
 from . import blocks, ensemble as ens
+from .bag import Bagger, decide, spread_seconds
 from ..models.metrics import Metric
-from ..models.families import ENSEMBLE_KINDS, FAMILIES, single_member
+from ..models.families import ENSEMBLE_KINDS, FAMILIES, bag_folds, single_member
 from .results import TrialResult
 from ..prepare.schema import Task
 from .trial import RefitData, _limit_threads, model_steps, refit
@@ -78,6 +79,7 @@ class FinalChoice:
     members: list[TrialResult] = field(default_factory=list)  # for ensembles: the member trials
     weights: list[float] = field(default_factory=list)
     note: str = ""                         # why this one, when it is not simply the best row
+    final: str = "refit"                   # "refit" (on all rows) or "bag" (the fold models averaged)
 
 
 @dataclass
@@ -156,8 +158,9 @@ def ensemble_rows(trials: list[TrialResult], oof: dict[int, np.ndarray], y: np.n
 
 
 def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialResult], metric: Metric,
-           cost: RefitCost, seconds_left: float) -> FinalChoice:
-    """The best-scoring row that can be refit in the time left (the best single model always can).
+           cost: RefitCost, seconds_left: float, bagger: Bagger | None = None, mode: str = "auto") -> FinalChoice:
+    """The best-scoring row that can be refit in the time left, or (a Caruana ensemble) bagged from its
+    members' fold models without fitting; the best single model always can be one or the other.
 
     ``seconds_left`` may include the budget's tolerance (the run may end a little past the budget).
     """
@@ -167,7 +170,9 @@ def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialRe
         if not metric.better(row.score, best.score):
             break
         members = [by_id[m] for m in row.params["members"]]
-        if cost.members(members) * 1.3 + cost.featurize_seconds + 0.5 <= seconds_left:
+        baggable = (mode != "refit" and row.family == "ensemble" and bagger is not None
+                    and bagger.available(*(m.trial_id for m in members)))
+        if baggable or cost.members(members) * RESERVE_MARGIN + cost.featurize_seconds + 0.5 <= seconds_left:
             return FinalChoice(row, members, list(row.params.get("weights", [])))
         note = (f"the {ENSEMBLE_KINDS[row.family].lower()} scored better but could not be refit in the "
                 f"{max(seconds_left, 0):.0f} s left; the best single model was saved")
@@ -176,41 +181,58 @@ def choose(best: TrialResult, ensembles: list[TrialResult], trials: list[TrialRe
 
 def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], y_oof: np.ndarray,
               label_order: np.ndarray | None, threads: int, seed: int, best: TrialResult | None = None,
-              cost: RefitCost | None = None, seconds_left: float = math.inf) -> tuple[Pipeline, FinalChoice]:
-    """Refit the chosen row on all training rows; return the Pipeline that is saved and what it is.
+              cost: RefitCost | None = None, seconds_left: float = math.inf, bagger: Bagger | None = None,
+              mode: str = "auto", row_oof: np.ndarray | None = None) -> tuple[Pipeline, FinalChoice]:
+    """Make the saved model of the chosen row; return the Pipeline that is saved and what it is.
 
-    Ensemble members are fit one after another, best first, each with ``threads`` threads: side by
-    side in threads they took three times their estimate (california: 36.5 s for 12 s). Before each
-    member the time left is checked against its estimate, scaled by how far off the estimates of the
-    members already fit were; when the rest cannot be fit in ``seconds_left``, the best single model
-    (``best``) is saved instead, reusing its fit when it is already among the members.
+    A single model or a Caruana ensemble is refit on all rows or its fold models are bagged
+    (``bag.decide``: by the time left against its measured cost, and by how much the fold models
+    disagree; ``row_oof`` are the row's validation predictions). Ensemble members are
+    fit one after another, best first, each with ``threads`` threads: side by side in threads they took
+    three times their estimate (california: 36.5 s for 12 s). Before each member, the first included,
+    the time left is checked against its measured cost, scaled by how far off the estimates of the
+    members already fit were; when the rest cannot be fit in ``seconds_left`` the best single model
+    (``best``) is saved instead, by what costs no fitting first: its bag, its fit among the members.
     """
+    start = time.perf_counter()
+    ids = [m.trial_id for m in choice.members] or [choice.row.trial_id]
+    if not choice.members or choice.row.family == "ensemble":
+        fits = (cost.members(choice.members) if choice.members else cost.single(choice.row)) if cost else 0.0
+        refit_seconds = RESERVE_MARGIN * (fits + cost.featurize_seconds) if cost else 0.0
+        spread = (spread_seconds(bagger.k, choice.members or [choice.row], cost.featurize_seconds, cost.n_rows)
+                  if bagger is not None and cost is not None else 0.0)
+        kind, why = decide(mode, bagger, ids, choice.weights or None, refit_seconds, seconds_left,
+                           row_oof if row_oof is not None else oof.get(choice.row.trial_id), y_oof, spread)
+        if kind == "bag":
+            return bagger.pipeline(ids, choice.weights or None), _with(choice, why, "bag")
+        choice = _with(choice, why, "refit")
     if not choice.members:
         return refit(data, choice.row.family, choice.row.params, threads, seed), choice
-    start = time.perf_counter()
     y = data.y
     voting = choice.row.family == "ensemble"
     # a Voting classifier fits its members on label codes (explanations and exports rely on it)
     codes = voting and data.task.is_classification
     y_members = LabelEncoder().fit_transform(y) if codes else y
+    fitted: list[tuple[str, Pipeline]] = []
+    featurizer = prefix = None
     with _limit_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        featurizer, prefix = blocks.ensemble_featurizer(choice.members, list(data.columns), data.featurization,
-                                                        data.task, seed)
-        with blocks.encoding(choice.members):
-            Xf = featurizer.fit_transform(data.X, y)
-        blocks.finish(featurizer, choice.members)
-        fitted: list[tuple[str, Pipeline]] = []
         estimated = actual = 0.0
         for m in choice.members:
-            guess = cost.single(m) if cost is not None else 0.0
+            guess = (cost.single(m) + (0.0 if fitted else cost.featurize_seconds)) if cost is not None else 0.0
             # estimates under a second are mostly fixed overhead: do not let them scale the rest
-            drift = max(1.0, actual / max(estimated, 1.0)) if fitted else 1.3
-            if fitted and time.perf_counter() - start + guess * drift > seconds_left:
+            drift = max(1.0, actual / max(estimated, 1.0)) if fitted else RESERVE_MARGIN
+            if time.perf_counter() - start + guess * drift > seconds_left:
                 reusable = [] if codes else fitted
                 return _fallback(data, choice, best, featurizer, reusable, threads, seed, len(fitted),
-                                 time.perf_counter() - start)
+                                 time.perf_counter() - start, bagger, mode)
             began = time.perf_counter()
+            if featurizer is None:  # fit only once the first member is known to fit in time
+                featurizer, prefix = blocks.ensemble_featurizer(choice.members, list(data.columns), data.featurization,
+                                                                data.task, seed)
+                with blocks.encoding(choice.members):
+                    Xf = featurizer.fit_transform(data.X, y)
+                blocks.finish(featurizer, choice.members)
             keep = [] if prefix is None else [("select", blocks.selector(blocks.block_columns(featurizer, prefix[m.trial_id])))]
             sample = Xf if not keep else keep[0][1].fit_transform(Xf)
             steps = keep + model_steps(m.family, m.params, data.task, threads, seed, sample, codes)
@@ -224,15 +246,32 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
     return Pipeline([("features", featurizer), ("model", model)]), choice
 
 
+def _with(choice: FinalChoice, why: str, final: str) -> FinalChoice:
+    if not why and final == choice.final:
+        return choice
+    note = "; ".join(n for n in (choice.note, why) if n)
+    return FinalChoice(choice.row, choice.members, choice.weights, note, final)
+
+
 def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, featurizer: Any,
               fitted: list[tuple[str, Pipeline]], threads: int, seed: int, n_fitted: int,
-              spent: float) -> tuple[Pipeline, FinalChoice]:
-    """The best single model, when an ensemble's members could not all be refit in time."""
+              spent: float, bagger: Bagger | None, mode: str) -> tuple[Pipeline, FinalChoice]:
+    """The best single model, when an ensemble's members could not all be refit in time: its bag
+    (no fitting), else its fit among the members done, else (the one fit left) its refit."""
     best = best or choice.members[0]
-    note = (f"the {ENSEMBLE_KINDS[choice.row.family].lower()} scored better, but refitting its members took "
-            f"longer than estimated ({spent:.0f} s for {n_fitted} of {len(choice.members)}); "
-            "the best single model was saved")
+    spent = max(spent, 0.0)
+    did = f" ({spent:.0f} s for {n_fitted} of {len(choice.members)})" if n_fitted else ""
+    note = (f"the {ENSEMBLE_KINDS[choice.row.family].lower()} scored better, but refitting its members would "
+            f"have taken longer than the time left{did}; the best single model was saved")
     done = dict(fitted)
+    ids = [m.trial_id for m in choice.members]
+    if mode != "refit" and choice.row.family == "ensemble" and bagger is not None and bagger.available(*ids):
+        return bagger.pipeline(ids, choice.weights or None), _with(choice, (
+            f"refitting the ensemble's members would have taken longer than the time left{did}: their "
+            f"{bagger.k} fold models were averaged instead"), "bag")
+    if mode != "refit" and bagger is not None and bagger.available(best.trial_id):
+        return bagger.pipeline([best.trial_id]), FinalChoice(best, note=note + f", its {bagger.k} fold models averaged",
+                                                             final="bag")
     if f"trial_{best.trial_id}" in done:
         pipeline = Pipeline([("features", featurizer), *done[f"trial_{best.trial_id}"].steps])
     else:
@@ -289,6 +328,8 @@ def label_order(classes: list[Any] | None, y_labels: np.ndarray) -> np.ndarray |
 def member_predictions(pipeline: Pipeline, X: Any, classes: list[Any] | None) -> dict[str, np.ndarray]:
     """Each member's predictions of a saved ensemble (probabilities ordered like ``classes``)."""
     model = pipeline.named_steps["model"]
+    if bag_folds(pipeline) is not None:  # a bag's folds are one configuration, not members to compare
+        return {}
     if not isinstance(model, (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)) \
             or single_member(model) is not None:  # one model in scikit-learn's label encoding, not an ensemble
         return {}

@@ -52,6 +52,7 @@ class SearchResult:
     best: TrialResult | None
     stopped_by: str                     # why the search ended, in words
     pool: LocalPool | DaskPool | None = None  # the workers, still alive unless running trials were killed
+    fold_models: dict[int, tuple] = field(default_factory=dict)  # trial id -> (fold models, bytes), best few
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
             executor = None
         book.abandon_running()
         book.flush()
-    return SearchResult(book.trials, book.oof, book.best, stopped_by, executor)
+    return SearchResult(book.trials, book.oof, book.best, stopped_by, executor, book.fold_models)
 
 
 def _next_spec(scheduler: Any, book: TrialBook, settings: SearchSettings, config: AutoMLConfig, clock: Clock,

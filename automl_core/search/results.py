@@ -71,3 +71,5 @@ class TrialOutcome:
     predict_seconds: float = 0.0
     n_features: int = 0
     error: str = ""
+    fold_models: Any = None      # tables, k-fold: each fold's fitted steps after the featurizer (see trial.py)
+    fold_bytes: int = 0          # their pickled size

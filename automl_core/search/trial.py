@@ -46,6 +46,7 @@ class TrainingData:
     featurization: Any = "auto"
     seed: int = 0
     embeddings: dict | None = None  # text hash -> sentence embedding, of every text (``prepare.embeddings``)
+    keep_models_bytes: int = 0   # a trial sends its fold models back when they pickle to at most this (0: never)
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,11 @@ class RefitData:
 
 
 def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[ColumnInfo], task: Task,
-                    featurization: Any, seed: int) -> tuple:
-    """Featurize every split once, in the parent: trials of every family reuse these matrices."""
+                    featurization: Any, seed: int, featurizers: list | None = None) -> tuple:
+    """Featurize every split once, in the parent: trials of every family reuse these matrices.
+
+    ``featurizers`` (a list, filled in place) receives each split's fitted featurizer: with the
+    trials' fold models they make the bag of fold models (``finalize.bag_pipeline``)."""
     from ..prepare.featurize import build_featurizer  # workers never featurize, and skrub is slow to import
     folds = []
     for train_idx, val_idx in splits:
@@ -72,6 +76,8 @@ def featurize_folds(X: Any, y_codes: np.ndarray, splits: tuple, columns: list[Co
             Xt = featurizer.fit_transform(X.iloc[train_idx], y_codes[train_idx])
             Xv = featurizer.transform(X.iloc[val_idx])
         folds.append((Xt, Xv))
+        if featurizers is not None:
+            featurizers.append(featurizer)
     return tuple(folds)
 
 
@@ -107,20 +113,23 @@ def densifier(X: Any) -> FunctionTransformer:
 
 
 def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) -> tuple:
+    """The fold's matrices for a family, and the fitted steps (densify, scale) that made them."""
     key = (path, fold, scale, dense)
     if key not in _FOLDS:
         Xt, Xv = data.folds[fold]
+        steps: list[tuple[str, Any]] = []
         if dense and sparse.issparse(Xt):
-            densifier(Xt)  # raises when too large
+            steps.append(("dense", densifier(Xt).fit(Xt[:1])))  # raises when too large
             Xt, Xv = Xt.toarray(), Xv.toarray()
         if scale:
             scaler = scaler_for(Xt).fit(Xt)
+            steps.append(("scale", scaler))
             Xt, Xv = scaler.transform(Xt), scaler.transform(Xv)
         if Xt.shape[0] * Xt.shape[1] > LARGE_FOLD_CELLS:
             # Large data: one scaled / densified copy at a time, or a worker holds several of them.
             for other in [k for k in _FOLDS if k[:2] == key[:2] and k[2:] != (False, False)]:
                 del _FOLDS[other]
-        _FOLDS[key] = (Xt, Xv)
+        _FOLDS[key] = (Xt, Xv, tuple(steps))
     return _FOLDS[key]
 
 
@@ -197,13 +206,15 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     offset = 0
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
+    fold_models: list[tuple] = []
     for fold, (train_idx, val_idx) in enumerate(data.splits):
         if family.text is not None:
             # the vectorizer's fit counts as fit time (a cached one too): the refit will pay it
             Xt, Xv, featurize_s = _text_fold(spec.data_path, data, fold, family.text(spec.params))
             fit_s += featurize_s
+            steps = None  # its own featurizer per fold: no fold model a bag could reuse
         else:
-            Xt, Xv = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
+            Xt, Xv, steps = _fold(spec.data_path, data, fold, family.needs_scaling, family.dense_only)
         y_train, y_val = data.y_codes[train_idx], data.y_codes[val_idx]
         if spec.row_fraction < 1.0:
             keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
@@ -225,12 +236,30 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
             oof[offset:offset + len(val_idx)] = estimator.predict(Xv)
         pred_s += time.perf_counter() - start
         offset += len(val_idx)
+        if steps is not None:
+            fold_models.append((*steps, ("model", estimator)))
     params = dict(spec.params)
     if best_rounds:
         params["n_estimators"] = max(1, int(round(float(np.mean(best_rounds)))))
     metrics = score_all(task, data.y_codes[val_rows], oof, data.pos_index)
+    whole = spec.row_fraction >= 1.0 and family.text is None
+    kept, size = _kept_models(fold_models, data.keep_models_bytes if whole else 0)
     return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=params, oof=oof,
-                        fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
+                        fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features,
+                        fold_models=kept, fold_bytes=size)
+
+
+def _kept_models(fold_models: list[tuple], limit: int) -> tuple[tuple | None, int]:
+    """The fold models (fitted steps after the featurizer, per fold) when they pickle to at most
+    ``limit`` bytes: only those travel back to the parent, which keeps the best few (``book``)."""
+    if limit <= 0:
+        return None, 0
+    import pickle
+    try:
+        size = len(pickle.dumps(fold_models, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # a model that does not pickle cannot be saved either: no bag of it
+        return None, 0
+    return (tuple(fold_models), size) if size <= limit else (None, 0)
 
 
 def model_steps(family_name: str, params: dict[str, Any], task: Task, threads: int, seed: int,

@@ -26,7 +26,11 @@ _LINEAR = {"LogisticRegression", "Ridge", "ElasticNet"}
 def supported(model: Any) -> tuple[bool, str]:
     """(True, "") when per-row contributions can be computed for ``model``, else (False, why)."""
     estimator = model[-1] if hasattr(model, "steps") else model
-    from ..models.families import single_member
+    from ..models.families import bag_folds, single_member
+    folds = bag_folds(model)
+    if folds:
+        return False, (f"per-row contributions are not computed for a bag of {len(folds)} fold models (each has "
+                       "its own featurizer); a model trained with final_model='refit' has them")
     name = type(single_member(estimator) or estimator).__name__  # the model, not its label-encoding wrapper
     if name.startswith(("LGBM", "XGB", "CatBoost")) or name in _LINEAR:
         return True, ""

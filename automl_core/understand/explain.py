@@ -34,7 +34,7 @@ import json
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -131,6 +131,18 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     ``budget_seconds`` is a deadline (see the module doc); ``progress`` and ``stop`` as there.
     """
     from ..prepare.featurize import feature_to_column
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from ..models.families import bag_folds
+    folds = bag_folds(model)
+    if folds:  # a bag of fold models: its first fold, the same configuration on (k-1)/k of the rows
+        first = folds[0] if "features" in folds[0].named_steps and isinstance(
+            folds[0][-1], (VotingClassifier, VotingRegressor)) else _first_fold(model, folds)
+        out = explain_model(first, X, y, columns=columns, task=task, classes=classes, positive_class=positive_class,
+                            metric=metric, seed=seed, sample_rows=sample_rows, budget_seconds=budget_seconds,
+                            progress=progress, stop=stop)
+        return replace(out, note=" ".join(n for n in (out.note, f"The saved model averages {len(folds)} fold "
+                                                      "models of this configuration; these values explain the "
+                                                      "first of them.") if n))
     budget = _Budget(budget_seconds, progress, stop)
     start = budget.start
     rng = np.random.default_rng(seed)
@@ -164,6 +176,19 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     return Explanation(method, output, raw, _ranked(raw, imp_raw), features, [str(c) for c in explained],
                        sample[raw], stored, [float(b) for b in base], n, time.perf_counter() - start, note,
                        members)
+
+
+def _first_fold(model: Any, folds: list[Any]) -> Any:
+    """A bag's first fold as a model of its own: its featurizer, then a one-member Voting around the
+    rest (which turns the fold model's class codes into the labels, as the bag does)."""
+    import copy
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils import Bunch
+    one = copy.copy(model.steps[-1][1])
+    member = Pipeline(folds[0].steps[1:])
+    one.estimators, one.estimators_, one.weights = [("fold_1", member)], [member], None
+    one.named_estimators_ = Bunch(fold_1=member)
+    return Pipeline([folds[0].steps[0], ("model", one)])
 
 
 def _shown(feature: str, column: str) -> str:

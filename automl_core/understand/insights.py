@@ -31,9 +31,9 @@ class DataChecks:
     compete with its trials for the CPU) and stored at once; ``callback`` fills in the validation plan
     when the search announces it.
 
-    The time budget is the search's (trials, ensembles, the final refit): these checks run before its
-    clock starts and the explanations after it ends, each with its seconds recorded, so a budget buys
-    the same search with or without them."""
+    The time budget is the whole run's: its clock starts before the data is read (``run_experiment``),
+    so these checks, the search, the final model and the explanations (which get what is left of the
+    budget's 10 % tolerance, see ``explain_budget``) all count, each with its seconds recorded."""
 
     def __init__(self, store: Any, experiment_id: str, prepared: Any, config: Any, metric: Any) -> None:
         self._store, self._id = store, experiment_id
