@@ -7,6 +7,7 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from studio import datasets as ds
+from studio import text_view
 from studio.nav import go, step_header
 from studio.state import EMPTY_CELL, friendly, get_store, load_frame, reset_wizard, wizard
 from studio.safe import md, safe_filename, show_error
@@ -134,7 +135,9 @@ def _current_dataset() -> None:
     with st.spinner("Profiling columns with DuckDB…"):
         profile = store.profile_dataset(dataset_id)
     roles = {c["name"]: wizard().get("column_roles", {}).get(c["name"], c["role"]) for c in meta["columns"]}
-    tab_profile, tab_preview, tab_schema = st.tabs(["Profile", "Preview", "Columns and roles"])
+    text_columns = [c for c, r in roles.items() if r == "text"]
+    tabs = st.tabs(["Profile", "Preview", "Columns and roles", *(["Text"] if text_columns else [])])
+    tab_profile, tab_preview, tab_schema = tabs[:3]
     with tab_profile:
         frame = ds.profile_frame(profile, roles)
         st.dataframe(frame, placeholder=EMPTY_CELL, hide_index=True, height=min(38 + 35 * len(frame), 360), column_config={
@@ -148,6 +151,9 @@ def _current_dataset() -> None:
         st.caption("The first 50 rows as read. Wrong columns? Change the parse settings above.")
     with tab_schema:
         _schema_editor(meta)
+    if text_columns:
+        with tabs[3]:
+            text_view.text_profile_section(dataset_id, load_frame(dataset_id), text_columns)
     if st.button("Next: choose what to predict →", type="primary", key="to_task"):
         go("Task")
 

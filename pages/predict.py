@@ -10,9 +10,9 @@ import streamlit as st
 from automl_core.export.drift_checks import check_input
 from automl_core.understand.contributions import supported
 from automl_core.errors import AutoMLInputError
-from automl_core.export.predict import safe_csv, version_warnings
+from automl_core.export.predict import predict_frame, safe_csv, version_warnings
 from automl_core.io.reader import read_table
-from studio import forecast_view, image_view, live
+from studio import forecast_view, image_view, live, text_view
 from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
@@ -118,6 +118,7 @@ def main() -> None:
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
     with tab_predict:
         try:
+            text_view.text_predict_box(model, card, lambda frame: predict_frame(model, card, frame))
             _predict(model, card)
         except AutoMLInputError as exc:
             show_error(exc)

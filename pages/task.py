@@ -8,7 +8,7 @@ import streamlit as st
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
 from automl_core.prepare.task import prepare_target
-from studio import forecast_settings
+from studio import forecast_settings, text_view
 from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard
 from studio.safe import md, show_error
@@ -152,6 +152,7 @@ def main() -> None:
         st.caption(f"• {md(note)}")
     if verdict["classes"]:
         st.caption(f"Classes: {md(', '.join(map(str, verdict['classes'][:20])))}")
+    text_view.text_rule_note(meta["columns"], w.get("column_roles", {}), w.get("exclude_columns", []), target)
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")
 
