@@ -134,10 +134,13 @@ def _terms_section(model: Any) -> None:
                "stronger push, for a term in a text of typical length.")
 
 
-def _misclassified_section(p: Any, trial: int, table: pd.DataFrame | None, columns: list[str]) -> None:
+def _misclassified_section(p: Any, trial: int, table: pd.DataFrame | None, why: str, columns: list[str]) -> None:
     st.markdown("**Misclassified validation texts** (most confident mistakes first)")
-    if p is None or trial not in p.models or table is None:
-        st.caption("Not available: the out-of-fold predictions or the training table of this run are not stored.")
+    if p is None or trial not in p.models:
+        st.caption("Not available: this run stored no out-of-fold predictions of its best model.")
+        return
+    if table is None:
+        st.caption(f"Not available: {why}.")
         return
     rows = np.asarray(p.rows)
     keep = rows < len(table)  # rows of a separate validation file follow the training rows
@@ -167,22 +170,25 @@ def _training_table(experiment_id: str, dataset_id: str, config: dict[str, Any],
     return prepared.X if prepared.fingerprint == fingerprint else None
 
 
-def training_table(experiment_id: str, exp: dict[str, Any], card: dict[str, Any]) -> pd.DataFrame | None:
-    """:func:`_training_table` for an experiment with text columns (None for others or when unknown)."""
+def training_table(experiment_id: str, exp: dict[str, Any], card: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    """:func:`_training_table` for an experiment with text columns, or None and why it is not there."""
     config = exp.get("config") or {}
-    if not tp.text_columns_of(card) or not exp.get("dataset_id") or "target" not in config:
-        return None
-    return _training_table(experiment_id, str(exp["dataset_id"]), config, str(card.get("data_fingerprint")))
+    if not exp.get("dataset_id") or "target" not in config:
+        return None, ("its training table is not in the store (a run started from the CLI or the Python API "
+                      "keeps no copy; one started in the studio does)")
+    table = _training_table(experiment_id, str(exp["dataset_id"]), config, str(card.get("data_fingerprint")))
+    return table, "" if table is not None else "the stored dataset no longer gives the table this run trained on"
 
 
-def text_results_section(model: Any, card: dict[str, Any], predictions: Any, table: pd.DataFrame | None) -> None:
+def text_results_section(model: Any, card: dict[str, Any], predictions: Any, table: pd.DataFrame | None,
+                         why: str = "") -> None:
     """Terms per class and misclassified validation texts, for a model with text columns."""
     columns = tp.text_columns_of(card)
     if not columns or card.get("task") not in ("binary", "multiclass"):
         return
     with st.container(key="text_results"):
         _terms_section(model)
-        _misclassified_section(predictions, int(card.get("best_trial_id") or -1), table, columns)
+        _misclassified_section(predictions, int(card.get("best_trial_id") or -1), table, why, columns)
 
 
 def text_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
@@ -199,4 +205,4 @@ def text_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
     model, card = cached_model(experiment_id, files["model"])
     st.subheader("Text")
     predictions = load_predictions(store.artifact_dir(experiment_id), "validation")
-    text_results_section(model, card, predictions, training_table(experiment_id, exp, card))
+    text_results_section(model, card, predictions, *training_table(experiment_id, exp, card))
