@@ -44,7 +44,7 @@ def text_profile_section(dataset_id: str, df: pd.DataFrame, text_columns: list[s
         left, right = st.columns([3, 2], gap="medium")
         with left:
             st.markdown(f"**Length of {md(column)}** (words per text, median {p.median_words:g})")
-            st.bar_chart(tp.length_histogram(p.lengths), x="words", y="texts", height=260)
+            st.bar_chart(tp.length_histogram(p.lengths), x="words", y="texts", height=260, sort=False)  # bins in order
         with right:
             st.markdown("**Most frequent words** (English stop words aside)")
             words = pd.DataFrame(p.top_words, columns=["word", "count"])

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from studio_fixtures import CHROMIUM, CHROMIUM_ARGS, REPO, SHARED, studio_server
+from studio_server import choose
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTIFACTS = REPO / "test-artifacts" / "browser-text"
@@ -36,7 +37,7 @@ def studio(tmp_path_factory) -> Iterator[tuple[str, str]]:
     assert out.returncode == 0, out.stderr[-2000:]
     experiment_id = json.loads(out.stdout.strip().splitlines()[-1])["experiment_id"]
     with studio_server(store, folder / "server.log") as url:
-        yield url, experiment_id
+        yield url, experiment_id, data
 
 
 def _shot(page, name: str) -> None:
@@ -48,7 +49,7 @@ def _shot(page, name: str) -> None:
 def test_typing_a_text_shows_class_probabilities(studio) -> None:
     from playwright.sync_api import sync_playwright
 
-    url, experiment_id = studio
+    url, experiment_id, _ = studio
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 2200})
@@ -76,5 +77,31 @@ def test_typing_a_text_shows_class_probabilities(studio) -> None:
             assert "push each class up and down" in shown and "Push up (15)" in shown  # tables are canvas: no text
             assert "a run started from the CLI" in shown  # the CLI keeps no copy of the training table
             _shot(page, "results-text")
+        finally:
+            browser.close()
+
+
+def test_data_page_text_tab_and_task_rule(studio) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, _, data = studio
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        page.set_default_timeout(90_000)
+        try:
+            page.goto(url)
+            page.locator(".st-key-upload input[type=file]").set_input_files(str(data))
+            page.get_by_text("rows ×", exact=False).wait_for(timeout=300_000)
+            page.get_by_role("tab", name="Text").click()
+            panel = page.locator(".st-key-text_profile")
+            panel.wait_for()
+            panel.get_by_text("Vocabulary").first.wait_for()
+            assert "Most frequent words" in panel.inner_text()
+            _shot(page, "data-text-tab")
+            page.locator(".st-key-to_task button").click()
+            choose(page, "target", "Sentiment")
+            page.get_by_text("Read as text (1)", exact=False).wait_for()
+            _shot(page, "task-text-rule")
         finally:
             browser.close()
