@@ -63,3 +63,21 @@ def test_misclassified_lists_the_confident_mistakes_first() -> None:
     assert list(out["text"]) == ["c", "a", "b"] and list(out["true"]) == ["no", "no", "yes"]
     assert list(out["predicted"]) == ["yes", "yes", "no"] and list(out["probability"]) == pytest.approx([0.8, 0.7, 0.6])
     assert list(out["row"]) == [2, 0, 1]
+
+
+@needs_data
+def test_class_terms_per_class_of_a_calibrated_svm_on_four_newsgroups() -> None:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.svm import LinearSVC
+    df = pd.read_csv(DATASETS / "newsgroups_train.csv")
+    union = FeatureUnion([("word", TfidfVectorizer(min_df=2)), ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)))])
+    features = ColumnTransformer([("text_0", Pipeline([("tfidf", union)]), "X")])
+    head = CalibratedClassifierCV(LinearSVC(C=0.5), method="sigmoid", cv=3)
+    model = Pipeline([("features", features), ("model", head)]).fit(df[["X"]], df["y"])
+    terms = class_terms(model, top=5)
+    assert set(terms["class"]) == {0, 1, 2, 3}
+    assert terms.groupby(["class", "direction"]).size().max() == 5
+    # both analyzers are read, each term named as its vectorizer names it
+    word = model[0].transformers_[0][1][-1].transformer_list[0][1].vocabulary_  # the fitted clone
+    assert terms["term"].isin(list(word)).any() and (~terms["term"].isin(list(word))).any()
