@@ -104,6 +104,7 @@ def test_predict_page_classifies_a_typed_text(text_run, monkeypatch) -> None:
     _no_markup_rendered(at)
 
 
+@pytest.mark.slow  # ~20 s under load: the whole Results page (charts, explanations) and the table rebuilt
 def test_results_show_class_terms_and_misclassified_texts(text_run, monkeypatch) -> None:
     at = _open(text_run, "results", monkeypatch)
     shown = _no_crash(at)
