@@ -112,6 +112,9 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
     if card.get("task") == "forecasting":  # a forecast (and its intervals) for each row's time and series
         from ..forecast import predict_forecast
         return predict_forecast(model, card, df)
+    if card.get("task") == "multilabel":  # labels in the target's own format, and proba_<label> per label
+        from ..search.multilabel import predict_multilabel
+        return predict_multilabel(model, df)
     X = _model_input(model, card, df)
     classification = card.get("task") in ("binary", "multiclass") and hasattr(model, "predict_proba")
     # featurize once for both predict and predict_proba (a bare estimator featurizes nothing)
@@ -170,7 +173,7 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
         safe_csv(result).to_csv(out_path, index=False)
         return len(result)
     df = read_table(data)
-    if card.get("task") != "forecasting":  # forecasts check their rows themselves (time, series)
+    if card.get("task") not in ("forecasting", "multilabel"):  # these check their rows themselves
         report = check_input(df, model, card)
         if on_report is not None:
             on_report(report)
