@@ -58,6 +58,30 @@ def test_a_list_target_trains_one_vs_rest_heads_and_predicts_in_its_own_format(t
     chosen = np.array(json.loads(out.stdout), dtype=bool)
     written = [repr([l for l, on in zip(labels, row) if on]) for row in chosen]
     assert written == list(predicted)
+    # predict_file and the REST server: the table checks, then labels and probabilities per label
+    from automl_core.export import serve
+    from automl_core.export.predict import predict_file
+    with pytest.raises(AutoMLInputError, match="summaries"):
+        predict_file(model_path, _saved(tmp_path, test.drop(columns=["summaries"])), tmp_path / "p.csv")
+    assert predict_file(model_path, tmp_path / "test.csv", tmp_path / "p.csv") == len(test)
+    assert list(pd.read_csv(tmp_path / "p.csv")["prediction"]) == list(predicted)
+    import asyncio
+    import httpx
+
+    async def post():
+        transport = httpx.ASGITransport(app=serve.create_app(model_path))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.post("/predict", json=test.head(2).drop(columns=["terms"]).to_dict(orient="records"))
+
+    answer = asyncio.run(post())
+    assert answer.status_code == 200, answer.text
+    assert [r["prediction"] for r in answer.json()["predictions"]] == list(predicted[:2])
+
+
+def _saved(tmp_path, df: pd.DataFrame):
+    path = tmp_path / "other.csv"
+    df.to_csv(path, index=False)
+    return path
 
 
 @pytest.mark.slow  # two CLI processes (~17 s on the loaded 2-core machine)

@@ -79,8 +79,14 @@ def version_warnings(card: dict[str, Any]) -> list[str]:
     return out
 
 
+def table_model(model: Any) -> Any:
+    """The fitted pipeline the table checks read: a multilabel model's ``pipeline``, else the model itself."""
+    return model["pipeline"] if isinstance(model, dict) and "pipeline" in model else model
+
+
 def required_columns(model: Any, card: dict[str, Any]) -> list[str]:
     """The columns the model reads (those its featurizer drops may be absent)."""
+    model = table_model(model)
     profile = card.get("profile") or {}
     if profile.get("required"):
         return list(profile["required"])
@@ -173,8 +179,8 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
         safe_csv(result).to_csv(out_path, index=False)
         return len(result)
     df = read_table(data)
-    if card.get("task") not in ("forecasting", "multilabel"):  # these check their rows themselves
-        report = check_input(df, model, card)
+    if card.get("task") != "forecasting":  # forecasts check their rows themselves (time, series)
+        report = check_input(df, table_model(model), card)
         if on_report is not None:
             on_report(report)
         if not report.ok:

@@ -248,6 +248,7 @@ def _score_test(automl: Any) -> tuple[float | None, dict[str, float], pd.DataFra
 
 def _card(automl: Any, result: Any, Y_oof: np.ndarray, oof: np.ndarray) -> dict[str, Any]:
     from ..export.artifacts import clean_json
+    from ..export.drift_checks import training_profile
     p, best, model = automl.prepared_, automl.best_trial_, automl.model_
     ap = dict(zip([l for j, l in enumerate(p.classes) if Y_oof[:, j].any()], per_label_average_precision(Y_oof, oof)))
     return clean_json({
@@ -268,4 +269,5 @@ def _card(automl: Any, result: Any, Y_oof: np.ndarray, oof: np.ndarray) -> dict[
         "n_trials": len(automl.trials_), "stopped_by": result.stopped_by, "seed": automl.config.seed,
         "config": automl.config.to_dict(), "data_fingerprint": p.fingerprint, "n_training_rows": len(p.X),
         "notes": p.notes, "usage": USAGE,
+        "profile": training_profile(model["pipeline"], p.X),  # what predict / serve check new rows against
     })
