@@ -4,7 +4,8 @@ A trial is a table or text family's binary classifier wrapped in scikit-learn's 
 per label), fit on each fold: the same ``run_search``, tabular ``Scheduler`` (over the families that make sense,
 with their binary search spaces), worker pool, Stop, budget and events as every table. Each trial returns its
 out-of-fold probabilities per label; its score uses per-label decision thresholds that are themselves tuned out of
-fold (on the other folds' rows), so the leaderboard is not flattered by thresholds tuned on the rows they score.
+fold (on the other folds' rows; per-label F1-best, one for all labels, or 0.5: whichever the primary metric
+prefers), so the leaderboard is not flattered by thresholds tuned on the rows they score.
 The saved model's thresholds are tuned on every out-of-fold row.
 
 The final model is the best single trial refit on all rows (no ensemble yet). It is saved as a dict that loads with
@@ -50,6 +51,7 @@ class MultilabelData(TrainingData):
     for the featurizer's supervised encoders only)."""
 
     Y: Any = None
+    metric: str = "f1_micro"     # the primary metric: the decision thresholds are chosen for it
 
 
 def _head(family_name: str, params: dict[str, Any], threads: int, seed: int) -> Any:
@@ -85,19 +87,34 @@ def run_multilabel_trial(spec: TrialSpec, data: MultilabelData) -> TrialOutcome:
         oof[val_idx] = head.predict_proba(Xv)
         pred_s += time.perf_counter() - start
     rows = np.concatenate([v for _, v in data.splits])
-    metrics = cross_fitted_scores(data.Y, oof, data.splits)
+    metrics = cross_fitted_scores(data.Y, oof, data.splits, data.metric)
     return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=dict(spec.params), oof=oof[rows],
                         fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features)
 
 
-def cross_fitted_scores(Y: np.ndarray, oof: np.ndarray, splits: tuple) -> dict[str, float]:
+def choose_thresholds(Y: np.ndarray, proba: np.ndarray, metric: str) -> np.ndarray:
+    """The decision thresholds, out of three candidates, that score best on ``metric`` for these rows: each
+    label's F1-best threshold (helps rare labels, costs false positives), one threshold for every label chosen
+    for the metric, and 0.5."""
+    from ..models.metrics import METRICS
+    from ..prepare.multilabel import THRESHOLDS
+    m = METRICS[metric]
+    if m.needs_proba:  # threshold-free (average precision): per-label F1 thresholds decide the labels
+        return tune_thresholds(Y, proba)
+    candidates = [tune_thresholds(Y, proba), np.full(Y.shape[1], 0.5)]
+    candidates.append(np.full(Y.shape[1], min(THRESHOLDS, key=lambda t: m.loss(
+        score_all(Task.MULTILABEL, Y, proba, only=metric, thresholds=t).get(metric)))))
+    return min(candidates, key=lambda t: m.loss(score_all(Task.MULTILABEL, Y, proba, only=metric, thresholds=t).get(metric)))
+
+
+def cross_fitted_scores(Y: np.ndarray, oof: np.ndarray, splits: tuple, metric: str = "f1_micro") -> dict[str, float]:
     """Every multilabel metric with each fold's rows decided by thresholds tuned on the other folds' rows
     (one split, a holdout: thresholds tuned on the rows they score, the only rows there are)."""
     pred = np.zeros_like(Y, dtype=bool)
     rows = np.concatenate([v for _, v in splits])
     for _, val_idx in splits:
         others = np.setdiff1d(rows, val_idx) if len(splits) > 1 else val_idx
-        pred[val_idx] = oof[val_idx] >= tune_thresholds(Y[others], oof[others])
+        pred[val_idx] = oof[val_idx] >= choose_thresholds(Y[others], oof[others], metric)
     scores = score_all(Task.MULTILABEL, Y[rows], pred[rows].astype(float), thresholds=0.5)
     scores.update(score_all(Task.MULTILABEL, Y[rows], oof[rows], only="average_precision_macro"))
     return scores
@@ -139,7 +156,7 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
             data = MultilabelData(y_codes=proxy, splits=plan.splits, folds=folds, task=Task.BINARY, n_classes=2,
                                   pos_index=1, raw=p.X.reset_index(drop=True) if text else None,
                                   columns=tuple(p.columns), featurization=cfg.featurization, seed=cfg.seed,
-                                  embeddings=vectors, Y=Y)
+                                  embeddings=vectors, Y=Y, metric=p.metric.name)
             path = os.path.join(tmp, "training.joblib")
             joblib.dump(data, path)
             emit("experiment_started", task=p.task.value, task_reason=p.task_reason, metric=p.metric.name,
@@ -168,7 +185,7 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     best = result.best
     emit("refit_started", trial_id=best.trial_id, family=best.family, members=[])
     rows = np.concatenate([v for _, v in plan.splits])
-    thresholds = tune_thresholds(Y[rows], result.oof[best.trial_id])
+    thresholds = choose_thresholds(Y[rows], result.oof[best.trial_id], p.metric.name)
     automl.model_ = _refit(p, best, thresholds, cfg, folds[0][0])
     automl.best_trial_ = best
     automl.trials_ = result.trials
