@@ -95,6 +95,10 @@ class AutoML:
                 from .forecast.partitions import fit_partitioned as fit_forecasting
             return fit_forecasting(self, prepared, callbacks=callbacks, stop_event=stop_event,
                                    first_trial_id=first_trial_id, warm_start=list(warm_start))
+        if prepared.task.value == "multilabel":  # issue #22: one-vs-rest heads in the same search loop
+            from .search.multilabel import fit_multilabel
+            return fit_multilabel(self, prepared, callbacks=callbacks, stop_event=stop_event,
+                                  first_trial_id=first_trial_id, warm_start=list(warm_start), clock=clock)
         self.prepared_ = prepared
         self.task_ = prepared.task
         self.metric_ = prepared.metric
@@ -157,6 +161,8 @@ class AutoML:
             from .forecast import predict_forecast
             from .io.reader import load_table
             return predict_forecast(self.model_, self.card_, load_table(data, "prediction"))["prediction"].to_numpy()
+        if self.task_.value == "multilabel":  # each row's labels, written the way the target wrote them
+            return self._multilabel(data)["prediction"].to_numpy()
         return self.model_.predict(self._features(data))
 
     @property
@@ -166,6 +172,8 @@ class AutoML:
         Raises AttributeError before ``fit`` and for regression or forecasting, so ``hasattr`` tells
         whether the model has classes, as it does for a scikit-learn estimator.
         """
+        if self.model_ is not None and self.task_.value == "multilabel":
+            return np.asarray(self.model_["labels"])
         if self.model_ is None or not self.task_.is_classification:
             raise AttributeError("classes_ exists only on a fitted classification model")
         return np.asarray(self.model_.classes_)
@@ -173,6 +181,8 @@ class AutoML:
     def predict_proba(self, data: TableLike) -> np.ndarray:
         """Class probabilities, one column per class in the order of :attr:`classes_`."""
         self._check_fitted()
+        if self.task_.value == "multilabel":  # per label, in the order of classes_
+            return self._multilabel(data).drop(columns="prediction").to_numpy()
         if not self.task_.is_classification:
             raise AutoMLInputError("predict_proba needs a classification model", "use predict for regression")
         return self.model_.predict_proba(self._features(data))
@@ -421,6 +431,11 @@ class AutoML:
             raise AutoMLInputError(f"The data lacks required column(s): {', '.join(map(str, absent[:10]))}",
                                    "add the columns the model was trained on")
         return df[list(self.prepared_.X.columns)]
+
+    def _multilabel(self, data: TableLike) -> pd.DataFrame:
+        from .io.reader import load_table
+        from .search.multilabel import predict_multilabel
+        return predict_multilabel(self.model_, load_table(data, "prediction"))
 
     def _check_fitted(self) -> None:
         if self.model_ is None:

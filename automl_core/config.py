@@ -12,7 +12,7 @@ from typing import Any
 from .errors import AutoMLInputError
 
 #: The one list of tasks: the CLI's choices and the Task page's select box are this tuple.
-TASKS = ("auto", "binary", "multiclass", "regression", "forecasting", "image_classification")
+TASKS = ("auto", "binary", "multiclass", "multilabel", "regression", "forecasting", "image_classification")
 #: Tasks whose data is a set of images, not a table (the Task page, which starts from a table, leaves them out).
 IMAGE_TASKS = ("image_classification",)
 VALIDATIONS = ("auto", "cv", "holdout")

@@ -76,7 +76,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     store.set_status(experiment_id, "running")
     # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.
     checks = (DataChecks(store, experiment_id, prepared, config, metric)
-              if data_checks and prepared.task is not Task.FORECASTING else None)
+              if data_checks and prepared.task not in (Task.FORECASTING, Task.MULTILABEL) else None)
     automl = AutoML(config=config)
     try:
         automl.fit(None, target, prepared=prepared,

@@ -79,8 +79,14 @@ def version_warnings(card: dict[str, Any]) -> list[str]:
     return out
 
 
+def table_model(model: Any) -> Any:
+    """The fitted pipeline the table checks read: a multilabel model's ``pipeline``, else the model itself."""
+    return model["pipeline"] if isinstance(model, dict) and "pipeline" in model else model
+
+
 def required_columns(model: Any, card: dict[str, Any]) -> list[str]:
     """The columns the model reads (those its featurizer drops may be absent)."""
+    model = table_model(model)
     profile = card.get("profile") or {}
     if profile.get("required"):
         return list(profile["required"])
@@ -112,6 +118,9 @@ def predict_frame(model: Any, card: dict[str, Any], df: pd.DataFrame, *, batch_r
     if card.get("task") == "forecasting":  # a forecast (and its intervals) for each row's time and series
         from ..forecast import predict_forecast
         return predict_forecast(model, card, df)
+    if card.get("task") == "multilabel":  # labels in the target's own format, and proba_<label> per label
+        from ..search.multilabel import predict_multilabel
+        return predict_multilabel(model, df)
     X = _model_input(model, card, df)
     classification = card.get("task") in ("binary", "multiclass") and hasattr(model, "predict_proba")
     # featurize once for both predict and predict_proba (a bare estimator featurizes nothing)
@@ -171,7 +180,7 @@ def predict_file(model_path: str | Path, data: str | Path, out_path: str | Path,
         return len(result)
     df = read_table(data)
     if card.get("task") != "forecasting":  # forecasts check their rows themselves (time, series)
-        report = check_input(df, model, card)
+        report = check_input(df, table_model(model), card)
         if on_report is not None:
             on_report(report)
         if not report.ok:

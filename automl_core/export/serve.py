@@ -31,7 +31,7 @@ from .artifacts import clean_json
 from ..prepare.batch_featurize import clean_columns
 from .drift_checks import check_input
 from ..errors import AutoMLInputError
-from .predict import load_model, predict_frame, required_columns, version_warnings
+from .predict import load_model, predict_frame, required_columns, table_model, version_warnings
 
 API_KEY_HEADER = "X-API-Key"
 #: Largest request body accepted (bytes): bigger files belong to the CLI's batch ``predict``.
@@ -118,8 +118,8 @@ def create_app(model_path: str | Path, api_key: str | None = None) -> FastAPI:
         try:
             df = _records_frame(body, content_type)
             # cleaned once for both the check and the prediction (a request is usually a few rows)
-            cleaned = clean_columns(model, df) if len(df) <= SMALL_REQUEST_ROWS else None
-            report = check_input(df, model, card, cleaned=cleaned)
+            cleaned = clean_columns(table_model(model), df) if len(df) <= SMALL_REQUEST_ROWS else None
+            report = check_input(df, table_model(model), card, cleaned=cleaned)
             if not report.ok:
                 raise report.error()
             predictions = predict_frame(model, card, df, cleaned=cleaned)

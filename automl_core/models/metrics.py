@@ -20,6 +20,7 @@ from ..prepare.schema import Task
 CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 REGRESSION = frozenset({Task.REGRESSION})
 FORECASTING = frozenset({Task.FORECASTING})
+MULTILABEL = frozenset({Task.MULTILABEL})  # y: rows x labels 0/1, pred: thresholded probabilities
 NUMERIC = REGRESSION | FORECASTING  # forecasts are scored by automl_core.forecast.accuracy (per series and window)
 
 
@@ -111,9 +112,22 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("precision_score_weighted", CLASSIFICATION, True, False,
            "Precision per class (how many predicted members really are), weighted by class size.",
            lambda y, proba, pred, pos: skm.precision_score(y, pred, average="weighted", zero_division=0)),
-    Metric("f1_macro", CLASSIFICATION, True, False,
-           "F1 (the balance of precision and recall) averaged over classes equally.",
-           lambda y, proba, pred, pos: skm.f1_score(y, pred, average="macro", zero_division=0)),
+    Metric("f1_macro", CLASSIFICATION | MULTILABEL, True, False,
+           "F1 (the balance of precision and recall) averaged over classes (multi-label: over labels) equally.",
+           lambda y, proba, pred, pos: (_multilabel(y, pred)["f1_macro"] if np.ndim(y) == 2
+                                        else skm.f1_score(y, pred, average="macro", zero_division=0))),
+    Metric("f1_micro", MULTILABEL, True, False,
+           "F1 over every (row, label) decision pooled: frequent labels count more. The multi-label default.",
+           lambda y, proba, pred, pos: _multilabel(y, pred)["f1_micro"]),
+    Metric("hamming_loss", MULTILABEL, False, False,
+           "Share of (row, label) decisions that are wrong; lower is better.",
+           lambda y, proba, pred, pos: _multilabel(y, pred)["hamming_loss"]),
+    Metric("subset_accuracy", MULTILABEL, True, False,
+           "Share of rows whose whole label set is predicted exactly. Strict.",
+           lambda y, proba, pred, pos: _multilabel(y, pred)["subset_accuracy"]),
+    Metric("average_precision_macro", MULTILABEL, True, True,
+           "Area under the precision-recall curve per label (threshold-free), averaged over labels.",
+           lambda y, proba, pred, pos: float(np.mean(per_label_average_precision(y, proba)))),
     Metric("f1_weighted", CLASSIFICATION, True, False,
            "F1 per class, weighted by class size.",
            lambda y, proba, pred, pos: skm.f1_score(y, pred, average="weighted", zero_division=0)),
@@ -153,7 +167,17 @@ ALIASES = {
     "auc_weighted": "auc_weighted", "precision_weighted": "precision_score_weighted",
 }
 
-DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse",
+def _multilabel(y, pred):
+    from ..prepare.multilabel import multilabel_scores
+    return multilabel_scores(y, pred)
+
+
+def per_label_average_precision(y: np.ndarray, proba: np.ndarray) -> list[float]:
+    """Average precision of each label's probabilities (a label with no positive row: left out)."""
+    return [float(skm.average_precision_score(y[:, j], proba[:, j])) for j in range(y.shape[1]) if y[:, j].any()]
+
+
+DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION: "rmse", Task.MULTILABEL: "f1_micro",
             Task.FORECASTING: "normalized_root_mean_squared_error"}
 
 
@@ -178,9 +202,10 @@ def metrics_for(task: Task) -> list[str]:
 
 
 def score_all(task: Task, y_true: np.ndarray, prediction: np.ndarray, pos_index: int = 1,
-              only: str | None = None) -> dict[str, float]:
+              only: str | None = None, thresholds: np.ndarray | None = None) -> dict[str, float]:
     """Every metric of the task (or ``only`` the one named). Classification takes class codes 0..K-1
-    and an (n, K) probability matrix.
+    and an (n, K) probability matrix; multi-label a rows x labels 0/1 matrix, the probabilities per
+    label and the labels' decision ``thresholds`` (default 0.5).
 
     A metric that cannot be computed on this data (say, AUC with one class present) is left out
     rather than failing the trial.
@@ -192,6 +217,9 @@ def score_all(task: Task, y_true: np.ndarray, prediction: np.ndarray, pos_index:
         if proba.shape[1] == 2:  # the positive class decides hard labels at 0.5
             pred = np.where(proba[:, pos_index] >= 0.5, pos_index, 1 - pos_index)
         args = (y_true, proba, pred, pos_index)
+    elif task in MULTILABEL:
+        proba = np.asarray(prediction, dtype=float)
+        args = (np.asarray(y_true), proba, proba >= (0.5 if thresholds is None else thresholds), pos_index)
     else:
         args = (np.asarray(y_true, dtype=float), np.asarray(prediction, dtype=float))
     for name, metric in METRICS.items():

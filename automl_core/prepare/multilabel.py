@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,3 +115,87 @@ def tune_thresholds(Y: np.ndarray, proba: np.ndarray) -> np.ndarray:
                 best, best_f1 = float(t), f1
         thresholds[j] = best
     return thresholds
+
+
+# --- the multilabel task's data (``tables.prepare`` hands a list-like target here) ------------------------
+
+#: A label needs this many positive rows to be learned and scored out of fold; rarer ones are left out (noted).
+MIN_LABEL_ROWS = 5
+#: At most this many labels (the most frequent) are learned: one binary head each per trial.
+MAX_LABELS = 100
+
+
+def looks_like_lists(target: pd.Series) -> bool:
+    """Auto-detection: every non-missing cell is a bracketed list (``['a', 'b']`` or ``["a"]``).
+    Separator-joined labels (``a;b``) are ordinary strings to the eye: they need ``task="multilabel"``."""
+    cells = [str(v).strip() for v in target.dropna()]
+    if not cells or not all(c.startswith("[") and c.endswith("]") for c in cells):
+        return False
+    return all(_bracketed(c, "json") is not None or _bracketed(c, "python") is not None for c in cells[:2000])
+
+
+def prepare_multilabel(df: pd.DataFrame, target: str, config: Any, *, test_data: Any = None,
+                       validation_data: Any = None, reason: str = "") -> Any:
+    """The ``Prepared`` of a multi-label run: ``y`` a rows x labels 0/1 matrix, ``classes`` the labels."""
+    import hashlib
+
+    from ..io.reader import load_table
+    from ..models.metrics import resolve_metric
+    from .schema import Task
+    from .tables import Prepared, _column_roles
+    for name, value in (("validation_data", validation_data), ("group_column", config.group_column)):
+        if value is not None:
+            raise AutoMLInputError(f"A multilabel task does not take {name} yet",
+                                   f"leave {name} out: the search cross-validates on the training rows")
+    notes: list[str] = []
+    present = df[target].notna() & (df[target].astype(str).str.strip() != "")
+    if (~present).sum():
+        notes.append(f"dropped {int((~present).sum()):,} rows where the target {target!r} is empty")
+        df = df.loc[present].reset_index(drop=True)
+    labels, fmt = parse_labels(df[target])
+    classes = _kept_labels(labels, notes)
+    Y, classes = indicator(labels, classes)
+    X = df.drop(columns=[c for c in {target, *config.exclude_columns} if c in df.columns])
+    X_test = Y_test = None
+    if config.test_size is not None and test_data is not None:
+        raise AutoMLInputError("Both a test file and a test fraction were given", "give only one of them")
+    if config.test_size is not None:
+        order = np.random.default_rng(config.seed).permutation(len(X))
+        held, keep = np.sort(order[:int(round(config.test_size * len(X)))]), np.sort(order[int(round(config.test_size * len(X))):])
+        X_test, Y_test = X.iloc[held].reset_index(drop=True), Y[held]
+        X, Y = X.iloc[keep].reset_index(drop=True), Y[keep]
+        notes.append(f"{len(held):,} rows ({config.test_size:.0%}) held out as test data before anything else")
+    elif test_data is not None:
+        test = load_table(test_data, "test")
+        absent = [c for c in [target, *X.columns] if c not in test.columns]
+        if absent:
+            raise AutoMLInputError(f"The test data lacks column(s): {', '.join(map(str, absent[:10]))}",
+                                   "give a test file with the training file's columns")
+        test = test.loc[test[target].notna()].reset_index(drop=True)
+        X_test, Y_test = test[list(X.columns)], indicator(parse_labels(test[target])[0], classes)[0]
+    if len(X) < 10 or len(classes) == 0:
+        raise AutoMLInputError(f"{len(X)} training rows and {len(classes)} learnable labels are too few",
+                               f"give at least 10 rows and a label seen in {MIN_LABEL_ROWS} or more rows")
+    columns = _column_roles(df.drop(columns=[c for c in {target, *config.exclude_columns} if c in df.columns]),
+                            X, config, target)
+    fingerprint = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()
+                                 + Y.tobytes()).hexdigest()
+    return Prepared(target, Task.MULTILABEL, reason or "the target holds a list of labels per row", X, Y,
+                    list(classes), None, columns, notes, None, None, X_test, Y_test, None, fingerprint,
+                    resolve_metric(config.metric, Task.MULTILABEL), label_format=fmt)
+
+
+def _kept_labels(labels: list[list[str]], notes: list[str]) -> list[str]:
+    """The labels learned: seen in at least MIN_LABEL_ROWS rows, at most MAX_LABELS of them (most frequent)."""
+    counts = pd.Series([x for row in labels for x in row], dtype=object).value_counts()
+    rare = counts[counts < MIN_LABEL_ROWS]
+    if len(rare):
+        notes.append(f"{len(rare)} label(s) seen in fewer than {MIN_LABEL_ROWS} rows are not learned (too few rows "
+                     f"to train and validate a head): {', '.join(map(str, rare.index[:10]))}"
+                     f"{' ...' if len(rare) > 10 else ''}")
+    kept = counts[counts >= MIN_LABEL_ROWS]
+    if len(kept) > MAX_LABELS:
+        notes.append(f"{len(kept)} labels: the {MAX_LABELS} most frequent are learned, the other {len(kept) - MAX_LABELS} "
+                     f"(each in at most {int(kept.iloc[MAX_LABELS])} rows) are not")
+        kept = kept.iloc[:MAX_LABELS]
+    return sorted(map(str, kept.index))

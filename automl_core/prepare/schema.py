@@ -29,6 +29,7 @@ class Task(str, Enum):
     MULTICLASS = "multiclass"
     REGRESSION = "regression"
     FORECASTING = "forecasting"
+    MULTILABEL = "multilabel"          # a list of labels per row (prepare/multilabel.py)
 
     @property
     def is_classification(self) -> bool:

@@ -43,6 +43,7 @@ class Prepared:
     groups: np.ndarray | None = None
     fingerprint: str = ""
     metric: Metric | None = None     # the run's metric, resolved once here from the config and the task
+    label_format: Any = None         # multilabel: how the target wrote its lists (prepare/multilabel.LabelFormat)
 
     @property
     def pos_index(self) -> int:
@@ -66,6 +67,12 @@ def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: T
         return prepare_forecasting(train, target, config, test_data=test_data, validation_data=validation_data)
     df = load_table(train, "training")
     validate_training_frame(df, target)
+    from .multilabel import looks_like_lists, prepare_multilabel  # issue #22: a list of labels per row
+    if config.task == "multilabel" or (config.task == "auto" and looks_like_lists(df[target])):
+        reason = ("task set to multilabel" if config.task == "multilabel"
+                  else "every target cell is a list of labels, like ['a', 'b']")
+        return prepare_multilabel(df, target, config, test_data=test_data, validation_data=validation_data,
+                                  reason=reason)
     notes: list[str] = []
     if config.test_size is not None and test_data is not None:
         raise AutoMLInputError("Both a test file and a test fraction were given", "give only one of them")

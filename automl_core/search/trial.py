@@ -196,6 +196,9 @@ def run_trial(spec: TrialSpec, data: TrainingData | None = None) -> TrialOutcome
 
 def _run_trial(spec: TrialSpec) -> TrialOutcome:
     data = load_data(spec.data_path)
+    if getattr(data, "Y", None) is not None:  # a multilabel target: one-vs-rest heads (search/multilabel.py)
+        from .multilabel import run_multilabel_trial
+        return run_multilabel_trial(spec, data)
     family = FAMILIES[spec.family]
     task = data.task
     classification = task.is_classification
