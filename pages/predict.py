@@ -115,6 +115,15 @@ def main() -> None:
                    "model.joblib with joblib): its `usage` entry says how to score images by hand, or run "
                    "`python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
         return
+    if card.get("task") == "multilabel":  # a table in, a list of labels per row out
+        try:
+            _predict(model, card)
+        except AutoMLInputError as exc:
+            show_error(exc)
+        st.caption("ONNX export and generated training code are not available for multi-label models yet. A "
+                   "multi-label model is a dict (load model.joblib with joblib): its `usage` entry says how to score "
+                   "by hand, or run `python -m automl_core predict --model model.joblib DATA --out p.csv`.")
+        return
     tab_predict, tab_onnx, tab_code = st.tabs(["Predict new data", "ONNX", "Training code"])
     with tab_predict:
         try:

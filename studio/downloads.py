@@ -70,5 +70,10 @@ def model_downloads(store: Any, experiment_id: str) -> None:
                    "featurizer's source; its `usage` entry shows how to score images by hand, model.json lists the "
                    "package versions. Or: `python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
         return
+    if (store.get_experiment(experiment_id) or {}).get("task") == "multilabel":
+        st.caption("A multi-label model is a dict (load it with joblib): the fitted one-vs-rest pipeline, the labels "
+                   "and each label's decision threshold; its `usage` entry shows how to score by hand. Or: "
+                   "`python -m automl_core predict --model model.joblib DATA.csv --out p.csv`.")
+        return
     st.caption("Load the model in any Python with scikit-learn, LightGBM and pandas: "
                "`joblib.load('model.joblib').predict(df)`; model.json lists its columns, metrics and versions.")
