@@ -42,5 +42,8 @@ def test_the_reserve_is_what_refitting_the_likely_ensemble_takes(housing) -> Non
     # ... which is enough for that ensemble to be chosen when the search leaves exactly that
     ensembles = [t for t in a.trials_ if t.family == "ensemble"]
     assert choose(a.search_.best, ensembles, trials, a.metric_, cost, reserve).row.family == "ensemble"
-    # the five best trials (the former sizing) would have kept more of the budget from the search
-    assert len(likely) < 5 and reserve < cost.final_stage(trials, a.metric_, True)
+    # the five best trials (the former sizing) keep at least as much of the budget from the search, and
+    # more whenever the likely ensemble is smaller than five
+    former = cost.final_stage(trials, a.metric_, True)
+    assert len(likely) <= 5 and reserve <= former
+    assert len(likely) == 5 or reserve < former

@@ -80,22 +80,23 @@ def test_ensembles_are_rows_of_their_own_and_saved_as_scikit_learn_estimators(sh
             expected = model.final_estimator_.predict_proba(stack_features(stacked, p.task, order))
         np.testing.assert_allclose(proba, expected, atol=1e-9)
 
-    # no time left after the first member: the best single model is saved, and the note says why
+    # no time left, not even for the first member (it is checked too): no member is fit, the best single
+    # model is saved, and the note says why
     row = by_id[int(kinds["ensemble"]["trial_id"])]
     choice = FinalChoice(row, [by_id[m] for m in row.params["members"]], list(row.params["weights"]))
     best = automl.search_.best
     pipeline, saved = fit_final(automl._refit_data, choice, oof, y_oof, order, threads=1, seed=0, best=best,
                                 cost=automl._cost, seconds_left=0.0)
-    assert saved.row is best and not saved.members and "1 of" in saved.note
+    assert saved.row is best and not saved.members and "time left" in saved.note and "1 of" not in saved.note
     assert not isinstance(pipeline.named_steps["model"], VotingClassifier)
     alone, _ = fit_final(automl._refit_data, FinalChoice(best), oof, y_oof, order, threads=1, seed=0)
     np.testing.assert_allclose(pipeline.predict_proba(X_test), alone.predict_proba(X_test), atol=1e-9)
-    # stacking's members are fit on the labels themselves: its first (best) member's fit is reused
+    # stacking with no time left: its best member is saved, refit the same way as on its own
     row = by_id[int(kinds["stacking"]["trial_id"])]
     choice = FinalChoice(row, [by_id[m] for m in row.params["members"]])
     pipeline, saved = fit_final(automl._refit_data, choice, oof, y_oof, order, threads=1, seed=0, best=choice.members[0],
                                 cost=automl._cost, seconds_left=0.0)
-    assert saved.row is choice.members[0] and "1 of" in saved.note
+    assert saved.row is choice.members[0] and "time left" in saved.note and "1 of" not in saved.note
     alone, _ = fit_final(automl._refit_data, FinalChoice(choice.members[0]), oof, y_oof, order, threads=1, seed=0)
     assert [name for name, _ in pipeline.steps] == [name for name, _ in alone.steps]
     np.testing.assert_allclose(pipeline.predict_proba(X_test), alone.predict_proba(X_test), atol=1e-9)
