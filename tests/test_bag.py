@@ -155,3 +155,14 @@ def test_fold_models_are_kept_for_a_few_of_the_best_trials_within_a_memory_bound
                                                           fold_models=("fold",), fold_bytes=size))
     # best first while the bytes add up to at most 250: trial 1 went when 3 came, 4 fits beside 3 and 2
     assert sorted(book.fold_models) == [2, 3, 4]
+
+
+def test_a_regression_bag_of_one_linear_model_is_explained() -> None:
+    """A regression has no explained class: the bag's first fold (a one-member Voting) used to fail with an
+    IndexError while naming its output (seen on hardware_performance_machine in the browser test)."""
+    df = pd.read_csv(DATASETS / "hardware_performance_machine.csv")
+    a = AutoML(max_trials=2, time_budget=None, seed=0, allowed_models=("linear",), final_model="bag",
+               ensembles=False).fit(df, target="ERP")
+    assert bag_folds(a.model_) is not None
+    explanation = a.explain(budget_seconds=20)
+    assert "first of them" in explanation.note and explanation.importance["importance"].sum() > 0

@@ -121,7 +121,7 @@ def test_cli_train_runs_and_predicts(capsys, case: mc.Case, corpus, tmp_path) ->
     """A correct run: exit 0, one completed experiment, a model that predicts the file it came from."""
     store, out = tmp_path / "store.duckdb", tmp_path / "model"
     code, stdout, err = _cli(capsys, "train", str(corpus[case.name]), "--target", case.target,
-                             "--time-budget", "90", "--max-trials", "2", "--allowed-models", "linear,lightgbm",
+                             "--time-budget", "600", "--max-trials", "2", "--allowed-models", "linear,lightgbm",
                              "--holdout", "0.25", "--test-size", "0.2", "--store", str(store), "--out", str(out),
                              "--quiet", "--json")
     assert code == 0, err

@@ -531,8 +531,9 @@ def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget)
     else:
         output = "predicted value"
     if single and values_by:
-        output = {Task.BINARY: f"log-odds of '{explained[0]}'", Task.MULTICLASS: "raw score (log-odds) of each class"
-                  }.get(task, "predicted value")
+        # built per task: a regression has no explained class (``explained`` is empty)
+        output = (f"log-odds of '{explained[0]}'" if task is Task.BINARY else
+                  "raw score (log-odds) of each class" if task is Task.MULTICLASS else "predicted value")
         return values, base, next(iter(kept.values()))["method"], output, n, "", kept
     return (values, base, f"weighted member SHAP ({len(values_by)} members, weighted like the ensemble)",
             output, n, _left_out_note(left_out, members, weights), kept)
