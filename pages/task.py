@@ -14,7 +14,8 @@ from studio.state import bound, friendly, get_store, load_frame, remember, wizar
 from studio.safe import md, show_error
 
 TASK_WORDS = {"binary": "Binary classification (two labels)", "multiclass": "Multiclass classification",
-              "regression": "Regression (a number)", "forecasting": "Forecasting (future values of a series)"}
+              "regression": "Regression (a number)", "forecasting": "Forecasting (future values of a series)",
+              "multilabel": "Multi-label classification (a list of labels per row)"}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
