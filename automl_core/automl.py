@@ -125,10 +125,7 @@ class AutoML:
                     result.pool.shutdown()  # the workers' memory is the refit's: it runs here, on every core
                     result.pool = None
                 self.search_ = result
-                if result.best is None:
-                    reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
-                    raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
-                                           "give the search more time, or check the data")
+                result.require_best()
                 self.final_ = self._finish(result, plan, y_all, clock, emit, stop_event)
         finally:
             pool.shutdown()

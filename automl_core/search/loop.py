@@ -54,6 +54,15 @@ class SearchResult:
     pool: LocalPool | DaskPool | None = None  # the workers, still alive unless running trials were killed
     fold_models: dict[int, tuple] = field(default_factory=dict)  # trial id -> (fold models, bytes), best few
 
+    def require_best(self) -> TrialResult:
+        """The best trial, or the error a person sees when no trial finished (with the trials' errors)."""
+        if self.best is None:
+            from ..errors import AutoMLInputError
+            reasons = "; ".join(sorted({t.error for t in self.trials if t.error}))[:500]
+            raise AutoMLInputError(f"No trial finished ({self.stopped_by}){': ' + reasons if reasons else ''}",
+                                   "give the search more time, or check the data")
+        return self.best
+
 
 @dataclass(frozen=True)
 class Evaluator:

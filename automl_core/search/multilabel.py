@@ -178,11 +178,7 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
         result.pool.shutdown()
         result.pool = None
     automl.search_ = result
-    if result.best is None:
-        reasons = "; ".join(sorted({t.error for t in result.trials if t.error}))[:500]
-        raise AutoMLInputError(f"No trial finished ({result.stopped_by}){': ' + reasons if reasons else ''}",
-                               "give the search more time, or check the data")
-    best = result.best
+    best = result.require_best()
     emit("refit_started", trial_id=best.trial_id, family=best.family, members=[])
     rows = np.concatenate([v for _, v in plan.splits])
     thresholds = choose_thresholds(Y[rows], result.oof[best.trial_id], p.metric.name)
