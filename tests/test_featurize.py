@@ -260,6 +260,7 @@ def test_hostile_column_names_and_dtype_drift(tmp_path):
     rows = {r["column"]: r for r in featurization_summary(feat, cols)}
     assert rows["new\nline"]["n_features_out"] == 3  # x, y, (missing): tokens are not levels
     assert rows["when"]["transforms"].startswith("parse datetime")
+    assert "calendar parts (" in rows["when"]["transforms"]
     assert rows["bool"]["n_features_out"] == 1
 
     # prediction-time dtype drift: every column arrives in another dtype than at fit

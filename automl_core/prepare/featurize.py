@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from skrub import DatetimeEncoder
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -140,6 +139,7 @@ def _datetime(fmt: str | None, numeric_source: bool, scale: bool) -> list[tuple[
     # fast per-value parser). datetime64 input (e.g. Parquet) passes through to_datetime whatever the
     # format, so it is never turned into text; only strings are stripped (a regex replace touches
     # string cells only) and yyyymmdd integers are turned into digits. utc=True: one dtype always.
+    from skrub import DatetimeEncoder  # here, not at the top: importing skrub costs every run seconds
     digits = [("clean_dtypes", _ft(pd.DataFrame.convert_dtypes)),
               ("clean_as_str", _ft(pd.DataFrame.astype, dtype="str"))] if numeric_source else []
     steps = digits + [
@@ -353,7 +353,7 @@ def _describe(step_name: str, step: Any) -> str:
         return f"cross-fitted target encoding ({step.target_type_})"
     if isinstance(step, StandardScaler):
         return "standard scaling"
-    if isinstance(step, DatetimeEncoder):
+    if type(step).__name__ == "DatetimeEncoder":  # by name: skrub is imported only where dates are encoded
         parts = [str(n).split("_")[-1] for n in step.get_feature_names_out()]
         return "calendar parts (" + ", ".join(p.replace("seconds", "total seconds") for p in parts) + ")"
     if isinstance(step, FeatureUnion):
