@@ -55,6 +55,21 @@ def test_leakage_flags_the_fare_part_of_a_taxi_total() -> None:
     assert "fare" in [s.column for s in suspects]
 
 
+@pytest.mark.parametrize("name,target,leak", [("nyc_taxis.csv", "total", "fare"),
+                                              ("bank_marketing_train.csv", "y", "duration")])
+def test_wide_tables_test_only_the_columns_a_correlation_picks(monkeypatch, name, target, leak) -> None:
+    """Above PRESCREEN_ABOVE columns only PRESCREEN_KEEP get the tree test, and the leak is still among them."""
+    from automl_core.understand import leakage
+    tested = []
+    alone = leakage._alone
+    monkeypatch.setattr(leakage, "PRESCREEN_ABOVE", 3)
+    monkeypatch.setattr(leakage, "PRESCREEN_KEEP", 4)
+    monkeypatch.setattr(leakage, "_alone", lambda part, *a: tested.append(part.shape) or alone(part, *a))
+    suspects = probe(_prepared(name, target))
+    assert len(tested) == 4
+    assert leak in [s.column for s in suspects]
+
+
 @pytest.mark.parametrize("name,target", [("diamonds.csv", "price"), ("california_housing.csv", "median_house_value"),
                                          ("breast_cancer_wisconsin.csv", "target")])
 def test_no_leak_where_strong_columns_are_honest(name: str, target: str) -> None:
