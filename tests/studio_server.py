@@ -199,3 +199,68 @@ def trials_done(page) -> int:
         return int(page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=5_000).strip())
     except Exception:  # noqa: BLE001
         return 0
+
+
+def drive(server: tuple[str, Path], journey, artifacts: Path, *, viewport: dict | None = None,
+          downloads: bool = False) -> None:
+    """Run ``journey(page, url)`` in a fresh headless Chromium on ``server`` (url, log path); on failure
+    a screenshot ``99-failure.png`` goes to ``artifacts`` and the server's log is printed."""
+    from playwright.sync_api import sync_playwright
+
+    url, log_path = server
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900},
+                                          accept_downloads=downloads)
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            try:
+                journey(page, url)
+            except BaseException:
+                shot(page, artifacts, "99-failure")
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(f"--- studio server log ({log_path}) ---\n{log_path.read_text()}")
+        raise
+
+
+def shot(page, artifacts: Path, name: str, full_page: bool = True) -> None:
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=full_page)
+
+
+def forecast_task(page, url: str, data: Path) -> None:
+    """Upload oj_sales and set it up as forecasting Quantity by WeekStarting, 8 weeks, 9 series (Store x Brand)."""
+    page.goto(url)
+    page.locator(".st-key-upload input[type=file]").set_input_files(str(data))
+    page.get_by_text("rows × 17 columns", exact=False).wait_for(timeout=120_000)
+    page.locator(".st-key-to_task button").click()
+    choose(page, "target", "Quantity")
+    page.get_by_text("Detected", exact=False).wait_for()
+    choose(page, "task", "Forecasting (future values of a series)")
+    choose(page, "time_column", "WeekStarting")
+    horizon = page.locator(".st-key-horizon input")
+    horizon.fill("8")
+    horizon.press("Enter")
+    page.locator(".st-key-series_id").click()
+    page.get_by_role("option", name="Store", exact=True).click()
+    page.get_by_role("option", name="Brand", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_text("9 series · frequency W-THU", exact=False).wait_for(timeout=60_000)
+
+
+def configure_trials(page, trials: int, budget: int) -> None:
+    """On Configure: a trial count and a time budget, then wait for the validation summary."""
+    page.locator(".st-key-to_configure button").click()
+    box = page.locator(".st-key-max_trials input")
+    box.wait_for()
+    box.fill(str(trials))
+    box.press("Enter")
+    seconds = page.locator(".st-key-time_budget input")
+    seconds.fill(str(budget))
+    seconds.press("Enter")
+    page.get_by_text("Rolling-origin windows", exact=False).wait_for()
+    time.sleep(1)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from studio_fixtures import REPO, SHARED
-from studio_server import choose
-from test_browser_wizard import CHROMIUM, CHROMIUM_ARGS, _wait_status, server  # noqa: F401  (fixture)
+from studio_server import choose, configure_trials, drive, forecast_task, shot
+from test_browser_wizard import _wait_status, server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -20,61 +20,18 @@ DATA = SHARED / "oj_sales_train.csv"
 
 
 def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot(page, ARTIFACTS, name)
 
 
 def test_forecasting_run_in_the_browser(server) -> None:
-    from playwright.sync_api import sync_playwright
-
-    url, log_path = server
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)
-            try:
-                _journey(page, url)
-            except BaseException:
-                _shot(page, "99-failure")
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(f"--- studio server log ({log_path}) ---\n{log_path.read_text()}")
-        raise
+    drive(server, _journey, ARTIFACTS)
 
 
 def _journey(page, url: str) -> None:
-    page.goto(url)
-    page.locator(".st-key-upload input[type=file]").set_input_files(str(DATA))
-    page.get_by_text("rows × 17 columns", exact=False).wait_for(timeout=120_000)
-    page.locator(".st-key-to_task button").click()
-
-    choose(page, "target", "Quantity")
-    page.get_by_text("Detected", exact=False).wait_for()
-    choose(page, "task", "Forecasting (future values of a series)")
-    choose(page, "time_column", "WeekStarting")
-    horizon = page.locator(".st-key-horizon input")
-    horizon.fill("8")
-    horizon.press("Enter")
-    page.locator(".st-key-series_id").click()
-    page.get_by_role("option", name="Store", exact=True).click()
-    page.get_by_role("option", name="Brand", exact=True).click()
-    page.keyboard.press("Escape")
-    page.get_by_text("9 series · frequency W-THU", exact=False).wait_for(timeout=60_000)
+    forecast_task(page, url, DATA)
     _shot(page, "01-task-forecasting")
 
-    page.locator(".st-key-to_configure button").click()
-    trials = page.locator(".st-key-max_trials input")
-    trials.wait_for()
-    trials.fill("4")
-    trials.press("Enter")
-    budget = page.locator(".st-key-time_budget input")
-    budget.fill("300")
-    budget.press("Enter")
-    page.get_by_text("Rolling-origin windows", exact=False).wait_for()
-    time.sleep(1)
+    configure_trials(page, trials=4, budget=300)
     _shot(page, "02-configure")
     page.locator(".st-key-start_training button").click()
 
