@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -255,23 +254,3 @@ def test_bad_overrides_and_exclusions_are_named() -> None:
         infer_roles(df, overrides={"age": "fancy"})
     with pytest.raises(AutoMLInputError, match="'nope' is not in the table"):
         infer_roles(df, exclude=["nope"])
-
-
-# ------------------------------------------------------------------------------ speed
-def test_a_million_rows_is_fast() -> None:
-    n = 1_000_000
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({
-        "row": np.arange(n),
-        "x": rng.normal(size=n),
-        "cat": rng.choice(["a", "b", " c ", "?"], n),
-        "num_str": pd.Series(rng.integers(0, 100, n).astype(str), dtype="str"),
-        "when": pd.Series(pd.date_range("2000-01-01", periods=n, freq="min")).dt.strftime("%Y-%m-%d %H:%M:%S"),
-    })
-    start = time.perf_counter()
-    clean, report = clean_frame(df)
-    roles = {c.name: c.role for c in infer_roles(clean, report=report)}
-    elapsed = time.perf_counter() - start
-    assert roles == {"row": Role.ID, "x": Role.NUMERIC, "cat": Role.CATEGORICAL, "num_str": Role.NUMERIC,
-                     "when": Role.DATETIME}
-    assert elapsed < 20, f"took {elapsed:.1f}s"

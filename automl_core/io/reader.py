@@ -378,5 +378,10 @@ def load_table(data: Any, what: str = "data") -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         if data.empty:
             raise AutoMLInputError(f"The {what} table is empty", "give a table with a header and rows")
-        return data
-    return read_table(data)
+        table = data.copy(deep=False) if data.attrs else data
+    else:
+        table = read_table(data)
+    # pandas deep-copies attrs into every frame and column it derives: on 10,000 columns the reader's
+    # small settings dict cost a minute of copying over one run. Nothing downstream reads them.
+    table.attrs = {}
+    return table

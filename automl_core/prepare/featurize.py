@@ -15,6 +15,7 @@ through ``ColumnTransformer.output_indices_``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -211,7 +212,7 @@ def _exact(names: list[str]) -> str:
 
 def _validate(columns: list[ColumnInfo], mode: str | dict[str, str], text_max_features: int) -> None:
     names = [c.name for c in columns]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         raise AutoMLInputError(f"Duplicate feature column names: {dupes!r}", "give every column a unique name")
     if isinstance(mode, dict):
@@ -321,12 +322,13 @@ def feature_to_column(fitted_featurizer: Any, columns: list[ColumnInfo]) -> dict
         unknown = [c for c in cols if c not in known]
         if unknown:
             raise ValueError(f"featurizer column {unknown[0]!r} is not among the given columns")
+        members = set(cols)
         for feature in names[ct.output_indices_[name]]:
-            out[str(feature)] = cols[0] if len(cols) == 1 else _grouped_source(str(feature), name, cols)
+            out[str(feature)] = cols[0] if len(cols) == 1 else _grouped_source(str(feature), name, members)
     return out
 
 
-def _grouped_source(feature: str, entry: str, cols: list[str]) -> str:
+def _grouped_source(feature: str, entry: str, cols: set[str]) -> str:
     """The raw column of a feature from a shared numeric entry: the column itself, or its indicator."""
     rest = feature[len(entry) + 2:]  # strip "<entry>__"
     return rest[len("missingindicator_"):] if rest not in cols and rest.startswith("missingindicator_") else rest

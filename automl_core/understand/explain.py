@@ -150,10 +150,12 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     sample = X.iloc[rows].reset_index(drop=True)
     names = [str(n) for n in model[0].get_feature_names_out()]
     mapping = feature_to_column(model[0], columns)
-    raw = [c.name for c in columns if c.name in set(mapping.values())]
-    to_raw = np.zeros((len(names), len(raw)))
-    for i, name in enumerate(names):
-        to_raw[i, raw.index(mapping[name])] = 1.0
+    sources = set(mapping.values())
+    raw = [c.name for c in columns if c.name in sources]
+    position = {name: j for j, name in enumerate(raw)}
+    # sparse, one 1 per feature: a dense features x columns matrix is 800 MB on 10,000 columns
+    to_raw = sparse.csr_matrix((np.ones(len(names)), ([position[mapping[n]] for n in names], np.arange(len(names)))),
+                               shape=(len(raw), len(names)))  # columns x features
     explained = [positive_class] if task is Task.BINARY else list(classes or [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -165,7 +167,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     values, base, method, output, n, note, members = (*shap_out, "", {})[:7]  # values: (n, K, F)
     budget.report(1.0, f"explained {n:,} rows")
     sample = sample.iloc[:n]
-    raw_values = values @ to_raw                         # (n, K, C)
+    raw_values = (to_raw @ values.reshape(-1, values.shape[2]).T).T.reshape(*values.shape[:2], len(raw))  # (n, K, C)
     imp_raw = np.abs(raw_values).mean(axis=(0, 1))
     imp_feat = np.abs(values).mean(axis=(0, 1))
     top = np.argsort(-imp_feat)[:TOP_FEATURES]
