@@ -105,3 +105,17 @@ def test_forecasting_trials_run_on_a_dask_local_cluster_with_the_same_results(sh
     forecast = local.predict(future)
     assert np.isfinite(forecast).all()
     assert remote.predict(future).tolist() == pytest.approx(forecast.tolist())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_budget_gone_before_any_model_still_ends_with_one(kind, shared, monkeypatch):
+    """Preparation alone takes longer than this budget: the search runs on for the grace period rather
+    than ending in 'No trial finished', and says so."""
+    monkeypatch.setattr(loop, "GRACE_MIN_SECONDS", 120.0)  # a first trial of a loaded 2-core machine fits
+    df, target, settings = _task(kind, shared)
+    events = []
+    automl = AutoML(**settings, time_budget=0.2, ensembles=False, seed=0).fit(df, target=target,
+                                                                              callbacks=[events.append])
+    assert automl.search_.best is not None and automl.search_.best.status == "ok"
+    messages = [e.payload.get("text", "") for e in events if e.kind == "message"]
+    assert any("ran out before any model finished" in m for m in messages), messages

@@ -45,6 +45,10 @@ class Clock:
         return math.inf if self.budget is None else self.budget - self.elapsed()
 
 
+GRACE_SHARE = 0.5
+GRACE_MIN_SECONDS = 20.0
+
+
 @dataclass
 class SearchResult:
     trials: list[TrialResult]
@@ -122,12 +126,17 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
     report_memory_cap(executor, emit)
     next_id, no_more, stopped_by = first_trial_id, "", ""
     try:
-        while not (stopped_by := _hard_stop(stop_event, clock)):
+        graced, search_start = False, clock.elapsed()
+        while not (stopped_by := _hard_stop(stop_event, clock, book, search_start)):
+            if not graced and book.best is None and clock.remaining() <= 0:
+                graced = True
+                emit("message", text=f"The time budget ran out before any model finished; the search goes on "
+                                     f"for at most {_grace_left(clock, search_start):.0f} s more so that the run ends with a model.")
             no_more = no_more or book.exit_reason(config)
             may_start = not (settings.synchronous and not book.idle)
             while may_start and not no_more and len(book.running) < settings.n_concurrent:
                 spec = _next_spec(scheduler, book, settings, config, clock, reserve, data_path, next_id,
-                                  next_id - first_trial_id)
+                                  next_id - first_trial_id, search_start)
                 if spec is None:
                     no_more = ("every model family tried" if scheduler.exhausted
                                else "time budget reached (no further trial fits in the time left)")
@@ -136,7 +145,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                     executor = make_pool(settings.n_concurrent, config.dask_scheduler)
                     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
                 started = clock.elapsed()
-                room = clock.remaining() - reserve(book.trials)
+                room = clock.remaining() - reserve(book.trials) if book.best else _grace_left(clock, search_start)
                 timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
                 emit("trial_started", None, trial_id=spec.trial_id, family=spec.family, params=spec.params)
                 book.start(executor.submit(evaluator.run, spec, *executor.data_arg(data_path)), spec, started, timeout)
@@ -164,14 +173,16 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
 
 def _next_spec(scheduler: Any, book: TrialBook, settings: SearchSettings, config: AutoMLConfig, clock: Clock,
                reserve: Callable[[list[TrialResult]], float], data_path: str, trial_id: int,
-               n_asked: int) -> TrialSpec | None:
+               n_asked: int, search_start: float) -> TrialSpec | None:
     """The next trial, among configurations expected to finish before the reserve is needed."""
     # the first round of warm starts (about one per family) on a row sample, the rest on all rows
     fraction = settings.low_fidelity_fraction if scheduler.in_warm_round(n_asked) else 1.0
 
     def fits(family: str) -> bool:
         expected = (scheduler.trial_seconds(family) or 0.0) * fraction
-        return not book.trials or clock.remaining() - reserve(book.trials) > max(0.5, expected)
+        if book.best is None:  # no model yet: the first trials may use the grace period
+            return _grace_left(clock, search_start) > max(0.5, expected * 0.5)
+        return clock.remaining() - reserve(book.trials) > max(0.5, expected)
 
     family, params = scheduler.next(trial_id, fits=fits)
     if family is None:
@@ -204,9 +215,20 @@ def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_e
         _, pending = wait(pending, timeout=POLL_SECONDS)
 
 
-def _hard_stop(stop_event: threading.Event, clock: Clock) -> str:
+def _grace_left(clock: Clock, search_start: float) -> float:
+    """Seconds a run without any finished model may still go on: the budget, and when it ran out before
+    one trial finished (a busy machine, slow reading and checks, a slow first family), GRACE_SHARE of it
+    more, and at least GRACE_MIN_SECONDS of searching. A person who asked for 30 s would rather have a
+    model at 45 s than an error."""
+    if clock.budget is None:
+        return math.inf
+    end = max(clock.budget * (1 + GRACE_SHARE), search_start + max(GRACE_MIN_SECONDS, GRACE_SHARE * clock.budget))
+    return end - clock.elapsed()
+
+
+def _hard_stop(stop_event: threading.Event, clock: Clock, book: TrialBook, search_start: float) -> str:
     if stop_event.is_set():
         return "stopped by the user"
-    if clock.remaining() <= 0:
+    if clock.remaining() <= 0 and (book.best is not None or _grace_left(clock, search_start) <= 0):
         return "time budget reached"
     return ""
