@@ -100,6 +100,9 @@ def test_image_wizard_upload_train_gallery_predict_download(studio) -> None:
             page.locator(".st-key-start_training button").click()
             page.wait_for_url(lambda u: "/train?" in u and "experiment=" in u, timeout=60_000)
             experiment_id = page.url.split("experiment=")[1].split("&")[0]
+            page.get_by_text("Computing the image features", exact=False).or_(
+                page.get_by_text("Trial 1 started", exact=False)).first.wait_for(timeout=120_000)
+            _shot(page, "5a-train-running")
             word = wait_status(page, ("Completed", "Failed", "Stopped"), timeout=600)
             page.locator(".st-key-leaderboard").wait_for()
             _shot(page, "5-train-completed")

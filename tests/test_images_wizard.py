@@ -95,6 +95,9 @@ def test_the_job_runner_trains_an_image_dataset(private_store, tmp_path, monkeyp
         assert exp["name"] == "digits (images)" and exp["config"]["target"] == "label"
         assert exp["best_score"] is not None and len(store.trials(experiment_id)) == 1
         assert {"model", "model_card"} <= set(store.artifacts(experiment_id)["kind"])
+        events = store.events(experiment_id, limit=1000)
+        assert events["kind"].iloc[-1] == "featurizing_started"  # the first thing the live page can say
+        assert events["payload"].iloc[-1]["images"] == 16
     finally:
         store.close()
 
@@ -136,3 +139,19 @@ def test_the_wizard_pages_take_an_image_zip_up_to_start(app) -> None:
     assert not keys & {"validation_mode", "test_mode", "featurization_mode", "target"}
     assert app.selectbox(key="metric").value == "accuracy"
     assert "start_training" in {b.key for b in app.button}
+
+
+def test_the_live_page_names_the_featurizing_stage() -> None:
+    import pandas as pd
+
+    from studio import live
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["featurizing_started"], "created_at": [now - pd.Timedelta(seconds=12)],
+                           "payload": [{"images": 120, "blocks": "raw pixels and EfficientNet-Lite0"}]})
+    stage = live.stage(events, now.to_pydatetime())
+    assert stage is not None and stage.name == "featurizing" and 11 <= stage.seconds <= 13
+    fraction, text = live.stage_progress(stage)
+    assert text == "Computing the image features: 120 images, raw pixels and EfficientNet-Lite0" and fraction == 0.0
+    later = pd.concat([pd.DataFrame({"kind": ["trial_started"], "created_at": [now], "payload": [{}]}), events])
+    assert live.stage(later, now.to_pydatetime()) is None  # the search has begun
+    assert "120 images" in live.describe_event("featurizing_started", events["payload"][0], None)

@@ -129,9 +129,17 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     images = source if isinstance(source, ImageSet) else read_images(source)
     spec, notes = choose_spec(images, config.time_budget, cache_dir=cache_dir, cnn=cnn)
     uncached = len(uncached_images(images, spec, cache_dir)) if spec["cnn"] else 0
+    if experiment_id is not None:  # the studio's live page says what the run is doing before its first trial
+        from ..search.results import Event
+        blocks = " and ".join(b["block"] for b in feature_blocks(spec))
+        store.add_event(experiment_id, Event("featurizing_started", time.perf_counter() - start,
+                                             {"images": len(images.names), "uncached": uncached, "blocks": blocks}))
     cnn_start = time.perf_counter()
     table = image_table(images, spec, cache_dir)
     featurize_seconds = time.perf_counter() - start
+    if stop_event is not None and stop_event.is_set():  # Stop pressed while the features were computed
+        raise AutoMLInputError("Stopped while computing the image features, before any model was trained",
+                               "start it again (the CNN features computed so far are cached: it goes faster)")
     rate = uncached / (time.perf_counter() - cnn_start) if uncached else None
     budget = config.time_budget
     if budget is not None:
