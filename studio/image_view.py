@@ -62,8 +62,10 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
         if predictions is None or not predictions.models:
             st.caption("Not available: this run stored no out-of-fold predictions.")
             return
-        if trial not in predictions.models:  # an ensemble's own row: show its best single head instead
-            trial = max(predictions.models)
+        if trial not in predictions.models:  # a model with no stored predictions: the best one that has them
+            from studio.live import leaderboard
+            board = leaderboard(store.trials(experiment_id), exp.get("metric") or "")
+            trial = next((int(t) for t in board["trial_id"] if int(t) in predictions.models), max(predictions.models))
         images = _experiment_images(store, exp)
         if images is None:
             st.caption("Not available: the images of this run are not in the store (a run started from the command "

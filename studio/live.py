@@ -121,7 +121,7 @@ def stage(events: pd.DataFrame, now: datetime | None = None) -> Stage | None:
                          float(progress.get("fraction") or 0.0), str(progress.get("text") or ""))
         elif kind == "featurizing_started":  # an image run, before its search
             return Stage("featurizing", "Computing the image features", since, None,
-                         doing=f"{int(p.get('images') or 0):,} images, {p.get('blocks') or 'features'}")
+                         doing=f"{int(p.get('images') or 0):,} images, {p.get('doing') or 'features'}")
         elif kind == "refit_started":
             members = p.get("members") or []
             what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')))})"
@@ -208,7 +208,7 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
     if kind == "refit_started":
         return f"Refitting the best model ({family_label(str(p.get('family')))}) on all training rows"
     if kind == "featurizing_started":
-        return f"Computing the features of {int(p.get('images') or 0):,} images: {p.get('blocks') or 'features'}"
+        return f"Image features of {int(p.get('images') or 0):,} images: {p.get('doing') or 'computing'}"
     if kind == "experiment_finished":
         return f"Search and refit finished: {p.get('stopped_by')}"
     if kind == "explaining_started":

@@ -96,8 +96,8 @@ def test_the_job_runner_trains_an_image_dataset(private_store, tmp_path, monkeyp
         assert exp["best_score"] is not None and len(store.trials(experiment_id)) == 1
         assert {"model", "model_card"} <= set(store.artifacts(experiment_id)["kind"])
         events = store.events(experiment_id, limit=1000)
-        assert events["kind"].iloc[-1] == "featurizing_started"  # the first thing the live page can say
-        assert events["payload"].iloc[-1]["images"] == 16
+        assert list(events["kind"].iloc[-2:]) == ["featurizing_started"] * 2  # the first things the live page says
+        assert events["payload"].iloc[-2]["images"] == 16 and events["payload"].iloc[-2]["doing"] == "raw pixels"
     finally:
         store.close()
 
@@ -147,7 +147,7 @@ def test_the_live_page_names_the_featurizing_stage() -> None:
     from studio import live
     now = pd.Timestamp.now(tz="UTC")
     events = pd.DataFrame({"kind": ["featurizing_started"], "created_at": [now - pd.Timedelta(seconds=12)],
-                           "payload": [{"images": 120, "blocks": "raw pixels and EfficientNet-Lite0"}]})
+                           "payload": [{"images": 120, "doing": "raw pixels and EfficientNet-Lite0"}]})
     stage = live.stage(events, now.to_pydatetime())
     assert stage is not None and stage.name == "featurizing" and 11 <= stage.seconds <= 13
     fraction, text = live.stage_progress(stage)

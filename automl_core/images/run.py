@@ -127,13 +127,18 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     start = time.perf_counter()
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     images = source if isinstance(source, ImageSet) else read_images(source)
+
+    def say(doing: str, **more: Any) -> None:  # the studio's live page: what the run does before its first trial
+        if experiment_id is not None:
+            from ..search.results import Event
+            store.add_event(experiment_id, Event("featurizing_started", time.perf_counter() - start,
+                                                 {"images": len(images.names), "doing": doing, **more}))
+
+    say("timing the pretrained CNN on a few of them" if cnn is None else "choosing the feature blocks")
     spec, notes = choose_spec(images, config.time_budget, cache_dir=cache_dir, cnn=cnn)
     uncached = len(uncached_images(images, spec, cache_dir)) if spec["cnn"] else 0
-    if experiment_id is not None:  # the studio's live page says what the run is doing before its first trial
-        from ..search.results import Event
-        blocks = " and ".join(b["block"] for b in feature_blocks(spec))
-        store.add_event(experiment_id, Event("featurizing_started", time.perf_counter() - start,
-                                             {"images": len(images.names), "uncached": uncached, "blocks": blocks}))
+    say(" and ".join(b["block"] for b in feature_blocks(spec))
+        + (f" ({uncached:,} not in the cache)" if spec["cnn"] else ""), uncached=uncached)
     cnn_start = time.perf_counter()
     table = image_table(images, spec, cache_dir)
     featurize_seconds = time.perf_counter() - start
