@@ -155,3 +155,15 @@ def test_the_live_page_names_the_featurizing_stage() -> None:
     later = pd.concat([pd.DataFrame({"kind": ["trial_started"], "created_at": [now], "payload": [{}]}), events])
     assert live.stage(later, now.to_pydatetime()) is None  # the search has begun
     assert "120 images" in live.describe_event("featurizing_started", events["payload"][0], None)
+
+
+def test_clone_values_restart_the_wizard_on_the_same_images() -> None:
+    from studio.image_data import clone_values
+    exp = {"name": "digits.zip (images)", "config": {"metric": "balanced_accuracy", "time_budget": 300.0,
+                                                     "max_trials": 4, "ensembles": False, "target": "label"}}
+    meta = {"dataset_id": "ds-1", "name": "digits.zip", "source": "images:digits.zip"}
+    values = clone_values(exp, meta)
+    assert values == {"dataset_id": "ds-1", "metric": "balanced_accuracy", "time_budget": 300, "max_trials": 4,
+                      "early_stop_trials": 0, "ensembles": False, "experiment_name": "digits.zip (images) (copy)"}
+    assert clone_values(exp, None) is None  # a run from the command line: no images in the store
+    assert clone_values(exp, {**meta, "source": "upload:digits.csv"}) is None
