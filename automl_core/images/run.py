@@ -259,7 +259,8 @@ def predict_images(bundle: dict[str, Any], source: str | Path | ImageSet, *,
 
 class _HoldFinish:
     """The store as ``run_experiment`` sees it for an image run: the experiment keeps the task
-    ``image_classification`` throughout (not the heads' binary / multiclass), and its final
+    ``image_classification`` throughout (not the heads' binary / multiclass), its clock runs from the
+    start of the featurization (the budget covers it), and its final
     ``finish_experiment`` is held back until :meth:`release`, after the image model replaced the table one,
     so no reader sees a finished run whose model file is about to change."""
 
@@ -272,6 +273,13 @@ class _HoldFinish:
 
     def create_experiment(self, name: str, **fields: Any) -> str:
         return self._store.create_experiment(name, **{**fields, "task": "image_classification"})
+
+    def set_status(self, experiment_id: str, status: str, error: str = "") -> None:
+        # already running since the features began (the studio's runner): the budget covers them, so the
+        # clock the live page shows keeps their time instead of starting again with the search
+        if status == "running" and (self._store.get_experiment(experiment_id) or {}).get("status") == "running":
+            return
+        self._store.set_status(experiment_id, status, error=error)
 
     def update_experiment(self, experiment_id: str, **fields: Any) -> None:
         if "task" in fields:
