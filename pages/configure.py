@@ -1,6 +1,7 @@
 """Step 3 -- Configure: metric, exit criteria, validation, test data, models, featurization; then Start."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -14,7 +15,7 @@ from automl_core.models.families import FAMILIES
 from automl_core.prepare.schema import Task
 from automl_core.prepare.folds import auto_rule
 from studio import datasets as ds
-from studio import forecast_settings
+from studio import forecast_settings, image_data
 from studio.estimates import default_budget, measured_rate, past_trials, trials_hint
 from studio.wording import metric_help, metric_label
 from studio.nav import go, step_header
@@ -171,17 +172,22 @@ def _models_and_features(meta: dict[str, Any], forecasting: bool = False) -> Non
                 help="Run the trials on a Dask cluster instead of this machine's cores.")
 
 
-def _start(task: str) -> None:
+def _start(task: str, placeholder: str = "") -> None:
     w = wizard()
     _widget(st.text_input, "Experiment name (optional)", "experiment_name", "",
-            placeholder=f"{w['target']} ({task})")
+            placeholder=placeholder or f"{w['target']} ({task})")
     try:
         spec = build_spec(w)
     except AutoMLInputError as exc:
         show_error(exc)
         return
+    if task == image_data.TASK and not spec.name:  # "label (image_classification)" would say nothing
+        spec = dataclasses.replace(spec, name=placeholder)
     st.markdown("**Summary**")
-    rows = summary_rows(spec, task, w.get("metric", ""), w.get("forecast_series_rows"))
+    if task == image_data.TASK:
+        rows = image_data.image_summary_rows(spec, w.get("classes"), w.get("metric", ""))
+    else:
+        rows = summary_rows(spec, task, w.get("metric", ""), w.get("forecast_series_rows"))
     st.dataframe(pd.DataFrame(rows, columns=["Setting", "Value"]), placeholder=EMPTY_CELL,
                  hide_index=True, width="stretch")
     if st.button("Start training", type="primary", key="start_training", icon=":material/play_arrow:"):
@@ -210,6 +216,16 @@ def main() -> None:
     meta = get_store().get_dataset(w["dataset_id"])
     if meta is None:
         st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
+        return
+    if w["task_effective"] == image_data.TASK:  # images: what applies to them, then Start
+        st.caption(f"**{md(meta['name'])}** · {meta['n_rows']:,} images · image classification")
+        left, right = st.columns(2, gap="large")
+        with left:
+            st.subheader("Metric and exit criteria")
+            image_data.image_configure(w.get("classes"))
+        with right:
+            st.subheader("Start")
+            _start(image_data.TASK, placeholder=f"{meta['name']} (images)")
         return
     task = Task(w["task_effective"])
     st.caption(f"**{md(meta['name'])}** · predict **{md(w['target'])}** · {task.value}")

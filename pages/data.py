@@ -7,7 +7,7 @@ import streamlit as st
 
 from automl_core.errors import AutoMLInputError
 from studio import datasets as ds
-from studio import text_view
+from studio import image_data, text_view
 from studio.nav import go, step_header
 from studio.state import EMPTY_CELL, friendly, get_store, load_frame, reset_wizard, wizard
 from studio.safe import md, safe_filename, show_error
@@ -47,13 +47,22 @@ def _parse_settings(upload: Any, name: str, data: bytes) -> dict[str, Any]:
 def _upload_section() -> None:
     limit_mb = int(st.get_option("server.maxUploadSize"))
     upload = st.file_uploader(
-        "Upload a table", type=ds.UPLOAD_TYPES, key="upload",
-        help=f"CSV, TSV, Parquet, Excel or JSON lines; up to {limit_mb:,} MB.")
-    st.caption(f"CSV · TSV · Parquet · Excel · JSON lines — up to {limit_mb / 1024:g} GB per file.")
+        "Upload a table, or a .zip of images", type=[*ds.UPLOAD_TYPES, "zip"], key="upload",
+        help=f"CSV, TSV, Parquet, Excel or JSON lines; or a .zip of images with one folder per class (or a "
+             f"labels.csv: image_path,label); up to {limit_mb:,} MB.")
+    st.caption(f"CSV · TSV · Parquet · Excel · JSON lines · a .zip of images (a folder per class) — up to "
+               f"{limit_mb / 1024:g} GB per file.")
     if upload is None:
         return
     data = upload.getvalue()
     name = safe_filename(upload.name)  # the browser's name: shown and recorded, never a path
+    if image_data.is_zip(name):  # an image set (issue #23)
+        if st.session_state.get("parsed_key") != (upload.file_id,):
+            with st.spinner(f"Reading the images in {md(name)}…"):
+                dataset_id = image_data.add_image_set(get_store(), name, data)
+            st.session_state["parsed_key"] = (upload.file_id,)
+            _use_dataset(dataset_id)
+        return
     settings: dict[str, Any] = {}
     if ds.is_text(name):
         settings = _parse_settings(upload, name, data)
@@ -129,6 +138,11 @@ def _current_dataset() -> None:
     if meta is None:
         st.warning("The chosen dataset is no longer in the store. Fix: upload it again or pick another one.")
         reset_wizard()
+        return
+    if image_data.is_image_dataset(meta):
+        if image_data.image_dataset_section(store, meta) and st.button(
+                "Next: the task →", type="primary", key="to_task"):
+            go("Task")
         return
     st.subheader(md(meta["name"]))
     st.caption(f"{meta['n_rows']:,} rows × {meta['n_cols']} columns · saved as {dataset_id} · {md(meta['source'])}")

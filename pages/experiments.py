@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from automl_core.errors import AutoMLInputError
-from studio import live
+from studio import image_data, live
 from studio.charts import experiments_chart
 from studio.history import dataset_labels, history_table, on_dataset
 from studio.wording import column_format, metric_label
@@ -20,10 +20,15 @@ from studio.safe import md, show_error
 def _clone(exp: dict[str, Any]) -> None:
     """Load an experiment's settings into the wizard and go to Configure to edit and submit them."""
     if exp.get("task") == "image_classification":
-        st.info("Image experiments are trained from the command line for now (the wizard starts from a table): "
-                "`python -m automl_core train IMAGES.zip --task image_classification --time-budget 600`.",
-                icon=":material/image:")
-        return
+        values = image_data.clone_values(exp, get_store().get_dataset(exp.get("dataset_id") or ""))
+        if values is None:
+            st.info("This image experiment's images are not in the store (it was trained from the command line). "
+                    "Fix: upload its .zip of images on the Data page to train it here.", icon=":material/image:")
+            return
+        reset_wizard(**values)
+        for key in list(values):  # widget keys left from an earlier visit would win over the clone
+            st.session_state.pop(key, None)
+        go("Task")
     try:
         values = wizard_from_experiment(exp)
     except AutoMLInputError as exc:

@@ -8,7 +8,7 @@ import streamlit as st
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
 from automl_core.prepare.task import prepare_target
-from studio import forecast_settings, text_view
+from studio import forecast_settings, image_data, text_view
 from studio.nav import go, step_header
 from studio.state import bound, friendly, get_store, load_frame, remember, wizard
 from studio.safe import md, show_error
@@ -94,6 +94,12 @@ def main() -> None:
     meta = get_store().get_dataset(dataset_id)
     if meta is None:
         st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
+        return
+    if image_data.is_image_dataset(meta):  # images: the task is image classification, the label is the class
+        st.caption(f"Dataset: **{md(meta['name'])}** · {meta['n_rows']:,} images")
+        if image_data.image_task(get_store(), meta) and st.button("Next: configure the run →", type="primary",
+                                                                  key="to_configure"):
+            go("Configure")
         return
     columns = [c["name"] for c in meta["schema"]]
     st.caption(f"Dataset: **{md(meta['name'])}** · {meta['n_rows']:,} rows × {meta['n_cols']} columns")

@@ -42,3 +42,79 @@ def image_predict(model: Any, card: dict[str, Any]) -> None:
     st.download_button("Download predictions (CSV)", lambda: safe_csv(predictions).to_csv(index=False).encode(),
                        file_name="image-predictions.csv", mime="text/csv", key="download_predictions",
                        type="primary", icon=":material/download:", on_click="ignore")
+
+
+# ------------------------------------------------------------------------------------ Results page
+
+GALLERY = 12  # misclassified images drawn as thumbnails (the table below lists up to 100)
+
+
+def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
+    """The Results page's image section: the validation images the best model got wrong, as thumbnails with
+    the true class, the predicted one and its probability (out of fold), most confident mistakes first."""
+    if exp.get("task") != "image_classification":
+        return
+    from automl_core.understand.predictions import load_predictions
+    st.subheader("Misclassified images")
+    with st.container(key="image_misclassified"):
+        predictions = load_predictions(store.artifact_dir(experiment_id), "validation")
+        trial = int(exp.get("best_trial_id") or -1)
+        if predictions is None or not predictions.models:
+            st.caption("Not available: this run stored no out-of-fold predictions.")
+            return
+        if trial not in predictions.models:  # a model with no stored predictions: the best one that has them
+            from studio.live import leaderboard
+            board = leaderboard(store.trials(experiment_id), exp.get("metric") or "")
+            trial = next((int(t) for t in board["trial_id"] if int(t) in predictions.models), max(predictions.models))
+        images = _experiment_images(store, exp)
+        if images is None:
+            st.caption("Not available: the images of this run are not in the store (a run started from the command "
+                       "line keeps no copy of them; one started in the studio does).")
+            return
+        wrong = _wrong(predictions, trial, images)
+        if wrong.empty:
+            st.success("None: every validation image was classified right.", icon=":material/check_circle:")
+            return
+        by_name = dict(zip(images.names, images.contents))
+        shown = wrong.head(GALLERY)
+        per_row = 6
+        for start in range(0, len(shown), per_row):
+            cols = st.columns(per_row, gap="small")
+            for col, row in zip(cols, shown.iloc[start:start + per_row].itertuples()):
+                col.image(_thumb(by_name[row.image]), width=72)
+                col.markdown(f"true **{md(row.true)}** → **:red[{md(row.predicted)}]**  \n"
+                             f":gray[{row.probability:.0%} sure · {md(row.image.rsplit('/', 1)[-1][:16])}]")
+        st.dataframe(wrong.rename(columns={"probability": "confidence"}), hide_index=True, height=260,
+                     placeholder=EMPTY_CELL, key="image_wrong_table",
+                     column_config={"confidence": st.column_config.ProgressColumn(
+                         "confidence", min_value=0.0, max_value=1.0, format="%.2f"),
+                         "probability_true": st.column_config.NumberColumn("probability of the true class",
+                                                                           format="%.2f")})
+        st.caption(f"{len(wrong)} of {len(predictions.rows):,} validation images wrong; out-of-fold probabilities "
+                   f"of trial #{trial} (each image scored by a model that did not train on it), most confident "
+                   "mistakes first. The confusion matrix is under Evaluation.")
+
+
+def _wrong(predictions: Any, trial: int, images: Any):  # -> pd.DataFrame
+    import numpy as np
+    import pandas as pd
+    from automl_core.understand.text_profile import misclassified
+    rows = np.asarray(predictions.rows)
+    keep = rows < len(images.names)
+    table = pd.DataFrame({"image": images.names})
+    return misclassified(predictions.models[trial][keep], np.asarray(predictions.y_true)[keep], rows[keep],
+                         list(predictions.classes), table, ["image"])
+
+
+def _experiment_images(store: Any, exp: dict[str, Any]):
+    from studio.image_data import dataset_images
+    dataset_id = exp.get("dataset_id")
+    if not dataset_id or store.get_dataset(dataset_id) is None:
+        return None
+    return dataset_images(store, dataset_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumb(content: bytes) -> bytes:
+    from automl_core.images.gallery import thumbnail
+    return thumbnail(content)

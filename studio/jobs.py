@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -266,6 +267,9 @@ class JobRegistry:
         from automl_core.experiment import run_experiment
 
         try:
+            if spec.config.task == "image_classification":  # a zip of images, kept beside the store
+                self._train_images(store, spec, experiment_id, job)
+                return
             train = store.load_dataset(spec.dataset_id)
             test = store.load_dataset(spec.test_dataset_id) if spec.test_dataset_id else None
             valid = store.load_dataset(spec.validation_dataset_id) if spec.validation_dataset_id else None
@@ -281,6 +285,24 @@ class JobRegistry:
             job.error = f"{type(exc).__name__}: {exc}"
             log.error("experiment %s crashed:\n%s", experiment_id, traceback.format_exc())
             _fail(store, experiment_id, job.error)
+
+    @staticmethod
+    def _train_images(store: Any, spec: JobSpec, experiment_id: str, job: Job) -> None:
+        """The image run of automl_core (featurize, then the tables' search) on the dataset's saved zip."""
+        from automl_core.images.run import fit_images
+        path = image_set_path(store, spec.dataset_id)
+        if not path.is_file():
+            raise AutoMLInputError(f"The images of dataset {spec.dataset_id} are no longer beside the store",
+                                   "upload the .zip of images again on the Data page")
+        store.set_status(experiment_id, "running")
+        fit_images(store, path, spec.config, name=spec.name, stop_event=job.stop_event, dataset_id=spec.dataset_id,
+                   experiment_id=experiment_id)
+
+
+def image_set_path(store: Any, dataset_id: str) -> Path:
+    """Where the studio keeps an image dataset's zip: ``<store folder>/image-sets/<dataset id>.zip`` (the
+    dataset's table in the store lists its images, one row each)."""
+    return Path(store.root) / "image-sets" / f"{dataset_id}.zip"
 
 
 def _fail(store: Any, experiment_id: str, error: str) -> None:

@@ -90,9 +90,9 @@ def progress(exp: dict[str, Any], n_trials: int, now: datetime | None = None) ->
 
 @dataclass(frozen=True)
 class Stage:
-    """A named step after the search (refit, explanations), read from the latest events."""
+    """A named step before or after the search (image features; refit, explanations), read from the latest events."""
 
-    name: str                   # "refit" or "explaining"
+    name: str                   # "featurizing", "refit" or "explaining"
     title: str                  # what the page says, e.g. "Explaining the model"
     seconds: float              # since the stage started
     budget: float | None        # seconds it may take (explaining) or is expected to take (refit)
@@ -119,6 +119,9 @@ def stage(events: pd.DataFrame, now: datetime | None = None) -> Stage | None:
         elif kind == "explaining_started":
             return Stage("explaining", "Explaining the model", since, p.get("budget_seconds"),
                          float(progress.get("fraction") or 0.0), str(progress.get("text") or ""))
+        elif kind == "featurizing_started":  # an image run, before its search
+            return Stage("featurizing", "Computing the image features", since, None,
+                         doing=f"{int(p.get('images') or 0):,} images, {p.get('doing') or 'features'}")
         elif kind == "refit_started":
             members = p.get("members") or []
             what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')))})"
@@ -204,6 +207,8 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
         return f"New best: {family_label(str(p.get('family')))} scored {score:.4g}" if score is not None else "New best"
     if kind == "refit_started":
         return f"Refitting the best model ({family_label(str(p.get('family')))}) on all training rows"
+    if kind == "featurizing_started":
+        return f"Image features of {int(p.get('images') or 0):,} images: {p.get('doing') or 'computing'}"
     if kind == "experiment_finished":
         return f"Search and refit finished: {p.get('stopped_by')}"
     if kind == "explaining_started":

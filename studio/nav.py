@@ -18,7 +18,7 @@ class Step:
 
 
 STEPS = (
-    Step("pages/data.py", "Data", ":material/table_view:", "Bring a table: upload a file or try a sample."),
+    Step("pages/data.py", "Data", ":material/table_view:", "Bring a table (upload a file or try a sample), or a .zip of images."),
     Step("pages/task.py", "Task", ":material/target:", "Choose the column to predict and the kind of prediction."),
     Step("pages/configure.py", "Configure", ":material/tune:", "Metric, time budget, validation, models; then Start."),
     Step("pages/train.py", "Train", ":material/model_training:", "Watch models being tried, live."),

@@ -135,12 +135,12 @@ def test_studio_pages_open_an_image_experiment(image_run, page, monkeypatch) -> 
         assert words in shown, shown
 
 
-def test_cloning_an_image_experiment_says_where_images_are_trained(image_run, monkeypatch) -> None:
+def test_cloning_a_cli_image_experiment_says_how_to_train_it_in_the_studio(image_run, monkeypatch) -> None:
     at = _open(image_run[0], image_run[1], "experiments", monkeypatch)
     at.selectbox(key="experiment_pick").select(image_run[1]).run()
     at.button(key="clone_experiment").click().run()
     shown = _no_crash(at)
-    assert "--task image_classification" in shown and "no longer in the store" not in shown, shown
+    assert "upload its .zip of images on the Data page" in shown and "no longer in the store" not in shown, shown
 
 
 def test_predict_page_classifies_an_uploaded_zip(image_run, monkeypatch) -> None:

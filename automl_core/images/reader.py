@@ -70,7 +70,8 @@ class ImageSet:
 
     def summary(self) -> str:
         """One line: images kept per class count and what was dropped, with reasons."""
-        kept = f"{len(self.names):,} images in {len(self.classes)} classes ({self.layout})"
+        kept = (f"{len(self.names):,} images" if self.layout == "unlabelled"
+                else f"{len(self.names):,} images in {len(self.classes)} classes ({self.layout})")
         if not self.dropped:
             return kept
         parts = [f"{n:,} {reason.replace('_', ' ')} (e.g. {', '.join(self.examples[reason][:2])})"

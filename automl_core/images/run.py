@@ -116,21 +116,35 @@ def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,
 def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: str | None = None,
                callbacks: Iterable[Callable] = (), stop_event: threading.Event | None = None,
                out_dir: str | Path | None = None, cache_dir: str | None = None, cnn: bool | None = None,
-               dataset_id: str | None = None) -> ImageOutcome:
+               dataset_id: str | None = None, experiment_id: str | None = None) -> ImageOutcome:
     """Read ``source``, featurize, search heads with the tables' loop, save the image model.
 
     ``config`` is an ``AutoMLConfig`` with ``task="image_classification"``; its time budget covers the
-    featurization too. Raises AutoMLInputError for bad input."""
+    featurization too. ``experiment_id`` continues a record made earlier (the studio's job runner makes it
+    when the run is queued). Raises AutoMLInputError for bad input."""
     from ..experiment import run_experiment
     from ..export.artifacts import save_model
     start = time.perf_counter()
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     images = source if isinstance(source, ImageSet) else read_images(source)
+
+    def say(doing: str, **more: Any) -> None:  # the studio's live page: what the run does before its first trial
+        if experiment_id is not None:
+            from ..search.results import Event
+            store.add_event(experiment_id, Event("featurizing_started", time.perf_counter() - start,
+                                                 {"images": len(images.names), "doing": doing, **more}))
+
+    say("timing the pretrained CNN on a few of them" if cnn is None else "choosing the feature blocks")
     spec, notes = choose_spec(images, config.time_budget, cache_dir=cache_dir, cnn=cnn)
     uncached = len(uncached_images(images, spec, cache_dir)) if spec["cnn"] else 0
+    say(" and ".join(b["block"] for b in feature_blocks(spec))
+        + (f" ({uncached:,} not in the cache)" if spec["cnn"] else ""), uncached=uncached)
     cnn_start = time.perf_counter()
     table = image_table(images, spec, cache_dir)
     featurize_seconds = time.perf_counter() - start
+    if stop_event is not None and stop_event.is_set():  # Stop pressed while the features were computed
+        raise AutoMLInputError("Stopped while computing the image features, before any model was trained",
+                               "start it again (the CNN features computed so far are cached: it goes faster)")
     rate = uncached / (time.perf_counter() - cnn_start) if uncached else None
     budget = config.time_budget
     if budget is not None:
@@ -145,11 +159,27 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     if config.allowed_models is None:
         changes["allowed_models"] = tuple(h for h in HEADS if h not in config.blocked_models)
     table_config = config.with_changes(**changes)
-    outcome = run_experiment(store, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
+    held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
+    outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
                              callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
-                             data_checks=False)
+                             data_checks=False, experiment_id=experiment_id)
     if outcome.status == "failed":
         raise AutoMLInputError(outcome.error.rstrip("."), "")
+    try:
+        bundle, card, model_path = _save_image_model(store, held, outcome, images, notes, spec, config, changes["task"])
+    except BaseException as exc:  # never leave the run 'running' with its outcome held back
+        store.set_status(outcome.experiment_id, "failed", error=f"saving the image model: {type(exc).__name__}: {exc}")
+        raise
+    if out_dir is not None:
+        model_path, _ = save_model(bundle, card, out_dir)
+    return ImageOutcome(outcome.experiment_id, outcome.status, outcome.automl, model_path, images, spec,
+                        featurize_seconds, rate)
+
+
+def _save_image_model(store: Any, held: "_HoldFinish", outcome: Any, images: ImageSet, notes: list[str],
+                      spec: dict[str, Any], config: Any, head_task: str) -> tuple[dict, dict, Path]:
+    """Replace the table model with the image model, record what the run is, then release its outcome."""
+    from ..export.artifacts import save_model
     automl = outcome.automl
     automl.card_["notes"] = [images.summary(), *notes, *automl.card_.get("notes", [])]
     bundle, card = make_bundle(automl.model_, automl.card_, spec, images, config)
@@ -157,17 +187,14 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     # the image model replaced the table one: record its checksum, and tell the studio what this run is
     store.register_artifact(outcome.experiment_id, model_path, "model")
     store.register_artifact(outcome.experiment_id, card_path, "model_card")
+    summary = {"task": "image_classification", "head_task": head_task, "image": card["image"],
+               "notes": card.get("notes", []), "features": [], "profile": None, "featurization": feature_blocks(spec),
+               "explanations": {"skipped": "an image model is not explained (an importance per pixel or CNN "
+                                           "feature says little)"}}
     store.update_experiment(outcome.experiment_id, task="image_classification",
-                            config={"task": "image_classification", "head_task": changes["task"]},
-                            summary={"task": "image_classification", "head_task": changes["task"],
-                                     "image": card["image"], "notes": card.get("notes", []),
-                                     "features": [], "profile": None, "featurization": feature_blocks(spec),
-                                     "explanations": {"skipped": "an image model is not explained (an importance "
-                                                                 "per pixel or CNN feature says little)"}})
-    if out_dir is not None:
-        model_path, _ = save_model(bundle, card, out_dir)
-    return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
-                        featurize_seconds, rate)
+                            config={"task": "image_classification", "head_task": head_task})
+    held.release(summary, str(model_path))  # only now does the run read Completed (or Stopped)
+    return bundle, card, model_path
 
 
 def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any], images: ImageSet,
@@ -228,3 +255,46 @@ def predict_images(bundle: dict[str, Any], source: str | Path | ImageSet, *,
     for j, c in enumerate(classes):
         out[f"proba_{c}"] = proba[:, j]
     return out
+
+
+class _HoldFinish:
+    """The store as ``run_experiment`` sees it for an image run: the experiment keeps the task
+    ``image_classification`` throughout (not the heads' binary / multiclass), its clock runs from the
+    start of the featurization (the budget covers it), and its final
+    ``finish_experiment`` is held back until :meth:`release`, after the image model replaced the table one,
+    so no reader sees a finished run whose model file is about to change."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._held: tuple[str, dict[str, Any]] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def create_experiment(self, name: str, **fields: Any) -> str:
+        return self._store.create_experiment(name, **{**fields, "task": "image_classification"})
+
+    def set_status(self, experiment_id: str, status: str, error: str = "") -> None:
+        # already running since the features began (the studio's runner): the budget covers them, so the
+        # clock the live page shows keeps their time instead of starting again with the search
+        if status == "running" and (self._store.get_experiment(experiment_id) or {}).get("status") == "running":
+            return
+        self._store.set_status(experiment_id, status, error=error)
+
+    def update_experiment(self, experiment_id: str, **fields: Any) -> None:
+        if "task" in fields:
+            fields["task"] = "image_classification"
+        self._store.update_experiment(experiment_id, **fields)
+
+    def finish_experiment(self, experiment_id: str, **fields: Any) -> None:
+        if fields.get("status") == "failed":
+            self._store.finish_experiment(experiment_id, **fields)
+        else:
+            self._held = (experiment_id, fields)
+
+    def release(self, summary: dict[str, Any], model_path: str) -> None:
+        """Record the held outcome with the image model's path and summary merged in."""
+        if self._held is not None:
+            experiment_id, fields = self._held
+            self._store.finish_experiment(experiment_id, **{**fields, "model_path": model_path,
+                                                            "summary": {**fields.get("summary", {}), **summary}})

@@ -35,6 +35,8 @@ EventKind = Literal[
     "refit_started", "experiment_finished",
     # after the model is saved: the explaining stage (see ``insights.explain_stage``)
     "explaining_started", "explaining_progress", "explaining_finished",
+    # before the search of an image run: the images become a feature matrix (``images.run``)
+    "featurizing_started",
 ]
 
 

@@ -1,0 +1,55 @@
+"""What a person looks at before and after training on images (issue #23): a per-class summary of a read
+set, a few images of each class, and small thumbnails. Plain numbers and PNG bytes, no streamlit."""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from .extract import open_image
+from .reader import ImageSet
+
+THUMB_SIDE = 72          # a thumbnail's longer side, in pixels
+
+
+def class_summary(images: ImageSet) -> pd.DataFrame:
+    """One row per class: images, share of the set, and the width x height range (median in the middle)."""
+    frame = pd.DataFrame({"class": images.labels, "width": [w for w, _ in images.sizes],
+                          "height": [h for _, h in images.sizes], "gray": images.grayscale})
+    rows = []
+    for label, part in frame.groupby("class", sort=True):
+        rows.append({"class": str(label), "images": len(part), "share": len(part) / max(1, len(frame)),
+                     "median size": f"{int(part['width'].median())} x {int(part['height'].median())}",
+                     "smallest": f"{int(part['width'].min())} x {int(part['height'].min())}",
+                     "largest": f"{int(part['width'].max())} x {int(part['height'].max())}",
+                     "grayscale": f"{part['gray'].mean():.0%}"})
+    return pd.DataFrame(rows)
+
+
+def sample_per_class(images: ImageSet, per_class: int = 6) -> dict[str, list[int]]:
+    """Up to ``per_class`` image positions per class, spread evenly over the class (the same every time)."""
+    positions: dict[str, list[int]] = {}
+    for i, label in enumerate(images.labels):
+        positions.setdefault(str(label), []).append(i)
+    out = {}
+    for label in sorted(positions):
+        rows = positions[label]
+        step = max(1, len(rows) // per_class)
+        out[label] = rows[::step][:per_class]
+    return out
+
+
+def thumbnail(content: bytes, side: int = THUMB_SIDE) -> bytes:
+    """A PNG whose longer side is ``side`` pixels (tiny images are enlarged with hard pixel edges, so a
+    28 x 28 digit stays readable), EXIF rotation applied."""
+    from PIL import Image
+    image = open_image(content)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    w, h = image.size
+    scale = side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = image.resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,169 @@
+"""The studio's image wizard below the browser (issue #23): an uploaded zip becomes an image dataset (or a clear
+message), its summary and thumbnails, and the job runner trains it through ``fit_images``. Real handwritten
+digits (scikit-learn's bundled 8 x 8 ones: quick)."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from studio_fixtures import app  # noqa: F401  (fixture)
+from test_images_studio import _digits
+
+
+def _zip(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _digit_zip(per_class: int) -> bytes:
+    return _zip([(f"digits/{label}/{name}", data) for label, name, data in _digits(per_class)])
+
+
+def test_summary_sample_and_thumbnails_of_a_read_set(tmp_path) -> None:
+    from PIL import Image
+
+    from automl_core.images.gallery import THUMB_SIDE, class_summary, sample_per_class, thumbnail
+    from automl_core.images.reader import read_images
+    (tmp_path / "d.zip").write_bytes(_digit_zip(10))
+    images = read_images(tmp_path / "d.zip")
+    summary = class_summary(images)
+    assert list(summary["class"]) == ["3", "7"] and list(summary["images"]) == [10, 10]
+    assert set(summary["median size"]) == {"8 x 8"} and set(summary["grayscale"]) == {"100%"}
+    picked = sample_per_class(images, 4)
+    assert [len(v) for v in picked.values()] == [4, 4]
+    assert all(images.labels[i] == label for label, rows in picked.items() for i in rows)
+    assert len(set(picked["3"])) == 4  # spread over the class, not one image four times
+    thumb = Image.open(io.BytesIO(thumbnail(images.contents[0])))
+    assert thumb.size == (THUMB_SIDE, THUMB_SIDE) and thumb.mode == "L"
+    assert len(set(thumb.getdata())) <= 17  # enlarged with hard edges: no blur invents new grey levels
+
+
+def test_an_uploaded_zip_becomes_an_image_dataset_and_bad_zips_say_why(private_store) -> None:
+    from automl_core.errors import AutoMLInputError
+    from storage import Store
+    from studio.image_data import add_image_set, is_image_dataset
+    from studio.jobs import image_set_path
+    store = Store(private_store)
+    try:
+        upload = _digit_zip(6)
+        dataset_id = add_image_set(store, "digits.zip", upload)
+        meta = store.get_dataset(dataset_id)
+        assert is_image_dataset(meta) and meta["n_rows"] == 12
+        assert list(store.load_dataset(dataset_id).columns) == ["image_path", "label", "width", "height"]
+        assert image_set_path(store, dataset_id).read_bytes() == upload
+        assert add_image_set(store, "digits.zip", upload) == dataset_id  # the same upload again: one dataset
+        one_class = _zip([(f"3/{name}", data) for label, name, data in _digits(4) if label == "3"])
+        with pytest.raises(AutoMLInputError, match="'threes.zip' has only one class") as err:
+            add_image_set(store, "threes.zip", one_class)
+        assert "/tmp" not in str(err.value) and "its own sub-folder" in str(err.value)
+        with pytest.raises(AutoMLInputError, match=r"No readable image in 'notes.zip' .*not image"):
+            add_image_set(store, "notes.zip", _zip([("a/readme.txt", b"hello"), ("b/x.csv", b"1,2\n")]))
+        assert len(store.list_datasets()) == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.slow  # ~25 s on a busy 2-core machine: the search's worker start and refit, even for one trial
+def test_the_job_runner_trains_an_image_dataset(private_store, tmp_path, monkeypatch) -> None:
+    import functools
+
+    from automl_core.config import AutoMLConfig
+    from automl_core.images import run
+    from storage import Store
+    from studio.image_data import add_image_set
+    from studio.jobs import JobRegistry, JobSpec
+    monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
+    # raw pixels only: loading the CNN would double the time (the browser test runs the CNN through the runner)
+    monkeypatch.setattr(run, "fit_images", functools.partial(run.fit_images, cnn=False))
+    store = Store(private_store)
+    try:
+        dataset_id = add_image_set(store, "digits.zip", _digit_zip(8))
+        config = AutoMLConfig(task="image_classification", metric="accuracy", time_budget=600, max_trials=1,
+                              ensembles=False, allowed_models=("linear",), seed=0)
+        jobs = JobRegistry(max_concurrent=1)
+        experiment_id = jobs.start(store, JobSpec(dataset_id, "label", config, name="digits (images)"),
+                                   task="image_classification", metric="accuracy")
+        jobs.join(experiment_id, timeout=300)
+        exp = store.get_experiment(experiment_id)
+        assert exp["status"] == "completed", exp.get("error")
+        assert exp["task"] == "image_classification" and exp["dataset_id"] == dataset_id
+        assert exp["name"] == "digits (images)" and exp["config"]["target"] == "label"
+        assert exp["best_score"] is not None and len(store.trials(experiment_id)) == 1
+        assert {"model", "model_card"} <= set(store.artifacts(experiment_id)["kind"])
+        events = store.events(experiment_id, limit=1000)
+        assert list(events["kind"].iloc[-2:]) == ["featurizing_started"] * 2  # the first things the live page says
+        assert events["payload"].iloc[-2]["images"] == 16 and events["payload"].iloc[-2]["doing"] == "raw pixels"
+    finally:
+        store.close()
+
+
+def test_a_missing_zip_fails_the_run_with_a_fix(private_store) -> None:
+    from automl_core.config import AutoMLConfig
+    from storage import Store
+    from studio.image_data import add_image_set
+    from studio.jobs import JobRegistry, JobSpec, image_set_path
+    store = Store(private_store)
+    try:
+        dataset_id = add_image_set(store, "digits.zip", _digit_zip(3))
+        image_set_path(store, dataset_id).unlink()
+        jobs = JobRegistry(max_concurrent=1)
+        experiment_id = jobs.start(store, JobSpec(dataset_id, "label", AutoMLConfig(task="image_classification")),
+                                   task="image_classification")
+        jobs.join(experiment_id, timeout=60)
+        exp = store.get_experiment(experiment_id)
+        assert exp["status"] == "failed" and "upload the .zip of images again" in exp["error"]
+    finally:
+        store.close()
+
+
+def test_the_wizard_pages_take_an_image_zip_up_to_start(app) -> None:
+    """AppTest: the Data page reads the zip (summary, a thumbnail per image shown), the Task page says image
+    classification, Configure shows the metric and exit criteria but no table settings, and Start is there."""
+    from studio_fixtures import texts
+    app.file_uploader(key="upload").set_value([("digits.zip", _digit_zip(8), "application/zip")]).run()
+    assert not app.exception, app.exception
+    shown = texts(app)
+    assert "16 images in 2 classes" in shown and "A few images of each class" in shown, shown
+    assert sum(str(c.value).endswith(".png") for c in app.caption) == 12  # a thumbnail's name under each, 6 per class
+    app.button(key="to_task").click().run()
+    assert "Image classification" in texts(app) and "2 classes: 3, 7" in texts(app), texts(app)
+    app.button(key="to_configure").click().run()
+    assert not app.exception, app.exception
+    keys = {w.key for w in app.selectbox} | {w.key for w in app.number_input} | {w.key for w in app.radio}
+    assert {"metric", "time_budget", "max_trials"} <= keys
+    assert not keys & {"validation_mode", "test_mode", "featurization_mode", "target"}
+    assert app.selectbox(key="metric").value == "accuracy"
+    assert "start_training" in {b.key for b in app.button}
+
+
+def test_the_live_page_names_the_featurizing_stage() -> None:
+    import pandas as pd
+
+    from studio import live
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["featurizing_started"], "created_at": [now - pd.Timedelta(seconds=12)],
+                           "payload": [{"images": 120, "doing": "raw pixels and EfficientNet-Lite0"}]})
+    stage = live.stage(events, now.to_pydatetime())
+    assert stage is not None and stage.name == "featurizing" and 11 <= stage.seconds <= 13
+    fraction, text = live.stage_progress(stage)
+    assert text == "Computing the image features: 120 images, raw pixels and EfficientNet-Lite0" and fraction == 0.0
+    later = pd.concat([pd.DataFrame({"kind": ["trial_started"], "created_at": [now], "payload": [{}]}), events])
+    assert live.stage(later, now.to_pydatetime()) is None  # the search has begun
+    assert "120 images" in live.describe_event("featurizing_started", events["payload"][0], None)
+
+
+def test_clone_values_restart_the_wizard_on_the_same_images() -> None:
+    from studio.image_data import clone_values
+    exp = {"name": "digits.zip (images)", "config": {"metric": "balanced_accuracy", "time_budget": 300.0,
+                                                     "max_trials": 4, "ensembles": False, "target": "label"}}
+    meta = {"dataset_id": "ds-1", "name": "digits.zip", "source": "images:digits.zip"}
+    values = clone_values(exp, meta)
+    assert values == {"dataset_id": "ds-1", "metric": "balanced_accuracy", "time_budget": 300, "max_trials": 4,
+                      "early_stop_trials": 0, "ensembles": False, "experiment_name": "digits.zip (images) (copy)"}
+    assert clone_values(exp, None) is None  # a run from the command line: no images in the store
+    assert clone_values(exp, {**meta, "source": "upload:digits.csv"}) is None
