@@ -31,6 +31,7 @@ from .reader import ImageSet, read_images
 FORMAT = "automl-studio-image-model/1"
 TARGET = "label"
 HEADS = ("linear", "lightgbm", "knn")          # the table families that make good heads on image features
+PIXEL_HEADS = ("pixel_cnn",)                   # families that read the pixel block as an image (small images)
 SMALL_SIDE = 64                                # images at most this size (median side) get the pixel tier
 CNN_SHARE = 0.4                                # the CNN may take at most this share of the time budget
 PROBE = 8                                      # images timed to estimate the CNN's cost
@@ -143,7 +144,12 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     n_classes = len(images.classes)
     changes: dict[str, Any] = {"task": "binary" if n_classes == 2 else "multiclass", "time_budget": budget}
     if config.allowed_models is None:
-        changes["allowed_models"] = tuple(h for h in HEADS if h not in config.blocked_models)
+        heads = HEADS + (PIXEL_HEADS if spec["pixel_size"] and _torch_available() else ())
+        changes["allowed_models"] = tuple(h for h in heads if h not in config.blocked_models)
+    if spec["pixel_size"]:
+        # every pixel column is a number and stays, even where it is constant in these images: the
+        # pixel CNN reads them as the image grid (side x side), in order
+        changes["featurization"] = {c: "numeric" for c in table.columns if c.startswith("px_")}
     table_config = config.with_changes(**changes)
     outcome = run_experiment(store, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
                              callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
@@ -168,6 +174,11 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
         model_path, _ = save_model(bundle, card, out_dir)
     return ImageOutcome(outcome.experiment_id, outcome.status, automl, model_path, images, spec,
                         featurize_seconds, rate)
+
+
+def _torch_available() -> bool:
+    from importlib.util import find_spec
+    return find_spec("torch") is not None and find_spec("skorch") is not None
 
 
 def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any], images: ImageSet,
