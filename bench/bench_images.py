@@ -180,9 +180,10 @@ def main() -> None:
              "methods on the same split in the same run.", "",
              f"Budget {args.budget:g} s per set" + (f", at most {args.max_trials} trials" if args.max_trials else "")
              + ".", "",
-             f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
-             f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
-             f"{speed['cache_second_s']} s ({speed['cache_speedup']}x).", "",
+             (f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
+              f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
+              f"{speed['cache_second_s']} s ({speed['cache_speedup']}x)." if speed["rates"] else
+              "CNN throughput not measured in this run (--no-throughput)."), "",
              "| set | train / test | budget s | features | featurize s | search s | best | trials | ours | "
              "raw-pixel logreg | CNN-feature logreg |", "|" + "---|" * 11]
     for r in results:
