@@ -199,7 +199,7 @@ def build(params: dict[str, Any], task: Task, threads: int, seed: int) -> Any:
                     threads=threads, seed=seed)
 
 
-DEFAULTS = {"width": 16, "epochs": 12, "learning_rate": 3e-3, "batch_size": 64}
+DEFAULTS = {"width": 16, "epochs": 8, "learning_rate": 3e-3, "batch_size": 64}
 #: The family's record fields (``families`` registers it as ``pixel_cnn``; this module does not import the
 #: registry, so either may be imported first). Cost: an estimate, not a measurement side by side. On mnist5k
 #: (4,000 digits, 3 folds, 2 threads, load ~15) a default trial took 527 s (8 epochs, ~22 s per epoch per
