@@ -24,6 +24,7 @@ from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit
                               member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
+from .models.image_families import pixel_warm_start
 from .models.text_families import embed_for_search, reads_text, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
@@ -120,7 +121,7 @@ class AutoML:
                      time_budget=self.config.time_budget, concurrent_trials=settings.n_concurrent,
                      threads_per_trial=settings.threads_per_trial)
                 result = self._search(data_path, families, plan, clock, emit, stop_event, pool, settings,
-                                      first_trial_id, [*warm_start, *text_warm_start(families)])
+                                      first_trial_id, [*warm_start, *pixel_warm_start(families), *text_warm_start(families)])
                 if result.pool is not None:
                     result.pool.shutdown()  # the workers' memory is the refit's: it runs here, on every core
                     result.pool = None

@@ -3,10 +3,13 @@
 For each shared image set: our search (``fit_images``, time budget ``--budget``) on the training images,
 scored once on held-out images, beside two baselines fitted in this process on the same split: logistic
 regression on raw pixels (32 x 32, grayscale or RGB as the set is) and, where our run used the CNN,
-logistic regression on the same pretrained features. Also the CNN's throughput at 224 px (median of 3,
-no cache) and the cache's speed-up. Results go to bench/results/images-<time>.{json,md}.
+logistic regression on the same pretrained features. On grayscale small images, classical candidates too
+(kNN and an RBF SVM on the pixels, an RBF SVM on HOG), and every trial with its seconds (the pixel CNN's
+epochs and width). Also the CNN's throughput at 224 px (median of 3, no cache) and the cache's speed-up.
+Results go to bench/results/images-<time>.{json,md}.
 
     python bench/bench_images.py [--budget 120] [--sets images_mnist5k,images_caltech256_subset]
+                                 [--max-trials N] [--no-throughput]
 """
 from __future__ import annotations
 
@@ -51,12 +54,58 @@ def logistic(X_train, y_train, X_test, y_test) -> float:
     return float((model.predict(X_test) == np.asarray(y_test)).mean())
 
 
+def hog(X: np.ndarray, side: int, cell: int = 7, bins: int = 9) -> np.ndarray:
+    """Histograms of oriented gradients of grayscale pixel rows (cells of ``cell`` px, unsigned angles),
+    each cell's histogram scaled to unit length: the classical digit features, in numpy."""
+    images = X.reshape(-1, side, side)
+    gy, gx = np.gradient(images, axis=(1, 2))
+    magnitude, angle = np.hypot(gx, gy), np.mod(np.arctan2(gy, gx), np.pi)
+    which = np.minimum((angle / np.pi * bins).astype(int), bins - 1)
+    n, cells = len(images), side // cell
+    out = np.zeros((n, cells, cells, bins))
+    for i in range(cells):
+        for j in range(cells):
+            m = magnitude[:, i * cell:(i + 1) * cell, j * cell:(j + 1) * cell].reshape(n, -1)
+            w = which[:, i * cell:(i + 1) * cell, j * cell:(j + 1) * cell].reshape(n, -1)
+            for b in range(bins):
+                out[:, i, j, b] = (m * (w == b)).sum(axis=1)
+    out /= np.linalg.norm(out, axis=3, keepdims=True) + 1e-6
+    return out.reshape(n, -1)
+
+
+def candidates(train, test, side: int) -> dict[str, dict[str, float]]:
+    """Classical candidates on the same split, fitted here with fixed settings (no search): kNN and an
+    RBF SVM on the pixels, an RBF SVM on HOG. Accuracy and seconds (fit + predict, under load)."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+    spec = {"pixel_size": side, "pixel_mode": "L"}
+    Xtr, Xte = extract.featurize(train.contents, spec).to_numpy(), extract.featurize(test.contents, spec).to_numpy()
+    ytr, yte = np.asarray(train.labels), np.asarray(test.labels)
+    out = {}
+    for label, model, a, b in [("knn_pixels", KNeighborsClassifier(3, weights="distance"), Xtr, Xte),
+                               ("svc_rbf_pixels", SVC(C=5.0), Xtr, Xte),
+                               ("svc_rbf_hog", SVC(C=5.0), hog(Xtr, side), hog(Xte, side))]:
+        start = time.perf_counter()
+        accuracy = float((model.fit(a, ytr).predict(b) == yte).mean())
+        out[label] = {"accuracy": round(accuracy, 4), "seconds": round(time.perf_counter() - start, 1)}
+    return out
+
+
+def trial_rows(automl) -> list[dict[str, object]]:
+    """Every trial: family, status, validation score, fit seconds, wall seconds, parameters."""
+    return [{"id": t.trial_id, "family": t.family, "status": t.status,
+             "score": None if t.score is None else round(t.score, 4), "fit_s": round(t.fit_seconds, 1),
+             "wall_s": round(t.finished_at - t.started_at, 1), "params": t.params, "error": t.error[:200]}
+            for t in automl.search_.trials]
+
+
 def run_set(name: str, budget: float, cache_dir: str, max_trials: int | None) -> dict[str, object]:
     from storage import Store
     images = read_images(DATASETS / name)
     train_rows, test_rows = split(images)
     train, test = images.subset(train_rows), images.subset(test_rows)
     store = Store(os.path.join(tempfile.mkdtemp(prefix="bench-images-"), "store.duckdb"))
+    start = time.perf_counter()
     outcome = fit_images(store, train, AutoMLConfig(task="image_classification", time_budget=budget, seed=0,
                                                       max_trials=max_trials),
                          cache_dir=cache_dir)
@@ -74,7 +123,10 @@ def run_set(name: str, budget: float, cache_dir: str, max_trials: int | None) ->
         cnn_lr = logistic(extract.featurize(train.contents, spec, cache_dir=cache_dir), train.labels,
                           extract.featurize(test.contents, spec, cache_dir=cache_dir), test.labels)
     automl = outcome.automl
-    return {"dataset": name, "n_train": len(train_rows), "n_test": len(test_rows), "classes": len(images.classes),
+    side = outcome.spec["pixel_size"]
+    classical = candidates(train, test, side) if side and outcome.spec["pixel_mode"] == "L" else {}
+    return {"candidates": classical, "trials": trial_rows(automl), "wall_s": round(time.perf_counter() - start, 1),
+            "dataset": name, "n_train": len(train_rows), "n_test": len(test_rows), "classes": len(images.classes),
             "budget_s": budget, "max_trials": max_trials, "features": outcome.spec, "featurize_s": round(outcome.featurize_seconds, 1),
             "search_fit_s": round(automl.wall_seconds_, 1), "best_model": automl.best_trial_.family,
             "n_trials": len(automl.search_.trials), "ours_accuracy": round(ours, 4),
@@ -109,9 +161,12 @@ def main() -> None:
     parser.add_argument("--sets", default="images_mnist5k,images_caltech256_subset")
     parser.add_argument("--max-trials", type=int, help="also stop after N trials (a loaded machine: compare by trials)")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the CNN throughput measurement")
     args = parser.parse_args()
     cache_dir = tempfile.mkdtemp(prefix="bench-images-cache-")  # a cold cache: first runs pay the CNN
-    speed = throughput(cache_dir)
+    speed = throughput(cache_dir) if not args.no_throughput else \
+        {"images_per_s_224_flip_median3": None, "rates": [], "cache_first_s": None, "cache_second_s": None,
+         "cache_speedup": None}
     print(f"CNN throughput: {speed}", flush=True)
     results = []
     for name in args.sets.split(","):
@@ -125,9 +180,10 @@ def main() -> None:
              "methods on the same split in the same run.", "",
              f"Budget {args.budget:g} s per set" + (f", at most {args.max_trials} trials" if args.max_trials else "")
              + ".", "",
-             f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
-             f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
-             f"{speed['cache_second_s']} s ({speed['cache_speedup']}x).", "",
+             (f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
+              f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
+              f"{speed['cache_second_s']} s ({speed['cache_speedup']}x)." if speed["rates"] else
+              "CNN throughput not measured in this run (--no-throughput)."), "",
              "| set | train / test | budget s | features | featurize s | search s | best | trials | ours | "
              "raw-pixel logreg | CNN-feature logreg |", "|" + "---|" * 11]
     for r in results:
@@ -138,6 +194,15 @@ def main() -> None:
                      f"{r['featurize_s']} | {r['search_fit_s']} | {r['best_model']} | {r['n_trials']} | "
                      f"{r['ours_accuracy']:.4f} | {r['raw_pixel_logreg_accuracy']:.4f} | "
                      f"{'' if r['cnn_feature_logreg_accuracy'] is None else format(r['cnn_feature_logreg_accuracy'], '.4f')} |")
+    lines += ["", "Classical candidates on the same split (fixed settings, fitted in this process):", ""]
+    lines += [f"- {r['dataset']}: " + ", ".join(f"{k} {v['accuracy']:.4f} ({v['seconds']} s)"
+                                               for k, v in r["candidates"].items()) for r in results if r["candidates"]]
+    lines += ["", "Trials (fit s = the trial's fit time summed over its folds; wall s = start to finish):", ""]
+    for r in results:
+        lines.append(f"- {r['dataset']} (whole run {r['wall_s']} s): " + "; ".join(
+            f"#{t['id']} {t['family']} {t['status']} {t['score']} fit {t['fit_s']} s wall {t['wall_s']} s"
+            + (f" epochs {t['params'].get('epochs')} width {t['params'].get('width')}" if t['family'] == 'pixel_cnn' else "")
+            for t in r["trials"]))
     md = "\n".join(lines) + "\n"
     print(md)
     if not args.no_record:

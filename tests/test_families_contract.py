@@ -45,7 +45,8 @@ ROUNDS = 40
 # AutoARIMA's order search takes 6-40 s on 343 monthly rows (season 12) on a busy machine
 SLOW = {"auto_arima"}
 # Text families read text columns, which these tables have not: tests/test_text_families.py holds their contract
-CASES = [("tabular", family, task) for family in FAMILIES if FAMILIES[family].text is None for task in TABULAR_DATA] + \
+CASES = [("tabular", family, task) for family in FAMILIES
+         if FAMILIES[family].text is None and not FAMILIES[family].pixels for task in TABULAR_DATA] + \
         [("forecast", family, "forecasting") for family in FORECAST_FAMILIES]
 PARAMS = [pytest.param(c, id=f"{c[1]}-{c[2]}", marks=[pytest.mark.slow] if c[1] in SLOW else []) for c in CASES]
 
@@ -230,6 +231,7 @@ def test_family_contract(case, outcomes):
 
 def test_every_registered_family_is_in_the_contract():
     text = {name for name, family in FAMILIES.items() if family.text is not None}  # tests/test_text_families.py
-    assert {c[1] for c in CASES if c[0] == "tabular"} | text == set(FAMILIES)
+    pixels = {name for name, family in FAMILIES.items() if family.pixels}  # tests/test_images_cnn.py
+    assert {c[1] for c in CASES if c[0] == "tabular"} | text | pixels == set(FAMILIES)
     assert {"xgboost", "catboost"} <= set(FAMILIES)
     assert set(FORECAST_FAMILIES) == {*forecast_families.STATS, *forecast_families.LAG_MODELS}

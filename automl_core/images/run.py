@@ -31,6 +31,7 @@ from .reader import ImageSet, read_images
 FORMAT = "automl-studio-image-model/1"
 TARGET = "label"
 HEADS = ("linear", "lightgbm", "knn")          # the table families that make good heads on image features
+PIXEL_HEADS = ("pixel_cnn",)                   # families that read the pixel block as an image (small images)
 SMALL_SIDE = 64                                # images at most this size (median side) get the pixel tier
 CNN_SHARE = 0.4                                # the CNN may take at most this share of the time budget
 PROBE = 8                                      # images timed to estimate the CNN's cost
@@ -157,7 +158,12 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     n_classes = len(images.classes)
     changes: dict[str, Any] = {"task": "binary" if n_classes == 2 else "multiclass", "time_budget": budget}
     if config.allowed_models is None:
-        changes["allowed_models"] = tuple(h for h in HEADS if h not in config.blocked_models)
+        heads = HEADS + (PIXEL_HEADS if spec["pixel_size"] and _torch_available() else ())
+        changes["allowed_models"] = tuple(h for h in heads if h not in config.blocked_models)
+    if spec["pixel_size"]:
+        # every pixel column is a number and stays, even where it is constant in these images: the
+        # pixel CNN reads them as the image grid (side x side), in order
+        changes["featurization"] = {c: "numeric" for c in table.columns if c.startswith("px_")}
     table_config = config.with_changes(**changes)
     held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
     outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
@@ -195,6 +201,11 @@ def _save_image_model(store: Any, held: "_HoldFinish", outcome: Any, images: Ima
                             config={"task": "image_classification", "head_task": head_task})
     held.release(summary, str(model_path))  # only now does the run read Completed (or Stopped)
     return bundle, card, model_path
+
+
+def _torch_available() -> bool:
+    from importlib.util import find_spec
+    return find_spec("torch") is not None and find_spec("skorch") is not None
 
 
 def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any], images: ImageSet,

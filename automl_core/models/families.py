@@ -52,6 +52,9 @@ class ModelFamily:
     # A text family (see ``text_families``): (params) -> its own text featurization, which every trial
     # fits per fold on the raw rows (TF-IDF sizes are searched). None: the shared featurized folds.
     text: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Reads the columns as an image's pixels (``image_families``): image tasks only, never chosen for a
+    # table unless allowed by name.
+    pixels: bool = False
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
@@ -294,6 +297,10 @@ from .text_families import TEXT_FAMILIES  # noqa: E402 (they are ModelFamily rec
 for _family in TEXT_FAMILIES:
     FAMILIES.add(_family)
 
+from . import image_families  # noqa: E402
+
+FAMILIES.add(ModelFamily(**image_families.RECORD))
+
 
 def _load_plugins() -> None:
     """Extra families from modules named in AUTOML_EXTRA_FAMILIES (comma-separated).
@@ -347,9 +354,10 @@ def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n
                     text: bool = False) -> list[ModelFamily]:
     """The families this experiment may try, in registry order (names checked by ``AutoMLConfig``).
 
-    Text families only when ``text`` (the table has a text column a classifier can read)."""
+    Text families only when ``text`` (the table has a text column a classifier can read); pixel
+    families only when ``allowed`` names them (the image task does)."""
     names = [n for n in FAMILIES if (allowed is None or n in allowed) and n not in blocked
-             and (text or FAMILIES[n].text is None)]
+             and (text or FAMILIES[n].text is None) and (allowed is not None or not FAMILIES[n].pixels)]
     chosen = [FAMILIES[n] for n in names if FAMILIES[n].max_rows is None or n_rows <= FAMILIES[n].max_rows
               or (allowed is not None and n in allowed)]
     if not chosen:

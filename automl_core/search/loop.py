@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..config import AutoMLConfig
@@ -147,6 +147,8 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                 started = clock.elapsed()
                 room = clock.remaining() - reserve(book.trials) if book.best else _grace_left(clock, search_start)
                 timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
+                if math.isfinite(timeout):  # a family that bounds its own fit (epochs) reads it
+                    spec = replace(spec, seconds=timeout)
                 emit("trial_started", None, trial_id=spec.trial_id, family=spec.family, params=spec.params)
                 book.start(executor.submit(evaluator.run, spec, *executor.data_arg(data_path)), spec, started, timeout)
                 next_id += 1

@@ -59,6 +59,7 @@ class TrialSpec:
     threads: int
     seed: int
     row_fraction: float = 1.0    # low-fidelity trials fit on a sample of each training fold
+    seconds: float | None = None  # the time the loop gives this trial (its timeout), None: no limit
 
 
 @dataclass

@@ -133,6 +133,10 @@ def _fold(path: str, data: TrainingData, fold: int, scale: bool, dense: bool) ->
     return _FOLDS[key]
 
 
+#: Share of its timeout a trial plans to use when a family bounds its own fit (``max_seconds``): the
+#: rest is for predicting the validation rows and sending the outcome back.
+SHARE_OF_TIMEOUT = 0.8
+
 #: Fitted text featurizations a worker keeps (per fold); trials with the same TF-IDF settings reuse them.
 TEXT_CACHE_SETTINGS = 2
 
@@ -209,6 +213,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     offset = 0
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
+    began = time.perf_counter()
     fold_models: list[tuple] = []
     for fold, (train_idx, val_idx) in enumerate(data.splits):
         if family.text is not None:
@@ -224,6 +229,10 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
             Xt, y_train = Xt[keep], y_train[keep]
         n_features = Xt.shape[1]
         estimator = family.build(spec.params, task, spec.threads, spec.seed)
+        if spec.seconds and hasattr(estimator, "max_seconds"):
+            # a family that bounds its own fit gets this fold's share of the trial's time, with room to spare
+            left = SHARE_OF_TIMEOUT * spec.seconds - (time.perf_counter() - began)
+            estimator.set_params(max_seconds=max(0.1, left / (len(data.splits) - fold)))
         start = time.perf_counter()
         if family.early_stopping:
             best_rounds.append(family.early_stopping(estimator, Xt, y_train, Xv, y_val))
