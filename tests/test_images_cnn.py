@@ -30,6 +30,7 @@ def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @needs_data
+@pytest.mark.slow  # trains a CNN and starts a second Python: ~48 s under load
 def test_pixel_cnn_learns_digits_pickles_public_and_keeps_its_time(tmp_path) -> None:
     X, y = _digits(400)
     train, test = slice(0, 300), slice(300, 400)
