@@ -79,3 +79,16 @@ def test_folds_too_slow_to_featurize_for_the_time_left_make_the_search_read_a_sa
     assert rows == MIN_SEARCH_ROWS and need > 0.2  # measured: n-gram counting of 3,000 texts, three folds
     assert search_rows_for_time(*args, seconds_left=1e6)[0] == 3000
     assert search_rows_for_time(*args, seconds_left=float("inf")) == (3000, 0.0)
+
+
+def test_until_a_trial_finishes_the_budget_stretches_by_its_grace():
+    import threading
+    from types import SimpleNamespace
+    from automl_core.search import loop
+    clock = loop.Clock(60.0, start=__import__("time").perf_counter() - 63.0)  # 3 s past a 60 s budget
+    nothing, something = SimpleNamespace(best=None), SimpleNamespace(best=object())
+    assert loop._grace(nothing, clock) == pytest.approx(6.0) and loop._grace(something, clock) == 0.0
+    stop = threading.Event()
+    assert loop._hard_stop(stop, clock, loop._grace(nothing, clock)) == ""  # the first trial may still finish
+    assert loop._hard_stop(stop, clock, loop._grace(something, clock)) == "time budget reached"
+    assert loop._grace(nothing, loop.Clock(None)) == 0.0

@@ -29,6 +29,9 @@ from .trial import load_data, run_trial
 
 Callback = Callable[[Event], None]
 POLL_SECONDS = 0.2
+#: While no trial has finished, the budget stretches by this share (issue #22 allows a run the budget
+#: + 10 %): on a loaded machine the first trials may need it, and a run that ends with no model gives nothing.
+FIRST_TRIAL_GRACE = 0.1
 
 
 @dataclass
@@ -122,7 +125,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
     report_memory_cap(executor, emit)
     next_id, no_more, stopped_by = first_trial_id, "", ""
     try:
-        while not (stopped_by := _hard_stop(stop_event, clock)):
+        while not (stopped_by := _hard_stop(stop_event, clock, _grace(book, clock))):
             no_more = no_more or book.exit_reason(config)
             may_start = not (settings.synchronous and not book.idle)
             while may_start and not no_more and len(book.running) < settings.n_concurrent:
@@ -137,6 +140,8 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
                 started = clock.elapsed()
                 room = clock.remaining() - reserve(book.trials)
+                if book.best is None:  # nothing finished yet: the first trials may use the grace
+                    room = max(room, clock.remaining() + _grace(book, clock))
                 timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
                 emit("trial_started", None, trial_id=spec.trial_id, family=spec.family, params=spec.params)
                 book.start(executor.submit(evaluator.run, spec, *executor.data_arg(data_path)), spec, started, timeout)
@@ -204,9 +209,13 @@ def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_e
         _, pending = wait(pending, timeout=POLL_SECONDS)
 
 
-def _hard_stop(stop_event: threading.Event, clock: Clock) -> str:
+def _grace(book: TrialBook, clock: Clock) -> float:
+    return FIRST_TRIAL_GRACE * clock.budget if book.best is None and clock.budget else 0.0
+
+
+def _hard_stop(stop_event: threading.Event, clock: Clock, grace: float = 0.0) -> str:
     if stop_event.is_set():
         return "stopped by the user"
-    if clock.remaining() <= 0:
+    if clock.remaining() <= -grace:
         return "time budget reached"
     return ""
