@@ -92,3 +92,18 @@ def test_until_a_trial_finishes_the_budget_stretches_by_its_grace():
     assert loop._hard_stop(stop, clock, loop._grace(nothing, clock)) == ""  # the first trial may still finish
     assert loop._hard_stop(stop, clock, loop._grace(something, clock)) == "time budget reached"
     assert loop._grace(nothing, loop.Clock(None)) == 0.0
+
+
+@needs_data
+def test_embedding_that_runs_past_its_deadline_is_given_up_for_the_tfidf_tier(untouched_encoder, monkeypatch):
+    def slower_than_measured(self, sentences, **kwargs):
+        assert self.deadline is not None  # the run set one from its prediction
+        raise embeddings.EmbeddingTimeout("256 of 3,996 texts embedded in time")
+
+    embeddings._MEASURED["tokens_per_second"] = 1e9  # predicted to fit easily
+    monkeypatch.setattr(embeddings.EmbeddingCache, "encode", slower_than_measured)
+    prepared = prepare(_rotten(4000), "category", AutoMLConfig.from_dict({"time_budget": 600}))
+    kept, vectors = embed_for_search(prepared, [FAMILIES[f.name] for f in TEXT_FAMILIES], "auto", 600.0,
+                                     prepared.notes)
+    assert vectors is None and "text_embedding_logistic" not in [f.name for f in kept]
+    assert any("embedding ran slower than measured (256 of 3,996" in n for n in prepared.notes)

@@ -12,6 +12,7 @@ Everything built here is a scikit-learn estimator, so a saved text model loads w
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sklearn.calibration import CalibratedClassifierCV
@@ -215,6 +216,7 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
     cache = embeddings.shared_cache()
     texts = [t for c in prepared.columns if c.role.value == "text" for t in X[c.name].dropna().astype(str)]
     todo = cache.missing(texts)
+    start = time.perf_counter()
     if todo and seconds_left != float("inf"):
         need, measured = embeddings.predicted_seconds(todo)
         if not measured and need <= EMBED_SHARE * seconds_left:
@@ -222,16 +224,26 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
             cache.encode(probe)  # loads the encoder and measures this machine's speed
             todo = cache.missing(todo)
             need, measured = embeddings.predicted_seconds(todo)
-        if need > EMBED_SHARE * seconds_left:
+        left = seconds_left - (time.perf_counter() - start)  # loading the encoder may have taken a while
+        if need > EMBED_SHARE * left:
             speed = "about {:.0f} s at this machine's measured speed" if measured else "at least {:.0f} s"
             notes.append(f"sentence-embedding models skipped: embedding {len(todo):,} texts would take "
-                         f"{speed.format(need)}, more than {EMBED_SHARE:.0%} of the {seconds_left:.0f} s left; "
+                         f"{speed.format(need)}, more than {EMBED_SHARE:.0%} of the {left:.0f} s left; "
                          "the TF-IDF models carry the text (a larger time budget adds the embeddings)")
             return rest, None
+        # a machine that slows down mid-way (other jobs) must not eat the budget: twice the prediction at most
+        cache.deadline = time.perf_counter() + min(2 * need, 2 * EMBED_SHARE * left)
     featurizer = build_featurizer(prepared.columns, mode=featurization, task=prepared.task,
                                   text={**EMBEDDING, "text_only": True})
-    with embeddings.encoding_with(cache):  # the featurizer's own cleaning, so the texts match the model's
-        featurizer.fit(X)
+    try:
+        with embeddings.encoding_with(cache):  # the featurizer's own cleaning, so the texts match the model's
+            featurizer.fit(X)
+    except embeddings.EmbeddingTimeout as exc:
+        notes.append(f"sentence-embedding models skipped: embedding ran slower than measured ({exc}, stopped at "
+                     "twice the predicted time); the TF-IDF models carry the text, and a re-run reuses the vectors")
+        return rest, None
+    finally:
+        cache.deadline = None
     return families, dict(cache.vectors)
 
 
@@ -254,7 +266,6 @@ def search_rows_for_time(X: Any, y_codes: Any, columns: list[Any], task: Any, fe
     fits on most rows and transforms the rest (about one pass over every row, and two fixed costs).
     Returns the rows (never under ``MIN_SEARCH_ROWS``) and the predicted seconds for all of them.
     """
-    import time
     import warnings
     import numpy as np
     from ..prepare.featurize import build_featurizer

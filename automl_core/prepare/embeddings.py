@@ -97,6 +97,10 @@ def text_encoder() -> Any:
                        store_weights_in_pickle=True)
 
 
+class EmbeddingTimeout(RuntimeError):
+    """Embedding went past the cache's ``deadline`` (the vectors made so far stay in the cache)."""
+
+
 def text_key(text: str) -> bytes:
     return hashlib.sha1(str(text).encode("utf-8", "surrogatepass")).digest()
 
@@ -112,6 +116,7 @@ class EmbeddingCache:
         self.frozen = frozen
         self.texts_per_second: float | None = None  # of the last texts embedded
         self.progress: Callable[[int, int], None] | None = None
+        self.deadline: float | None = None  # time.perf_counter() past which encode stops (EmbeddingTimeout)
         self._lock = threading.Lock()
         self._file = Path(directory) / f"{ENCODER_NAME}.npz" if directory else None
         if self._file is not None and self._file.exists():
@@ -146,6 +151,9 @@ class EmbeddingCache:
                     self.vectors.update(zip((text_key(t) for t in part), np.asarray(vectors, dtype=np.float32)))
                 if self.progress is not None:
                     self.progress(i + len(part), len(todo))
+                if self.deadline is not None and time.perf_counter() > self.deadline and i + step < len(todo):
+                    self.save()
+                    raise EmbeddingTimeout(f"{i + len(part):,} of {len(todo):,} texts embedded in time")
             seconds = max(time.perf_counter() - start, 1e-9)
             self.texts_per_second = len(todo) / seconds
             if len(todo) >= 8:  # a few texts measure mostly the call's overhead
