@@ -34,7 +34,7 @@ def untouched_encoder(monkeypatch):
 
 @needs_data
 @pytest.mark.parametrize("measured, seconds_left, said", [
-    (None, 30.0, "at least"),  # the optimistic prior already rules it out: not even a probe
+    (None, 50.0, "at least"),  # the optimistic prior already rules it out: not even a probe
     (500.0, 600.0, "at this machine's measured speed"),  # a slow machine, measured earlier in the process
 ])
 def test_embedding_that_cannot_fit_is_skipped_before_any_text_is_embedded(untouched_encoder, measured,
@@ -107,3 +107,18 @@ def test_embedding_that_runs_past_its_deadline_is_given_up_for_the_tfidf_tier(un
                                      prepared.notes)
     assert vectors is None and "text_embedding_logistic" not in [f.name for f in kept]
     assert any("embedding ran slower than measured (256 of 3,996" in n for n in prepared.notes)
+
+
+@needs_data
+def test_a_probe_slower_than_the_embedding_share_is_not_waited_for(untouched_encoder, monkeypatch):
+    import time
+
+    monkeypatch.setattr(embeddings, "PRIOR_LOAD_SECONDS", 0.0)  # the prior says it fits: a probe is tried
+    monkeypatch.setattr(embeddings.EmbeddingCache, "encode", lambda self, texts, **kw: time.sleep(30))
+    prepared = prepare(_rotten(100), "category", AutoMLConfig.from_dict({"time_budget": 4}))
+    start = time.perf_counter()
+    kept, vectors = embed_for_search(prepared, [FAMILIES[f.name] for f in TEXT_FAMILIES], "auto", 4.0,
+                                     prepared.notes)
+    assert time.perf_counter() - start < 15  # 35 % of the 4 s left, not the probe's 30 s
+    assert vectors is None and "text_embedding_logistic" not in [f.name for f in kept]
+    assert any("loading the encoder and embedding 32 texts took more than 35%" in n for n in prepared.notes)

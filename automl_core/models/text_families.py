@@ -12,6 +12,7 @@ Everything built here is a scikit-learn estimator, so a saved text model loads w
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -221,7 +222,17 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
         need, measured = embeddings.predicted_seconds(todo)
         if not measured and need <= EMBED_SHARE * seconds_left:
             probe = todo[::max(1, len(todo) // PROBE_TEXTS)][:PROBE_TEXTS]  # spread: files are often sorted
-            cache.encode(probe)  # loads the encoder and measures this machine's speed
+            # loads the encoder and measures this machine's speed; on a loaded machine that alone can take
+            # minutes, so it is waited for only as long as the embedding's share of the time left (it goes
+            # on in the background, for the next run of this process)
+            worker = threading.Thread(target=cache.encode, args=(probe,), daemon=True)
+            worker.start()
+            worker.join(EMBED_SHARE * seconds_left)
+            if worker.is_alive():
+                notes.append(f"sentence-embedding models skipped: loading the encoder and embedding {len(probe)} "
+                             f"texts took more than {EMBED_SHARE:.0%} of the {seconds_left:.0f} s left (a busy "
+                             "machine); the TF-IDF models carry the text")
+                return rest, None
             todo = cache.missing(todo)
             need, measured = embeddings.predicted_seconds(todo)
         left = seconds_left - (time.perf_counter() - start)  # loading the encoder may have taken a while

@@ -33,12 +33,12 @@ MAX_TOKENS = 256
 #: Word pieces per whitespace-separated word, roughly, for English text (the cost model counts words:
 #: the tokenizer would mean importing transformers, seconds before knowing whether to embed at all).
 PIECES_PER_WORD = 1.3
-#: Before this process has measured anything: a speed and a loading time the encoder beats on no
-#: machine we have seen (2 cores: about 4,000 word pieces/s with the machine to itself, 1,000 under a
-#: load of 8; importing torch and loading the encoder took 10-12 s). A cost predicted with them is a
-#: lower bound, so a skip decided on it needs no measurement (and does not pay for loading the encoder).
+#: Before this process has measured anything: a speed the encoder beats on no machine we have seen
+#: (2 cores: about 4,000 word pieces/s with the machine to itself, 1,000 under a load of 8, far less at
+#: 16) and the time importing torch and loading the encoder took on a quiet machine (10-12 s). A cost
+#: predicted with them is a lower bound, so a skip decided on it needs no measurement.
 PRIOR_TOKENS_PER_SECOND = 6_000.0
-PRIOR_LOAD_SECONDS = 3.0
+PRIOR_LOAD_SECONDS = 10.0
 _MEASURED: dict[str, float] = {}  # this process's measured "tokens_per_second" and "load_seconds"
 
 
