@@ -257,8 +257,8 @@ def main() -> None:
     for name in [n for n in args.sets.split(",") if n]:
         rows.append(run_multilabel(name, args.budget, args.max_trials) if name in MULTILABEL
                     else run_set(name, args.budget, args.max_rows, args.max_trials))
-        table = markdown(rows[-1:], args.budget, args.max_trials).splitlines()
-        print([line for line in table if line.startswith("| ") and "---" not in line][-1], flush=True)
+        print({k: v for k, v in rows[-1].items() if k in ("set", "baseline", "ours", "ours_s", "best_model", "failure")},
+              flush=True)
     text = markdown(rows, args.budget, args.max_trials)
     speeds = throughput() if args.throughput else None
     if speeds:

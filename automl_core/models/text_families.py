@@ -12,7 +12,6 @@ Everything built here is a scikit-learn estimator, so a saved text model loads w
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +188,10 @@ def text_warm_start(families: list[Any]) -> list[tuple[str, dict[str, Any]]]:
 #: embedding families sit out (with a note) and the TF-IDF ones carry the text.
 EMBED_SHARE = 0.35
 PROBE_TEXTS = 32
+#: Loading the encoder (importing torch) took 10-12 s on the quiet 2 cores and 145 s under a load of 16,
+#: and it cannot be cut short (a thread doing it in the background held the import lock the search needs):
+#: with less time left than this, a process that has not loaded it leaves the embeddings out.
+PROBE_MIN_SECONDS_LEFT = 120
 
 
 def embed_for_search(prepared: Any, families: list[Any], featurization: Any, seconds_left: float,
@@ -221,18 +224,13 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
     if todo and seconds_left != float("inf"):
         need, measured = embeddings.predicted_seconds(todo)
         if not measured and need <= EMBED_SHARE * seconds_left:
-            probe = todo[::max(1, len(todo) // PROBE_TEXTS)][:PROBE_TEXTS]  # spread: files are often sorted
-            # loads the encoder and measures this machine's speed; on a loaded machine that alone can take
-            # minutes, so it is waited for only as long as the embedding's share of the time left (it goes
-            # on in the background, for the next run of this process)
-            worker = threading.Thread(target=cache.encode, args=(probe,), daemon=True)
-            worker.start()
-            worker.join(EMBED_SHARE * seconds_left)
-            if worker.is_alive():
-                notes.append(f"sentence-embedding models skipped: loading the encoder and embedding {len(probe)} "
-                             f"texts took more than {EMBED_SHARE:.0%} of the {seconds_left:.0f} s left (a busy "
-                             "machine); the TF-IDF models carry the text")
+            if not embeddings.load_encoder.cache_info().currsize and seconds_left < PROBE_MIN_SECONDS_LEFT:
+                notes.append(f"sentence-embedding models skipped: loading the encoder takes 10 s on a quiet machine "
+                             f"and minutes on a busy one, too much of the {seconds_left:.0f} s left; the TF-IDF "
+                             f"models carry the text (a budget over {PROBE_MIN_SECONDS_LEFT} s adds the embeddings)")
                 return rest, None
+            probe = todo[::max(1, len(todo) // PROBE_TEXTS)][:PROBE_TEXTS]  # spread: files are often sorted
+            cache.encode(probe)  # loads the encoder and measures this machine's speed
             todo = cache.missing(todo)
             need, measured = embeddings.predicted_seconds(todo)
         left = seconds_left - (time.perf_counter() - start)  # loading the encoder may have taken a while
