@@ -41,9 +41,6 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-@pytest.mark.xfail(strict=False, reason="open (#22): on the shared 2 cores under a load of 14-16 the studio's 60 s run "
-                   "of these 600 rows ended Failed ('No trial finished') after 4-6 minutes with no trial started, "
-                   "where AutoML.fit on the same rows starts trials; not yet traced")
 def test_text_wizard_from_upload_to_a_typed_prediction(studio) -> None:
     from playwright.sync_api import sync_playwright
 
