@@ -25,7 +25,7 @@ from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
 from .models.image_families import pixel_warm_start
-from .models.text_families import embed_for_search, reads_text, text_warm_start
+from .models.text_families import embed_for_search, reads_text, search_rows_for_time, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
@@ -113,7 +113,7 @@ class AutoML:
         pool = start_pool(settings.n_concurrent, self.config.dask_scheduler)  # boots while folds are featurized
         try:
             with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
-                data_path, plan, y_all = self._write_training_data(prepared, tmp, text, vectors)
+                data_path, plan, y_all = self._write_training_data(prepared, tmp, text, vectors, clock.remaining())
                 self.validation_ = plan
                 emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
                      metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
@@ -203,22 +203,30 @@ class AutoML:
 
     # --- steps -------------------------------------------------------------------------------------
 
-    def _write_training_data(self, p: Prepared, tmp: str, text: bool = False,
-                             vectors: dict | None = None) -> tuple[str, ValidationPlan, np.ndarray]:
+    def _write_training_data(self, p: Prepared, tmp: str, text: bool = False, vectors: dict | None = None,
+                             seconds_left: float = math.inf) -> tuple[str, ValidationPlan, np.ndarray]:
         """Featurize the validation folds once and write what the workers need to a file.
 
         Beyond ``MAX_SEARCH_ROWS`` training rows, the search runs on a random sample of them (time
-        and memory); the final model is still refit on every row. Returns the file, the validation
-        plan and the targets (codes) of the rows the plan indexes.
+        and memory); so it does on a text table whose folds would take too much of ``seconds_left``
+        to featurize (``search_rows_for_time``). The final model is still refit on every row.
+        Returns the file, the validation plan and the targets (codes) of the rows the plan indexes.
         """
         n = len(p.X)
         codes_train = p.codes(p.y)
         search = np.arange(n)
-        if n > MAX_SEARCH_ROWS:
-            search = split_test(n, codes_train, fraction=(n - MAX_SEARCH_ROWS) / n,
+        limit, why = MAX_SEARCH_ROWS, "time and memory"
+        if text:
+            rows, need = search_rows_for_time(p.X, codes_train, p.columns, p.task, self.config.featurization,
+                                              self.config.seed, seconds_left)
+            if rows < min(n, limit):
+                limit, why = rows, (f"featurizing every row's text for the validation folds would take about "
+                                    f"{need:.0f} s of the {seconds_left:.0f} s left")
+        if n > limit:
+            search = split_test(n, codes_train, fraction=(n - limit) / n,
                                 classification=p.task.is_classification, seed=self.config.seed)[0]
             p.notes.append(f"search trials used a random sample of {len(search):,} of the {n:,} training rows "
-                           "(time and memory); the final model was refit on all of them")
+                           f"({why}); the final model was refit on all of them")
         X, y = p.X.iloc[search], p.y[search]
         if p.X_valid is not None:
             X = pd.concat([X, p.X_valid], ignore_index=True)

@@ -17,7 +17,14 @@ scored on _test; micro-F1 (primary), macro-F1, subset accuracy over every label 
 engine leaves out, too rare to learn, count as never predicted). Baseline: the same TF-IDF over title + abstract,
 scikit-learn's OneVsRestClassifier(LogisticRegression()) at the usual 0.5 threshold.
 
+Throughput (``--throughput``, issue #22's targets: 200 short texts/s embedded, 5,000 texts/s predicted by the
+TF-IDF tier): median of 3 on the yelp reviews (11 words on average), nothing cached between repeats:
+the encoder's own ``encode`` (batch 64; sentence-transformers sorts by length within the call), our
+``EmbeddingCache.encode`` (longest first over every text, then chunks), on the first 128; and the default
+``text_logistic`` model (trained on the yelp file) predicting 5,000 rotten_tomatoes texts.
+
     python bench/bench_text.py [--budget 60 | --max-trials N] [--sets yelp,newsgroups,rotten,arxiv] [--max-rows N]
+    python bench/bench_text.py --throughput --sets ""
 """
 from __future__ import annotations
 
@@ -92,20 +99,27 @@ def run_set(name: str, budget: float | None, max_rows: int | None, max_trials: i
     def fit_ours():
         return AutoML(metric=metric, time_budget=budget, max_trials=max_trials, seed=0).fit(train, target=label)
 
-    ours = measure(fit_ours, lambda m, X: m.predict_proba(X.drop(columns=[label])), test)
-    automl = ours["fitted"]
-    order = [classes.index(c) for c in automl.classes_]  # the engine's column order -> sorted labels
-    proba_ours = np.zeros_like(ours["proba"])
-    proba_ours[:, order] = ours["proba"]
     row = {"set": name, "file": file, "rows": len(df), "classes": len(classes), "metric": metric,
            "baseline": score(metric, y_test, base["proba"], classes),
            "baseline_bacc": float(balanced_accuracy_score(y_test, np.array(classes)[base["proba"].argmax(1)])),
            "baseline_s": base["seconds"], "baseline_mb": base["peak_mb"], "baseline_texts_s": base["texts_per_s"],
+           "autogluon": AUTOGLUON[name][0], "autogluon_bacc": AUTOGLUON[name][1],
+           "load_average_before": round(os.getloadavg()[0], 1)}
+    from automl_core.errors import AutoMLInputError
+    try:
+        ours = measure(fit_ours, lambda m, X: m.predict_proba(X.drop(columns=[label])), test)
+    except AutoMLInputError as exc:  # e.g. no trial finished: a result too, recorded as such
+        return {**row, "ours": None, "failure": str(exc)}
+    automl = ours["fitted"]
+    order = [classes.index(c) for c in automl.classes_]  # the engine's column order -> sorted labels
+    proba_ours = np.zeros_like(ours["proba"])
+    proba_ours[:, order] = ours["proba"]
+    row.update({
            "ours": score(metric, y_test, proba_ours, classes),
            "ours_bacc": float(balanced_accuracy_score(y_test, np.array(classes)[proba_ours.argmax(1)])),
            "ours_s": ours["seconds"], "ours_mb": ours["peak_mb"], "ours_texts_s": ours["texts_per_s"],
            "best_model": str(automl.best_trial_.family), "n_trials": int(len(automl.search_.trials)),
-           "autogluon": AUTOGLUON[name][0], "autogluon_bacc": AUTOGLUON[name][1]}
+           "notes": automl.card_.get("notes", [])})
     return row
 
 
@@ -148,6 +162,48 @@ def run_multilabel(name: str, budget: float | None, max_trials: int | None) -> d
             "validation_f1_micro": automl.best_trial_.score}
 
 
+SHORT, BATCHES = 128, (64,)  # a loaded machine embeds a few texts/s: more would take the bench an hour
+
+
+def throughput() -> dict:
+    """Texts per second, median of 3: embedding short texts (several ways) and the TF-IDF tier's predict."""
+    import torch
+    from automl_core.prepare import embeddings
+    short = pd.read_csv(SHARED / "yelp_sentiment_train.csv")["ReviewText"].dropna().astype(str).tolist()[:SHORT]
+    encoder = embeddings.load_encoder()
+
+    def rate(run, n: int) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return round(n / float(np.median(times)), 1)
+
+    rows = {"torch_threads": torch.get_num_threads(), "short_texts": len(short),
+            "short_words_mean": round(float(np.mean([len(t.split()) for t in short])), 1),
+            "encoder_encode_b64": rate(lambda: encoder.encode(short, batch_size=64), len(short))}
+    for batch in BATCHES:
+        embeddings.BATCH = batch
+        rows[f"cache_encode_b{batch}"] = rate(lambda: embeddings.EmbeddingCache().encode(short), len(short))
+    embeddings.BATCH = 64
+    train = pd.read_csv(SHARED / "yelp_sentiment_train.csv")
+    model = AutoML(max_trials=1, time_budget=None, seed=0, ensembles=False,
+                   allowed_models=("text_logistic",)).fit(train, target="Sentiment")
+    texts = pd.read_csv(SHARED / "rotten_tomatoes.csv")["text"].dropna().astype(str).head(5000)
+    frame = pd.DataFrame({"ReviewText": texts.to_numpy()})
+    rows["tfidf_predict"] = rate(lambda: model.predict_proba(frame), len(frame))
+    return rows
+
+
+def markdown_throughput(r: dict) -> str:
+    return "\n".join(["", f"Throughput, texts/s (median of 3; torch threads {r['torch_threads']}; "
+                       f"{r['short_texts']} yelp reviews of {r['short_words_mean']} words on average):", "",
+                       "| what | texts/s |", "|---|---|",
+                       *[f"| {k} | {v:,} |" for k, v in r.items() if k not in ("torch_threads", "short_texts",
+                                                                             "short_words_mean")]]) + "\n"
+
+
 def markdown_multilabel(rows: list[dict]) -> str:
     lines = ["", "Multi-label: micro-F1 / macro-F1 / subset accuracy on the test file (see the docstring).", "",
              "| set | train, test rows | labels (learned) | TF-IDF + one-vs-rest LR | ours | ours: best model, "
@@ -170,11 +226,19 @@ def markdown(rows: list[dict], budget: float | None, max_trials: int | None = No
              "| set | rows, classes | metric | TF-IDF + LR | ours | AutoGluon Tabular | ours: best model, trials |",
              "|---|---|---|---|---|---|---|"]
     for r in [r for r in rows if "baseline" in r]:
+        if r["ours"] is None:
+            lines.append(f"| {r['file']} | {r['rows']:,}, {r['classes']} | {r['metric']} | "
+                         f"{r['baseline']:.4f} ({r['baseline_bacc']:.3f}) · {r['baseline_s']} s | "
+                         f"no model: {r['failure']} | {r['autogluon']} ({r['autogluon_bacc']}) | — |")
+            continue
         lines.append(f"| {r['file']} | {r['rows']:,}, {r['classes']} | {r['metric']} | "
                      f"{r['baseline']:.4f} ({r['baseline_bacc']:.3f}) · {r['baseline_s']} s · {r['baseline_mb']} MB · "
                      f"{r['baseline_texts_s']:,}/s | {r['ours']:.4f} ({r['ours_bacc']:.3f}) · {r['ours_s']} s · "
                      f"{r['ours_mb']} MB · {r['ours_texts_s']:,}/s | {r['autogluon']} ({r['autogluon_bacc']}) | "
                      f"{r['best_model']}, {r['n_trials']} |")
+    loads = [f"{r['set']} {r['load_average_before']}" for r in rows if "load_average_before" in r]
+    if loads:
+        lines += ["", "Load average (1 min) of the 2 cores as each engine run started: " + ", ".join(loads) + "."]
     return "\n".join(lines) + "\n" + markdown_multilabel([r for r in rows if r["set"] in MULTILABEL])
 
 
@@ -183,17 +247,22 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--sets", default=",".join([*SETS, *MULTILABEL]))
     parser.add_argument("--max-rows", type=int, default=None)
+    parser.add_argument("--throughput", action="store_true", help="also measure embedding and predict texts/s")
     parser.add_argument("--max-trials", type=int, default=None,
                         help="a trial count instead of a time budget (a loaded machine: quality, not speed)")
     args = parser.parse_args()
     if args.max_trials:
         args.budget = None
     rows = []
-    for name in args.sets.split(","):
+    for name in [n for n in args.sets.split(",") if n]:
         rows.append(run_multilabel(name, args.budget, args.max_trials) if name in MULTILABEL
                     else run_set(name, args.budget, args.max_rows, args.max_trials))
-        print(markdown(rows[-1:], args.budget, args.max_trials).splitlines()[-1], flush=True)
+        print({k: v for k, v in rows[-1].items() if k in ("set", "baseline", "ours", "ours_s", "best_model", "failure")},
+              flush=True)
     text = markdown(rows, args.budget, args.max_trials)
+    speeds = throughput() if args.throughput else None
+    if speeds:
+        text += markdown_throughput(speeds)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     size = f"{args.max_trials}trials" if args.max_trials else f"{args.budget:.0f}s"
@@ -201,7 +270,7 @@ def main() -> None:
     out.with_suffix(".md").write_text(text)
     meta = {"budget": args.budget, "max_trials": args.max_trials, "max_rows": args.max_rows, "under_load": True,
             "cores": os.cpu_count(), "load_average": os.getloadavg()}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows, "throughput": speeds}, indent=1))
     print(f"wrote {out}.md/.json")
 
 

