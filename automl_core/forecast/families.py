@@ -19,11 +19,14 @@ from .series import DS, ID, Y
 
 STATS = ("naive", "seasonal_naive", "drift", "auto_ets", "auto_theta", "auto_arima", "mstl")
 LAG_MODELS = ("lgbm_lags", "linear_lags")
+#: families of their own modules (prophet_family.py, neural.py): fitted objects are plain dicts
+OTHER = ("prophet", "mlp_window")
 #: every forecasting family a config may allow or block
-FAMILY_NAMES = (*STATS, *LAG_MODELS)
+FAMILY_NAMES = (*STATS, *LAG_MODELS, *OTHER)
 LABELS = {"naive": "Naive (last value)", "seasonal_naive": "Seasonal naive", "drift": "Random walk with drift", "auto_ets": "AutoETS",
           "auto_theta": "AutoTheta", "auto_arima": "AutoARIMA", "mstl": "MSTL (multiple seasonalities)",
           "lgbm_lags": "LightGBM on lags (global)", "linear_lags": "Linear on lags (global)",
+          "prophet": "Prophet (one per series)", "mlp_window": "Neural MLP on windows (global, torch)",
           "ensemble": "Ensemble of forecasts"}
 #: AutoARIMA's order search grows fast with the series length; it sees only the latest rows.
 ARIMA_MAX_ROWS = 1000
@@ -70,6 +73,30 @@ def portfolio(problem: Problem, n_rows: int) -> list[tuple[str, dict[str, Any]]]
     if m >= 24:  # hourly data has a daily and a weekly cycle
         trials.append(("mstl", {}))
     return trials
+
+
+#: Families outside the default portfolio (bench/bench_forecast.py --families: neither earned its
+#: place by average rank over the shared sets), tried when a config names them in allowed_models.
+OPT_IN: dict[str, dict[str, Any]] = {"prophet": {"seasonality_mode": "additive", "changepoint_prior_scale": 0.05},
+                                     "mlp_window": {}}
+
+
+def opt_in(allowed: tuple[str, ...] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The first trials of the opt-in families a config allows by name."""
+    return [(f, dict(p)) for f, p in OPT_IN.items() if allowed and f in allowed]
+
+
+def expected_seconds(family: str, n_series: int, n_folds: int) -> float | None:
+    """A trial's seconds before one of its family has finished (the search's cost model, so that a
+    slow family is not started when it cannot finish): Prophet fits every series in every window,
+    the neural model one global fit per window. None: cheap families, learned from their trials."""
+    if family == "prophet":
+        from . import prophet_family
+        return prophet_family.SECONDS_PER_FIT * n_series * n_folds
+    if family == "mlp_window":
+        from . import neural
+        return neural.SECONDS_PER_FIT * n_folds
+    return None
 
 
 def sample_params(rng: np.random.Generator) -> tuple[str, dict[str, Any]]:
@@ -148,6 +175,12 @@ def fit(family: str, params: dict[str, Any], train: pd.DataFrame, problem: Probl
         from statsforecast import StatsForecast
         sf = StatsForecast(models=[_stats_model(family, problem)], freq=problem.freq, n_jobs=1)
         return sf.fit(_stats_input(family, train, problem.season))
+    if family == "prophet":
+        from . import prophet_family
+        return prophet_family.fit(train, problem.future, problem.freq, params)
+    if family == "mlp_window":
+        from . import neural
+        return neural.fit(train, problem.freq, problem.season, problem.horizon, params, threads, seed)
     per_series = max(ML_MAX_ROWS // max(train[ID].nunique(), 1), 3 * _keep(problem))
     frame = model_frame(train.groupby(ID, sort=False).tail(per_series), problem.plan, problem.past)
     forecaster = _mlforecast(family, params, problem, threads, seed)
@@ -201,6 +234,12 @@ def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None, history
     models are refit on it (cheap), lag models take it as their new lags.
     """
     X = X_df if X_df is not None and X_df.shape[1] > 2 else None
+    if family == "prophet":
+        from . import prophet_family
+        return prophet_family.predict(fitted, h, X, history)
+    if family == "mlp_window":
+        from . import neural
+        return neural.predict(fitted, h, history)
     if history is not None and problem is not None:
         if family in STATS:
             out = fitted.forecast(df=_stats_input(family, history, problem.season), h=h)
