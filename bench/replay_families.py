@@ -84,12 +84,15 @@ def replay(cached: dict, extra: dict, names: list[str]) -> dict:
     ok = {i: f.assign(unique_id=f["unique_id"].map(codes).to_numpy(int)) for i, f in ok.items()}
     short = choice.short_low_frequency(info["freq"], pd.Series([info["median_length"]]))
     n, more = info["n_inner"], info["n_more"]
-    configs = {"default portfolio": [i for i in ok if i < 100]}
-    for k, family in enumerate(names):
-        if 100 + k in ok:
-            configs[f"+ {family}"] = [*configs["default portfolio"], 100 + k]
-    if all(100 + k in ok for k in range(len(names))) and len(names) > 1:
+    base = [i for i in ok if i < 100]
+    # a family whose trial failed adds nothing (the engine drops a failed trial)
+    configs = {"default portfolio": base, **{f"+ {f}": [*base, *([100 + k] if 100 + k in ok else [])]
+                                             for k, f in enumerate(names)}}
+    if len(names) > 1:
         configs["+ all"] = list(ok)
+    if "prophet" in names:  # Prophet models seasons and a trend; on yearly data (season 1) it is a trend alone
+        k = names.index("prophet")
+        configs["+ prophet where season > 1"] = [*base, *([100 + k] if 100 + k in ok and info["season"] > 1 else [])]
     out: dict[str, list[float]] = {c: [] for c in configs}
     alone: dict[str, list[float]] = {f: [] for f in names}
     picked: dict[str, list[str]] = {c: [] for c in configs}
@@ -116,7 +119,7 @@ def main() -> int:
     args = parser.parse_args()
     names = args.families.split(",")
     sets = independent_sets() | shared_sets()
-    results = {}
+    results, skipped = {}, {}
     for path in sorted(CACHE.glob("*.joblib")):
         name = path.stem
         if name not in sets or (args.only and name not in args.only.split(",")):
@@ -125,6 +128,9 @@ def main() -> int:
         base = next(f for f in cached["frames"] if f is not None).reset_index(drop=True)
         frame, h = sets[name]
         extra = family_frames(name, frame, h, names, base)
+        if any("not aligned" in extra[f][2] for f in names):  # the cache's windows are not today's: no comparison
+            skipped[name] = "; ".join(extra[f][2] for f in names if extra[f][2])
+            continue
         results[name] = replay(cached, extra, names)
         print(name, json.dumps(results[name]["mase"]), json.dumps(results[name]["alone"]), flush=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -141,16 +147,24 @@ def main() -> int:
             continue
         table = pd.DataFrame({s: results[s]["mase"] for s in group})
         ranks = table.rank(axis=0, method="average")
-        lines += [f"## {title}", "", "| kept forecast | " + " | ".join(group) + " | avg rank |",
-                  "|---" * (len(group) + 2) + "|"]
+        # each configuration against the default portfolio alone: rank of the two (1 = better), and MASE ratio
+        pair = {c: pd.concat([table.loc["default portfolio"], table.loc[c]], axis=1).rank(axis=1).iloc[:, 1].mean()
+                for c in table.index}
+        ratio = {c: float(np.exp(np.log(table.loc[c] / table.loc["default portfolio"]).mean())) for c in table.index}
+        lines += [f"## {title}", "", "| kept forecast | " + " | ".join(group)
+                  + " | avg rank (all rows) | avg rank vs default alone | geo-mean MASE / default |",
+                  "|---" * (len(group) + 4) + "|"]
         for c in table.index:
             lines.append(f"| {c} | " + " | ".join(f"{table.loc[c, s]:.3f}" for s in group)
-                         + f" | {ranks.loc[c].mean():.2f} |")
+                         + f" | {ranks.loc[c].mean():.2f} | {pair[c]:.2f} | {ratio[c]:.3f} |")
         for f in names:
-            lines.append(f"| {f} alone | " + " | ".join(f"{results[s]['alone'][f]:.3f}" for s in group) + " | |")
+            lines.append(f"| {f} alone | " + " | ".join(f"{results[s]['alone'][f]:.3f}" for s in group) + " | | | |")
             lines.append(f"| {f} trial seconds | " + " | ".join(f"{results[s]['seconds'][f]:.1f}" for s in group)
-                         + " | |")
+                         + " | | | |")
         lines.append("")
+    if skipped:
+        lines += ["Left out (the cached trials' windows differ from today's code): "
+                  + "; ".join(f"{k} ({v})" for k, v in skipped.items()), ""]
     text = "\n".join(lines) + "\n"
     print(text)
     out = REPO / "bench" / "results" / f"forecast-families-replay-{stamp}"

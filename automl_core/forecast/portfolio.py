@@ -24,7 +24,8 @@ class ForecastScheduler:
         def ok(family: str) -> bool:
             return (not allowed or family in allowed) and family not in blocked
 
-        default = [*families.portfolio(problem, n_rows), *families.opt_in(allowed)]
+        default = families.portfolio(problem, n_rows)
+        default += families.opt_in(allowed, default)
         self.queue = [(f, dict(p)) for f, p in [*warm_start, *default] if ok(f)]
         self.sampling = ok(SAMPLED)
         self.deterministic = deterministic
