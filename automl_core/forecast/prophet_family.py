@@ -81,10 +81,10 @@ def fit(train: pd.DataFrame, future: tuple[str, ...], freq: str, params: dict[st
 
 
 def predict(fitted: dict, h: int, X_df: pd.DataFrame | None, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """unique_id, ds, yhat for the ``h`` steps after each series' end (of ``history`` when given: the
-    models are refit on it, as the statistical families are)."""
-    if history is not None:
-        fitted = fit(history, fitted["future"], fitted["freq"], fitted["params"])
+    """unique_id, ds, yhat for the ``h`` steps after each series' end (of ``history`` when it is newer
+    than the fit: the models are refit on it, as the statistical families are)."""
+    if history is not None and history.groupby(ID)[DS].max().to_dict() != fitted["last"]:
+        fitted = fit(history, fitted["future"], fitted["freq"], fitted["params"])   # newer data than the fit saw
     parts = []
     for uid, model in fitted["models"].items():
         dates = pd.date_range(fitted["last"][uid], periods=h + 1, freq=fitted["freq"])[1:]
