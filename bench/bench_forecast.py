@@ -13,6 +13,12 @@ add up to the target) are left out.
 
 Results go to bench/results/forecast-<budget>-<stamp>.{md,json}.
 
+Opt-in families (issue #20, Prophet and the neural MLP): ``--families prophet,mlp_window`` runs, on each
+set, a search allowed only that family (one trial with ``--max-trials 1``: its inner validation, refit and
+forecast), so its MASE and seconds per window stand beside the peers'. Whether a family earns its place
+in the default portfolio is judged with the choice rule on the same windows, with and without its trial
+(``bench/replay_families.py``). Results go to bench/results/forecast-families-<budget>-<stamp>.{md,json}.
+
 Many models (issue #20): ``--partitioned`` runs each chosen set (of several series) twice, as one global
 model and with ``partition_by`` its first series-id column (oj_sales: the store), one model per
 partition; ``--max-trials`` then applies to each partition, as in the engine. Results go to
@@ -116,7 +122,7 @@ def mase(y: np.ndarray, f: np.ndarray, history: np.ndarray, m: int) -> float:
 
 
 def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None,
-            partitioned: bool = False) -> dict:
+            partitioned: bool = False, allowed: tuple[str, ...] | None = None) -> dict:
     """Our engine on the set's rolling windows; ``partitioned``: one model per value of the set's first
     series-id column (the panel's ids start with it)."""
     from automl_core import AutoML
@@ -129,7 +135,7 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
     for train, window in windows(panel, h):
         automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
                         time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0,
-                        partition_by=["partition"] if partitioned else ())
+                        partition_by=["partition"] if partitioned else (), allowed_models=allowed)
         start = time.perf_counter()
         automl.fit(train, target="y")
         forecast = automl.predict(window.drop(columns="y"))
@@ -203,9 +209,12 @@ def main() -> int:
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--partitioned", action="store_true",
                         help="each set twice: one global model, and one model per value of its first series-id column")
+    parser.add_argument("--families", help="comma-separated opt-in families, each run alone on every set")
     args = parser.parse_args()
     if args.partitioned:
         return main_partitioned(args)
+    if args.families:
+        return main_families(args)
     only = set(args.only.split(",")) if args.only else None
     results = []
     for row in datasets():
@@ -266,6 +275,62 @@ def main_partitioned(args: argparse.Namespace) -> int:
                                                          "versions": versions(), "results": results}, indent=2))
         print(f"recorded in {out.relative_to(REPO)}.md/.json")
     return 0
+
+
+def main_families(args: argparse.Namespace) -> int:
+    only = set(args.only.split(",")) if args.only else None
+    names = args.families.split(",")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    results = []
+    for row in datasets():
+        name = short_name(row["file"])
+        if only and name not in only:
+            continue
+        for family in names:
+            try:
+                result = run_set(row, args.budget or None, args.max_trials, args.cv, allowed=(family,))
+            except Exception as exc:  # noqa: BLE001 -- a family that cannot run on a set is reported, not fatal
+                result = {"dataset": name, "mase": float("nan"), "smape": float("nan"), "seconds_per_window": [],
+                          "best_models": [f"failed: {str(exc)[:120]}"]}
+            result["family"] = family
+            results.append(result)
+            print(f"{name} {family}: MASE {result['mase']:.3f}  sMAPE {result['smape']:.2f}  "
+                  f"({result['seconds_per_window']} s)", flush=True)
+            if not args.no_save:  # after every set: a long run interrupted keeps what it measured
+                _save_families(args, stamp, results)
+    print(_families_table(results))
+    return 0
+
+
+def _families_table(results: list[dict]) -> str:
+    lines = ["| dataset | family | MASE | sMAPE | seasonal naive MASE | best baseline MASE | s per window |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        peers = PEERS[r["dataset"]][3]
+        lines.append(f"| {r['dataset']} | {r['family']} | {r['mase']:.3f} | {r['smape']:.2f} | "
+                     f"{peers['SeasonalNaive'][1]:.3f} | {min(v[1] for v in peers.values()):.3f} | "
+                     f"{', '.join(map(str, r['seconds_per_window']))} |")
+    return "\n".join(lines)
+
+
+def _save_families(args: argparse.Namespace, stamp: str, results: list[dict]) -> None:
+    label = f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+    out = REPO / "bench" / "results" / f"forecast-families-{label}-{stamp}"
+    header = (f"# Opt-in forecasting families alone, {label} per window, {stamp}\n\n"
+              f"Command: `python bench/bench_forecast.py --families {args.families} --budget {args.budget:g}"
+              + (f" --max-trials {args.max_trials}" if args.max_trials else "")
+              + (f" --only {args.only}" if args.only else "")
+              + f"`; machine: {os.cpu_count()} cores; versions: {versions() | family_versions()}\n\n"
+              "Each search is allowed one family only. Timings were taken under load (other engineers' test "
+              "runs shared the two cores): compare the seconds within this table only.\n\n")
+    out.with_suffix(".md").write_text(header + _families_table(results) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
+                                                     "versions": versions() | family_versions(),
+                                                     "results": results}, indent=2))
+
+
+def family_versions() -> dict[str, str]:
+    return {n: metadata.version(n) for n in ("prophet", "cmdstanpy", "torch")}
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def _forecast(family: str, workdir: Path) -> tuple[Outcome, dict[str, Any]]:
     rng = np.random.default_rng(SEED)
     # the lag models' search space: lgbm_lags' sampled point; linear_lags' portfolio points
     params = forecast_families.sample_params(rng)[1] if family == "lgbm_lags" else \
-        next((p for f, p in forecast_families.portfolio(problem, len(train)) if f == family), {})
+        next((p for f, p in [*forecast_families.portfolio(problem, len(train)), *forecast_families.OPT_IN.items()]
+              if f == family), {})
     fits = [forecast_families.fit(family, params, train, problem, threads=1, seed=SEED) for _ in range(2)]
     first, second = (forecast_families.predict(f, family, HORIZON, None)["yhat"].to_numpy() for f in fits)
     joblib.dump(fits[0], workdir / "model.joblib")
@@ -152,6 +153,19 @@ for job in json.loads(sys.stdin.read()):
             got = {"predictions": np.asarray(model.predict(X)).tolist()}
             if job["proba"]:
                 got["probabilities"] = model.predict_proba(X).tolist()
+        elif isinstance(model, dict) and model.get("kind") == "prophet":  # as its 'usage' says: one Prophet per series
+            (uid, m), = model["models"].items()
+            ds = pd.date_range(model["last"][uid], periods=job["h"] + 1, freq=model["freq"])[1:]
+            got = {"predictions": m.predict(pd.DataFrame({"ds": ds}))["yhat"].tolist()}
+        elif isinstance(model, dict) and model.get("kind") == "mlp_window":  # numpy weights: the MLP by hand
+            w, (x,) = model["weights"], model["tails"].values()
+            x = np.asarray(x, dtype=np.float64)[None, -model["input_size"]:]
+            loc, spread = x.mean(axis=-1, keepdims=True), x.std(axis=-1, keepdims=True)
+            spread = np.maximum(spread, 1e-3 * (np.abs(loc) + 1.0))
+            z = (x - loc) / spread
+            dense = lambda n, v: v @ w[n + ".weight"].T + w[n + ".bias"]
+            a = np.maximum(dense("mlp.2", np.maximum(dense("mlp.0", z), 0)), 0)
+            got = {"predictions": ((dense("mlp.4", a) + dense("skip", z)) * spread + loc)[0, :job["h"]].tolist()}
         else:
             got = {"predictions": model.predict(h=job["h"])[job["family"]].to_numpy().tolist()}
         out[job["dir"]] = got
@@ -234,4 +248,4 @@ def test_every_registered_family_is_in_the_contract():
     pixels = {name for name, family in FAMILIES.items() if family.pixels}  # tests/test_images_cnn.py
     assert {c[1] for c in CASES if c[0] == "tabular"} | text | pixels == set(FAMILIES)
     assert {"xgboost", "catboost"} <= set(FAMILIES)
-    assert set(FORECAST_FAMILIES) == {*forecast_families.STATS, *forecast_families.LAG_MODELS}
+    assert set(FORECAST_FAMILIES) == {*forecast_families.STATS, *forecast_families.LAG_MODELS, *forecast_families.OTHER}

@@ -3,7 +3,8 @@
 ``model.joblib`` for forecasting is a dict (format ``automl-studio-forecast/1``): the fitted
 ``StatsForecast`` / ``MLForecast`` objects under ``models``, their ``weights``, the history they
 continue from and what is needed to build the rows to forecast. It loads with ``joblib.load`` in a
-Python that has statsforecast, mlforecast, lightgbm, scikit-learn and pandas; ``usage`` says how
+Python that has statsforecast, mlforecast, lightgbm, scikit-learn and pandas (and prophet when a
+Prophet model is a member; the neural member is numpy arrays); ``usage`` says how
 to forecast from it by hand. This module is how the engine (predict, the studio) forecasts from it.
 """
 from __future__ import annotations
@@ -28,7 +29,10 @@ LEVELS = (80, 95)
 USAGE = ("forecasts = sum(weights[name] * models[name].predict(h=H, X_df=X)[name.split('#')[0]] ...): "
          "each StatsForecast object predicts with .predict(h=H); each MLForecast object with "
          ".predict(h=H, X_df=X), X holding unique_id, ds and the columns in 'x_columns' for the next H steps "
-         "of every series; columns of the same name are combined with 'weights'.")
+         "of every series; columns of the same name are combined with 'weights'. A Prophet member is a dict "
+         "whose 'models' hold one prophet.Prophet per series (predict on a frame of ds and its 'regressors'); "
+         "an 'mlp_window' member is a dict of numpy weights: the forecast is its MLP (mlp.0, mlp.2, mlp.4 with "
+         "ReLU, plus skip) applied to each series' last 'input_size' values scaled by their mean and std.")
 
 
 def make_bundle(data: ForecastData, cfg: Any, plan: FeaturePlan, fitted: dict[str, Any],

@@ -20,15 +20,18 @@ SAMPLED = "lgbm_lags"  # the family the search samples once the portfolio is don
 class ForecastScheduler:
     def __init__(self, problem: families.Problem, n_rows: int, *, seed: int, deterministic: bool,
                  allowed: tuple[str, ...] | None = None, blocked: tuple[str, ...] = (),
-                 warm_start: list[tuple[str, dict[str, Any]]] = ()) -> None:
+                 warm_start: list[tuple[str, dict[str, Any]]] = (), n_series: int = 1, n_folds: int = 1) -> None:
         def ok(family: str) -> bool:
             return (not allowed or family in allowed) and family not in blocked
 
-        self.queue = [(f, dict(p)) for f, p in [*warm_start, *families.portfolio(problem, n_rows)] if ok(f)]
+        default = families.portfolio(problem, n_rows)
+        default += families.opt_in(allowed, default)
+        self.queue = [(f, dict(p)) for f, p in [*warm_start, *default] if ok(f)]
         self.sampling = ok(SAMPLED)
         self.deterministic = deterministic
         self.rng = np.random.default_rng(seed)
         self.seconds: dict[str, list[float]] = {}   # family -> seconds of each finished trial
+        self.n_series, self.n_folds = n_series, n_folds
 
     @property
     def exhausted(self) -> bool:
@@ -51,7 +54,10 @@ class ForecastScheduler:
 
     def trial_seconds(self, family: str) -> float | None:
         done = self.seconds.get(family)
-        return float(np.mean(done)) if done and not self.deterministic else None
+        if done and not self.deterministic:
+            return float(np.mean(done))
+        # before the family's first trial: its cost model (a fixed estimate, so trial counts stay reproducible)
+        return families.expected_seconds(family, self.n_series, self.n_folds)
 
     def in_warm_round(self, n_asked: int) -> bool:
         return False  # forecasting trials always see the whole history

@@ -74,7 +74,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  concurrent_trials=settings.n_concurrent, threads_per_trial=1)
             scheduler = ForecastScheduler(problem, len(data.panel), seed=cfg.seed,
                                           deterministic=cfg.max_trials is not None, allowed=cfg.allowed_models,
-                                          blocked=cfg.blocked_models, warm_start=warm_start)
+                                          blocked=cfg.blocked_models, warm_start=warm_start,
+                                          n_series=data.n_series, n_folds=folds.n)
             result = run_search(data_path=path, scheduler=scheduler, metric=metric, config=cfg, clock=clock, emit=emit,
                                 stop_event=stop_event, reserve=lambda trials: _reserve(trials, metric),
                                 settings=settings, pool=pool, first_trial_id=first_trial_id, evaluator=EVALUATOR)
