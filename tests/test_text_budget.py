@@ -97,6 +97,12 @@ def test_until_a_trial_finishes_the_budget_stretches_by_its_grace():
     assert loop._hard_stop(stop, clock, nothing, 5.0) == ""  # the first trial may still finish
     assert loop._hard_stop(stop, clock, something, 5.0) == "time budget reached"
     assert loop._grace_left(loop.Clock(None), 0.0) == float("inf")
+    # a trial without a model yet plans by the budget (1 s floor) and is killed at the grace's end
+    assert loop.trial_limits(clock, 0.0, False, 5.0, None) == (1.0, pytest.approx(27.0, abs=0.5))
+    assert loop.trial_limits(clock, 0.0, True, 5.0, None) == (1.0, 1.0)
+    early = loop.Clock(60.0)
+    plan, kill = loop.trial_limits(early, 10.0, False, 0.0, 30.0)
+    assert plan == pytest.approx(30.0) and kill == pytest.approx(30.0)  # the per-trial limit caps both
 
 
 @needs_data

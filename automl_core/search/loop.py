@@ -145,10 +145,10 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                     executor = make_pool(settings.n_concurrent, config.dask_scheduler)
                     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
                 started = clock.elapsed()
-                room = clock.remaining() - reserve(book.trials) if book.best else _grace_left(clock, search_start)
-                timeout = min(config.trial_timeout or math.inf, max(room, 1.0))
-                if math.isfinite(timeout):  # a family that bounds its own fit (epochs) reads it
-                    spec = replace(spec, seconds=timeout)
+                plan, timeout = trial_limits(clock, reserve(book.trials), book.best is not None, search_start,
+                                             config.trial_timeout)
+                if math.isfinite(plan):  # a family that bounds its own fit (epochs) reads it
+                    spec = replace(spec, seconds=plan)
                 emit("trial_started", None, trial_id=spec.trial_id, family=spec.family, params=spec.params)
                 book.start(executor.submit(evaluator.run, spec, *executor.data_arg(data_path)), spec, started, timeout)
                 next_id += 1
@@ -215,6 +215,16 @@ def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_e
     deadline = time.perf_counter() + 120
     while pending and not stop_event.is_set() and time.perf_counter() < deadline:
         _, pending = wait(pending, timeout=POLL_SECONDS)
+
+
+def trial_limits(clock: Clock, reserve_s: float, have_model: bool, search_start: float,
+                 trial_timeout: float | None) -> tuple[float, float]:
+    """(seconds a trial plans to use, seconds after which it is killed). Both are the time left before
+    the reserve; without a model yet, the kill waits for the grace's end but the plan stays the budget's,
+    so a family that sizes its own fit (epochs) does not take the grace as its target."""
+    cap = trial_timeout or math.inf
+    plan = min(cap, max(clock.remaining() - reserve_s, 1.0))
+    return plan, plan if have_model else min(cap, max(_grace_left(clock, search_start), 1.0))
 
 
 def _grace_left(clock: Clock, search_start: float) -> float:
