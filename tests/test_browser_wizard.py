@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 
 from studio_fixtures import REPO, SHARED, studio_server
-from studio_server import CHROMIUM, CHROMIUM_ARGS
+from studio_server import CHROMIUM, CHROMIUM_ARGS, drive
 from studio_server import status_text as _status
 from studio_server import wait_status as _wait_status
 
@@ -93,25 +93,8 @@ def test_cold_deep_link_goes_through_app_navigation(server) -> None:
 
 
 def test_wizard_end_to_end(server, tmp_path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    url, log_path = server
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            try:
-                _journey(page, url, tmp_path)
-            except BaseException:
-                _shot(page, "99-failure")  # what the page showed when the test gave up
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(f"--- studio server log ({log_path}) ---\n{log_path.read_text()}")
-        raise
+    drive(server, lambda page, url: _journey(page, url, tmp_path), ARTIFACTS,
+          viewport={"width": 1280, "height": 800}, downloads=True)
 
 
 def _journey(page, url: str, tmp_path: Path) -> None:
