@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -19,20 +16,20 @@ from .export.drift_checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
-from .search.bag import KEEP_MODEL_BYTES, Bagger
+from .search.bag import Bagger
+from .search.data import MAX_SEARCH_ROWS, write_search_data
 from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
                               member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
 from .models.image_families import pixel_warm_start
-from .models.text_families import embed_for_search, reads_text, search_rows_for_time, text_warm_start
+from .models.text_families import embed_for_search, reads_text, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
 from .search.scheduler import Scheduler
 from .search.loop import Clock, Emitter, SearchResult, SearchSettings, run_search, start_pool
-from .search.trial import RefitData, TrainingData, featurize_folds
-from .prepare.folds import ValidationPlan, plan_validation, split_test
+from .prepare.folds import ValidationPlan
 
 #: Rows used for the training score of the final model (the overfitting check) at most.
 TRAIN_SCORE_ROWS = 20_000
@@ -42,8 +39,6 @@ KEPT_PREDICTIONS = 20
 LOW_FIDELITY_ROWS = 100_000
 #: Below this many cells (rows x columns) every fit uses one thread: more cost more than they gain.
 SMALL_DATA_CELLS = 200_000
-#: Search trials run on a random sample of at most this many training rows (the refit uses all).
-MAX_SEARCH_ROWS = 250_000
 #: The likely ensemble (which sizes the search's reserve) is re-picked at most every this share of the budget.
 LIKELY_EVERY = 0.05
 
@@ -91,9 +86,10 @@ class AutoML:
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials
-            from .forecast.runner import fit_forecasting
             if self.config.partition_by:  # many models: one forecasting run per partition, side by side
                 from .forecast.partitions import fit_partitioned as fit_forecasting
+            else:
+                from .forecast.runner import fit_forecasting
             return fit_forecasting(self, prepared, callbacks=callbacks, stop_event=stop_event,
                                    first_trial_id=first_trial_id, warm_start=list(warm_start))
         if prepared.task.value == "multilabel":  # issue #22: one-vs-rest heads in the same search loop
@@ -113,7 +109,11 @@ class AutoML:
         pool = start_pool(settings.n_concurrent, self.config.dask_scheduler)  # boots while folds are featurized
         try:
             with tempfile.TemporaryDirectory(prefix="automl-") as tmp:
-                data_path, plan, y_all = self._write_training_data(prepared, tmp, text, vectors, clock.remaining())
+                data = write_search_data(prepared, self.config, tmp, text, vectors, clock.remaining())
+                data_path, plan, y_all = data.path, data.plan, data.y_codes
+                self._featurize_seconds, self._fold_featurizers = data.featurize_seconds, data.fold_featurizers
+                self._refit_data, self._y_codes, self._y_labels_all = data.refit, data.y_codes, data.y_labels
+                self._table_rows = data.table_rows
                 self.validation_ = plan
                 emit("experiment_started", task=prepared.task.value, task_reason=prepared.task_reason,
                      metric=self.metric_.name, validation=plan.description, n_rows=len(prepared.X),
@@ -202,62 +202,6 @@ class AutoML:
         return save_model(self.model_, self.card_, out_dir)
 
     # --- steps -------------------------------------------------------------------------------------
-
-    def _write_training_data(self, p: Prepared, tmp: str, text: bool = False, vectors: dict | None = None,
-                             seconds_left: float = math.inf) -> tuple[str, ValidationPlan, np.ndarray]:
-        """Featurize the validation folds once and write what the workers need to a file.
-
-        Beyond ``MAX_SEARCH_ROWS`` training rows, the search runs on a random sample of them (time
-        and memory); so it does on a text table whose folds would take too much of ``seconds_left``
-        to featurize (``search_rows_for_time``). The final model is still refit on every row.
-        Returns the file, the validation plan and the targets (codes) of the rows the plan indexes.
-        """
-        n = len(p.X)
-        codes_train = p.codes(p.y)
-        search = np.arange(n)
-        limit, why = MAX_SEARCH_ROWS, "time and memory"
-        if text:
-            rows, need = search_rows_for_time(p.X, codes_train, p.columns, p.task, self.config.featurization,
-                                              self.config.seed, seconds_left)
-            if rows < min(n, limit):
-                limit, why = rows, (f"featurizing every row's text for the validation folds would take about "
-                                    f"{need:.0f} s of the {seconds_left:.0f} s left")
-        if n > limit:
-            search = split_test(n, codes_train, fraction=(n - limit) / n,
-                                classification=p.task.is_classification, seed=self.config.seed)[0]
-            p.notes.append(f"search trials used a random sample of {len(search):,} of the {n:,} training rows "
-                           f"({why}); the final model was refit on all of them")
-        X, y = p.X.iloc[search], p.y[search]
-        if p.X_valid is not None:
-            X = pd.concat([X, p.X_valid], ignore_index=True)
-            y = np.concatenate([y, p.y_valid])
-        codes = p.codes(y)
-        groups = None if p.groups is None else p.groups[search]
-        plan = plan_validation(codes[:len(search)], classification=p.task.is_classification, config=self.config,
-                               groups=groups, n_validation_rows=0 if p.X_valid is None else len(p.X_valid))
-        start = time.perf_counter()
-        featurizers: list[Any] = []
-        folds = featurize_folds(X, codes, plan.splits, p.columns, p.task, self.config.featurization, self.config.seed,
-                                featurizers)
-        self._featurize_seconds = (time.perf_counter() - start) / max(plan.n_splits, 1)
-        # k-fold on the training rows: the trials' fold models may become the saved bag (search/bag.py)
-        bag = plan.n_splits >= 2 and p.X_valid is None and self.config.final_model != "refit"
-        self._fold_featurizers = featurizers if bag else []
-        data = TrainingData(y_codes=codes, splits=plan.splits, folds=folds, task=p.task,
-                            n_classes=len(p.classes) if p.classes else 0, pos_index=p.pos_index,
-                            # text families featurize the raw rows per trial (their TF-IDF is searched)
-                            raw=X.reset_index(drop=True) if text else None, columns=tuple(p.columns),
-                            featurization=self.config.featurization, seed=self.config.seed, embeddings=vectors,
-                            keep_models_bytes=KEEP_MODEL_BYTES if bag else 0)
-        path = os.path.join(tmp, "training.joblib")
-        joblib.dump(data, path)
-        self._refit_data = RefitData(p.X, p.y if p.task.is_classification else codes_train, tuple(p.columns),
-                                     p.task, self.config.featurization, folds[0][0])
-        self._y_labels_all = np.asarray(y)
-        self._y_codes = codes
-        # plan rows -> rows of the training table (validation-file rows follow the training rows)
-        self._table_rows = np.concatenate([search, n + np.arange(len(X) - len(search))])
-        return path, plan, codes
 
     def _settings(self, p: Prepared) -> SearchSettings:
         """How trials run. Small data: trials side by side on one thread each; large data: one trial

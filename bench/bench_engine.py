@@ -278,7 +278,8 @@ def summary(table: pd.DataFrame, budget: float) -> list[str]:
     flaml = "flaml" if "flaml" in table and table["flaml"].notna().any() else "flaml_recorded"
     three = [c for c in ("autogluon_recorded", "h2o_recorded", flaml) if c in table]
     if three:
-        best = [all(better(m, o, rec[c]) is not False for c in three) and any(pd.notna(rec[c]) for c in three)
+        best = [pd.notna(o) and all(better(m, o, rec[c]) is not False for c in three)  # a failed run is no win
+                and any(pd.notna(rec[c]) for c in three)
                 for m, o, rec in zip(table["metric"], table["ours"], table[three].to_dict("records"))]
         lines.append(f"ours >= the best of {', '.join(three)}: {sum(best)} of {len(best)} ({sum(best) / len(best):.0%})")
     systems = ["ours"] + three + ["plain_lightgbm"]

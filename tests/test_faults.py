@@ -50,3 +50,22 @@ def test_failing_crashing_and_hanging_trials_are_recorded(fault_families, shared
     assert outcome.automl.best_trial_.family in ("linear", "ensemble", "stacking")  # ensembles of linear trials
     assert outcome.automl.wall_seconds_ <= budget * 1.5  # gross overruns only; the +10 % goal is benched
 
+
+
+def test_a_run_where_every_trial_fails_ends_at_the_grace_with_the_reason(fault_families, shared, monkeypatch):
+    """No model at the budget's end buys the grace (search/loop.py); when every trial fails even then,
+    the run still ends, soon after the grace, with an error that names what went wrong."""
+    import time
+
+    from automl_core import AutoML
+    from automl_core.errors import AutoMLInputError
+    from automl_core.search import loop
+
+    monkeypatch.setattr(loop, "GRACE_MIN_SECONDS", 2.0)
+    df = pd.read_csv(shared / "iris.csv")
+    start = time.monotonic()
+    with pytest.raises(AutoMLInputError, match="No trial finished") as failed:
+        AutoML(time_budget=4, allowed_models=("raises",), ensembles=False, seed=0).fit(df, target="target")
+    elapsed = time.monotonic() - start
+    assert "always fails to fit" in str(failed.value)
+    assert elapsed < 4 * (1 + loop.GRACE_SHARE) + 30, elapsed  # ends: no endless retrying of a failing family

@@ -189,7 +189,8 @@ def test_unreachable_dask_scheduler_is_one_clear_line(shared):
 
 @pytest.mark.slow
 def test_large_data_searches_on_a_sample_and_refits_on_every_row(shared, monkeypatch):
-    monkeypatch.setattr(automl_module, "MAX_SEARCH_ROWS", 2000)
+    from automl_core.search import data as search_data
+    monkeypatch.setattr(search_data, "MAX_SEARCH_ROWS", 2000)
     df = pd.read_csv(shared / "bank_marketing_train.csv").sample(6000, random_state=0)
     automl = AutoML(max_trials=6, time_budget=None, seed=0).fit(df, target="y")
     assert any("random sample of 2,000 of the 6,000 training rows" in n for n in automl.card_["notes"]), \
