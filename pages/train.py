@@ -48,8 +48,8 @@ def _status(exp: dict[str, Any], position: int | None, current: live.Stage | Non
         st.markdown(f"### {icon} {word}")
     jobs = get_jobs()
     if position is not None:
-        st.caption(f"{jobs.max_concurrent} experiments train at a time on this server; this one starts "
-                   "automatically when a slot frees.")
+        at_once = "One experiment trains" if jobs.max_concurrent == 1 else f"{jobs.max_concurrent} experiments train"
+        st.caption(f"{at_once} at a time on this server; this one starts automatically when a slot frees.")
     elif exp["status"] == "queued":
         st.caption("Preparing the data…")
     elif current is not None and current.name == "explaining":

@@ -1,7 +1,7 @@
 """Real server, real browser: a server SIGKILLed mid-run comes back with the experiment Interrupted and
-every finished trial intact, and Resume runs it to the remaining budget; three sessions training at
-once (two train, one waits in line) while a fourth browsing results stays responsive; hostile names
-render as text.
+every finished trial intact, and Resume runs it to the remaining budget; two sessions training with
+one slot (one trains, one waits in line) while a third browsing results stays responsive; hostile
+names render as text.
 
 Screenshots go to ``test-artifacts/robust/`` (gitignored).
 """
@@ -77,29 +77,32 @@ def test_sigkill_mid_run_then_interrupted_and_resume(tmp_path) -> None:
     assert after["trial_id"].is_unique
 
 
-def test_three_sessions_train_while_a_fourth_browses(tmp_path) -> None:
+def test_two_sessions_train_one_in_line_while_a_third_browses(tmp_path) -> None:
+    """One slot for experiments: the second Start waits in line and starts by itself when the first ends;
+    a third person browsing meanwhile stays responsive. (Three sessions on two slots proved the same in
+    twice the time.)"""
     from playwright.sync_api import sync_playwright
 
-    server = StudioServer(tmp_path, env={"AUTOML_MAX_CONCURRENT_EXPERIMENTS": "2"})
+    server = StudioServer(tmp_path, env={"AUTOML_MAX_CONCURRENT_EXPERIMENTS": "1"})
     with serving(server) as url, sync_playwright() as pw:
         browser = launch(pw)
         pages = []
-        for _ in range(4):
+        for _ in range(3):
             page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
             page.set_default_timeout(90_000)
             pages.append(page)
-        for page in pages[:3]:  # three sessions ready on Configure, then Start in quick succession
-            configure_sample_run(page, url, budget=90)  # a busy 2-core machine needs room for 3 runs
-        browse = pages[3]  # a fourth person already has the studio open (its scripts loaded)
+        for page in pages[:2]:  # two sessions ready on Configure, then Start in quick succession
+            configure_sample_run(page, url, budget=30)
+        browse = pages[2]  # a third person already has the studio open (its scripts loaded)
         browse.goto(f"{url}/experiments")
         browse.get_by_text("Step ", exact=False).first.wait_for()
-        ids = [press_start(page) for page in pages[:3]]
-        words = [wait_status(page, ("Running", "Queued"), 60) for page in pages[:3]]
-        assert words.count("Queued") == 1 and words.count("Running") == 2, words
+        ids = [press_start(page) for page in pages[:2]]
+        words = [wait_status(page, ("Running", "Queued"), 60) for page in pages[:2]]
+        assert sorted(words) == ["Queued", "Running"], words
         waiting = pages[words.index("Queued")]
         assert "Queued — 1st in line" in status_text(waiting)
         _shot(waiting, "10-queued-1st-in-line")
-        # the fourth session browses while three experiments are live
+        # the third session browses while one experiment runs and one waits
         loads = []
         for path in ("experiments", "results", "train", ""):  # "" is the Data page
             start = time.monotonic()
@@ -107,13 +110,13 @@ def test_three_sessions_train_while_a_fourth_browses(tmp_path) -> None:
             browse.get_by_text("Step ", exact=False).first.wait_for()
             loads.append(time.monotonic() - start)
             assert "Page not found" not in browse.content()
-        _shot(browse, "11-fourth-session-browsing")
+        _shot(browse, "11-third-session-browsing")
         print(f"page loads while training: {[round(s, 2) for s in loads]} s")
         assert max(loads) < 30, loads  # generous: the machine is shared; bench measures properly
-        # the waiting one starts by itself when a slot frees, and all three complete
+        # the waiting one starts by itself when the slot frees, and both complete
         assert wait_status(waiting, ("Running", "Completed"), 180) in ("Running", "Completed")
-        for page in pages[:3]:
-            word = wait_status(page, ("Completed", "Stopped", "Failed"), 400)
+        for page in pages[:2]:
+            word = wait_status(page, ("Completed", "Stopped", "Failed"), 300)
             assert word == "Completed", page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
         _shot(waiting, "12-queued-one-completed")
         browser.close()
