@@ -140,8 +140,18 @@ def validation_check(description: str) -> Guardrail:
                      "Every model is scored on rows it was not trained on; change the validation on the Configure step.")
 
 
+#: Beyond this many columns rows are hashed as one joined string each: per-column hashing is pandas
+#: work per column (minutes at 10,000 columns), a joined row is one string however wide.
+WIDE_COLUMNS = 200
+
+
 def _row_hashes(X: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(X.astype("str"), index=False).to_numpy()
+    """A hash per row of the values as text. Which way depends only on the column count, so two
+    frames with the same columns (training and test rows) hash comparably."""
+    if X.shape[1] <= WIDE_COLUMNS:
+        return pd.util.hash_pandas_object(X.astype("str"), index=False).to_numpy()
+    text = X.to_numpy(dtype=object).astype(str)
+    return pd.util.hash_array(np.array(["\x1f".join(row) for row in text], dtype=object))
 
 
 def _duplicates(p: Prepared) -> Guardrail:
