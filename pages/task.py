@@ -7,6 +7,7 @@ import streamlit as st
 
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
+from automl_core.prepare.multilabel import multilabel_verdict
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings, image_data, text_view
 from studio.nav import go, step_header
@@ -25,6 +26,9 @@ def _analyse(dataset_id: str, target: str, task: str, positive: Any) -> dict[str
     Cached per choice: checking a target on a large table takes a moment, and reruns are frequent.
     """
     df = load_frame(dataset_id)
+    listed = multilabel_verdict(df[target], task)  # a list of labels per row: the multi-label task (issue #22)
+    if listed is not None:
+        return listed
     prepared = prepare_target(df, target, task, positive)
     return {"task": prepared.task.value, "reason": prepared.reason, "classes": prepared.classes,
             "positive": prepared.positive_class, "notes": prepared.notes}

@@ -49,3 +49,17 @@ def test_arxiv_one_vs_rest_with_tuned_thresholds_scores_like_scikit_learn():
     assert default["hamming_loss"] == pytest.approx(hamming_loss(Y, proba >= 0.5))
     tuned = multilabel_scores(Y, proba >= tune_thresholds(Y, proba))
     assert tuned["f1_macro"] > default["f1_macro"]  # rare labels need lower thresholds than 0.5
+
+
+def test_the_task_page_verdict_reads_a_list_target_as_multilabel():
+    """What the Task page shows for a list-like target (it once ran only the single-label check, which refused
+    arXiv's 'terms' as a multiclass target with one-row classes)."""
+    from automl_core.prepare.multilabel import MIN_LABEL_ROWS, multilabel_verdict
+    terms = pd.Series(["['a', 'b']", "['a']", "['b', 'c']"] * MIN_LABEL_ROWS + ["['rare']"], name="terms")
+    verdict = multilabel_verdict(terms, "auto")
+    assert verdict["task"] == "multilabel" and verdict["classes"] == ["a", "b", "c"]
+    assert "list of labels" in verdict["reason"] and any("rare" in n for n in verdict["notes"])
+    assert multilabel_verdict(pd.Series(["x", "y"] * 5, name="y"), "auto") is None  # plain labels: not multi-label
+    assert multilabel_verdict(pd.Series(["a;b", "a"] * 5, name="y"), "multilabel")["classes"] == ["a", "b"]
+    with pytest.raises(AutoMLInputError, match="seen in 5 or more rows"):
+        multilabel_verdict(pd.Series(["['a']", "['b']"], name="terms"), "auto")

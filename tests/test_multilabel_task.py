@@ -135,3 +135,20 @@ def test_500_distinct_labels_keep_the_most_frequent_hundred_and_say_so():
     p = prepare(_frame(terms), "terms", AutoMLConfig())
     assert len(p.classes) == 100 and "common" in p.classes
     assert any("100 most frequent" in n for n in p.notes)
+
+
+@needs_data
+def test_table_heads_are_skipped_when_their_shared_folds_would_not_fit_the_time_left():
+    """The shared folds (word and character n-grams for the table heads) are measured before they are paid
+    for: with little time left only the text families search, and a note says why."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.models.families import select_families
+    from automl_core.prepare.tables import prepare
+    from automl_core.search.multilabel import HEADS, _affordable
+    p = prepare(arxiv("train", 150), "terms", AutoMLConfig(task="auto"))
+    proxy = (np.asarray(p.y)[:, 0] > 0).astype(int)
+    families = select_families(HEADS, (), len(p.X), text=True)
+    assert _affordable(families, p, proxy, AutoMLConfig(), 5, float("inf")) == families
+    kept = _affordable(families, p, proxy, AutoMLConfig(), 5, 1.0)
+    assert kept and all(f.text is not None for f in kept)
+    assert any("linear" in n and "skipped" in n and "validation folds" in n for n in p.notes), p.notes

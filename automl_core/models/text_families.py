@@ -275,14 +275,28 @@ def search_rows_for_time(X: Any, y_codes: Any, columns: list[Any], task: Any, fe
     fits on most rows and transforms the rest (about one pass over every row, and two fixed costs).
     Returns the rows (never under ``MIN_SEARCH_ROWS``) and the predicted seconds for all of them.
     """
+    n = len(X)
+    if seconds_left == float("inf") or n <= max(MIN_SEARCH_ROWS, *FOLD_PROBE_ROWS):
+        return n, 0.0
+    fixed, per_row = shared_fold_cost(X, y_codes, columns, task, featurization, seed)
+    fixed = 2 * n_splits * fixed
+    need = fixed + n_splits * n * per_row
+    fit = int((FOLD_SHARE * max(seconds_left, 0.0) - fixed) / (n_splits * per_row))
+    return max(MIN_SEARCH_ROWS, min(n, fit)), need
+
+
+def shared_fold_cost(X: Any, y_codes: Any, columns: list[Any], task: Any, featurization: Any,
+                     seed: int) -> tuple[float, float]:
+    """(fixed seconds of one fit, seconds per row) of the shared featurizer, measured by fitting it on a few
+    and on more rows spread over the table (``FOLD_PROBE_ROWS``, at most half the rows). Each fold costs
+    about two fixed costs and one pass over every row (fit on most rows, transform the rest)."""
     import warnings
     import numpy as np
     from ..prepare.featurize import build_featurizer
     n = len(X)
-    if seconds_left == float("inf") or n <= max(MIN_SEARCH_ROWS, *FOLD_PROBE_ROWS):
-        return n, 0.0
+    sizes = [min(FOLD_PROBE_ROWS[0], max(n // 4, 2)), min(FOLD_PROBE_ROWS[1], max(n // 2, 4))]
     seconds = []
-    for size in FOLD_PROBE_ROWS:
+    for size in sizes:
         at = np.linspace(0, n - 1, size).astype(int)
         start = time.perf_counter()
         with warnings.catch_warnings():  # a rare class has few rows in a small probe
@@ -290,9 +304,6 @@ def search_rows_for_time(X: Any, y_codes: Any, columns: list[Any], task: Any, fe
             build_featurizer(columns, mode=featurization, scale=False, task=task, seed=seed).fit_transform(
                 X.iloc[at], np.asarray(y_codes)[at])
         seconds.append(time.perf_counter() - start)
-    small, large = FOLD_PROBE_ROWS
-    per_row = max((seconds[1] - seconds[0]) / (large - small), seconds[1] / large / 10)
-    fixed = 2 * n_splits * max(seconds[0] - small * per_row, 0.0)
-    need = fixed + n_splits * n * per_row
-    fit = int((FOLD_SHARE * max(seconds_left, 0.0) - fixed) / (n_splits * per_row))
-    return max(MIN_SEARCH_ROWS, min(n, fit)), need
+    small, large = sizes
+    per_row = max((seconds[1] - seconds[0]) / max(large - small, 1), seconds[1] / large / 10)
+    return max(seconds[0] - small * per_row, 0.0), per_row

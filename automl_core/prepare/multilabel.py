@@ -199,3 +199,25 @@ def _kept_labels(labels: list[list[str]], notes: list[str]) -> list[str]:
                      f"(each in at most {int(kept.iloc[MAX_LABELS])} rows) are not")
         kept = kept.iloc[:MAX_LABELS]
     return sorted(map(str, kept.index))
+
+
+def multilabel_verdict(target: pd.Series, task: str) -> dict[str, Any] | None:
+    """The Task page's reading of a target as multi-label: None unless ``task`` is "multilabel", or "auto" and
+    every cell is a bracketed list. Else task, reason, the labels that will be learned and the notes.
+
+    Raises:
+        AutoMLInputError: a cell that is no list of labels, or no label seen in MIN_LABEL_ROWS rows.
+    """
+    if task != "multilabel" and not (task == "auto" and looks_like_lists(target)):
+        return None
+    notes: list[str] = []
+    labels, _ = parse_labels(target)
+    classes = _kept_labels(labels, notes)
+    if not classes:
+        raise AutoMLInputError(f"No label of {target.name!r} is seen in {MIN_LABEL_ROWS} or more rows",
+                               "give more rows per label, or choose another target")
+    reason = ("task set to multilabel" if task == "multilabel"
+              else "every target cell is a list of labels, like ['a', 'b']")
+    per_row = np.mean([len(row) for row in labels])
+    notes.append(f"{len(classes)} label(s) learned, {per_row:.1f} per row on average")
+    return {"task": "multilabel", "reason": reason, "classes": classes, "positive": None, "notes": notes}

@@ -152,7 +152,10 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     pool = start_pool(settings.n_concurrent, cfg.dask_scheduler)
     try:
         with tempfile.TemporaryDirectory(prefix="automl-multilabel-") as tmp:
-            folds = featurize_folds(p.X, proxy, plan.splits, p.columns, Task.BINARY, cfg.featurization, cfg.seed)
+            families = _affordable(families, p, proxy, cfg, plan.n_splits, clock.remaining())
+            tabular = any(f.text is None for f in families)  # text families featurize their own folds
+            folds = (featurize_folds(p.X, proxy, plan.splits, p.columns, Task.BINARY, cfg.featurization, cfg.seed)
+                     if tabular else ())
             data = MultilabelData(y_codes=proxy, splits=plan.splits, folds=folds, task=Task.BINARY, n_classes=2,
                                   pos_index=1, raw=p.X.reset_index(drop=True) if text else None,
                                   columns=tuple(p.columns), featurization=cfg.featurization, seed=cfg.seed,
@@ -182,7 +185,7 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     emit("refit_started", trial_id=best.trial_id, family=best.family, members=[])
     rows = np.concatenate([v for _, v in plan.splits])
     thresholds = choose_thresholds(Y[rows], result.oof[best.trial_id], p.metric.name)
-    automl.model_ = _refit(p, best, thresholds, cfg, folds[0][0])
+    automl.model_ = _refit(p, best, thresholds, cfg)
     automl.best_trial_ = best
     automl.trials_ = result.trials
     automl.final_ = None
@@ -196,25 +199,51 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     return automl
 
 
+def _affordable(families: list, p: Any, proxy: np.ndarray, cfg: Any, n_splits: int, seconds_left: float) -> list:
+    """The families, less the table heads when their shared folds (the featurizer's word and character n-gram
+    blocks on every split, before any trial) would take more than ``FOLD_SHARE`` of the time left: the text
+    families carry the text, featurizing their own folds per trial (the tabular run samples rows instead;
+    a multi-label run has no row sampling yet). arXiv's 591 abstracts at 60 s: 33 s of folds, on the loaded
+    2 cores, before the first trial."""
+    from ..models.text_families import FOLD_SHARE, shared_fold_cost
+    text = [f for f in families if f.text is not None]
+    if not text or len(text) == len(families) or seconds_left == float("inf"):
+        return families
+    fixed, per_row = shared_fold_cost(p.X, proxy, p.columns, Task.BINARY, cfg.featurization, cfg.seed)
+    need = n_splits * (2 * fixed + len(p.X) * per_row)
+    if need <= FOLD_SHARE * seconds_left:
+        return families
+    dropped = [f.name for f in families if f.text is None]
+    p.notes.append(f"{', '.join(dropped)} skipped: featurizing the {n_splits} validation folds for them would take "
+                   f"about {need:.0f} s of the {seconds_left:.0f} s left; the text models carry the text "
+                   "(a larger time budget adds them)")
+    return text
+
+
 def _reserve(trials: list, n_splits: int) -> float:
     """Time the final refit needs: the best trial's fit on one fold, scaled to all rows."""
     done = [t for t in trials if t.status == "ok"]
     return 0.0 if not done else 1.3 * min(done, key=lambda t: t.fit_seconds).fit_seconds / max(n_splits, 1)
 
 
-def _refit(p: Any, best: Any, thresholds: np.ndarray, cfg: Any, sample: Any) -> dict[str, Any]:
+def _refit(p: Any, best: Any, thresholds: np.ndarray, cfg: Any) -> dict[str, Any]:
+    """The best trial's featurizer and one-vs-rest heads fit on every row.
+
+    One BLAS thread, like the heads themselves: they fit one label after another, and the linear heads' many
+    small L-BFGS steps only wait on a second BLAS thread (arXiv's 8 heads: 1.5-3 s on one thread, 9-28 s on
+    two, on the shared 2 cores)."""
     from sklearn.pipeline import Pipeline
     from .trial import _encoding, _limit_threads
     family = FAMILIES[best.family]
     Y = np.asarray(p.y, dtype=np.int8)
     proxy = Y[:, int(Y.sum(axis=0).argmax())].astype(int)
-    with _limit_threads(cfg.cores), warnings.catch_warnings():
+    with _limit_threads(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         featurizer = featurizer_for(best.family, best.params, list(p.columns), cfg.featurization, Task.BINARY, cfg.seed)
-        steps = model_steps(best.family, best.params, Task.BINARY, 1, cfg.seed, sample)[:-1]
-        steps.append(("model", _head(best.family, best.params, 1, cfg.seed)))
         with _encoding(family.text(best.params) if family.text else {}):
             Xt = featurizer.fit_transform(p.X, proxy)  # the featurizer sees one label (supervised encoders)
+            steps = model_steps(best.family, best.params, Task.BINARY, 1, cfg.seed, Xt)[:-1]
+            steps.append(("model", _head(best.family, best.params, 1, cfg.seed)))
             Pipeline(steps).fit(Xt, Y)
         pipeline = Pipeline([("features", featurizer), *steps])
         if family.text and family.text(best.params).get("kind") == "embedding":

@@ -1,0 +1,63 @@
+"""The multi-label journey through the studio in AppTest (issue #22): a small real arXiv sample uploaded on
+the Data page, the list-like target `terms` read as multi-label on the Task page, one trial started from
+Configure, Completed on the live page, and a CSV of new abstracts predicted on the Predict page."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from shared_data import needs_data
+from streamlit.testing.v1 import AppTest
+
+from studio_fixtures import app, status_word, texts, wait_for  # noqa: F401  (fixture)
+from test_multilabel_task import arxiv
+
+pytestmark = needs_data
+
+
+def _no_crash(at: AppTest) -> str:
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Something went wrong" not in shown, shown
+    return shown
+
+
+@pytest.mark.slow  # ~40 s on the shared 2 cores: one TF-IDF trial, its refit and the Predict page
+def test_multilabel_arxiv_from_upload_to_predictions(app: AppTest) -> None:
+    train = arxiv("train", 120)
+    app.file_uploader(key="upload").set_value(("arxiv.csv", train.to_csv(index=False).encode(), "text/csv")).run()
+    _no_crash(app)
+
+    app.switch_page("pages/task.py").run()
+    app.selectbox(key="target").select("terms").run()
+    shown = _no_crash(app)
+    assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
+    assert "Detected **multilabel**" in shown and "label(s) learned" in shown
+
+    app.switch_page("pages/configure.py").run()
+    _no_crash(app)
+    app.number_input(key="time_budget").set_value(300).run()
+    app.number_input(key="max_trials").set_value(1).run()
+    app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
+    app.button(key="start_training").click().run()
+    _no_crash(app)
+    experiment_id = app.session_state["wizard"]["experiment_id"]
+
+    app.switch_page("pages/train.py").run()
+    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
+    shown = _no_crash(app)
+    assert status_word(app) == "Completed", shown
+
+    app.switch_page("pages/predict.py").run()
+    _no_crash(app)
+    assert app.selectbox(key="predict_experiment").value == experiment_id
+    new = arxiv("test", 8).drop(columns=["terms"])
+    app.file_uploader(key="predict_upload").set_value(("new.csv", new.to_csv(index=False).encode(), "text/csv")).run()
+    shown = _no_crash(app)
+    assert not app.error, shown
+    assert any(b.key == "download_predictions" for b in app.get("download_button"))
+    table = next(d.value for d in app.dataframe if "prediction" in d.value.columns)
+    assert len(table) == 8
+    probas = [c for c in table.columns if str(c).startswith("proba_")]
+    assert "proba_cs.CV" in probas and ((table[probas] >= 0) & (table[probas] <= 1)).all().all()
+    # the prediction is a label list in the training target's own format (a Python list literal here)
+    assert table["prediction"].astype(str).str.startswith("[").all(), table["prediction"]
