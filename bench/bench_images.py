@@ -197,11 +197,12 @@ def main() -> None:
     lines += ["", "Classical candidates on the same split (fixed settings, fitted in this process):", ""]
     lines += [f"- {r['dataset']}: " + ", ".join(f"{k} {v['accuracy']:.4f} ({v['seconds']} s)"
                                                for k, v in r["candidates"].items()) for r in results if r["candidates"]]
-    lines += ["", "Trials (fit s = the trial's fit time summed over its folds; wall s = start to finish):", ""]
+    lines += ["", "Trials (fit s = the trial's fit time summed over its folds; wall s = start to finish; the pixel CNN's epochs: what its folds ran, on average and per fold):", ""]
     for r in results:
         lines.append(f"- {r['dataset']} (whole run {r['wall_s']} s): " + "; ".join(
             f"#{t['id']} {t['family']} {t['status']} {t['score']} fit {t['fit_s']} s wall {t['wall_s']} s"
-            + (f" epochs {t['params'].get('epochs')} width {t['params'].get('width')}" if t['family'] == 'pixel_cnn' else "")
+            + (f" epochs {t['params'].get('epochs')} (per fold {t['params'].get('epochs_run')}) width "
+               f"{t['params'].get('width')}" if t['family'] == 'pixel_cnn' else "")
             for t in r["trials"]))
     md = "\n".join(lines) + "\n"
     print(md)

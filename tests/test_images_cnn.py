@@ -69,3 +69,41 @@ def test_pixel_cnn_is_for_image_tasks_only() -> None:
     assert "pixel_cnn" in [f.name for f in select_families(("pixel_cnn", "linear"), (), 1000)]
     with pytest.raises(ValueError, match="not the pixels of a square image"):
         PixelCNN(epochs=1).fit(np.random.default_rng(0).random((20, 30)), np.arange(20) % 2)
+
+
+@needs_data
+@pytest.mark.slow  # a search of one CNN trial on 10 folds: ~30 s under a load average of 7 (2 cores)
+def test_pixel_cnn_trial_records_its_epochs_and_the_final_form_follows_the_rule() -> None:
+    """One pixel CNN trial (1 epoch, 300 digits, k folds): every fold's epochs are in the trial's record,
+    the saved model is the refit or the bag as ``bag.decide`` says, and a refit trains the epochs the folds ran."""
+    import math
+
+    import pandas as pd
+
+    from automl_core import AutoML
+    from automl_core.models.families import single_member
+    from automl_core.search.bag import decide
+    X, y = _digits(300)
+    table = pd.DataFrame(X, columns=[f"px_{i}" for i in range(X.shape[1])]).assign(label=y)
+    automl = AutoML(task="multiclass", time_budget=None, max_trials=1, seed=0, ensembles=False, n_jobs=1,
+                    allowed_models=("pixel_cnn",), featurization={c: "numeric" for c in table.columns[:-1]})
+    automl._keep_fold_models = True  # to ask the rule again below
+    from automl_core.models import image_families
+    before = dict(image_families.DEFAULTS)
+    image_families.DEFAULTS.update(epochs=1, batch_size=64)  # the warm start: one epoch, fast
+    try:
+        automl.fit(table, target="label")
+    finally:
+        image_families.DEFAULTS.update(before)
+    trial = automl.search_.best
+    plan = automl.validation_
+    assert trial.family == "pixel_cnn" and trial.params["epochs"] == 1
+    assert trial.params["epochs_run"] == [1] * plan.n_splits  # one per fold
+    y_oof = automl._y_codes[np.concatenate([v for _, v in plan.splits])]
+    rule, _ = decide("auto", automl._bagger, [trial.trial_id], None, 0.0, math.inf,
+                     automl.search_.oof[trial.trial_id], y_oof)
+    assert automl.final_.final == rule, (rule, automl.final_.note)
+    if rule == "refit":
+        cnn = single_member(automl.model_.named_steps["model"])
+        assert cnn.epochs_run_ == trial.params["epochs"] and cnn.max_seconds is None
+

@@ -34,7 +34,7 @@ HEADS = ("linear", "lightgbm", "knn")          # the table families that make go
 PIXEL_HEADS = ("pixel_cnn",)                   # families that read the pixel block as an image (small images)
 SMALL_SIDE = 64                                # images at most this size (median side) get the pixel tier
 CNN_SHARE = 0.4                                # the CNN may take at most this share of the time budget
-PROBE = 8                                      # images timed to estimate the CNN's cost
+PROBE = extract.BATCH                          # images timed (one full CNN batch, twice) to estimate its cost
 USAGE = ("import joblib, pathlib; m = joblib.load('model.joblib'); ns = {}; exec(m['featurizer_code'], ns); "
          "X = ns['featurize']([pathlib.Path(p).read_bytes() for p in paths], m['spec']); "
          "m['pipeline'].predict(X)  # or predict_proba(X), columns in m['classes'] order")
@@ -101,9 +101,14 @@ def _cnn_seconds(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) 
     if not todo:
         return 0.0
     extract.cnn_features(todo[:1], spec["cnn_size"], spec["flip"])  # loading the weights, first-call set-up
-    start = time.perf_counter()
-    extract.cnn_features(todo[:PROBE], spec["cnn_size"], spec["flip"], cache_dir=cache_dir)
-    return (time.perf_counter() - start) / min(PROBE, len(todo)) * max(0, len(todo) - PROBE)
+    probe, rest = todo[:PROBE], max(0, len(todo) - PROBE)
+    timed = []
+    # a full batch, timed twice, the slower counting: 8 images timed once ran short on a loaded machine
+    for cache in ((cache_dir, None) if rest else (cache_dir,)):  # the first pass also caches the probe's features
+        start = time.perf_counter()
+        extract.cnn_features(probe, spec["cnn_size"], spec["flip"], cache_dir=cache)
+        timed.append(time.perf_counter() - start)
+    return max(timed) / len(probe) * rest
 
 
 def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,

@@ -210,6 +210,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     oof = np.zeros((len(val_rows), data.n_classes)) if classification else np.zeros(len(val_rows))
     fit_s = pred_s = 0.0
     best_rounds: list[int] = []
+    epochs_run: list[int] = []  # per fold, for a family that trains in epochs and may cut them (``epochs_run_``)
     offset = 0
     n_features = 0
     rng = np.random.default_rng(spec.seed + spec.trial_id)
@@ -239,6 +240,8 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
         else:
             estimator.fit(Xt, y_train)
         fit_s += time.perf_counter() - start
+        if hasattr(estimator, "epochs_run_"):
+            epochs_run.append(int(estimator.epochs_run_))
         start = time.perf_counter()
         if classification:
             proba = np.zeros((len(val_idx), data.n_classes))
@@ -253,6 +256,11 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     params = dict(spec.params)
     if best_rounds:
         params["n_estimators"] = max(1, int(round(float(np.mean(best_rounds)))))
+    if epochs_run:
+        # as with early stopping: the record (and the refit on all rows) holds the epochs the folds ran
+        # (a time limit may have cut the plan), each fold's beside them
+        params["epochs"] = max(1, int(round(float(np.mean(epochs_run)))))
+        params["epochs_run"] = epochs_run
     metrics = score_all(task, data.y_codes[val_rows], oof, data.pos_index)
     whole = spec.row_fraction >= 1.0 and family.text is None
     kept, size = _kept_models(fold_models, data.keep_models_bytes if whole else 0)
