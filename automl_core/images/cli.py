@@ -24,7 +24,7 @@ def train_images(args: argparse.Namespace, config: Any, start: float) -> int:
     from .run import fit_images
     given = [f"--{n.replace('_', '-')}" for n in _TABLE_OPTIONS if getattr(args, n, None)]
     if given:
-        raise AutoMLInputError(f"{', '.join(given)} do(es) not apply to an image set (the labels come from "
+        raise AutoMLInputError(f"{', '.join(given)} do(es) not apply to image_classification (the labels come from "
                                "the class folders or labels.csv)", "leave them out")
     from .reader import read_images
     images = read_images(args.data, task=config.task)  # before the store is opened: bad labels fail fast
