@@ -146,8 +146,9 @@ def _train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     config = _config(args)
-    if config.task == "image_classification":
-        from .images.cli import train_images
+    images = Path(args.data).is_dir() or str(args.data).lower().endswith(".zip")
+    if config.task == "image_classification" or (images and config.task in ("auto", "multilabel")):
+        from .images.cli import train_images  # a zip or folder of images (multi-label: labels.csv lists)
         return train_images(args, config, start)
     if not args.target:
         raise AutoMLInputError("No target column given", "name the column to predict with --target COL")

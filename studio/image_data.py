@@ -51,7 +51,7 @@ def add_image_set(store: Any, name: str, data: bytes) -> str:
         path = Path(tmp) / "upload.zip"
         path.write_bytes(data)
         try:
-            images = read_images(path)
+            images = read_images(path, task="image_classification")  # multi-label uploads: not yet (issue #23)
         except AutoMLInputError as exc:  # the reader names its path: the person knows the file by its name
             raise AutoMLInputError(exc.problem.replace(str(path), name), exc.fix) from None
     table = pd.DataFrame({"image_path": images.names, "label": images.labels,
@@ -68,7 +68,7 @@ def add_image_set(store: Any, name: str, data: bytes) -> str:
 @st.cache_resource(show_spinner="Reading the images…", max_entries=2)
 def read_image_set(zip_path: str, stamp: float) -> ImageSet:
     """The dataset's images, read once per zip (``stamp``: its modification time). Treat as read-only."""
-    return read_images(zip_path)
+    return read_images(zip_path, task="image_classification")  # as the wizard trains it: one class per image
 
 
 def dataset_images(store: Any, dataset_id: str) -> ImageSet | None:

@@ -1,4 +1,7 @@
-"""``python -m automl_core train DATA.zip|DIR --task image_classification``: the CLI's image branch."""
+"""``python -m automl_core train DATA.zip|DIR [--task image_classification|multilabel]``: the CLI's image branch.
+
+A zip or folder is an image set whatever the task (``auto`` detects a multi-label labels.csv; ``multilabel`` and
+``image_classification`` force one reading or the other)."""
 from __future__ import annotations
 
 import argparse
@@ -23,12 +26,16 @@ def train_images(args: argparse.Namespace, config: Any, start: float) -> int:
     if given:
         raise AutoMLInputError(f"{', '.join(given)} do(es) not apply to image_classification (the labels come from "
                                "the class folders or labels.csv)", "leave them out")
+    from .reader import read_images
+    images = read_images(args.data, task=config.task)  # before the store is opened: bad labels fail fast
     store = Store(args.store)
     printer = [] if args.quiet else [ProgressPrinter(sys.stdout)]
-    outcome = fit_images(store, args.data, config, name=args.name, callbacks=printer, out_dir=args.out)
+    outcome = fit_images(store, images, config, name=args.name,
+                         callbacks=printer, out_dir=args.out)
     automl = outcome.automl
     summary = {
         "experiment_id": outcome.experiment_id, "status": outcome.status, "task": "image_classification",
+        "head_task": "multilabel" if images.multilabel else "binary" if len(images.classes) == 2 else "multiclass",
         "metric": automl.metric_.name, "best_model": automl.best_trial_.family,
         "validation_score": automl.best_trial_.score, "test_score": automl.test_score_,
         "n_trials": len(automl.search_.trials), "wall_seconds": round(time.perf_counter() - start, 2),

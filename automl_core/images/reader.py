@@ -11,6 +11,11 @@ and non-image files are found here, not in the middle of a search. Dropped files
 - ``duplicate``: the same bytes as an earlier image (sha256), the first one kept;
 - ``missing``: named in ``labels.csv`` but not in the set.
 
+``labels.csv`` may hold a list of labels per image (multi-label), written as for a multi-label table target
+(``['3', '5']``, ``["3", "5"]`` or, with ``task="multilabel"``, ``3;5``): bracketed cells are detected, and
+``task`` overrides (``image_classification``: each cell is one class). A malformed cell is refused naming its
+line. A folder per class gives one label per image.
+
 A zip whose entries would unpack to more than :data:`MAX_UNPACKED_BYTES`, or expand one entry more than
 :data:`MAX_RATIO` times, is refused as a whole (a zip bomb); zips inside the zip are not opened.
 """
@@ -24,7 +29,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..errors import AutoMLInputError
 from .extract import MAX_PIXELS, open_image  # noqa: F401 (MAX_PIXELS: documented here)
@@ -51,6 +56,13 @@ class ImageSet:
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     layout: str = ""                                     # "folders" or "labels.csv"
+    # multi-label: each image's label list (``labels`` then holds it written in ``label_format``)
+    label_sets: list[list[str]] | None = None
+    label_format: Any = None                             # prepare.multilabel.LabelFormat when multi-label
+
+    @property
+    def multilabel(self) -> bool:
+        return self.label_sets is not None
 
     def drop(self, reason: str, name: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -60,17 +72,25 @@ class ImageSet:
 
     @property
     def classes(self) -> list[str]:
+        """The classes, or for a multi-label set every label seen."""
+        if self.label_sets is not None:
+            return sorted({x for row in self.label_sets for x in row})
         return sorted(set(self.labels))
 
     def subset(self, rows: list[int]) -> "ImageSet":
         """These images only (a train / test split), with no drop counts."""
         return ImageSet([self.names[i] for i in rows], [self.contents[i] for i in rows],
                         [self.hashes[i] for i in rows], [self.labels[i] for i in rows],
-                        [self.sizes[i] for i in rows], [self.grayscale[i] for i in rows], layout=self.layout)
+                        [self.sizes[i] for i in rows], [self.grayscale[i] for i in rows], layout=self.layout,
+                        label_sets=None if self.label_sets is None else [self.label_sets[i] for i in rows],
+                        label_format=self.label_format)
 
     def summary(self) -> str:
         """One line: images kept per class count and what was dropped, with reasons."""
         kept = (f"{len(self.names):,} images" if self.layout == "unlabelled"
+                else f"{len(self.names):,} images with {len(self.classes)} labels, "
+                     f"{sum(map(len, self.label_sets)) / max(len(self.names), 1):.2f} per image ({self.layout})"
+                if self.label_sets is not None
                 else f"{len(self.names):,} images in {len(self.classes)} classes ({self.layout})")
         if not self.dropped:
             return kept
@@ -79,18 +99,21 @@ class ImageSet:
         return f"{kept}; dropped {'; '.join(parts)}"
 
 
-def read_images(source: str | Path, *, labelled: bool = True) -> ImageSet:
+def read_images(source: str | Path, *, labelled: bool = True, task: str = "auto") -> ImageSet:
     """Read an image set from a ``.zip`` or a folder.
 
     Args:
         source: the zip file or folder.
         labelled: False for images to predict (no labels needed; every image found is read).
+        task: ``auto`` (a labels.csv whose cells are mostly bracketed lists is multi-label),
+            ``multilabel`` or ``image_classification`` (one class per image).
 
     Returns:
         The images that opened, with their labels (empty strings when ``labelled`` is False).
 
     Raises:
-        AutoMLInputError: no such file, a zip bomb, no images, fewer than two classes.
+        AutoMLInputError: no such file, a zip bomb, no images, fewer than two classes, a malformed
+            label list, a multi-label task on a folder per class.
     """
     path = Path(source)
     if not path.exists():
@@ -105,12 +128,21 @@ def read_images(source: str | Path, *, labelled: bool = True) -> ImageSet:
     if labelled and labels_name:
         out.layout = LABELS_FILE
         wanted = _labels_csv(files.pop(labels_name)(), source)
-        for name, label in wanted.items():
+        sets = _label_sets(wanted, task, source)
+        if sets is not None:
+            out.label_sets, out.label_format = [], sets[1]
+        for name, (label, _) in wanted.items():
             if name not in files:
                 out.drop("missing", name)
-            else:
+            elif sets is None:
                 _add(out, name, files[name], label)
+            elif _add(out, name, files[name], sets[1].write(sets[0][name])):
+                out.label_sets.append(sets[0][name])  # type: ignore[union-attr]
     else:
+        if labelled and task == "multilabel":
+            raise AutoMLInputError(f"'{source}' holds one sub-folder per class, which gives each image one label",
+                                   "for multi-label images add a labels.csv (image_path,label) with a list per "
+                                   "image, like ['3', '5'] or 3;5; or train with --task image_classification")
         files.pop(LABELS_FILE, None)
         out.layout = "folders" if labelled else "unlabelled"
         for name, read in sorted(files.items()):
@@ -123,28 +155,29 @@ def read_images(source: str | Path, *, labelled: bool = True) -> ImageSet:
     return out
 
 
-def _add(out: ImageSet, name: str, read, label: str) -> None:  # type: ignore[no-untyped-def]
+def _add(out: ImageSet, name: str, read, label: str) -> bool:  # type: ignore[no-untyped-def]
+    """Read, check and keep one image; False when it was dropped (counted by reason)."""
     from PIL import Image, UnidentifiedImageError
     try:
         content = read()
     except _TooLarge:
         out.drop("too_large", name)
-        return
+        return False
     digest = hashlib.sha256(content).hexdigest()
     if digest in _seen(out):
         out.drop("duplicate", name)
-        return
+        return False
     try:
         image = open_image(content)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         out.drop("too_large", name)
-        return
+        return False
     except UnidentifiedImageError:
         out.drop("not_image", name)
-        return
+        return False
     except (OSError, ValueError, SyntaxError, EOFError):
         out.drop("corrupt", name)
-        return
+        return False
     _seen(out).add(digest)
     out.names.append(name)
     out.contents.append(content)
@@ -152,6 +185,7 @@ def _add(out: ImageSet, name: str, read, label: str) -> None:  # type: ignore[no
     out.labels.append(str(label))
     out.sizes.append(image.size)
     out.grayscale.append(image.mode == "L")
+    return True
 
 
 def _seen(out: ImageSet) -> set[str]:
@@ -254,22 +288,48 @@ def _common_root(files: dict[str, object]) -> str:
     return ""
 
 
-def _labels_csv(content: bytes, source: str | Path) -> dict[str, str]:
+def _labels_csv(content: bytes, source: str | Path) -> dict[str, tuple[str, int]]:
+    """image path -> (label cell, its line in labels.csv), the first row of each path kept."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AutoMLInputError(f"labels.csv in '{source}' is not UTF-8 text", "save labels.csv as UTF-8") from exc
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or not {"image_path", "label"} <= set(rows[0]):
+    reader = csv.DictReader(io.StringIO(text))
+    rows = [(row, reader.line_num) for row in reader]
+    if not rows or not {"image_path", "label"} <= set(rows[0][0]):
         raise AutoMLInputError(f"labels.csv in '{source}' needs the columns image_path and label",
                                "write a header line 'image_path,label' and one row per image")
-    out: dict[str, str] = {}
-    for row in rows:
+    out: dict[str, tuple[str, int]] = {}
+    for row, line in rows:
         name = _safe_name((row.get("image_path") or "").strip())
         label = (row.get("label") or "").strip()
         if name and label:
-            out.setdefault(name, label)
+            out.setdefault(name, (label, line))
     return out
+
+
+def _label_sets(wanted: dict[str, tuple[str, int]], task: str,
+                source: str | Path) -> tuple[dict[str, list[str]], Any] | None:
+    """Each image's label list and the cells' format, or None for one class per image.
+
+    ``auto`` reads the cells as lists when most of them are bracketed (``['3', '5']``); then, as with
+    ``multilabel``, every cell must parse (the table target's parser), or the first bad one is named."""
+    import pandas as pd
+
+    from ..prepare.multilabel import parse_labels, readable_list
+    cells = [label for label, _ in wanted.values()]
+    bracketed = sum(c.startswith("[") for c in cells)
+    if task == "image_classification" or (task != "multilabel" and bracketed <= len(cells) / 2):
+        return None
+    if bracketed:  # lists in brackets: every cell must be one (a stray 'a;b' among them would split wrongly)
+        for name, (cell, line) in wanted.items():
+            if readable_list(cell) is None:
+                raise AutoMLInputError(
+                    f"labels.csv in '{source}', line {line} ({name}): the label {cell[:80]!r} is not a readable "
+                    "list of labels", "write every label cell as a list like ['3', '5'] (quote the cell, as "
+                    "\"['3', '5']\"), or pass --task image_classification for one class per image")
+    sets, fmt = parse_labels(pd.Series(cells, name="label"))
+    return dict(zip(wanted, sets)), fmt
 
 
 def _check(out: ImageSet, source: str | Path, labelled: bool) -> None:

@@ -38,6 +38,9 @@ PROBE = extract.BATCH                          # images timed (one full CNN batc
 USAGE = ("import joblib, pathlib; m = joblib.load('model.joblib'); ns = {}; exec(m['featurizer_code'], ns); "
          "X = ns['featurize']([pathlib.Path(p).read_bytes() for p in paths], m['spec']); "
          "m['pipeline'].predict(X)  # or predict_proba(X), columns in m['classes'] order")
+USAGE_MULTILABEL = USAGE.split("m['pipeline'].predict(X)")[0] + (
+    "P = m['pipeline'].predict_proba(X); "
+    "labels = [[l for l, on in zip(m['labels'], row) if on] for row in P >= m['thresholds']]")
 
 
 @dataclass
@@ -113,7 +116,8 @@ def _cnn_seconds(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) 
 
 def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """The feature matrix with the label column last."""
+    """The feature matrix with the label column last (for a multi-label set, each image's list written in
+    the labels.csv's own format: the multi-label table target)."""
     X = extract.featurize(images.contents, spec, cache_dir=cache_dir, progress=progress)
     X[TARGET] = images.labels
     return X
@@ -132,7 +136,7 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     from ..export.artifacts import save_model
     start = time.perf_counter()
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-    images = source if isinstance(source, ImageSet) else read_images(source)
+    images = source if isinstance(source, ImageSet) else read_images(source, task=config.task)
 
     def say(doing: str, **more: Any) -> None:  # the studio's live page: what the run does before its first trial
         if experiment_id is not None:
@@ -161,9 +165,11 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
                                    "raise --time-budget (features are cached: the next run is faster)")
         budget = left
     n_classes = len(images.classes)
-    changes: dict[str, Any] = {"task": "binary" if n_classes == 2 else "multiclass", "time_budget": budget}
-    if config.allowed_models is None:
-        heads = HEADS + (PIXEL_HEADS if spec["pixel_size"] and _torch_available() else ())
+    head_task = "multilabel" if images.multilabel else "binary" if n_classes == 2 else "multiclass"
+    changes: dict[str, Any] = {"task": head_task, "time_budget": budget}
+    if config.allowed_models is None:  # a multi-label run keeps the one-vs-rest-able heads (search/multilabel)
+        pixel = spec["pixel_size"] and _torch_available() and not images.multilabel
+        heads = HEADS + (PIXEL_HEADS if pixel else ())
         changes["allowed_models"] = tuple(h for h in heads if h not in config.blocked_models)
     if spec["pixel_size"]:
         # every pixel column is a number and stays, even where it is constant in these images: the
@@ -194,6 +200,7 @@ def _save_image_model(store: Any, held: "_HoldFinish", outcome: Any, images: Ima
     automl = outcome.automl
     automl.card_["notes"] = [images.summary(), *notes, *automl.card_.get("notes", [])]
     bundle, card = make_bundle(automl.model_, automl.card_, spec, images, config)
+    bundle["head_task"] = head_task
     model_path, card_path = save_model(bundle, card, store.artifact_dir(outcome.experiment_id))
     # the image model replaced the table one: record its checksum, and tell the studio what this run is
     store.register_artifact(outcome.experiment_id, model_path, "model")
@@ -215,16 +222,26 @@ def _torch_available() -> bool:
 
 def make_bundle(pipeline: Any, table_card: dict[str, Any], spec: dict[str, Any], images: ImageSet,
                 config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The saved image model (a plain dict) and its card."""
-    classes = [str(c) for c in getattr(pipeline, "classes_", table_card.get("classes") or [])]
-    bundle = {"format": FORMAT, "task": "image_classification", "spec": dict(spec), "pipeline": pipeline,
-              "classes": classes, "featurizer_code": inspect.getsource(extract), "usage": USAGE}
+    """The saved image model (a plain dict) and its card. ``pipeline`` is the search's model: a fitted
+    scikit-learn head, or for a multi-label set the multilabel model dict (its pipeline, labels, thresholds
+    and label format are kept as keys of the image model, so ``predict_multilabel`` reads it as it is)."""
+    if isinstance(pipeline, dict):  # multi-label: one-vs-rest heads with per-label thresholds
+        extra = {k: pipeline[k] for k in ("labels", "thresholds", "label_format", "input_columns")}
+        bundle = {"format": FORMAT, "task": "image_classification", "spec": dict(spec),
+                  "pipeline": pipeline["pipeline"], "classes": list(pipeline["labels"]), **extra,
+                  "featurizer_code": inspect.getsource(extract), "usage": USAGE_MULTILABEL}
+    else:
+        classes = [str(c) for c in getattr(pipeline, "classes_", table_card.get("classes") or [])]
+        bundle = {"format": FORMAT, "task": "image_classification", "spec": dict(spec), "pipeline": pipeline,
+                  "classes": classes, "featurizer_code": inspect.getsource(extract), "usage": USAGE}
     card = {**table_card, "format": FORMAT, "task": "image_classification", "head_task": table_card.get("task"),
             "target": TARGET, "image": {"spec": spec, "n_images": len(images.names), "dropped": images.dropped,
                                         "layout": images.layout,
-                                        "class_counts": pd.Series(images.labels).value_counts().to_dict()},
+                                        "class_counts": pd.Series(
+                                            [x for row in images.label_sets for x in row] if images.multilabel
+                                            else images.labels, dtype=object).value_counts().to_dict()},
             "config": {**table_card.get("config", {}), "task": "image_classification",
-                       "time_budget": config.time_budget}, "usage": USAGE,
+                       "time_budget": config.time_budget}, "usage": bundle["usage"],
             "featurizer_packages": featurizer_packages(spec)}
     card.pop("profile", None)  # drift checks of feature columns mean nothing to a person scoring images
     return bundle, card
@@ -261,9 +278,13 @@ def featurizer_packages(spec: dict[str, Any]) -> dict[str, str]:
 
 def predict_images(bundle: dict[str, Any], source: str | Path | ImageSet, *,
                    cache_dir: str | None = None) -> pd.DataFrame:
-    """One row per image in ``source`` (zip, folder or read set): image_path, prediction, proba_<class>."""
+    """One row per image in ``source`` (zip, folder or read set): image_path, prediction, proba_<class>
+    (multi-label: ``prediction`` the label list in the training labels' format, ``proba_<label>`` per label)."""
     images = source if isinstance(source, ImageSet) else read_images(source, labelled=False)
     X = extract.featurize(images.contents, bundle["spec"], cache_dir=cache_dir)
+    if "thresholds" in bundle:
+        from ..search.multilabel import predict_multilabel
+        return pd.concat([pd.DataFrame({"image_path": images.names}), predict_multilabel(bundle, X)], axis=1)
     pipeline = bundle["pipeline"]
     proba = np.asarray(pipeline.predict_proba(X))
     classes = [str(c) for c in pipeline.classes_]

@@ -48,6 +48,12 @@ def _bracketed(cell: str, kind: str) -> list[str] | None:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
+def readable_list(cell: str) -> list[str] | None:
+    """A bracketed cell's labels (a JSON or Python list), or None when it is not one."""
+    cell = cell.strip()
+    return _bracketed(cell, "json") if _bracketed(cell, "json") is not None else _bracketed(cell, "python")
+
+
 def parse_labels(target: pd.Series) -> tuple[list[list[str]], LabelFormat]:
     """The label set of every row, and the target's format. Missing cells are an empty set.
 
