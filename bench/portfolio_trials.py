@@ -27,6 +27,13 @@ import automl_core.automl as engine  # noqa: E402
 from automl_core import AutoML  # noqa: E402
 
 
+def _relative(value: object) -> str:
+    """An argument as recorded in the results file: paths inside the repository relative to it (no machine paths)."""
+    if isinstance(value, Path) and value.is_relative_to(REPO):
+        return str(value.relative_to(REPO))
+    return str(value)
+
+
 def markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(f"{v:.5g}" if isinstance(v, float) else str(v) for v in row) + " |"
@@ -71,7 +78,7 @@ def main() -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "bench" / "results" / f"portfolio-trials-{args.trials}-{stamp}"
     table = pd.DataFrame(rows)
-    out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+    out.with_suffix(".json").write_text(json.dumps({"args": {k: _relative(v) for k, v in vars(args).items()},
                                                     "rows": rows}, indent=1))
     out.with_suffix(".md").write_text(
         f"# Old ({args.old}) vs new portfolio, {args.trials} trials, test scores ({stamp})\n\n"

@@ -30,6 +30,21 @@ def test_scheduler_skips_warm_starts_that_do_not_fit_the_time_left():
     assert scheduler.next(2, fits=lambda f: False) == (None, None)
 
 
+def test_first_lightgbm_trial_is_the_library_default_and_beats_the_mined_one_on_tiny_data():
+    """Issue 25: the mined first LightGBM configuration (min_child_samples 92) cannot split a fold of
+    wine's 118 rows, so a short search without LightGBM's own defaults lost to one plain LGBMClassifier()."""
+    import lightgbm as lgb
+    from sklearn.datasets import load_wine
+    keys = ("learning_rate", "num_leaves", "min_child_samples", "subsample", "colsample_bytree")
+    library = lgb.LGBMClassifier().get_params()
+    automl = AutoML(task="multiclass", metric="log_loss", max_trials=2, time_budget=None, seed=0, ensembles=False,
+                    cv_folds=3, allowed_models=["lightgbm"]).fit(load_wine(as_frame=True).frame, "target")
+    first, second = sorted(automl.trials_, key=lambda t: t.trial_id)
+    assert {k: first.params[k] for k in keys} == {k: library[k] for k in keys}
+    assert second.params["min_child_samples"] == load_portfolio()["classification"]["lightgbm"][0]["min_child_samples"]
+    assert first.score < 0.5 * second.score  # log loss: the default splits, the mined one barely can
+
+
 def test_max_concurrent_trials_is_validated():
     with pytest.raises(AutoMLInputError, match="max_concurrent_trials"):
         AutoMLConfig(max_concurrent_trials=0)
