@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--no-throughput", action="store_true", help="skip the CNN throughput measurement")
     args = parser.parse_args()
+    start_load = os.getloadavg()[0]  # before this bench's own work: other jobs on the 2 cores
     cache_dir = tempfile.mkdtemp(prefix="bench-images-cache-")  # a cold cache: first runs pay the CNN
     speed = throughput(cache_dir) if not args.no_throughput else \
         {"images_per_s_224_flip_median3": None, "rates": [], "cache_first_s": None, "cache_second_s": None,
@@ -241,9 +242,10 @@ def main() -> None:
         print(json.dumps((pairs or results)[-1] if name == "mnist_pairs" else results[-1]), flush=True)
     load = os.getloadavg()
     lines = [f"# Image classification bench ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Timings were taken under load: other helpers shared the 2 cores (load average {load[0]:.1f}, "
-             f"{load[1]:.1f}, {load[2]:.1f}), so seconds and images/s are inflated; the accuracies compare "
-             "methods on the same split in the same run.", "",
+             (f"Quiet machine: load average {start_load:.1f} as the bench started." if start_load <= 3.0 else
+              f"Timings were taken under load: other jobs shared the 2 cores (load average {start_load:.1f} at the "
+              f"start, {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at the end), so seconds and images/s are "
+              "inflated; the accuracies compare methods on the same split in the same run."), "",
              f"Budget {args.budget:g} s per set" + (f", at most {args.max_trials} trials" if args.max_trials else "")
              + ".", "",
              (f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "

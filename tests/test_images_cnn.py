@@ -107,3 +107,32 @@ def test_pixel_cnn_trial_records_its_epochs_and_the_final_form_follows_the_rule(
         cnn = single_member(automl.model_.named_steps["model"])
         assert cnn.epochs_run_ == trial.params["epochs"] and cnn.max_seconds is None
 
+
+
+@needs_data
+@pytest.mark.slow  # computes the pretrained CNN's features of 60 digits, then one small CNN trial
+def test_pixel_cnn_trains_beside_the_pretrained_features_even_where_some_are_constant(tmp_path) -> None:
+    """With the CNN features in the table (a quiet machine's 120 s mnist run has them), a feature no
+    image lights up is constant; it must stay, or the pixel CNN cannot find the image grid by the
+    column count (the run failed with '1959 columns are not the pixels of a square image')."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.images.run import fit_images
+    from storage import Store
+
+    with open(MNIST / "labels.csv", newline="") as fh:
+        every = list(csv.DictReader(fh))
+    rows = [r for r in every if r["label"] == "1"][:30] + [r for r in every if r["label"] == "7"][:30]
+    for r in rows:
+        target = tmp_path / "set" / r["label"] / f"{len(list(tmp_path.rglob('*.png')))}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((MNIST / r["image_path"]).read_bytes())
+    table = extract.featurize([p.read_bytes() for p in sorted((tmp_path / "set").rglob("*.png"))],
+                              {"pixel_size": 28, "pixel_mode": "L", "cnn": True, "cnn_size": 64, "flip": True},
+                              cache_dir=str(tmp_path / "cache"))  # the run below reads them from the cache
+    assert (table.filter(like="cnn_").nunique() == 1).any()  # the case under test is present
+    config = AutoMLConfig(task="image_classification", time_budget=None, max_trials=1, ensembles=False, seed=0,
+                          allowed_models=("pixel_cnn",))
+    with Store(tmp_path / "store.duckdb") as store:
+        outcome = fit_images(store, tmp_path / "set", config, cnn=True, cache_dir=str(tmp_path / "cache"))
+        trials = store.trials(outcome.experiment_id)
+    assert trials["status"].tolist() == ["ok"], trials["error"].tolist()

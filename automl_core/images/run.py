@@ -172,9 +172,10 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
         heads = HEADS + (PIXEL_HEADS if pixel else ())
         changes["allowed_models"] = tuple(h for h in heads if h not in config.blocked_models)
     if spec["pixel_size"]:
-        # every pixel column is a number and stays, even where it is constant in these images: the
-        # pixel CNN reads them as the image grid (side x side), in order
-        changes["featurization"] = {c: "numeric" for c in table.columns if c.startswith("px_")}
+        # every feature column is a number and stays, in order, even where it is constant in these images
+        # (a border pixel, a CNN feature no image lights up): the pixel CNN reads the pixels as the image
+        # grid (side x side) and finds them by the column count, pixels then the 1,280 CNN features
+        changes["featurization"] = {c: "numeric" for c in table.columns if c != TARGET}
     table_config = config.with_changes(**changes)
     held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
     outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",

@@ -219,7 +219,8 @@ def _validate(columns: list[ColumnInfo], mode: str | dict[str, str], text_max_fe
         for col, kind in mode.items():
             if col not in names:
                 raise AutoMLInputError(f"Featurization override names unknown column {col!r}",
-                                       f"use one of the feature columns: {names!r}")
+                                       "use one of the feature columns: " + ", ".join(map(repr, names[:20]))
+                                       + (f" (and {len(names) - 20:,} more)" if len(names) > 20 else ""))
             if kind not in TRANSFORMS:
                 raise AutoMLInputError(f"Featurization override {kind!r} for column {col!r} is not "
                                        f"allowed", f"use one of {', '.join(TRANSFORMS)}")
