@@ -45,6 +45,17 @@ def app(private_store) -> Iterator[AppTest]:
     stop_all_jobs()
 
 
+def open_experiment(store_path: Path, page: str, experiment_id: str, monkeypatch) -> AppTest:
+    """The studio on ``store_path`` (``AUTOML_STORE``), at ``pages/<page>.py`` for ``experiment_id``."""
+    monkeypatch.setenv("AUTOML_STORE", str(store_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    at.query_params["experiment"] = experiment_id
+    at.run()
+    return at
+
+
 def texts(at: AppTest) -> str:
     """Every message shown on the page (errors, warnings, infos, markdown, captions), joined."""
     parts: list[str] = []

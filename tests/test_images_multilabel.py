@@ -101,14 +101,8 @@ def test_multilabel_images_train_and_predict_label_lists(pairs_run, tmp_path: Pa
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["experiments", "train", "results", "predict"])
 def test_studio_pages_open_a_multilabel_image_experiment(pairs_run, page, monkeypatch) -> None:
-    from streamlit.testing.v1 import AppTest
-    from studio_fixtures import APP, texts
-    monkeypatch.setenv("AUTOML_STORE", str(pairs_run[1]))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    at.query_params["experiment"] = pairs_run[2]
-    at.run()
+    from studio_fixtures import open_experiment, texts
+    at = open_experiment(pairs_run[1], page, pairs_run[2], monkeypatch)
     assert not at.exception, at.exception
     shown = texts(at)
     assert "Something went wrong" not in shown, shown

@@ -37,14 +37,8 @@ def multilabel_run(tmp_path_factory):
 @needs_data
 @pytest.mark.parametrize("page", list(PAGES))
 def test_studio_pages_open_a_multilabel_experiment(multilabel_run, page, monkeypatch) -> None:
-    from streamlit.testing.v1 import AppTest
-    from studio_fixtures import APP, texts
-    monkeypatch.setenv("AUTOML_STORE", str(multilabel_run[0]))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    at.query_params["experiment"] = multilabel_run[1]
-    at.run()
+    from studio_fixtures import open_experiment, texts
+    at = open_experiment(multilabel_run[0], page, multilabel_run[1], monkeypatch)
     assert not at.exception, at.exception
     shown = texts(at)
     assert "Something went wrong" not in shown, shown

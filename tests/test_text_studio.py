@@ -8,7 +8,7 @@ import pytest
 from shared_data import DATASETS, needs_data
 from streamlit.testing.v1 import AppTest
 
-from studio_fixtures import APP, app, texts  # noqa: F401  (fixture)
+from studio_fixtures import app, open_experiment, texts  # noqa: F401  (fixture)
 
 pytestmark = needs_data
 MARKUP = "<b>Loved</b> this place, <script>alert(1)</script> great food"
@@ -79,13 +79,7 @@ def text_run(tmp_path_factory):
 
 
 def _open(text_run, page: str, monkeypatch) -> AppTest:
-    monkeypatch.setenv("AUTOML_STORE", str(text_run[0]))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    at.query_params["experiment"] = text_run[1]
-    at.run()
-    return at
+    return open_experiment(text_run[0], page, text_run[1], monkeypatch)
 
 
 def test_predict_page_classifies_a_typed_text(text_run, monkeypatch) -> None:
