@@ -108,15 +108,8 @@ PAGES = {"experiments": [], "results": ["Image runs skip the table guardrails", 
 
 
 def _open(store_path, experiment_id, page, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-    from studio_fixtures import APP
-    monkeypatch.setenv("AUTOML_STORE", str(store_path))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"pages/{page}.py").run()
-    at.query_params["experiment"] = experiment_id
-    at.run()
-    return at
+    from studio_fixtures import open_experiment
+    return open_experiment(store_path, page, experiment_id, monkeypatch)
 
 
 def _no_crash(at) -> str:
