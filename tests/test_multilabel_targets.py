@@ -63,3 +63,16 @@ def test_the_task_page_verdict_reads_a_list_target_as_multilabel():
     assert multilabel_verdict(pd.Series(["a;b", "a"] * 5, name="y"), "multilabel")["classes"] == ["a", "b"]
     with pytest.raises(AutoMLInputError, match="seen in 5 or more rows"):
         multilabel_verdict(pd.Series(["['a']", "['b']"], name="terms"), "auto")
+
+
+def test_one_learnable_label_is_refused_with_the_fix_not_a_failed_trial():
+    """With one label seen often enough, one-vs-rest heads answer in two columns where the search expects
+    one: every trial failed with a shape mismatch. Now the data is refused first, saying what to do."""
+    from automl_core import AutoML
+    from automl_core.prepare.multilabel import multilabel_verdict
+    df = pd.DataFrame({"x": range(30), "tags": ["['a']", "[]"] * 13 + ["['a', 'rare']"] * 4})  # 'rare': 4 rows
+    for check in (lambda: multilabel_verdict(df["tags"], "auto"),
+                  lambda: AutoML(task="multilabel", max_trials=1, time_budget=None).fit(df, target="tags")):
+        with pytest.raises(AutoMLInputError, match="only 'a' is seen in 5 or more rows") as refused:
+            check()
+        assert "yes/no target" in str(refused.value)

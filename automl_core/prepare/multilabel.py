@@ -51,7 +51,8 @@ def _bracketed(cell: str, kind: str) -> list[str] | None:
 def readable_list(cell: str) -> list[str] | None:
     """A bracketed cell's labels (a JSON or Python list), or None when it is not one."""
     cell = cell.strip()
-    return _bracketed(cell, "json") if _bracketed(cell, "json") is not None else _bracketed(cell, "python")
+    labels = _bracketed(cell, "json")
+    return labels if labels is not None else _bracketed(cell, "python")
 
 
 def parse_labels(target: pd.Series) -> tuple[list[list[str]], LabelFormat]:
@@ -179,9 +180,9 @@ def prepare_multilabel(df: pd.DataFrame, target: str, config: Any, *, test_data:
                                    "give a test file with the training file's columns")
         test = test.loc[test[target].notna()].reset_index(drop=True)
         X_test, Y_test = test[list(X.columns)], indicator(parse_labels(test[target])[0], classes)[0]
-    if len(X) < 10 or len(classes) == 0:
-        raise AutoMLInputError(f"{len(X)} training rows and {len(classes)} learnable labels are too few",
-                               f"give at least 10 rows and a label seen in {MIN_LABEL_ROWS} or more rows")
+    if len(X) < 10:
+        raise AutoMLInputError(f"{len(X)} training rows are too few for a multi-label model", "give at least 10 rows")
+    _require_labels(classes, target)
     columns = _column_roles(df.drop(columns=[c for c in {target, *config.exclude_columns} if c in df.columns]),
                             X, config, target)
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes()
@@ -189,6 +190,18 @@ def prepare_multilabel(df: pd.DataFrame, target: str, config: Any, *, test_data:
     return Prepared(target, Task.MULTILABEL, reason or "the target holds a list of labels per row", X, Y,
                     list(classes), None, columns, notes, None, None, X_test, Y_test, None, fingerprint,
                     resolve_metric(config.metric, Task.MULTILABEL), label_format=fmt)
+
+
+def _require_labels(classes: list[str], target: str) -> None:
+    """Two learnable labels at least: with one, one-vs-rest is a yes/no model and its heads answer in two
+    columns, not one (a trial failed on it with a shape mismatch)."""
+    if len(classes) >= 2:
+        return
+    found = f"only {classes[0]!r} is" if classes else "no label is"
+    raise AutoMLInputError(f"{found} seen in {MIN_LABEL_ROWS} or more rows of {target!r}, and a multi-label model "
+                           "needs two such labels",
+                           "give more rows per label" + (f", or predict {classes[0]!r} as a yes/no target column"
+                                                         if classes else ", or choose another target"))
 
 
 def _kept_labels(labels: list[list[str]], notes: list[str]) -> list[str]:
@@ -219,9 +232,7 @@ def multilabel_verdict(target: pd.Series, task: str) -> dict[str, Any] | None:
     notes: list[str] = []
     labels, _ = parse_labels(target)
     classes = _kept_labels(labels, notes)
-    if not classes:
-        raise AutoMLInputError(f"No label of {target.name!r} is seen in {MIN_LABEL_ROWS} or more rows",
-                               "give more rows per label, or choose another target")
+    _require_labels(classes, str(target.name))
     reason = ("task set to multilabel" if task == "multilabel"
               else "every target cell is a list of labels, like ['a', 'b']")
     per_row = np.mean([len(row) for row in labels])
