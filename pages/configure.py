@@ -218,11 +218,12 @@ def main() -> None:
         st.warning("The chosen dataset is no longer in the store. Fix: pick another one on the Data page.")
         return
     if w["task_effective"] == image_data.TASK:  # images: what applies to them, then Start
-        st.caption(f"**{md(meta['name'])}** · {meta['n_rows']:,} images · image classification")
+        kind = "multi-label image classification" if w.get("task") == "multilabel" else "image classification"
+        st.caption(f"**{md(meta['name'])}** · {meta['n_rows']:,} images · {kind}")
         left, right = st.columns(2, gap="large")
         with left:
             st.subheader("Metric and exit criteria")
-            image_data.image_configure(w.get("classes"))
+            image_data.image_configure(w.get("classes"), multilabel=w.get("task") == "multilabel")
         with right:
             st.subheader("Start")
             _start(image_data.TASK, placeholder=f"{meta['name']} (images)")

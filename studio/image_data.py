@@ -32,6 +32,7 @@ SOURCE = "images:"                 # the dataset record's source for an uploaded
 TASK = "image_classification"
 PER_CLASS = 6                      # thumbnails per class on the Data page
 IMAGE_METRIC = "accuracy"          # a share of images right reads better than log loss for pictures
+MULTILABEL_METRIC = "f1_micro"     # the labels right, over all images and labels (the multi-label default)
 IMAGE_BUDGET = 120                 # seconds: features and a few heads on a few thousand images
 
 
@@ -51,7 +52,7 @@ def add_image_set(store: Any, name: str, data: bytes) -> str:
         path = Path(tmp) / "upload.zip"
         path.write_bytes(data)
         try:
-            images = read_images(path, task="image_classification")  # multi-label uploads: not yet (issue #23)
+            images = read_images(path)  # a labels.csv of lists is multi-label
         except AutoMLInputError as exc:  # the reader names its path: the person knows the file by its name
             raise AutoMLInputError(exc.problem.replace(str(path), name), exc.fix) from None
     table = pd.DataFrame({"image_path": images.names, "label": images.labels,
@@ -68,7 +69,7 @@ def add_image_set(store: Any, name: str, data: bytes) -> str:
 @st.cache_resource(show_spinner="Reading the images…", max_entries=2)
 def read_image_set(zip_path: str, stamp: float) -> ImageSet:
     """The dataset's images, read once per zip (``stamp``: its modification time). Treat as read-only."""
-    return read_images(zip_path, task="image_classification")  # as the wizard trains it: one class per image
+    return read_images(zip_path)  # as uploaded: a labels.csv of lists is multi-label, else one class per image
 
 
 def dataset_images(store: Any, dataset_id: str) -> ImageSet | None:
@@ -94,14 +95,16 @@ def image_dataset_section(store: Any, meta: dict[str, Any]) -> bool:
         st.warning("The images of this dataset are no longer beside the store. Fix: upload the .zip again.")
         return False
     st.subheader(md(meta["name"]))
-    st.caption(f"Image set · {len(images.names):,} images in {len(images.classes)} classes "
-               f"({'one folder per class' if images.layout == 'folders' else images.layout}) · saved as "
+    kind = (f"Multi-label image set · {len(images.names):,} images, {len(images.classes)} labels, "
+            f"{sum(map(len, images.label_sets)) / max(1, len(images.names)):.2f} per image"
+            if images.multilabel else f"Image set · {len(images.names):,} images in {len(images.classes)} classes")
+    st.caption(f"{kind} ({'one folder per class' if images.layout == 'folders' else images.layout}) · saved as "
                f"{meta['dataset_id']}")
     summary = class_summary(images)
     with st.container(key="image_summary"):
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Images", f"{len(images.names):,}")
-        c2.metric("Classes", f"{len(images.classes)}")
+        c2.metric("Labels" if images.multilabel else "Classes", f"{len(images.classes)}")
         sides = [max(w, h) for w, h in images.sizes]
         c3.metric("Median size", summary["median size"].mode().iloc[0] if len(summary) else "—",
                   help=f"Longer side from {min(sides)} to {max(sides)} px.")
@@ -144,12 +147,18 @@ def image_task(store: Any, meta: dict[str, Any]) -> bool:
         return False
     classes = images.classes
     with st.container(key="image_task"):
-        st.info(f"**Image classification** — one label per image, learned from the "
-                f"{'folder names' if images.layout == 'folders' else 'labels in labels.csv'}. There is no target "
-                f"column to choose: the label of each image is its class.", icon=":material/image:")
-        st.caption(f"{len(classes)} classes: {md(', '.join(classes[:30]))}{'…' if len(classes) > 30 else ''}")
-    wizard().update(target="label", task=TASK, task_effective=TASK, task_reason="an image set",
-                    classes=classes, positive_class=None, ready=True)
+        if images.multilabel:
+            st.info("**Multi-label image classification** — a list of labels per image, read from labels.csv "
+                    f"({sum(map(len, images.label_sets)) / max(1, len(images.names)):.2f} labels per image on average). "
+                    "Each label gets its own yes/no model and its own decision threshold.", icon=":material/image:")
+        else:
+            st.info(f"**Image classification** — one label per image, learned from the "
+                    f"{'folder names' if images.layout == 'folders' else 'labels in labels.csv'}. There is no target "
+                    f"column to choose: the label of each image is its class.", icon=":material/image:")
+        st.caption(f"{len(classes)} {'labels' if images.multilabel else 'classes'}: "
+                   f"{md(', '.join(classes[:30]))}{'…' if len(classes) > 30 else ''}")
+    wizard().update(target="label", task="multilabel" if images.multilabel else TASK, task_effective=TASK,
+                    task_reason="an image set", classes=classes, positive_class=None, ready=True)
     return True
 
 
@@ -160,22 +169,23 @@ def _widget(kind: Any, label: str, key: str, default: Any, **kwargs: Any) -> Any
     return remember(key, kind(label, key=key, **kwargs))
 
 
-def head_task(classes: list[str] | None) -> Task:
+def head_task(classes: list[str] | None, multilabel: bool = False) -> Task:
     """The table task the heads over the image features solve."""
-    return Task.BINARY if len(classes or []) == 2 else Task.MULTICLASS
+    return Task.MULTILABEL if multilabel else Task.BINARY if len(classes or []) == 2 else Task.MULTICLASS
 
 
-def image_configure(classes: list[str] | None) -> None:
+def image_configure(classes: list[str] | None, multilabel: bool = False) -> None:
     """Metric and exit criteria for an image run (validation, test data, models and featurization are chosen
     by the image run itself: they are not shown)."""
     from studio.wording import metric_help, metric_label
     w = wizard()
-    names = metrics_for(head_task(classes))
+    names = metrics_for(head_task(classes, multilabel))
+    default = MULTILABEL_METRIC if multilabel else IMAGE_METRIC
     if w.get("metric") not in names:
-        w["metric"] = IMAGE_METRIC
+        w["metric"] = default
         st.session_state.pop("metric", None)
     with st.container(key="image_configure"):
-        metric = _widget(st.selectbox, "Primary metric", "metric", IMAGE_METRIC, options=names,
+        metric = _widget(st.selectbox, "Primary metric", "metric", default, options=names,
                          format_func=metric_label, help="The score the heads are ranked by.")
         st.caption(metric_help(metric))
         c1, c2 = st.columns(2)
@@ -200,7 +210,9 @@ def image_summary_rows(spec: Any, classes: list[str] | None, metric: str) -> lis
         limits.append(f"at most {c.max_trials} trials")
     if c.early_stop_trials:
         limits.append(f"stop after {c.early_stop_trials} trials without improvement")
-    return [("Task", f"image classification ({len(classes or [])} classes)"), ("Primary metric", metric_label(metric)),
+    kind = (f"multi-label image classification ({len(classes or [])} labels)" if c.task == "multilabel"
+            else f"image classification ({len(classes or [])} classes)")
+    return [("Task", kind), ("Primary metric", metric_label(metric)),
             ("Exit criteria", "; ".join(limits)), ("Ensembles", "on" if c.ensembles else "off")]
 
 

@@ -267,7 +267,8 @@ class JobRegistry:
         from automl_core.experiment import run_experiment
 
         try:
-            if spec.config.task == "image_classification":  # a zip of images, kept beside the store
+            if spec.config.task == "image_classification" or (  # a zip of images, kept beside the store
+                    spec.config.task == "multilabel" and image_set_path(store, spec.dataset_id).is_file()):
                 self._train_images(store, spec, experiment_id, job)
                 return
             train = store.load_dataset(spec.dataset_id)

@@ -167,3 +167,65 @@ def test_clone_values_restart_the_wizard_on_the_same_images() -> None:
                       "early_stop_trials": 0, "ensembles": False, "experiment_name": "digits.zip (images) (copy)"}
     assert clone_values(exp, None) is None  # a run from the command line: no images in the store
     assert clone_values(exp, {**meta, "source": "upload:digits.csv"}) is None
+
+
+def _pairs_zip(tmp_path, n: int) -> bytes:
+    from test_images_multilabel import _pairs
+    folder = _pairs(tmp_path / "pairs", n)
+    return _zip([(str(p.relative_to(folder)), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()])
+
+
+def test_a_multilabel_zip_goes_through_the_wizard_pages_to_start(app, tmp_path) -> None:
+    """A labels.csv of lists is read as multi-label in the studio too: per-label counts (an image counts once for
+    each of its labels), a thumbnail row per label, the Task page says multi-label, Configure offers the multi-label
+    metrics with micro-F1 first and the summary names the task."""
+    from automl_core.images.reader import read_images
+    from studio_fixtures import texts
+    upload = _pairs_zip(tmp_path, 24)
+    (tmp_path / "pairs.zip").write_bytes(upload)
+    labels = sum(map(len, read_images(tmp_path / "pairs.zip").label_sets))  # a pair of two 3s is labelled 3 once
+    app.file_uploader(key="upload").set_value([("pairs.zip", upload, "application/zip")]).run()
+    assert not app.exception, app.exception
+    shown = texts(app)
+    assert f"Multi-label image set · 24 images, 4 labels, {labels / 24:.2f} per image" in shown, shown
+    counts = next(d.value for d in app.dataframe if "class" in d.value.columns)
+    assert list(counts["class"]) == ["0", "1", "2", "3"] and counts["images"].sum() == labels > 24
+    app.button(key="to_task").click().run()
+    assert "Multi-label image classification" in texts(app) and "4 labels: 0, 1, 2, 3" in texts(app), texts(app)
+    app.button(key="to_configure").click().run()
+    assert not app.exception, app.exception
+    assert app.selectbox(key="metric").value == "f1_micro"
+    assert "accuracy" not in app.selectbox(key="metric").options
+    summary = dict(next(d.value for d in app.dataframe if "Setting" in d.value.columns).to_numpy().tolist())
+    assert summary["Task"] == "multi-label image classification (4 labels)", summary
+    assert app.button(key="start_training")
+
+
+@pytest.mark.slow  # ~25 s on a busy 2-core machine, like the single-label runner test
+def test_the_job_runner_trains_a_multilabel_image_dataset(private_store, tmp_path, monkeypatch) -> None:
+    import functools
+
+    import joblib
+
+    from automl_core.config import AutoMLConfig
+    from automl_core.images import run
+    from storage import Store
+    from studio.image_data import add_image_set
+    from studio.jobs import JobRegistry, JobSpec
+    monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(run, "fit_images", functools.partial(run.fit_images, cnn=False))
+    store = Store(private_store)
+    try:
+        dataset_id = add_image_set(store, "pairs.zip", _pairs_zip(tmp_path, 60))
+        config = AutoMLConfig(task="multilabel", metric="f1_micro", time_budget=600, max_trials=1, ensembles=False,
+                              allowed_models=("linear",), seed=0)
+        jobs = JobRegistry(max_concurrent=1)
+        experiment_id = jobs.start(store, JobSpec(dataset_id, "label", config, name="pairs (images)"),
+                                   task="image_classification", metric="f1_micro")
+        jobs.join(experiment_id, timeout=300)
+        exp = store.get_experiment(experiment_id)
+        assert exp["status"] == "completed", exp.get("error")
+        bundle = joblib.load(exp["model_path"])
+        assert list(bundle["labels"]) == ["0", "1", "2", "3"] and len(bundle["thresholds"]) == 4
+    finally:
+        store.close()

@@ -12,13 +12,24 @@ from .reader import ImageSet
 THUMB_SIDE = 72          # a thumbnail's longer side, in pixels
 
 
+def members(images: ImageSet) -> list[tuple[int, str]]:
+    """(image position, class) pairs: one per image, or one per label of a multi-label image (an image of
+    a 3 and a 5 counts in class 3 and in class 5)."""
+    if images.label_sets is not None:
+        return [(i, str(label)) for i, labels in enumerate(images.label_sets) for label in labels]
+    return [(i, str(label)) for i, label in enumerate(images.labels)]
+
+
 def class_summary(images: ImageSet) -> pd.DataFrame:
-    """One row per class: images, share of the set, and the width x height range (median in the middle)."""
-    frame = pd.DataFrame({"class": images.labels, "width": [w for w, _ in images.sizes],
-                          "height": [h for _, h in images.sizes], "gray": images.grayscale})
+    """One row per class: images, share of the set (of images carrying the label, for multi-label), and the
+    width x height range (median in the middle)."""
+    pairs = members(images)
+    at = [i for i, _ in pairs]
+    frame = pd.DataFrame({"class": [c for _, c in pairs], "width": [images.sizes[i][0] for i in at],
+                          "height": [images.sizes[i][1] for i in at], "gray": [images.grayscale[i] for i in at]})
     rows = []
     for label, part in frame.groupby("class", sort=True):
-        rows.append({"class": str(label), "images": len(part), "share": len(part) / max(1, len(frame)),
+        rows.append({"class": str(label), "images": len(part), "share": len(part) / max(1, len(images.names)),
                      "median size": f"{int(part['width'].median())} x {int(part['height'].median())}",
                      "smallest": f"{int(part['width'].min())} x {int(part['height'].min())}",
                      "largest": f"{int(part['width'].max())} x {int(part['height'].max())}",
@@ -29,8 +40,8 @@ def class_summary(images: ImageSet) -> pd.DataFrame:
 def sample_per_class(images: ImageSet, per_class: int = 6) -> dict[str, list[int]]:
     """Up to ``per_class`` image positions per class, spread evenly over the class (the same every time)."""
     positions: dict[str, list[int]] = {}
-    for i, label in enumerate(images.labels):
-        positions.setdefault(str(label), []).append(i)
+    for i, label in members(images):
+        positions.setdefault(label, []).append(i)
     out = {}
     for label in sorted(positions):
         rows = positions[label]
