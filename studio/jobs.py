@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: Keys the studio keeps in an experiment's stored config next to the AutoMLConfig fields.
 #: They are removed again before ``AutoMLConfig.from_dict`` (see :func:`split_config`).
-STUDIO_KEYS = ("target", "studio")
+STUDIO_KEYS = ("target", "studio", "head_task")  # in a stored config, not AutoMLConfig fields (head_task: images)
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ class JobRegistry:
         try:
             if spec.config.task == "image_classification" or (  # a zip of images, kept beside the store
                     spec.config.task == "multilabel" and image_set_path(store, spec.dataset_id).is_file()):
-                self._train_images(store, spec, experiment_id, job)
+                self._train_images(store, spec, experiment_id, job, resume)
                 return
             train = store.load_dataset(spec.dataset_id)
             test = store.load_dataset(spec.test_dataset_id) if spec.test_dataset_id else None
@@ -288,8 +288,9 @@ class JobRegistry:
             _fail(store, experiment_id, job.error)
 
     @staticmethod
-    def _train_images(store: Any, spec: JobSpec, experiment_id: str, job: Job) -> None:
-        """The image run of automl_core (featurize, then the tables' search) on the dataset's saved zip."""
+    def _train_images(store: Any, spec: JobSpec, experiment_id: str, job: Job, resume: bool = False) -> None:
+        """The image run of automl_core (featurize, then the tables' search) on the dataset's saved zip; a resumed
+        run reads the features from the cache and continues the record's trials."""
         from automl_core.images.run import fit_images
         path = image_set_path(store, spec.dataset_id)
         if not path.is_file():
@@ -297,7 +298,7 @@ class JobRegistry:
                                    "upload the .zip of images again on the Data page")
         store.set_status(experiment_id, "running")
         fit_images(store, path, spec.config, name=spec.name, stop_event=job.stop_event, dataset_id=spec.dataset_id,
-                   experiment_id=experiment_id)
+                   experiment_id=experiment_id, resume=resume)
 
 
 def image_set_path(store: Any, dataset_id: str) -> Path:

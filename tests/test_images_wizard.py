@@ -69,14 +69,14 @@ def test_an_uploaded_zip_becomes_an_image_dataset_and_bad_zips_say_why(private_s
 
 
 @pytest.mark.slow  # ~25 s on a busy 2-core machine: the search's worker start and refit, even for one trial
-def test_the_job_runner_trains_an_image_dataset(private_store, tmp_path, monkeypatch) -> None:
+def test_the_job_runner_trains_and_resumes_an_image_dataset(private_store, tmp_path, monkeypatch) -> None:
     import functools
 
     from automl_core.config import AutoMLConfig
     from automl_core.images import run
     from storage import Store
     from studio.image_data import add_image_set
-    from studio.jobs import JobRegistry, JobSpec
+    from studio.jobs import JobRegistry, JobSpec, resume_plan, spec_from_experiment
     monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
     # raw pixels only: loading the CNN would double the time (the browser test runs the CNN through the runner)
     monkeypatch.setattr(run, "fit_images", functools.partial(run.fit_images, cnn=False))
@@ -98,6 +98,18 @@ def test_the_job_runner_trains_an_image_dataset(private_store, tmp_path, monkeyp
         events = store.events(experiment_id, limit=1000)
         assert list(events["kind"].iloc[-2:]) == ["featurizing_started"] * 2  # the first things the live page says
         assert events["payload"].iloc[-2]["images"] == 16 and events["payload"].iloc[-2]["doing"] == "raw pixels"
+        # Resume, as the Train page offers it after a server restart: the same record goes on (it used to start
+        # the image run over at trial 1, beside the trial already kept)
+        store.set_status(experiment_id, "interrupted")
+        changes, _ = resume_plan(store.get_experiment(experiment_id), store.trials(experiment_id))
+        spec = spec_from_experiment(store.get_experiment(experiment_id), config_changes=changes)
+        assert jobs.start(store, spec, resume_id=experiment_id) == experiment_id
+        jobs.join(experiment_id, timeout=300)
+        exp = store.get_experiment(experiment_id)
+        assert exp["status"] == "completed" and exp["task"] == "image_classification", exp.get("error")
+        trials = store.trials(experiment_id).sort_values("trial_id")
+        assert list(trials["trial_id"]) == [1, 2] and list(trials["family"]) == ["linear", "linear"]
+        assert trials["params"].iloc[1] == trials["params"].iloc[0]  # it starts from the best settings so far
     finally:
         store.close()
 
@@ -227,5 +239,6 @@ def test_the_job_runner_trains_a_multilabel_image_dataset(private_store, tmp_pat
         assert exp["status"] == "completed", exp.get("error")
         bundle = joblib.load(exp["model_path"])
         assert list(bundle["labels"]) == ["0", "1", "2", "3"] and len(bundle["thresholds"]) == 4
+        assert exp["config"]["task"] == "multilabel"  # what a Resume or a Clone will read the labels.csv as
     finally:
         store.close()

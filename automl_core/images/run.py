@@ -126,12 +126,13 @@ def image_table(images: ImageSet, spec: dict[str, Any], cache_dir: str | None,
 def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: str | None = None,
                callbacks: Iterable[Callable] = (), stop_event: threading.Event | None = None,
                out_dir: str | Path | None = None, cache_dir: str | None = None, cnn: bool | None = None,
-               dataset_id: str | None = None, experiment_id: str | None = None) -> ImageOutcome:
+               dataset_id: str | None = None, experiment_id: str | None = None, resume: bool = False) -> ImageOutcome:
     """Read ``source``, featurize, search heads with the tables' loop, save the image model.
 
     ``config`` is an ``AutoMLConfig`` with ``task="image_classification"``; its time budget covers the
     featurization too. ``experiment_id`` continues a record made earlier (the studio's job runner makes it
-    when the run is queued). Raises AutoMLInputError for bad input."""
+    when the run is queued); with ``resume`` its finished trials are kept and the search continues from them
+    (``run_experiment``'s resume). Raises AutoMLInputError for bad input."""
     from ..experiment import run_experiment
     from ..export.artifacts import save_model
     start = time.perf_counter()
@@ -180,7 +181,7 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
     outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
                              callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
-                             data_checks=False, experiment_id=experiment_id)
+                             data_checks=False, experiment_id=experiment_id, resume=resume)
     if outcome.status == "failed":
         raise AutoMLInputError(outcome.error.rstrip("."), "")
     try:
@@ -210,8 +211,11 @@ def _save_image_model(store: Any, held: "_HoldFinish", outcome: Any, images: Ima
                "notes": card.get("notes", []), "features": [], "profile": None, "featurization": feature_blocks(spec),
                "explanations": {"skipped": "an image model is not explained (an importance per pixel or CNN "
                                            "feature says little)"}}
+    # the config keeps what the run was asked (multi-label stays multi-label, so a Resume or a Clone reads the
+    # labels.csv the same way); head_task is a record of the heads' table task, not a setting
     store.update_experiment(outcome.experiment_id, task="image_classification",
-                            config={"task": "image_classification", "head_task": head_task})
+                            config={"task": "multilabel" if head_task == "multilabel" else "image_classification",
+                                    "head_task": head_task})
     held.release(summary, str(model_path))  # only now does the run read Completed (or Stopped)
     return bundle, card, model_path
 
