@@ -52,13 +52,13 @@ def _raw_groups(model: Any, card: dict[str, Any]) -> tuple[list[str], np.ndarray
 
 def _per_feature(estimator: Any, Xt: Any, classes: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
     """(n, n_features) contributions towards each row's predicted class (or value), and that class."""
-    from .explain import _NATIVE_SHAP
+    from .shap_estimators import NATIVE_SHAP
     from ..models.families import single_member
     dense = Xt.toarray() if sparse.issparse(Xt) else np.asarray(Xt)
     estimator = single_member(estimator) or estimator  # fit on codes, in the wrapper's (sorted) class order
     name = type(estimator).__name__
     if name.startswith(("LGBM", "XGB", "CatBoost")):
-        raw = _NATIVE_SHAP[type(estimator).__module__.split(".")[0]][1](estimator, dense)
+        raw = NATIVE_SHAP[type(estimator).__module__.split(".")[0]][1](estimator, dense)
         n_features = dense.shape[1]
         if classes is not None and len(classes) > 2:
             blocks = raw.reshape(len(dense), len(classes), n_features + 1)[:, :, :n_features]

@@ -27,6 +27,9 @@ reports how far the work is, for the live page.
 
 Engineered features (one-hot levels, TF-IDF terms, date parts, missing indicators) are mapped back
 to their raw column with ``featurize.feature_to_column`` and their contributions summed.
+
+This module samples the rows, maps features to columns, falls back to permutation importance and saves;
+the values themselves come from ``shap_values`` (a pipeline, ensembles) and ``shap_estimators`` (one model).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,46 +48,17 @@ from scipy import sparse
 from .evaluation import scorer
 from ..models.metrics import Metric
 from ..prepare.schema import ColumnInfo, Task
+from .shap_values import Budget, Progress, pipeline_shap
 
 EXPLANATION_FILE = "explanations.json"
 EXPLANATION_ROWS = "explanations.parquet"
 SAMPLE_ROWS = 2000           # SHAP rows when the explainer is fast
 BUDGET_SECONDS = 6.0         # SHAP on fewer rows when slow; then permutation importance in the same time
-MIN_SHAP_ROWS = 100
 TOP_FEATURES = 50
-#: Ensemble members no explainer covers may carry less than this share of the weight (else: permutation).
-MAX_UNEXPLAINED_WEIGHT = 0.5
-
-Progress = Callable[[float, str], None]
 
 
 class ExplanationStopped(Exception):
     """Nothing was explained: Stop was pressed, or the budget ran out first (the message says which)."""
-
-
-class _Budget:
-    """The explanation's deadline, its stop signal and its progress reports."""
-
-    def __init__(self, seconds: float, progress: Progress | None, stop: threading.Event | None) -> None:
-        self.start, self.seconds = time.perf_counter(), max(float(seconds), 0.0)
-        self._progress, self._stop = progress, stop
-
-    def left(self) -> float:
-        return self.seconds - (time.perf_counter() - self.start)
-
-    def over(self) -> bool:
-        return self.left() <= 0 or (self._stop is not None and self._stop.is_set())
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop is not None and self._stop.is_set()
-
-    def report(self, fraction: float, text: str) -> None:
-        if self._progress is not None:
-            try:
-                self._progress(min(max(fraction, 0.0), 1.0), text)
-            except Exception:  # a broken listener must not cost the explanation
-                pass
 
 
 @dataclass(frozen=True)
@@ -143,7 +117,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
         return replace(out, note=" ".join(n for n in (out.note, f"The saved model averages {len(folds)} fold "
                                                       "models of this configuration; these values explain the "
                                                       "first of them.") if n))
-    budget = _Budget(budget_seconds, progress, stop)
+    budget = Budget(budget_seconds, progress, stop)
     start = budget.start
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(X), min(sample_rows, len(X)), replace=False))
@@ -159,7 +133,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     explained = [positive_class] if task is Task.BINARY else list(classes or [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        shap_out = _shap(model, sample, task, explained, budget)
+        shap_out = pipeline_shap(model, sample, task, explained, budget)
     if shap_out is None:
         if budget.stopped:
             raise ExplanationStopped("stopped while explaining")
@@ -207,411 +181,8 @@ def _ranked(columns: list[str], importance: np.ndarray) -> pd.DataFrame:
     return frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _dense(X: Any) -> np.ndarray:
-    return X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=float)
-
-
-def _shap(model: Any, sample: pd.DataFrame, task: Task, explained: list[Any], budget: _Budget):
-    """(values (n, K, F), base (K,), method, output, n[, note]) or None when SHAP cannot explain the
-    model in the budget."""
-    from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
-    budget.report(0.0, "featurizing the sampled rows")
-    Xf = model[0].transform(sample)
-    est = model[-1]
-    middle = model[1:-1]
-    Xm = middle.transform(Xf) if len(middle) else Xf
-    if isinstance(est, (VotingClassifier, VotingRegressor)):
-        return _voting(est, Xm, task, explained, budget)
-    if isinstance(est, (StackingClassifier, StackingRegressor)):
-        return _stacking(est, Xm, task, explained, budget)
-    if budget.over():
-        return None
-    budget.report(0.05, "SHAP values of the model")
-    return _explain_estimator(est, Xm, task, explained, budget.left())
-
-
-def _class_index(est: Any, label: Any) -> int:
-    return [str(c) for c in est.classes_].index(str(label))
-
-
-def _kind(est: Any) -> str | None:
-    """Which explainer fits the estimator: "lightgbm" (also XGBoost and CatBoost: each computes its own
-    exact tree SHAP values), "linear", "forest", "boosting" or None."""
-    module, name = type(est).__module__.split(".")[0], type(est).__name__
-    if module in _NATIVE_SHAP:
-        return "lightgbm"
-    if hasattr(est, "coef_") and hasattr(est, "intercept_"):
-        return "linear"
-    if module == "sklearn" and "HistGradientBoosting" in name:
-        return "boosting"
-    if module == "sklearn" and any(k in name for k in ("Forest", "ExtraTrees", "DecisionTree")):
-        return "forest"
-    return None
-
-
-def _explain_estimator(est: Any, X: Any, task: Task, explained: list[Any], budget: float, saabas: bool = False):
-    """``saabas``: approximate a forest's tree SHAP even when the exact values would fit (so that rows
-    explained in two parts are explained the same way)."""
-    kind = _kind(est)
-    if kind == "lightgbm":
-        return _lightgbm(est, X, task, explained, budget)
-    if kind == "linear":
-        return _linear(est, X, task, explained)
-    if kind in ("forest", "boosting"):
-        return _tree_shap(est, X, task, explained, budget, kind == "forest", saabas)
-    return None
-
-
-def _in_budget(compute: Any, X: np.ndarray, budget: float) -> np.ndarray | None:
-    """``compute`` on as many leading rows of ``X`` as fit in ``budget`` seconds; None when not even
-    MIN_SHAP_ROWS would fit.
-
-    The row count grows tenfold per call, each step sized from the time per row of the step before:
-    a fixed large first batch could spend minutes on a slow explainer. The first call (ten rows) also
-    carries the explainer's fixed costs, so it only rules the model out when it takes half the budget.
-    """
-    start = time.perf_counter()
-    if budget <= 0:
-        return None
-    parts, rows, want = [], 0, min(MIN_SHAP_ROWS, len(X))
-    first = min(10, len(X))
-    last_rows, last_seconds = 0, 0.0
-    while rows < len(X):
-        step = first
-        if rows:
-            elapsed = time.perf_counter() - start
-            per_row = last_seconds / last_rows
-            too_slow = per_row * (want - rows) > budget - elapsed if rows > first else elapsed > budget / 2
-            if rows < want and too_slow:
-                return None
-            step = min(len(X) - rows, rows * 9, int((budget - elapsed) / max(per_row, 1e-9)))
-            if step <= 0:
-                break
-        tick = time.perf_counter()
-        parts.append(np.asarray(compute(X[rows:rows + step])))
-        last_rows, last_seconds = step, time.perf_counter() - tick
-        rows += step
-    if rows < want:
-        return None
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _xgboost_contrib(est: Any, part: np.ndarray) -> np.ndarray:
-    import xgboost as xgb
-    return est.get_booster().predict(xgb.DMatrix(part), pred_contribs=True).reshape(len(part), -1)
-
-
-def _catboost_contrib(est: Any, part: np.ndarray) -> np.ndarray:
-    from catboost import Pool
-    return np.asarray(est.get_feature_importance(Pool(part), type="ShapValues")).reshape(len(part), -1)
-
-
-# Per-row contributions (features + bias, per class for multiclass) each library computes exactly.
-_NATIVE_SHAP = {
-    "lightgbm": ("LightGBM", lambda est, part: est.booster_.predict(part, pred_contrib=True)),
-    "xgboost": ("XGBoost", _xgboost_contrib),
-    "catboost": ("CatBoost", _catboost_contrib),
-}
-
-
-def _lightgbm(est: Any, X: Any, task: Task, explained: list[Any], budget: float):
-    X = _dense(X)
-    library, compute = _NATIVE_SHAP[type(est).__module__.split(".")[0]]
-    contrib = _in_budget(lambda part: compute(est, part), X, budget)
-    if contrib is None:
-        return None
-    X = X[:len(contrib)]
-    f = X.shape[1]
-    if task is Task.MULTICLASS:
-        per = contrib.reshape(len(X), -1, f + 1)                   # (n, K, F+1), classes in est.classes_ order
-        order = [_class_index(est, c) for c in explained]
-        per = per[:, order, :]
-        return per[:, :, :f], per[0, :, f], f"tree SHAP ({library}, exact)", "raw score (log-odds) of each class", len(X)
-    values, base = contrib[:, None, :f], contrib[0, f:f + 1]
-    output = "predicted value"
-    if task is Task.BINARY:
-        sign = 1.0 if _class_index(est, explained[0]) == 1 else -1.0   # contributions are for classes_[1]
-        values, base = sign * values, sign * base
-        output = f"log-odds of '{explained[0]}'"
-    return values, base, f"tree SHAP ({library}, exact)", output, len(X)
-
-
-def _linear(est: Any, X: Any, task: Task, explained: list[Any]):
-    X = _dense(X)
-    coef = np.atleast_2d(est.coef_)
-    intercept = np.atleast_1d(est.intercept_)
-    mean = X.mean(axis=0)
-    centred = X - mean
-    if task is Task.REGRESSION:
-        values = (centred * coef[0])[:, None, :]
-        return values, np.array([float(mean @ coef[0] + intercept[0])]), "exact (linear coefficients)", "predicted value", len(X)
-    if coef.shape[0] == 1:  # binary: coefficients of classes_[1]'s log-odds
-        sign = 1.0 if _class_index(est, explained[0]) == 1 else -1.0
-        values = sign * (centred * coef[0])[:, None, :]
-        return values, np.array([sign * float(mean @ coef[0] + intercept[0])]), "exact (linear coefficients)", \
-            f"log-odds of '{explained[0]}'", len(X)
-    order = [_class_index(est, c) for c in explained]
-    values = np.stack([centred * coef[k] for k in order], axis=1)
-    base = np.array([float(mean @ coef[k] + intercept[k]) for k in order])
-    return values, base, "exact (linear coefficients)", "raw score (log-odds) of each class", len(X)
-
-
-def _tree_shap(est: Any, X: Any, task: Task, explained: list[Any], budget: float, is_forest: bool,
-               saabas: bool = False):
-    import shap
-    X = _dense(X)
-    start = time.perf_counter()
-    explainer = shap.TreeExplainer(est)
-    left = budget - (time.perf_counter() - start)
-    values, how = None, "shap.TreeExplainer"
-    # Exact tree SHAP costs about leaves x depth^2 per tree and row (~1e9 of those a second here): on a
-    # deep forest one row takes seconds, so it is not even tried when 100 rows would not fit.
-    tree = explainer.model
-    leaves = int(np.sum((np.asarray(tree.children_left) == -1) & (np.asarray(tree.node_sample_weight) > 0)))
-    if not saabas and leaves * float(tree.max_depth) ** 2 / 1e9 * MIN_SHAP_ROWS < left / 2:
-        values = _in_budget(lambda part: explainer.shap_values(part, check_additivity=False), X, left / 2)
-    if values is None:
-        # Saabas values (the path attribution, depth per tree and row) still add up to each prediction.
-        left = budget - (time.perf_counter() - start)
-        values = _in_budget(lambda part: explainer.shap_values(part, approximate=True, check_additivity=False),
-                            X, left)
-        how = "Saabas approximation: exact tree SHAP is too slow for this model"
-    if values is None:
-        return None
-    n = len(values)
-    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    method = f"tree SHAP ({how})"  # the page adds how many rows were explained
-    if task is Task.REGRESSION:
-        return values[:, None, :], base[:1], method, "predicted value", n
-    if values.ndim == 2:  # binary boosting: one log-odds output for classes_[1]
-        sign = 1.0 if _class_index(est, explained[0]) == 1 else -1.0
-        return sign * values[:, None, :], sign * base[:1], method, f"log-odds of '{explained[0]}'", n
-    order = [_class_index(est, c) for c in explained]       # (n, F, K): one output per class
-    values = np.moveaxis(values, 2, 1)[:, order, :]
-    scale = "probability" if is_forest else "raw score (log-odds)"
-    output = f"{scale} of '{explained[0]}'" if task is Task.BINARY else f"{scale} of each class"
-    return values, base[order], method, output, n
-
-
-def _members(est: Any) -> list[tuple[str, Any]]:
-    names = [name for name, _ in est.estimators]
-    return list(zip(names, est.estimators_))
-
-
-def _cost_order(est: Any) -> float:
-    """A rough SHAP cost per row, to explain the cheap members first (they leave the expensive ones
-    the most time): linear models nothing, boosting trees x leaves, forests last."""
-    kind = _kind(est)
-    if kind == "linear":
-        return 0.0
-    trees = float(getattr(est, "n_estimators_", None) or getattr(est, "n_estimators", None) or 100)
-    if kind == "lightgbm":
-        return trees * float(getattr(est, "num_leaves", 31) or 31)
-    if kind == "boosting":
-        return trees * float(getattr(est, "max_leaf_nodes", 31) or 31)
-    return 1e12 + trees
-
-
-def _member_values(members: list[tuple[str, Any]], X: Any, task: Task, targets: list[Any], budget: _Budget,
-                   weights: np.ndarray, to_probability: bool):
-    """Each explainable member's SHAP values on the same leading rows of X, on the probability scale
-    when ``to_probability`` (classification); the members left out, and why.
-
-    Members no explainer covers, and members too slow to explain MIN_SHAP_ROWS rows in their share
-    of the time, are left out while they carry less than MAX_UNEXPLAINED_WEIGHT of the weight. Two
-    passes, cheapest member first: every member on the first MIN_SHAP_ROWS rows (which also measures
-    what a row costs each of them), then every member on as many further rows as the time left allows
-    for all of them. Returns ({name: (values, base)}, {left-out name: why}, n rows) or None."""
-    lasts = {name: (m[-1] if hasattr(m, "steps") else m) for name, m in members}
-    weight = {name: float(w) for (name, _), w in zip(members, weights)}
-    left_out = {name: "no SHAP explainer (k-nearest neighbours)" for name, _ in members if _kind(lasts[name]) is None}
-
-    def too_much() -> bool:
-        return sum(weight[name] for name in left_out) >= MAX_UNEXPLAINED_WEIGHT
-
-    if too_much():
-        return None
-    todo = sorted(((name, m) for name, m in members if name not in left_out), key=lambda nm: _cost_order(lasts[nm[0]]))
-    probe = min(MIN_SHAP_ROWS, X.shape[0])
-    inputs, first, seconds = {}, {}, {}
-    for i, (name, member) in enumerate(todo):
-        if budget.over():
-            return None
-        budget.report(0.05 + 0.45 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name})")
-        tick = time.perf_counter()
-        inputs[name] = member[:-1].transform(X) if hasattr(member, "steps") and len(member) > 1 else X
-        # linear values are relative to the mean of the rows given: give all of them (it is instant)
-        part = inputs[name] if _kind(lasts[name]) == "linear" else inputs[name][:probe]
-        found = _explain_estimator(lasts[name], part, task, targets, budget.left() / (len(todo) - i))
-        if found is None:
-            left_out[name] = f"too slow to explain in the {budget.seconds:.0f} s budget"
-            if too_much():
-                return None
-            continue
-        first[name], seconds[name] = found, time.perf_counter() - tick
-    todo = [(name, m) for name, m in todo if name in first and _kind(lasts[name]) != "linear"]
-    per_row = sum(seconds.values()) / probe
-    n = int(min(X.shape[0], probe + 0.8 * max(budget.left(), 0.0) / max(per_row, 1e-9)))
-    rest: dict[str, np.ndarray] = {}
-    if n - probe >= MIN_SHAP_ROWS:
-        for i, (name, _) in enumerate(todo):
-            if budget.over():
-                rest, n = {}, probe
-                break
-            budget.report(0.5 + 0.45 * i / len(todo), f"SHAP values of member {i + 1} of {len(todo)} ({name}), "
-                                                      f"{n:,} rows")
-            found = _explain_estimator(
-                lasts[name], inputs[name][probe:n], task, targets, budget.left() / (len(todo) - i),
-                saabas="Saabas" in first[name][2])
-            # Every member explains the same rows, each by one method (a forest approximated on the later
-            # rows only, short of time, would carry the first rows' label wrongly): else the first rows only.
-            if found is None or found[2] != first[name][2]:
-                rest, n = {}, probe
-                break
-            rest[name] = found[0]
-            n = min(n, probe + found[4])
-    else:
-        n = probe
-    out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
-    for name, _ in members:   # in the ensemble's order
-        if name not in first:
-            continue
-        values, base = first[name][0], first[name][1]
-        if name in rest:
-            values = np.concatenate([values, rest[name][:n - probe]])
-        if to_probability and _kind(lasts[name]) != "forest":
-            values, base = _log_odds_to_probability(values, base, task)
-        out[name] = (values[:n], base, first[name][2])
-    return out, left_out, n
-
-
-def _log_odds_to_probability(values: np.ndarray, base: np.ndarray, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """Log-odds SHAP values (n, K, F) as probability contributions that add up to each row's probability.
-
-    Each row's contributions are scaled by the secant slope (p(x) - p(base)) / (f(x) - f(base)) of its
-    class: the order and the relative size of the contributions stay, their sum becomes the change in
-    probability. Binary: the sigmoid of the one log-odds; multiclass: the softmax over all classes
-    (``values`` then holds every class)."""
-    f0 = np.asarray(base, dtype=float)
-    f = f0[None, :] + values.sum(axis=2)                       # (n, K) each row's raw score
-    if task is Task.BINARY:
-        p, p0 = 1.0 / (1.0 + np.exp(-f)), 1.0 / (1.0 + np.exp(-f0))
-    else:
-        e = np.exp(f - f.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        e0 = np.exp(f0 - f0.max())
-        p0 = e0 / e0.sum()
-    delta = f - f0[None, :]
-    tiny = np.abs(delta) < 1e-9
-    slope = np.where(tiny, p * (1 - p), (p - p0[None, :]) / np.where(tiny, 1.0, delta))
-    return values * slope[:, :, None], p0
-
-
-def _voting(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget):
-    """The members' SHAP values, weighted like the ensemble weights their predictions (see module doc)."""
-    if task.is_classification and getattr(est, "voting", "soft") != "soft":
-        return None
-    members = _members(est)
-    weights = np.asarray(est.weights if est.weights is not None else np.ones(len(members)), dtype=float)
-    weights = weights / weights.sum()
-    # Members were fit on encoded labels (0..K-1): explain the codes of the explained classes.
-    codes = [[str(c) for c in est.classes_].index(str(c)) for c in explained] if task.is_classification else explained
-    # One member is one model inside scikit-learn's label encoding (models.classifier_step): its own scale.
-    single = len(members) == 1
-    found = _member_values(members, X, task, codes, budget, weights, task.is_classification and not single)
-    if found is None:
-        return None
-    values_by, left_out, n = found
-    kept = {name: float(w) for (name, _), w in zip(members, weights) if name in values_by}
-    total = sum(kept.values())
-    kept = {name: w / total for name, w in kept.items()}
-    values = sum(w * values_by[name][0][:n] for name, w in kept.items())
-    base = sum(w * values_by[name][1] for name, w in kept.items())
-    kept = {name: {"weight": round(w, 6), "method": values_by[name][2]} for name, w in kept.items()}
-    if task.is_classification:
-        output = f"probability of '{explained[0]}'" if task is Task.BINARY else "probability of each class"
-    else:
-        output = "predicted value"
-    if single and values_by:
-        # built per task: a regression has no explained class (``explained`` is empty)
-        output = (f"log-odds of '{explained[0]}'" if task is Task.BINARY else
-                  "raw score (log-odds) of each class" if task is Task.MULTICLASS else "predicted value")
-        return values, base, next(iter(kept.values()))["method"], output, n, "", kept
-    return (values, base, f"weighted member SHAP ({len(values_by)} members, weighted like the ensemble)",
-            output, n, _left_out_note(left_out, members, weights), kept)
-
-
-def _left_out_note(left_out: dict[str, str], members: list[tuple[str, Any]], weights: np.ndarray) -> str:
-    if not left_out:
-        return ""
-    share = sum(w for (name, _), w in zip(members, weights) if name in left_out)
-    which = "; ".join(f"{name}: {why}" for name, why in left_out.items())
-    return (f"Left out of the explanation ({share:.0%} of the ensemble's weight): {which}. The other members' "
-            "weights are rescaled, so the values add up to the prediction of the ensemble without them.")
-
-
-def _stacking(est: Any, X: Any, task: Task, explained: list[Any], budget: _Budget):
-    """The members' SHAP values through the stacking learner's coefficients (it is linear in the
-    members' predictions: probabilities for classification, explained as the learner's log-odds)."""
-    learner = est.final_estimator_
-    if getattr(est, "passthrough", False) or not (hasattr(learner, "coef_") and hasattr(learner, "intercept_")):
-        return None
-    members = _members(est)
-    coef = np.atleast_2d(np.asarray(learner.coef_, dtype=float))      # (1 or K, inputs)
-    intercept = np.atleast_1d(np.asarray(learner.intercept_, dtype=float))
-    if not task.is_classification:
-        weights = np.abs(coef[0])
-        found = _member_values(members, X, task, explained, budget, weights / max(weights.sum(), 1e-12), False)
-        if found is None:
-            return None
-        values_by, missing, n = found
-        kept = {name: {"weight": float(c), "method": values_by[name][2]}
-                for c, (name, _) in zip(coef[0], members) if name in values_by}
-        values = sum(c * values_by[name][0][:n] for c, (name, _) in zip(coef[0], members) if name in values_by)
-        base = intercept[:1] + sum(c * values_by[name][1] for c, (name, _) in zip(coef[0], members) if name in values_by)
-        return (values, base, f"member SHAP through the stacking learner ({len(values_by)} members)",
-                "predicted value", n, _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)), kept)
-    classes = [str(c) for c in est.classes_]
-    k = len(classes)
-    # binary: the learner sees classes_[1]'s probability. Members are fit on label codes by scikit-learn's
-    # own fit, on the labels when fit before (the saved model's prefit members): explain what they know.
-    first = members[0][1][-1] if hasattr(members[0][1], "steps") else members[0][1]
-    on_labels = [str(c) for c in first.classes_] == classes
-    every = list(est.classes_ if on_labels else range(k)) if k > 2 else [est.classes_[1] if on_labels else 1]
-    per = 1 if k == 2 else k
-    weights = np.array([np.abs(coef[:, i * per:(i + 1) * per]).sum() for i in range(len(members))])
-    found = _member_values(members, X, task, every, budget, weights / max(weights.sum(), 1e-12), True)
-    if found is None:
-        return None
-    values_by, missing, n = found
-    kept = {name: {"weight": float(weights[i] / max(weights.sum(), 1e-12)), "method": values_by[name][2]}
-            for i, (name, _) in enumerate(members) if name in values_by}
-    if k == 2:
-        values = sum(coef[0, i] * values_by[name][0][:n] for i, (name, _) in enumerate(members) if name in values_by)
-        base = intercept[:1] + sum(coef[0, i] * values_by[name][1] for i, (name, _) in enumerate(members)
-                                   if name in values_by)
-        if classes.index(str(explained[0])) == 0:
-            values, base = -values, -base
-        output = f"log-odds of '{explained[0]}'"
-    else:
-        values = np.zeros((n, k, X.shape[1]))
-        base = intercept.copy()
-        for i, (name, _) in enumerate(members):
-            if name not in values_by:
-                continue
-            v, b, _ = values_by[name]
-            block = coef[:, i * k:(i + 1) * k]                          # (learner class, member class)
-            values += np.einsum("cj,njf->ncf", block, v[:n])
-            base = base + block @ b
-        order = [classes.index(str(c)) for c in explained]
-        values, base = values[:, order, :], base[order]
-        output = "raw score (log-odds) of each class"
-    return (values, base, f"member SHAP through the stacking learner ({len(values_by)} members)", output, n,
-            _left_out_note(missing, members, weights / max(weights.sum(), 1e-12)), kept)
-
-
 def _permutation(model: Any, X: pd.DataFrame, y: np.ndarray, raw: list[str], task: Task, classes: list[Any] | None,
-                 metric: Metric, seed: int, budget: _Budget) -> Explanation:
+                 metric: Metric, seed: int, budget: Budget) -> Explanation:
     """How much the metric drops when one raw column's values are shuffled (whole pipeline, global only).
 
     Up to three repeats of every column, as many as the time left allows. A call costs a fixed
