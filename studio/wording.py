@@ -20,6 +20,8 @@ LABELS = {
     "normalized_root_mean_squared_error": "Normalized RMSE", "r2_score": "R²", "mae": "MAE",
     "normalized_mean_absolute_error": "Normalized MAE", "spearman_correlation": "Spearman correlation",
     "mape": "MAPE", "smape": "sMAPE", "mase": "MASE",
+    "f1_micro": "F1 (micro)", "hamming_loss": "Hamming loss", "subset_accuracy": "Subset accuracy",
+    "average_precision_macro": "Average precision (macro)",
 }
 _DIRECTION = re.compile(r"[;.]?\s*(lower|higher) is better\.?", re.IGNORECASE)
 
