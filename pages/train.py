@@ -14,6 +14,7 @@ from studio.nav import go, step_header
 from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, wizard
 from studio.safe import md, show_error
 from studio.understand import guardrails_section
+from studio.wording import metric_label
 
 POLL_SECONDS = 1.5
 
@@ -109,7 +110,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     ok = trials[trials["status"] == "ok"] if not trials.empty else trials
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Trials done", f"{len(ok)}", help=f"{len(trials)} including failed ones")
-    c2.metric(f"Best {metric}", "—" if board.empty else f"{board.iloc[0][metric]:.4g}")
+    c2.metric(f"Best {metric_label(metric)}", "—" if board.empty else f"{board.iloc[0][metric]:.4g}")
     c3.metric("Best model", "—" if board.empty else live.short_label(str(board.iloc[0]["model"])))
     c4.metric("Elapsed", live.clock(live.elapsed_seconds(exp)))
     if exp["status"] == "failed" and exp.get("error"):
@@ -125,7 +126,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
                     metric: st.column_config.NumberColumn(format="%.4f"),
                     "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
     with right:
-        st.markdown(f"**Best {metric} over time**")
+        st.markdown(f"**Best {metric_label(metric)} over time**")
         st.plotly_chart(best_score_chart(live.best_over_time(trials, metric), metric), width="stretch",
                         key="best_chart")
     ev, bad = st.columns([3, 2], gap="medium")
@@ -174,7 +175,7 @@ def main() -> None:
     st.subheader(md(exp.get("name") or experiment_id))
     cfg = exp.get("config") or {}
     st.caption(f"{experiment_id} · dataset **{md(exp.get('dataset_name') or exp.get('dataset_id') or 'from the command line')}** · "
-               f"target **{md(cfg.get('target'))}** · {exp.get('task')} · metric {exp.get('metric')}")
+               f"target **{md(cfg.get('target'))}** · {exp.get('task')} · metric {metric_label(exp.get('metric'))}")
     is_live = exp["status"] in live.LIVE
     st.fragment(run_every=POLL_SECONDS if is_live else None)(_live_body)(experiment_id, is_live)
     if exp["status"] == "interrupted":
@@ -184,7 +185,7 @@ def main() -> None:
         test = (summary.get("test") or {}).get("score")
         best = exp.get("best_score")  # 0.0 is a real score (an R² of 0, an RMSE of 0): test for None only
         st.success(f"Best model: **{live.family_label(exp.get('best_model') or '')}** · validation "
-                   f"{exp.get('metric')} {'not recorded' if best is None else format(best, '.4g')}"
+                   f"{metric_label(exp.get('metric'))} {'not recorded' if best is None else format(best, '.4g')}"
                    + (f" · test {test:.4g}" if test is not None else ""), icon=":material/emoji_events:")
         model_downloads(get_store(), experiment_id)
         if st.button("See all results →", key="to_results", type="primary"):

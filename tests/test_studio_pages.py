@@ -303,5 +303,5 @@ def test_a_best_score_of_zero_is_shown_as_zero(app: AppTest) -> None:
     app.run()
     no_crash(app)
     shown = [s.value for s in app.success]
-    assert any("validation r2_score 0 " in s or s.endswith("validation r2_score 0") for s in shown), shown
+    assert any("validation R² 0 " in s or s.endswith("validation R² 0") for s in shown), shown
     assert not any("nan" in s for s in shown), shown
