@@ -72,11 +72,34 @@ def test_onnx_features_equal_torch_features_and_the_graph_is_kept(tmp_path: Path
     # a new process: the graph comes from the cache folder, the exporter is not called
     monkeypatch.setattr(extract, "_MODEL", {k: v for k, v in extract._MODEL.items() if k == "lite0"})
     monkeypatch.setattr(extract, "_export_onnx", lambda: pytest.fail("exported again"))
-    again = extract.cnn_features(photos[:2], 160, True, cache_dir=str(tmp_path))  # another size: same graph
+    again = extract.cnn_features(photos[:1], 160, True, cache_dir=str(tmp_path))  # another size: same graph
     assert extract._MODEL[("onnx-checked", 160)]
     with monkeypatch.context() as torch_only:
         torch_only.setattr(extract, "_onnx_forward", lambda size, cache_dir: None)
-        np.testing.assert_allclose(again, extract.cnn_features(photos[:2], 160, True), atol=1e-4)
+        np.testing.assert_allclose(again, extract.cnn_features(photos[:1], 160, True), atol=1e-4)
+
+
+@needs_data
+@pytest.mark.slow  # a second Python importing torch and exporting the graph: ~23 s under a load average of 9
+def test_featurizer_source_runs_the_onnx_path_in_a_python_without_this_repository(tmp_path: Path) -> None:
+    """A saved model carries extract.py's source: exec'd alone in a new Python it exports the graph into its
+    cache folder and gives the features this process computes."""
+    import inspect
+    import subprocess
+    import sys
+    photos = sorted(CALTECH.glob("valid/*/*.jpg"))[:2]
+    script = ("import sys, numpy as np; ns = {}; exec(open(sys.argv[1]).read(), ns); "
+              "X = ns['featurize']([open(p, 'rb').read() for p in sys.argv[3:]], "
+              "{'cnn': True, 'cnn_size': 224, 'flip': True}, cache_dir=sys.argv[2]); "
+              "assert ns['_MODEL']['onnx'] is not None; np.save(sys.argv[2] + '/X.npy', X.to_numpy()); "
+              "assert not [k for k in sys.modules if k.startswith(('automl_core', 'storage', 'studio'))]")
+    (tmp_path / "extract_source.py").write_text(inspect.getsource(extract))
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "extract_source.py"), str(tmp_path),
+                           *map(str, photos)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "efficientnet-lite0-onnx").glob("*.onnx"))) == 1
+    here = extract.cnn_features([p.read_bytes() for p in photos], 224, True)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy"), here, atol=1e-4)
 
 
 @needs_data
