@@ -5,7 +5,8 @@ scored once on held-out images, beside two baselines fitted in this process on t
 regression on raw pixels (32 x 32, grayscale or RGB as the set is) and, where our run used the CNN,
 logistic regression on the same pretrained features. On grayscale small images, classical candidates too
 (kNN and an RBF SVM on the pixels, an RBF SVM on HOG), and every trial with its seconds (the pixel CNN's
-epochs and width). Also the CNN's throughput at 224 px (median of 3, no cache) and the cache's speed-up.
+epochs and width). Also the CNN's throughput at 224 px (median of 3, no cache) by the product path (ONNX Runtime) and by
+eager torch alternating in the same process, and the cache's speed-up (`--sets ""` measures that alone).
 Results go to bench/results/images-<time>.{json,md}.
 
     python bench/bench_images.py [--budget 120] [--sets images_mnist5k,images_caltech256_subset]
@@ -22,6 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
+from unittest import mock
 
 import numpy as np
 
@@ -196,16 +198,23 @@ def run_pairs(budget: float, cache_dir: str, max_trials: int | None, n_train: in
             "raw_pixel_ovr_logreg": {k: round(v, 4) for k, v in raw.items()}, "trials": trial_rows(automl)}
 
 
-def throughput(cache_dir: str) -> dict[str, float]:
-    """CNN images/s at 224 px with the flip (median of 3, nothing cached), and the cache's speed-up."""
+def throughput(cache_dir: str, repeats: int = 3) -> dict[str, float]:
+    """CNN images/s at 224 px with the flip (median of ``repeats``, nothing cached) by the product path (ONNX
+    Runtime), alternating with eager torch (the path before it) in this process; and the cache's speed-up."""
     photos = [p.read_bytes() for p in sorted((DATASETS / "images_caltech256_subset").glob("*/*/*.jpg"))][:24]
-    extract.cnn_features(photos[:2])  # weights and first-call set-up
-    rates = []
-    for _ in range(3):
-        start = time.perf_counter()
-        extract.cnn_features(photos, 224, True)
-        rates.append(len(photos) / (time.perf_counter() - start))
     fresh = tempfile.mkdtemp(dir=cache_dir)
+    extract.cnn_features(photos[:2], cache_dir=fresh)  # weights, the ONNX graph (kept there), first-call set-up
+
+    def torch_only() -> None:
+        with mock.patch.object(extract, "_onnx_forward", lambda size, cache_dir: None):
+            extract.cnn_features(photos, 224, True)
+
+    rates, torch_rates = [], []
+    for _ in range(repeats):
+        for fn, out in ((lambda: extract.cnn_features(photos, 224, True), rates), (torch_only, torch_rates)):
+            start = time.perf_counter()
+            fn()
+            out.append(len(photos) / (time.perf_counter() - start))
     start = time.perf_counter()
     extract.cnn_features(photos, 224, True, cache_dir=fresh)
     first = time.perf_counter() - start
@@ -213,6 +222,9 @@ def throughput(cache_dir: str) -> dict[str, float]:
     extract.cnn_features(photos, 224, True, cache_dir=fresh)
     second = time.perf_counter() - start
     return {"images_per_s_224_flip_median3": round(median(rates), 2), "rates": [round(r, 2) for r in rates],
+            "torch_images_per_s_median3": round(median(torch_rates), 2),
+            "torch_rates": [round(r, 2) for r in torch_rates],
+            "speedup_vs_torch": round(median(rates) / median(torch_rates), 2),
             "cache_first_s": round(first, 2), "cache_second_s": round(second, 3),
             "cache_speedup": round(first / max(second, 1e-9), 1)}
 
@@ -233,7 +245,7 @@ def main() -> None:
          "cache_speedup": None}
     print(f"CNN throughput: {speed}", flush=True)
     results, pairs = [], []
-    for name in args.sets.split(","):
+    for name in [n for n in args.sets.split(",") if n]:  # --sets "": the throughput alone
         print(f"{name}...", flush=True)
         if name == "mnist_pairs":
             pairs.append(run_pairs(args.budget, cache_dir, args.max_trials))
@@ -244,13 +256,15 @@ def main() -> None:
     lines = [f"# Image classification bench ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              (f"Quiet machine: load average {start_load:.1f} as the bench started." if start_load <= 3.0 else
               f"Timings were taken under load: other jobs shared the 2 cores (load average {start_load:.1f} at the "
-              f"start, {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at the end), so seconds and images/s are "
-              "inflated; the accuracies compare methods on the same split in the same run."), "",
+              f"start, {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at the end), so seconds are inflated and images/s "
+              "deflated; the accuracies compare methods on the same split in the same run."), "",
              f"Budget {args.budget:g} s per set" + (f", at most {args.max_trials} trials" if args.max_trials else "")
              + ".", "",
-             (f"CNN (EfficientNet-Lite0, 224 px, flip average): {speed['images_per_s_224_flip_median3']} images/s "
-              f"(median of 3: {speed['rates']}); cache: first {speed['cache_first_s']} s, second "
-              f"{speed['cache_second_s']} s ({speed['cache_speedup']}x)." if speed["rates"] else
+             (f"CNN (EfficientNet-Lite0, 224 px, flip average, ONNX Runtime): "
+              f"{speed['images_per_s_224_flip_median3']} images/s (median of 3: {speed['rates']}); eager torch "
+              f"alternating in the same process {speed['torch_images_per_s_median3']} images/s "
+              f"({speed['torch_rates']}): {speed['speedup_vs_torch']}x; cache: first {speed['cache_first_s']} s, "
+              f"second {speed['cache_second_s']} s ({speed['cache_speedup']}x)." if speed["rates"] else
               "CNN throughput not measured in this run (--no-throughput)."), "",
              "| set | train / test | budget s | features | featurize s | search s | best | trials | ours | "
              "raw-pixel logreg | CNN-feature logreg |", "|" + "---|" * 11]

@@ -55,6 +55,66 @@ def test_cnn_features_offline_cached_and_flip_invariant(tmp_path: Path, no_netwo
 
 
 @needs_data
+def test_onnx_features_equal_torch_features_and_the_graph_is_kept(tmp_path: Path, no_network, monkeypatch) -> None:
+    """The fast path (ONNX Runtime on the graph exported from the torch model) gives eager torch's features on
+    real photos, so the cache tag stays; the graph is exported once and read back from the cache folder."""
+    photos = [p.read_bytes() for p in sorted(CALTECH.glob("train/*/*.jpg"))[::4][:3]]
+    monkeypatch.setattr(extract, "_MODEL", {k: v for k, v in extract._MODEL.items() if k == "lite0"})
+    fast = extract.cnn_features(photos, 224, True, cache_dir=str(tmp_path))
+    assert extract._MODEL["onnx"] is not None and extract._MODEL[("onnx-checked", 224)]
+    assert len(list((tmp_path / "efficientnet-lite0-onnx").glob("*.onnx"))) == 1
+    with monkeypatch.context() as torch_only:
+        torch_only.setattr(extract, "_onnx_forward", lambda size, cache_dir: None)
+        plain = extract.cnn_features(photos, 224, True)
+    np.testing.assert_allclose(fast, plain, atol=1e-4)
+    cosine = (fast * plain).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(plain, axis=1)
+    assert cosine.min() > 0.99999
+    # a new process: the graph comes from the cache folder, the exporter is not called
+    monkeypatch.setattr(extract, "_MODEL", {k: v for k, v in extract._MODEL.items() if k == "lite0"})
+    monkeypatch.setattr(extract, "_export_onnx", lambda: pytest.fail("exported again"))
+    again = extract.cnn_features(photos[:1], 160, True, cache_dir=str(tmp_path))  # another size: same graph
+    assert extract._MODEL[("onnx-checked", 160)]
+    with monkeypatch.context() as torch_only:
+        torch_only.setattr(extract, "_onnx_forward", lambda size, cache_dir: None)
+        np.testing.assert_allclose(again, extract.cnn_features(photos[:1], 160, True), atol=1e-4)
+
+
+@needs_data
+@pytest.mark.slow  # a second Python importing torch and exporting the graph: ~23 s under a load average of 9
+def test_featurizer_source_runs_the_onnx_path_in_a_python_without_this_repository(tmp_path: Path) -> None:
+    """A saved model carries extract.py's source: exec'd alone in a new Python it exports the graph into its
+    cache folder and gives the features this process computes."""
+    import inspect
+    import subprocess
+    import sys
+    photos = sorted(CALTECH.glob("valid/*/*.jpg"))[:2]
+    script = ("import sys, numpy as np; ns = {}; exec(open(sys.argv[1]).read(), ns); "
+              "X = ns['featurize']([open(p, 'rb').read() for p in sys.argv[3:]], "
+              "{'cnn': True, 'cnn_size': 224, 'flip': True}, cache_dir=sys.argv[2]); "
+              "assert ns['_MODEL']['onnx'] is not None; np.save(sys.argv[2] + '/X.npy', X.to_numpy()); "
+              "assert not [k for k in sys.modules if k.startswith(('automl_core', 'storage', 'studio'))]")
+    (tmp_path / "extract_source.py").write_text(inspect.getsource(extract))
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "extract_source.py"), str(tmp_path),
+                           *map(str, photos)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "efficientnet-lite0-onnx").glob("*.onnx"))) == 1
+    here = extract.cnn_features([p.read_bytes() for p in photos], 224, True)
+    np.testing.assert_allclose(np.load(tmp_path / "X.npy"), here, atol=1e-4)
+
+
+@needs_data
+def test_without_onnxruntime_torch_computes_the_features(tmp_path: Path, monkeypatch) -> None:
+    """A fresh venv without onnxruntime still scores: eager torch, with a warning that says why it is slower."""
+    photos = [p.read_bytes() for p in sorted(CALTECH.glob("train/*/*.jpg"))[:2]]
+    monkeypatch.setattr(extract, "_MODEL", {k: v for k, v in extract._MODEL.items() if k == "lite0"})
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.warns(UserWarning, match="eager torch"):
+        features = extract.cnn_features(photos, 224, True, cache_dir=str(tmp_path))
+    assert extract._MODEL["onnx"] is None and not (tmp_path / "efficientnet-lite0-onnx").exists()
+    assert features.shape == (2, extract.CNN_DIM) and np.isfinite(features).all() and features.std() > 0
+
+
+@needs_data
 @pytest.mark.slow
 def test_train_and_predict_images_without_network(tmp_path: Path, no_network, monkeypatch) -> None:
     """The CLI end to end on the 3-class photo set: the model file scores the held-out photos correctly,

