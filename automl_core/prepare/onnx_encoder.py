@@ -58,8 +58,8 @@ def export(path: Path) -> float:
     embeddings.offline()
     import torch
     from sentence_transformers import SentenceTransformer
-    # eager attention: its pattern is what ORT fuses into one Attention node; a separate load, so the
-    # encoder a saved model holds keeps its own settings
+    # eager attention (the pattern ORT's transformer fusion recognises, should it be wanted); a separate
+    # load, so the torch encoder a saved model holds keeps its own settings
     model = SentenceTransformer(embeddings.model_path(), device="cpu", local_files_only=True,
                                 model_kwargs={"attn_implementation": "eager"}).eval()
 
