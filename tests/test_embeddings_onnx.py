@@ -29,6 +29,21 @@ def test_the_graph_is_keyed_by_the_encoder_package_and_kept_in_the_cache_folder(
         assert seconds >= embeddings.PRIOR_EXPORT_SECONDS and not measured
 
 
+def test_a_graph_that_cannot_be_built_leaves_the_search_on_torch_with_a_warning(monkeypatch):
+    def unwritable() -> None:
+        raise PermissionError("[Errno 13] Permission denied: '/home/nobody/.cache'")
+
+    torch_encoder = object()
+    monkeypatch.setattr(onnx_encoder, "load", unwritable)
+    monkeypatch.setattr(embeddings, "load_encoder", lambda: torch_encoder)
+    embeddings.load_search_encoder.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="run on torch.*Permission denied"):
+            assert embeddings.load_search_encoder() is torch_encoder
+    finally:
+        embeddings.load_search_encoder.cache_clear()
+
+
 @needs_data
 def test_the_tokenizer_gives_the_word_pieces_sentence_transformers_gives():
     from transformers import AutoTokenizer

@@ -80,10 +80,18 @@ def load_encoder() -> Any:
 @lru_cache(maxsize=1)
 def load_search_encoder() -> Any:
     """The encoder the search embeds with: the packaged model on ONNX Runtime (exported at first use on
-    this machine; the time loading took is remembered)."""
+    this machine; the time loading took is remembered). Where the graph cannot be built or stored (a
+    read-only home, an export that fails its check against torch) the torch encoder does the work, with a
+    warning: its vectors are the same, only slower."""
     start = time.perf_counter()
     from . import onnx_encoder
-    encoder = onnx_encoder.load()
+    try:
+        encoder = onnx_encoder.load()
+    except (OSError, RuntimeError, ImportError) as exc:
+        import warnings
+        warnings.warn(f"sentence embeddings run on torch, about half as fast: the ONNX encoder could not be "
+                      f"built ({exc})", RuntimeWarning, stacklevel=2)
+        encoder = load_encoder()
     _MEASURED["load_seconds"] = time.perf_counter() - start
     return encoder
 
@@ -169,7 +177,7 @@ class EmbeddingCache:
             step = BATCH * 4
             for i in range(0, len(todo), step):
                 part = todo[i:i + step]
-                vectors = encoder.encode(part, batch_size=BATCH)
+                vectors = encoder.encode(part, batch_size=BATCH, show_progress_bar=False)  # ORT or torch alike
                 with self._lock:
                     self.vectors.update(zip((text_key(t) for t in part), np.asarray(vectors, dtype=np.float32)))
                 if self.progress is not None:
