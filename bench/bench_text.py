@@ -18,9 +18,10 @@ engine leaves out, too rare to learn, count as never predicted). Baseline: the s
 scikit-learn's OneVsRestClassifier(LogisticRegression()) at the usual 0.5 threshold.
 
 Throughput (``--throughput``, issue #22's targets: 200 short texts/s embedded, 5,000 texts/s predicted by the
-TF-IDF tier): median of 3 on the yelp reviews (11 words on average), nothing cached between repeats:
-the encoder's own ``encode`` (batch 64; sentence-transformers sorts by length within the call), our
-``EmbeddingCache.encode`` (longest first over every text, then chunks), on the first 128; and the default
+TF-IDF tier): median of 3 on the first 128 yelp reviews (11 words on average), nothing cached between repeats,
+the ways alternating in one process: the old path, sentence-transformers' ``encode`` on torch (batch 64; what a
+saved model's predict runs), and the search's path, our ``EmbeddingCache.encode`` on ONNX Runtime (longest first
+over every text, then batches); the ratio new/old is the median of the runs' ratios. Then the default
 ``text_logistic`` model (trained on the yelp file) predicting 5,000 rotten_tomatoes texts.
 
     python bench/bench_text.py [--budget 60 | --max-trials N] [--sets yelp,newsgroups,rotten,arxiv] [--max-rows N]
@@ -162,46 +163,74 @@ def run_multilabel(name: str, budget: float | None, max_trials: int | None) -> d
             "validation_f1_micro": automl.best_trial_.score}
 
 
-SHORT, BATCHES = 128, (64,)  # a loaded machine embeds a few texts/s: more would take the bench an hour
+SHORT, BATCHES, REPEATS = 128, (32, 64), 3  # a loaded machine embeds a few texts/s: more would take an hour
 
 
 def throughput() -> dict:
-    """Texts per second, median of 3: embedding short texts (several ways) and the TF-IDF tier's predict."""
+    """Texts per second, median of 3: the product's embedding path (ORT, through ``EmbeddingCache.encode``)
+    beside the old one (sentence-transformers on torch, which a saved model's predict still runs), in
+    alternating runs in this process, so both see the same load; and the TF-IDF tier's predict."""
     import torch
-    from automl_core.prepare import embeddings
+    from automl_core.prepare import embeddings, onnx_encoder
     short = pd.read_csv(SHARED / "yelp_sentiment_train.csv")["ReviewText"].dropna().astype(str).tolist()[:SHORT]
-    encoder = embeddings.load_encoder()
-
-    def rate(run, n: int) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return round(n / float(np.median(times)), 1)
-
+    exported = not onnx_encoder.graph_path().exists()
+    start = time.perf_counter()
+    embeddings.load_search_encoder()
     rows = {"torch_threads": torch.get_num_threads(), "short_texts": len(short),
             "short_words_mean": round(float(np.mean([len(t.split()) for t in short])), 1),
-            "encoder_encode_b64": rate(lambda: encoder.encode(short, batch_size=64), len(short))}
+            "ort_load_s": round(time.perf_counter() - start, 1), "ort_graph_exported_now": exported,
+            "load_average_before": round(os.getloadavg()[0], 1)}
+    encoder = embeddings.load_encoder()
+    ways = {"torch_encode_b64 (old; a saved model's predict)": lambda: encoder.encode(short, batch_size=64)}
     for batch in BATCHES:
-        embeddings.BATCH = batch
-        rows[f"cache_encode_b{batch}"] = rate(lambda: embeddings.EmbeddingCache().encode(short), len(short))
-    embeddings.BATCH = 64
+        def cached(batch: int = batch) -> None:
+            embeddings.BATCH = batch
+            embeddings.EmbeddingCache().encode(short)  # a fresh cache: every text embedded
+        ways[f"cache_encode_ort_b{batch}" + (" (new; the search)" if batch == embeddings.BATCH else "")] = cached
+    product = next(k for k in ways if k.endswith("(new; the search)"))
+    default_batch = embeddings.BATCH
+    for run in ways.values():  # untimed: first calls allocate (torch's and ORT's buffers)
+        run()
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(REPEATS):  # alternating: a change in load hits every way alike
+        for name, run in ways.items():
+            begin = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - begin)
+    embeddings.BATCH = default_batch
+    ratios = {k: [o / n for o, n in zip(times[next(iter(ways))], v)] for k, v in times.items()}
+    for name, spent in times.items():
+        rows[name] = round(len(short) / float(np.median(spent)), 1)
+    rows["ratio_new_over_old"] = round(float(np.median(ratios[product])), 2)
+    rows["load_average_after"] = round(os.getloadavg()[0], 1)
     train = pd.read_csv(SHARED / "yelp_sentiment_train.csv")
     model = AutoML(max_trials=1, time_budget=None, seed=0, ensembles=False,
                    allowed_models=("text_logistic",)).fit(train, target="Sentiment")
     texts = pd.read_csv(SHARED / "rotten_tomatoes.csv")["text"].dropna().astype(str).head(5000)
     frame = pd.DataFrame({"ReviewText": texts.to_numpy()})
-    rows["tfidf_predict"] = rate(lambda: model.predict_proba(frame), len(frame))
+    spent = []
+    for _ in range(REPEATS):
+        begin = time.perf_counter()
+        model.predict_proba(frame)
+        spent.append(time.perf_counter() - begin)
+    rows["tfidf_predict"] = round(len(frame) / float(np.median(spent)), 1)
     return rows
 
 
+HEADER = ("torch_threads", "short_texts", "short_words_mean", "ort_load_s", "ort_graph_exported_now",
+          "load_average_before", "load_average_after", "ratio_new_over_old")
+
+
 def markdown_throughput(r: dict) -> str:
-    return "\n".join(["", f"Throughput, texts/s (median of 3; torch threads {r['torch_threads']}; "
-                       f"{r['short_texts']} yelp reviews of {r['short_words_mean']} words on average):", "",
+    loaded = "the ORT graph exported in this run" if r.get("ort_graph_exported_now") else "the ORT graph already on disk"
+    return "\n".join(["", f"Throughput, texts/s (median of {REPEATS}, the embedding ways alternating in one process; "
+                            f"torch threads {r['torch_threads']}; {r['short_texts']} yelp reviews of "
+                            f"{r['short_words_mean']} words on average; load average {r.get('load_average_before')} "
+                            f"before, {r.get('load_average_after')} after). New over old, median of the runs' "
+                            f"ratios: **{r.get('ratio_new_over_old')}x**. Loading the ORT encoder: "
+                            f"{r.get('ort_load_s')} s ({loaded}).", "",
                        "| what | texts/s |", "|---|---|",
-                       *[f"| {k} | {v:,} |" for k, v in r.items() if k not in ("torch_threads", "short_texts",
-                                                                             "short_words_mean")]]) + "\n"
+                       *[f"| {k} | {v:,} |" for k, v in r.items() if k not in HEADER]]) + "\n"
 
 
 def markdown_multilabel(rows: list[dict]) -> str:

@@ -27,12 +27,14 @@ def _refuse(*args, **kwargs):
 
 
 @pytest.fixture
-def untouched_encoder(monkeypatch):
-    """A process that has measured nothing, with a cache of its own; embedding anything fails the test."""
+def untouched_encoder(monkeypatch, tmp_path):
+    """A process that has measured nothing, with a cache of its own, on a machine that has not exported the
+    ORT graph yet (so the loading prior is the same wherever the tests run); embedding anything fails the test."""
+    monkeypatch.setenv("AUTOML_ENCODER_CACHE", str(tmp_path))
     monkeypatch.setattr(embeddings, "_MEASURED", {})
     monkeypatch.setattr(embeddings, "shared_cache", lambda: embeddings.EmbeddingCache())
     monkeypatch.setattr(embeddings.EmbeddingCache, "encode", _refuse)
-    monkeypatch.setattr(embeddings, "load_encoder", lru_cache(maxsize=1)(_refuse))  # not loaded, in this process
+    monkeypatch.setattr(embeddings, "load_search_encoder", lru_cache(maxsize=1)(_refuse))  # not loaded, in this process
 
 
 @needs_data

@@ -113,7 +113,8 @@ def test_embeddings_are_cached_by_text_and_the_saved_step_gives_the_same_numbers
     assert cached.shape == (24, embeddings.DIMENSIONS + 1) and len(cache.vectors) == 24
     assert cache.missing(X["ReviewText"]) == []  # a second search on these texts embeds nothing
     embeddings.attach_encoder(featurizer)
-    assert np.allclose(featurizer.transform(X), cached, atol=1e-5)  # the packaged encoder, as saved
+    # the search embedded with ONNX Runtime, the saved step embeds with torch: the same numbers
+    assert np.allclose(featurizer.transform(X), cached, atol=1e-5)
 
 
 @pytest.mark.slow  # ~60-90 s on the shared 2 cores: embedding, a search and a fresh interpreter

@@ -224,7 +224,7 @@ def embed_for_search(prepared: Any, families: list[Any], featurization: Any, sec
     if todo and seconds_left != float("inf"):
         need, measured = embeddings.predicted_seconds(todo)
         if not measured and need <= EMBED_SHARE * seconds_left:
-            if not embeddings.load_encoder.cache_info().currsize and seconds_left < PROBE_MIN_SECONDS_LEFT:
+            if not embeddings.search_encoder_loaded() and seconds_left < PROBE_MIN_SECONDS_LEFT:
                 notes.append(f"sentence-embedding models skipped: loading the encoder takes 10 s on a quiet machine "
                              f"and minutes on a busy one, too much of the {seconds_left:.0f} s left; the TF-IDF "
                              f"models carry the text (a budget over {PROBE_MIN_SECONDS_LEFT} s adds the embeddings)")

@@ -8,8 +8,10 @@ text section for why this encoder.
 In a saved model the text column goes through skrub's ``LLMEncoder`` (public, with feature names),
 which holds the encoder's weights in the pickle, so the model loads with public packages only.
 During a search its encoder is a stand-in that looks texts up: every training text is embedded once,
-before the trials (``embed_all``), cached by the SHA-1 of the text (in memory, and on disk under
-``AUTOML_EMBEDDING_CACHE`` when set), and trials, the refit and later runs reuse the vectors.
+before the trials (``embed_for_search``), cached by the SHA-1 of the text (in memory, and on disk under
+``AUTOML_EMBEDDING_CACHE`` when set), and trials, the refit and later runs reuse the vectors. The search
+embeds with ONNX Runtime (``onnx_encoder``: the same model exported from torch, vectors equal to torch's to
+1e-6, about twice as fast on 2 cores), so the cache holds the same vectors whichever runtime made them.
 """
 from __future__ import annotations
 
@@ -34,11 +36,15 @@ MAX_TOKENS = 256
 #: the tokenizer would mean importing transformers, seconds before knowing whether to embed at all).
 PIECES_PER_WORD = 1.3
 #: Before this process has measured anything: a speed the encoder beats on no machine we have seen
-#: (2 cores: about 4,000 word pieces/s with the machine to itself, 1,000 under a load of 8, far less at
-#: 16) and the time importing torch and loading the encoder took on a quiet machine (10-12 s). A cost
+#: (2 cores, torch: about 4,000 word pieces/s with the machine to itself, 1,000 under a load of 8, far
+#: less at 16; ORT about twice torch, measured side by side: so 1.5x ORT's expected 8,000, as the torch-era
+#: prior was 1.5x torch's) and the time loading it takes: importing onnxruntime and opening the exported
+#: graph (0.4-1.4 s under a load of 10), or, on a machine without the graph yet, importing torch, loading
+#: the encoder and exporting it (23-26 s under a load of 10; torch alone took 10-12 s quiet). A cost
 #: predicted with them is a lower bound, so a skip decided on it needs no measurement.
-PRIOR_TOKENS_PER_SECOND = 6_000.0
-PRIOR_LOAD_SECONDS = 10.0
+PRIOR_TOKENS_PER_SECOND = 12_000.0
+PRIOR_LOAD_SECONDS = 1.0
+PRIOR_EXPORT_SECONDS = 10.0
 _MEASURED: dict[str, float] = {}  # this process's measured "tokens_per_second" and "load_seconds"
 
 
@@ -71,6 +77,29 @@ def load_encoder() -> Any:
     return encoder
 
 
+@lru_cache(maxsize=1)
+def load_search_encoder() -> Any:
+    """The encoder the search embeds with: the packaged model on ONNX Runtime (exported at first use on
+    this machine; the time loading took is remembered). Where the graph cannot be built or stored (a
+    read-only home, an export that fails its check against torch) the torch encoder does the work, with a
+    warning: its vectors are the same, only slower."""
+    start = time.perf_counter()
+    from . import onnx_encoder
+    try:
+        encoder = onnx_encoder.load()
+    except (OSError, RuntimeError, ImportError) as exc:
+        import warnings
+        warnings.warn(f"sentence embeddings run on torch, about half as fast: the ONNX encoder could not be "
+                      f"built ({exc})", RuntimeWarning, stacklevel=2)
+        encoder = load_encoder()
+    _MEASURED["load_seconds"] = time.perf_counter() - start
+    return encoder
+
+
+def search_encoder_loaded() -> bool:
+    return bool(load_search_encoder.cache_info().currsize)
+
+
 def tokens(texts: Iterable[str]) -> np.ndarray:
     """Estimated word pieces the encoder reads per text ([CLS] and [SEP] included, cut at MAX_TOKENS)."""
     words = np.array([len(str(t).split()) for t in texts], dtype=float)
@@ -85,7 +114,10 @@ def predicted_seconds(texts: list[str]) -> tuple[float, bool]:
     """
     measured = "tokens_per_second" in _MEASURED
     rate = _MEASURED.get("tokens_per_second", PRIOR_TOKENS_PER_SECOND)
-    loading = 0.0 if load_encoder.cache_info().currsize else PRIOR_LOAD_SECONDS
+    loading = 0.0
+    if not search_encoder_loaded():
+        from .onnx_encoder import graph_path
+        loading = PRIOR_LOAD_SECONDS if graph_path().exists() else PRIOR_EXPORT_SECONDS
     return loading + float(tokens(texts).sum()) / rate, measured
 
 
@@ -137,7 +169,7 @@ class EmbeddingCache:
         if todo and self.frozen:
             raise KeyError(f"{len(todo)} texts were not embedded before the search")
         if todo:
-            encoder = load_encoder()
+            encoder = load_search_encoder()
             start = time.perf_counter()
             # longest first over all of them (sentence-transformers sorts only within one call): batches
             # of like lengths pad little; the progress bar then speeds up towards the end
@@ -145,8 +177,7 @@ class EmbeddingCache:
             step = BATCH * 4
             for i in range(0, len(todo), step):
                 part = todo[i:i + step]
-                vectors = encoder.encode(part, batch_size=BATCH, show_progress_bar=False,
-                                         normalize_embeddings=False, convert_to_numpy=True)
+                vectors = encoder.encode(part, batch_size=BATCH, show_progress_bar=False)  # ORT or torch alike
                 with self._lock:
                     self.vectors.update(zip((text_key(t) for t in part), np.asarray(vectors, dtype=np.float32)))
                 if self.progress is not None:
