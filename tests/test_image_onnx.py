@@ -1,0 +1,50 @@
+"""ONNX export of an image model (issue #23 item 6): EfficientNet-Lite0 features, their flip average and the
+head in one graph, checked against the joblib model's own path on real photos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared_data import needs_data, DATASETS
+
+CALTECH = DATASETS / "images_caltech256_subset"
+
+
+@needs_data
+@pytest.mark.slow  # one CNN run on 24 photos, the graph exported twice (features, then the whole model): ~60 s under load 9
+def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path) -> None:
+    import onnx
+    import onnxruntime as ort
+    from automl_core.config import AutoMLConfig
+    from automl_core.export.image_onnx import PARITY_TOL, export_image_onnx
+    from automl_core.images.run import fit_images, predict_images
+    from automl_core.export.predict import load_model
+    from storage import Store
+    store = Store(tmp_path / "s.duckdb")
+    config = AutoMLConfig(task="image_classification", time_budget=900, max_trials=1, ensembles=False, seed=0,
+                          allowed_models=("linear",))
+    outcome = fit_images(store, CALTECH / "train", config, cnn=True, cache_dir=str(tmp_path / "cache"),
+                         out_dir=tmp_path / "model")
+    store.close()
+    bundle, _ = load_model(outcome.model_path)
+    assert bundle["spec"]["cnn"] and not bundle["spec"]["pixel_size"] and bundle["spec"]["flip"]
+    photos = sorted(CALTECH.glob("valid/*/*.jpg"))  # photos the model did not train on
+    result = export_image_onnx(bundle, [p.read_bytes() for p in photos])
+    assert result.ok, result.reason
+    assert result.n_rows_checked == 6 and result.max_abs_diff <= PARITY_TOL and result.label_agreement == 1.0
+    model = onnx.load_model_from_string(result.onnx)
+    assert [i.name for i in model.graph.input] == ["image"] and "-1..1" in model.doc_string
+    assert {p.key: p.value for p in model.metadata_props}["classes"].split("\n") == bundle["classes"]
+    # what a person does with the downloads: onnx_inputs.py (numpy + Pillow only) and ONNX Runtime
+    namespace: dict = {}
+    exec(result.preparation, namespace)
+    assert "automl_core" not in result.preparation and "import torch" not in result.preparation
+    session = ort.InferenceSession(result.onnx, providers=["CPUExecutionProvider"])
+    labels, probabilities = session.run(["label", "probabilities"],
+                                        namespace["onnx_inputs"]([p.read_bytes() for p in photos]))
+    expected = predict_images(bundle, CALTECH / "valid", cache_dir="")
+    expected = expected.set_index("image_path").loc[[f"{p.parent.name}/{p.name}" for p in photos]]
+    np.testing.assert_allclose(probabilities, expected[[f"proba_{c}" for c in bundle["classes"]]].to_numpy(),
+                               atol=PARITY_TOL)
+    assert list(labels.astype(str)) == list(expected["prediction"].astype(str))
+    assert (np.asarray(labels).astype(str) == [p.parent.name for p in photos]).mean() >= 5 / 6
