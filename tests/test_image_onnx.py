@@ -11,8 +11,8 @@ CALTECH = DATASETS / "images_caltech256_subset"
 
 
 @needs_data
-@pytest.mark.slow  # one CNN run on 24 photos, the graph exported twice (features, then the whole model): ~60 s under load 9
-def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path) -> None:
+@pytest.mark.slow  # a CNN run on 24 photos, the whole model exported twice (engine, then the page): ~2 min under load 10
+def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path, monkeypatch) -> None:
     import onnx
     import onnxruntime as ort
     from automl_core.config import AutoMLConfig
@@ -48,3 +48,20 @@ def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path) -> N
                                atol=PARITY_TOL)
     assert list(labels.astype(str)) == list(expected["prediction"].astype(str))
     assert (np.asarray(labels).astype(str) == [p.parent.name for p in photos]).mean() >= 5 / 6
+    # the Predict page of this command-line run (no images in the store): checked on the uploaded photos
+    import io
+    import zipfile
+    from studio_fixtures import open_experiment, texts
+    monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
+    at = open_experiment(tmp_path / "s.duckdb", "predict", outcome.experiment_id, monkeypatch)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for p in photos:
+            zf.writestr(f"{p.parent.name}/{p.name}", p.read_bytes())
+    at.file_uploader(key="predict_images").set_value([("new.zip", zipped.getvalue(), "application/zip")]).run()
+    at.button(key="onnx_export").click().run()
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Largest difference vs joblib" in [m.label for m in at.metric], shown
+    assert {m.label: m.value for m in at.metric}["Same predicted class"] == "100.0%"
+    assert {"download_onnx", "download_onnx_inputs"} <= {b.key for b in at.get("download_button")}
