@@ -11,7 +11,7 @@ CALTECH = DATASETS / "images_caltech256_subset"
 
 
 @needs_data
-@pytest.mark.slow  # a CNN run on 24 photos, the whole model exported twice (engine, then the page): ~2 min under load 10
+@pytest.mark.slow  # a CNN run on 24 photos, the whole model exported three times (with and without the flip, then the page): ~2 min under load 10
 def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path, monkeypatch) -> None:
     import onnx
     import onnxruntime as ort
@@ -48,6 +48,11 @@ def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path, monk
                                atol=PARITY_TOL)
     assert list(labels.astype(str)) == list(expected["prediction"].astype(str))
     assert (np.asarray(labels).astype(str) == [p.parent.name for p in photos]).mean() >= 5 / 6
+    # without the flip average (a spec may say so): the graph runs the CNN once, parity still holds
+    unflipped = export_image_onnx({**bundle, "spec": {**bundle["spec"], "flip": False}}, [p.read_bytes() for p in photos])
+    assert unflipped.ok and unflipped.max_abs_diff <= PARITY_TOL, unflipped.reason
+    assert "flipped" not in {o for n in onnx.load_model_from_string(unflipped.onnx).graph.node for o in n.output}
+    assert "flipped" in {o for n in model.graph.node for o in n.output}
     # the Predict page of this command-line run (no images in the store): checked on the uploaded photos
     import io
     import zipfile

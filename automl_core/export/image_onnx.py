@@ -97,7 +97,6 @@ def image_graph(bundle: dict[str, Any]) -> Any:
         cnn_in = "both"
     else:
         cnn_in = _INPUT
-    parts = [(cnn, "cnn_", {cnn.graph.input[0].name: cnn_in})]
     made = _inline(cnn, "cnn_", {cnn.graph.input[0].name: cnn_in})
     nodes += made[0]
     inits += made[1]
@@ -107,7 +106,6 @@ def image_graph(bundle: dict[str, Any]) -> Any:
                   helper.make_node("ReduceMean", ["pair"], ["pooled"], axes=[0], keepdims=0)]
         features = "pooled"
     head = _head_graph(bundle["pipeline"])
-    parts.append((head, "head_", {}))
     made = _inline(head, "head_", {head.graph.input[0].name: features})
     nodes += made[0]
     inits += made[1]
@@ -122,8 +120,7 @@ def image_graph(bundle: dict[str, Any]) -> Any:
         [helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)])],
         initializer=inits)
-    model = helper.make_model(graph, opset_imports=_opsets([p[0] for p in parts]),
-                              ir_version=max(p[0].ir_version for p in parts))
+    model = helper.make_model(graph, opset_imports=_opsets([cnn, head]), ir_version=max(cnn.ir_version, head.ir_version))
     model.doc_string = (f"Image classifier: input 'image' is N x 3 x {size} x {size} float32, RGB, shorter side "
                         f"resized to {size} px (Pillow bilinear), centre-cropped, scaled to -1..1 (x / 127.5 - 1), "
                         "channels first; see onnx_inputs.py. Outputs 'label' and 'probabilities' (classes in "
