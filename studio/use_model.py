@@ -100,7 +100,8 @@ def _parity_images(store: Any, experiment_id: str) -> tuple[list[bytes], str]:
     dataset_id = (store.get_experiment(experiment_id) or {}).get("dataset_id")
     images = dataset_images(store, dataset_id) if dataset_id and store.get_dataset(dataset_id) else None
     if images is not None and images.names:
-        rows = [i for picked in sample_per_class(images, 3).values() for i in picked][:PARITY_IMAGES]
+        per_class = max(1, -(-PARITY_IMAGES // max(1, len(images.classes))))  # every class, when they fit
+        rows = [i for picked in sample_per_class(images, per_class).values() for i in picked][:PARITY_IMAGES]
         return [images.contents[i] for i in rows], f"{len(rows)} images of the experiment's data"
     uploads = st.session_state.get("predict_images") or []
     try:
