@@ -19,7 +19,7 @@ from studio.nav import step_header
 from studio.safe import md, show_error
 from studio.scoring import cached_model, choose_experiment, predictions_first, score_with_progress, show_report
 from studio.state import EMPTY_CELL, friendly, get_store
-from studio.use_model import code_section, onnx_section
+from studio.use_model import code_section, image_onnx_section, onnx_section
 from studio.wording import metric_help, metric_label, number
 
 _RESULT = "predict_result"  # (key of what was scored, predictions frame)
@@ -107,13 +107,17 @@ def main() -> None:
                    "forecast with them by hand, or run `python -m automl_core predict --model model.joblib DATA`.")
         return
     if card.get("task") == "image_classification":  # images in, one prediction per image out
-        try:
-            image_view.image_predict(model, card)
-        except AutoMLInputError as exc:
-            show_error(exc)
-        st.caption("ONNX export and generated training code are for table models. An image model is a dict (load "
-                   "model.joblib with joblib): its `usage` entry says how to score images by hand, or run "
-                   "`python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
+        tab_predict, tab_onnx = st.tabs(["Predict new images", "ONNX"])
+        with tab_predict:
+            try:
+                image_view.image_predict(model, card)
+            except AutoMLInputError as exc:
+                show_error(exc)
+            st.caption("Generated training code is for table models. An image model is a dict (load model.joblib "
+                       "with joblib): its `usage` entry says how to score images by hand, or run "
+                       "`python -m automl_core predict --model model.joblib IMAGES.zip --out p.csv`.")
+        with tab_onnx:
+            image_onnx_section(store, experiment_id, model, card)
         return
     if card.get("task") == "multilabel":  # a table in, a list of labels per row out
         try:

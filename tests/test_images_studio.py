@@ -104,7 +104,8 @@ def test_rest_server_predicts_uploaded_images_and_refuses_a_table(image_run) -> 
 PAGES = {"experiments": [], "results": ["Image runs skip the table guardrails", "an image model is not explained",
                                         "An image model is a dict"],
          "train": ["Image runs skip the table guardrails"],
-         "predict": ["Upload a .zip of images", "ONNX export and generated training code are for table models"]}
+         "predict": ["Upload a .zip of images", "Generated training code is for table models",
+                     "raw pixel block is resized by Pillow outside the graph"]}
 
 
 def _open(store_path, experiment_id, page, monkeypatch):
@@ -156,3 +157,13 @@ def test_predict_page_classifies_an_uploaded_zip(image_run, monkeypatch) -> None
     at.file_uploader(key="predict_images").set_value([("junk.zip", junk.getvalue(), "application/zip")]).run()
     _no_crash(at)
     assert at.error and "No readable image" in at.error[0].value
+
+
+def test_a_pixel_tier_model_is_not_exported_to_onnx_and_says_why(image_run) -> None:
+    """Raw pixels are resized by Pillow before the head reads them: no graph computes them, so no ONNX file."""
+    from automl_core.export.image_onnx import export_image_onnx
+    from automl_core.export.predict import load_model
+    model, _ = load_model(image_run[2])
+    result = export_image_onnx(model, [data for _, _, data in _digits(2, skip=6)])
+    assert not result.ok and not result.onnx
+    assert "raw pixel block is resized by Pillow outside the graph" in result.reason

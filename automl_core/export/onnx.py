@@ -286,20 +286,28 @@ def _align_opsets(head: Any, tail: Any) -> None:
     head.ir_version = tail.ir_version = max(head.ir_version, tail.ir_version)
 
 
+def pipeline_graph(model: Any, classification: bool) -> tuple[Any, list[tuple[str, str]]]:
+    """Featurizer and estimator of a (non-bagged) pipeline as one ONNX model, and its inputs (column, type).
+
+    Outputs as skl2onnx gives them: label and probabilities (classification), else the predicted values.
+    Raises whatever a converter raises on a step it cannot convert."""
+    from onnx import compose
+    head, n_features, inputs = featurizer_graph(model)
+    tail = estimator_graph(model[-1], n_features, classification)
+    _align_opsets(head, tail)
+    return compose.merge_models(head, tail, io_map=[("features", tail.graph.input[0].name)]), inputs
+
+
 def export_onnx(model: Any, card: dict[str, Any], sample: pd.DataFrame) -> OnnxExport:
     """Convert ``model`` and compare ONNX Runtime's outputs with the joblib pipeline's on ``sample``."""
     import onnx
     import onnxruntime as ort
-    from onnx import compose
     why = _not_exportable(model)
     if why:
         return OnnxExport(False, f"This model cannot be exported to ONNX: {why}.")
     classification = card.get("task") in ("binary", "multiclass")
     try:
-        head, n_features, inputs = featurizer_graph(model)
-        tail = estimator_graph(model[-1], n_features, classification)
-        _align_opsets(head, tail)
-        merged = compose.merge_models(head, tail, io_map=[("features", tail.graph.input[0].name)])
+        merged, inputs = pipeline_graph(model, classification)
         onnx.checker.check_model(merged)
         data = merged.SerializeToString()
         options = ort.SessionOptions()
