@@ -35,7 +35,7 @@ run: install
 test: install-dev chromium
 	$(PY) -m pytest -q
 
-# The quick subset: everything but browser and benchmark-like tests (a minute or two).
+# The quick subset: everything but browser, benchmark-like and the slowest real-run tests (see the README).
 test-quick: install-dev
 	$(PY) -m pytest -q -m "not slow"
 

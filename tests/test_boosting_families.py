@@ -24,6 +24,7 @@ def _fit(family: str, df: pd.DataFrame, target: str) -> AutoML:
                   final_model="refit", seed=0).fit(df, target=target)
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 @pytest.mark.parametrize("family,file,target", CASES, ids=[f"{c[0]}-{c[1][:-4]}" for c in CASES])
 def test_saved_model_lists_its_package_and_exports_to_onnx_with_parity(family, file, target, shared, tmp_path):
     df = pd.read_csv(shared / file).sample(frac=1.0, random_state=0).head(240).reset_index(drop=True)

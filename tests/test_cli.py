@@ -65,6 +65,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
     assert store_experiments(store) == 0
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_non_utf8_file_trains(tmp_path, shared):
     df = pd.read_csv(shared / "german_credit.csv").head(300)
     df.iloc[:, 0] = df.iloc[:, 0].astype(str) + "é"
@@ -75,6 +76,7 @@ def test_non_utf8_file_trains(tmp_path, shared):
     assert json.loads(result.stdout.strip().splitlines()[-1])["task"] == "binary"
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_quoted_and_newline_column_names_train_and_predict(tmp_path, shared):
     df = pd.read_csv(shared / "iris.csv")
     df.columns = ['sepal "length"', "sepal\nwidth", "pétale 🌸", "petal width", "target"]
@@ -92,6 +94,7 @@ def test_quoted_and_newline_column_names_train_and_predict(tmp_path, shared):
     assert (got["prediction"] == df["target"]).mean() > 0.9
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_train_json_contract_list_show_and_predict_checks(tmp_path, shared):
     store = tmp_path / "s.duckdb"
     out = tmp_path / "model"

@@ -45,6 +45,7 @@ def bank_run(tmp_path_factory):
     return store, outcome, events, stages
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_an_ensemble_winner_is_explained_by_its_members_weighted_shap(bank_run) -> None:
     store, outcome, _, _ = bank_run
     automl = outcome.automl
@@ -109,6 +110,7 @@ def _saabas(pipeline, rows, raw, columns):
     return out, float(np.atleast_1d(explainer.expected_value)[1])
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it (its module fixture trains a model)
 def test_the_explaining_stage_is_announced_and_keeps_to_its_budget(bank_run) -> None:
     store, outcome, events, stages = bank_run
     kinds = [e.kind for e in events]

@@ -88,6 +88,7 @@ def run_isolated(tmp_path: Path, obj, frame: pd.DataFrame, method: str) -> np.nd
     return np.load(tmp_path / "out.npy", allow_pickle=True)
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 @pytest.mark.parametrize("case", list(CASES))
 def test_real_data_end_to_end(case, tmp_path):
     X, y, cols, task = load(case)

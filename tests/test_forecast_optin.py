@@ -67,6 +67,7 @@ def test_prophet_takes_known_future_columns_as_regressors_one_fit_per_series(sha
         families.predict(fitted, "prophet", 6, prepared.panel[["unique_id", "ds"]].head(3))
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_mlp_window_fits_one_global_model_and_forecasts_after_reload(shared):
     oj = pd.read_csv(shared / "oj_sales_train.csv")
     oj = oj[oj["Store"] == 2][["WeekStarting", "Brand", "Quantity"]]
@@ -82,6 +83,7 @@ def test_mlp_window_fits_one_global_model_and_forecasts_after_reload(shared):
     # same seed, same forecasts, and forecasting from the saved weights without torch: test_families_contract.py
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_a_failing_fit_is_a_failed_trial_and_the_search_goes_on(shared):
     frame = _retail(shared)
     automl = AutoML(task="forecasting", time_column="observation_date", horizon=6, metric="mase", max_trials=2,

@@ -54,6 +54,7 @@ def test_cnn_features_offline_cached_and_flip_invariant(tmp_path: Path, no_netwo
     np.testing.assert_allclose(pair[0], pair[1], rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 @needs_data
 def test_onnx_features_equal_torch_features_and_the_graph_is_kept(tmp_path: Path, no_network, monkeypatch) -> None:
     """The fast path (ONNX Runtime on the graph exported from the torch model) gives eager torch's features on

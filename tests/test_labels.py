@@ -59,6 +59,7 @@ def test_test_labels_match_in_training_spelling(shared):
     assert match_classes(pd.Series(["1", " 0", 1]), [0, 1]).tolist() == [1, 0, 1]
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_api_predictions_probabilities_and_card_use_the_given_labels(shared, tmp_path):
     df = _padded_bank(shared, 800, 1)
     test = df.iloc[600:].copy()
@@ -75,6 +76,7 @@ def test_api_predictions_probabilities_and_card_use_the_given_labels(shared, tmp
     assert not hasattr(AutoML(max_trials=1), "classes_")  # unfitted, as scikit-learn estimators say
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_cli_prediction_csv_keeps_padded_labels(shared, tmp_path):
     df = _padded_bank(shared, 600, 2)
     train_csv, new_csv = tmp_path / "train.csv", tmp_path / "new.csv"

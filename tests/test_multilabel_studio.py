@@ -34,6 +34,7 @@ def multilabel_run(tmp_path_factory):
     return store, experiments["experiment_id"].iloc[0]
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it (its module fixture trains a model)
 @needs_data
 @pytest.mark.parametrize("page", list(PAGES))
 def test_studio_pages_open_a_multilabel_experiment(multilabel_run, page, monkeypatch) -> None:

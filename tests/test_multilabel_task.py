@@ -26,6 +26,7 @@ def arxiv(which: str, rows: int | None = None) -> pd.DataFrame:
     return df if rows is None else df.sample(rows, random_state=0).reset_index(drop=True)
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 @needs_data
 def test_a_list_target_trains_one_vs_rest_heads_and_predicts_in_its_own_format(tmp_path):
     train, test = arxiv("train", 150), arxiv("test", 60)

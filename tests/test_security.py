@@ -250,6 +250,7 @@ def test_a_memory_cap_that_cannot_be_set_is_reported(monkeypatch) -> None:
     assert limits.limit_this_process(None) == ""  # no cap asked for (AUTOML_WORKER_MEMORY_MB=0): nothing to say
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_a_run_whose_workers_have_no_memory_cap_says_so_once(monkeypatch, shared) -> None:
     """A limit past what setrlimit accepts (1e16 MB) leaves the workers uncapped: the run still works and
     says so in one message event (and the CLI prints it)."""

@@ -253,6 +253,7 @@ def test_stop_keeps_results(app: AppTest) -> None:
     assert any(b.key == "download_model" for b in app.get("download_button"))
 
 
+@pytest.mark.slow  # over 15 s in the quick subset on the loaded 2 cores: the whole suite runs it
 def test_interrupted_experiment_offers_resume(app: AppTest) -> None:
     from studio.state import get_store
 
