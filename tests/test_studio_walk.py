@@ -332,3 +332,15 @@ def test_train_chart_legend_sits_below_and_events_get_the_width() -> None:
     legend = figure.layout.legend
     assert legend.y < 0 and legend.yanchor == "top"  # below the plot, not over it
     assert live.EVENT_COLUMNS["event"]["width"] == "large" and live.EVENT_COLUMNS["at"]["width"] < 100
+
+
+def test_score_charts_name_the_metric_in_words_and_an_empty_one_says_why() -> None:
+    from studio.charts import best_score_chart, score_vs_time_chart
+
+    points = pd.DataFrame({"seconds": [1.0, 2.0], "score": [3.0, 2.5], "best": [3.0, 2.5], "trial_id": [1, 2],
+                           "model": ["LightGBM", "Random forest"]})
+    assert best_score_chart(points, "rmse").layout.yaxis.title.text == "RMSE"  # not the id "rmse"
+    board = pd.DataFrame({"trial_id": [1, 2], "fit_seconds": [0.5, 1.0], "roc_auc": [0.8, 0.9], "model": ["a", "b"]})
+    assert score_vs_time_chart(board, "roc_auc", [1]).layout.yaxis.title.text == "ROC AUC"
+    empty = best_score_chart(points.iloc[:0], "rmse")  # before the first trial: no bare -1..4 axis
+    assert empty.layout.yaxis.visible is False and "first finished trial" in empty.layout.annotations[0].text
