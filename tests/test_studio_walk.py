@@ -344,3 +344,18 @@ def test_score_charts_name_the_metric_in_words_and_an_empty_one_says_why() -> No
     assert score_vs_time_chart(board, "roc_auc", [1]).layout.yaxis.title.text == "ROC AUC"
     empty = best_score_chart(points.iloc[:0], "rmse")  # before the first trial: no bare -1..4 axis
     assert empty.layout.yaxis.visible is False and "first finished trial" in empty.layout.annotations[0].text
+
+
+def test_train_and_results_leaderboards_title_metric_columns_in_words() -> None:
+    from studio import live
+
+    board = pd.DataFrame({"rank": [1], "model": ["#1 LightGBM"], "rmse": [1.42],
+                          "normalized_root_mean_squared_error": [0.01], "fit_seconds": [2.0], "trial_id": [1]})
+    config = live.leaderboard_columns(board)
+    # the Train page showed the ids ("rmse", "normalized_root_mean_squared_error") as column titles
+    assert config["rmse"]["label"] == "RMSE" and config["normalized_root_mean_squared_error"]["label"] == "Normalized RMSE"
+    assert "Lower is better" in config["rmse"]["help"] and config["fit_seconds"]["label"] == "fit s"
+    import pathlib
+    pages = pathlib.Path(__file__).resolve().parents[1] / "pages"
+    for page in ("train.py", "results.py"):  # one helper for both leaderboards
+        assert "live.leaderboard_columns(board)" in (pages / page).read_text()
