@@ -95,6 +95,7 @@ def test_missing_values_are_reported_as_imputed(titanic) -> None:
     missing = titanic["Missing values"]
     assert missing.status == gr.DONE and set(missing.columns) == {"Age", "Cabin", "Embarked"}
     assert "'Age' 177 (20%)" in missing.finding and "median" in missing.action
+    assert "'Embarked' 2 (0.2%)" in missing.finding  # 2 of 891 rows read "(0%)", as if none were missing
 
 
 def test_id_and_high_cardinality_columns(titanic) -> None:
