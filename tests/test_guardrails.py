@@ -171,3 +171,19 @@ def test_class_weights_of_the_best_model_are_reported_on_imbalanced_data() -> No
     assert checks["Class weights"].status == gr.DONE and "LightGBM: class_weight 'balanced'" in checks["Class weights"].finding
     titanic = _prepared("titanic.csv", "Survived")
     assert [g.name for g in gr.check_model(card, titanic, None, metric)] == ["Overfitting"]
+
+
+@pytest.mark.parametrize("rows, settings, plan", [
+    (300, {}, "10-fold cross-validation — 300 rows (< 1,000)"),
+    (6433, {}, "3-fold cross-validation — 6,433 rows (1,000 to 20,000)"),
+    (25000, {}, "10% holdout — 25,000 rows (> 20,000)"),
+    (6433, {"cv_folds": 4}, "4-fold cross-validation — as you chose"),
+])
+def test_the_validation_plan_names_itself_once(rows: int, settings: dict, plan: str) -> None:
+    from automl_core.prepare.folds import plan_validation
+
+    y = np.arange(rows, dtype=float)
+    description = plan_validation(y, classification=False, config=AutoMLConfig(**settings)).description
+    assert description.startswith(plan), description
+    # "3-fold cross-validation — 6,433 rows (1,000 to 20,000): 3-fold cross-validation" said it twice
+    assert description.count("cross-validation") + description.count("holdout") == 1, description
