@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import AutoMLConfig
-from ..models.metrics import Metric, score_all
+from ..models.metrics import Metric, metric_label, score_all
 from ..prepare.tables import Prepared
 from ..prepare.schema import Role
 
@@ -120,10 +120,10 @@ def _imbalance(p: Prepared, metric: Metric) -> Guardrail:
     if ratio >= IMBALANCE_RATIO:
         return Guardrail(name, PASSED, found, "Nothing to do.")
     if metric.name in _FOOLED_BY_IMBALANCE:
-        judged = (f"The metric {metric.name} can look good by favouring '{majority}'; balanced_accuracy or "
-                  "average_precision (binary) judge the rare class fairly.")
+        judged = (f"The metric {metric_label(metric.name)} can look good by favouring '{majority}'; balanced "
+                  "accuracy or average precision (binary) judge the rare class fairly.")
     else:
-        judged = f"The metric {metric.name} judges the rare class fairly."
+        judged = f"The metric {metric_label(metric.name)} judges the rare class fairly."
     return Guardrail(name, ALERTED, found, f"{judged} The search tries class_weight 'balanced' as well as none; "
                      "the model guardrails say which the best model used.")
 
@@ -251,9 +251,9 @@ def _overfitting(card: dict[str, Any], p: Prepared, model: Any, metric: Metric) 
     if judge not in train or judge not in valid:
         return Guardrail(name, PASSED, "Training and validation scores could not be compared.", "Nothing to do.")
     gap = train[judge] - valid[judge]
-    found = f"On the training rows {judge} is {train[judge]:.3f}, on validation {valid[judge]:.3f} (gap {gap:+.3f})"
+    found = f"On the training rows {metric_label(judge)} is {train[judge]:.3f}, on validation {valid[judge]:.3f} (gap {gap:+.3f})"
     if metric.name != judge and metric.name in train and metric.name in valid:
-        found += f"; {metric.name} {train[metric.name]:.4g} against {valid[metric.name]:.4g}"
+        found += f"; {metric_label(metric.name)} {train[metric.name]:.4g} against {valid[metric.name]:.4g}"
     if gap <= OVERFIT_GAP:
         return Guardrail(name, PASSED, found + ".", "The model does about as well on rows it has not seen.")
     return Guardrail(name, ALERTED, found + ".",
