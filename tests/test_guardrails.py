@@ -119,6 +119,9 @@ def test_tiny_data_and_the_validation_strategy() -> None:
     assert checks["Amount of data"].status == gr.ALERTED and "80 training rows" in checks["Amount of data"].finding
     assert checks["Validation strategy"].status == gr.DONE
     assert "3-fold cross-validation" in checks["Validation strategy"].finding
+    hitters = _checks(_prepared("islp_hitters.csv", "Salary"))["Amount of data"]  # 59 rows have no Salary
+    assert "263 training rows" in hitters.finding
+    assert "dropped 59 of 322 rows where the target 'Salary' is missing" in hitters.finding
     big = _checks(_prepared("islp_default.csv", "default"))["Amount of data"]
     assert big.status == gr.PASSED and "10,000 training rows" in big.finding
 

@@ -135,11 +135,13 @@ def _tiny(p: Prepared) -> Guardrail:
     if p.task.is_classification:
         counts = pd.Series(p.y).value_counts()
         small = [f"'{k}' ({v})" for k, v in counts.items() if v < TINY_CLASS]
+    # Rows left out before training (a missing target) were said only on the Task step; Results says it too.
+    dropped = "".join(f" Before training: {note}." for note in p.notes if note.startswith("dropped "))
     if n < TINY_ROWS or small:
         found = f"{n:,} training rows" + (f"; classes with fewer than {TINY_CLASS} rows: {_listed(small)}" if small else "") + "."
-        return Guardrail(name, ALERTED, found, "Scores on so few rows are noisy (see the interval around the test "
+        return Guardrail(name, ALERTED, found + dropped, "Scores on so few rows are noisy (see the interval around the test "
                          "score); more rows would help more than more search time.")
-    return Guardrail(name, PASSED, f"{n:,} training rows, {len(p.columns)} feature columns.", "Nothing to do.")
+    return Guardrail(name, PASSED, f"{n:,} training rows, {len(p.columns)} feature columns.{dropped}", "Nothing to do.")
 
 
 def validation_check(description: str) -> Guardrail:
