@@ -35,6 +35,10 @@ def _scores(exp: dict[str, Any]) -> None:
     else:
         c3.metric(f"Test {name}", "no test data", help="Choose test data on the Configure step to get one.")
     c4.metric("Trials", f"{exp.get('n_trials') or 0}", help=summary.get("stopped_by"))
+    if summary.get("choice_note"):
+        # The leaderboard below may rank an ensemble first while a single model was saved: say why here,
+        # not only in the Train page's event list.
+        st.caption(f"Why this model: {md(summary['choice_note'])}.")
     if test.get("metrics"):
         with st.expander("All test metrics"):
             st.dataframe(metrics_table(test["metrics"]), placeholder=EMPTY_CELL, hide_index=True, width="stretch")

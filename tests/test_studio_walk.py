@@ -19,7 +19,7 @@ def no_crash(at: AppTest) -> None:
     assert "Something went wrong" not in texts(at), texts(at)
 
 
-def _cli_experiment(store, name: str = "cli run", score: float = 0.2) -> str:
+def _cli_experiment(store, name: str = "cli run", score: float = 0.2, summary: dict | None = None) -> str:
     """An experiment as the command line records it: no dataset in the store."""
     config = {"task": "auto", "metric": "auto", "time_budget": 10.0, "target": "y"}
     experiment_id = store.create_experiment(name, dataset_id=None, task="regression", metric="rmse", config=config)
@@ -27,7 +27,7 @@ def _cli_experiment(store, name: str = "cli run", score: float = 0.2) -> str:
     store.add_trial(experiment_id, TrialResult(1, "linear", {"alpha": 1.0}, "ok", score, {"rmse": score},
                                                0.1, 0.01, 1.0, 2.0))
     store.finish_experiment(experiment_id, status="completed", best_trial_id=1, best_model="linear",
-                            best_score=score, test_score=None, model_path=None, summary={})
+                            best_score=score, test_score=None, model_path=None, summary=summary or {})
     return experiment_id
 
 
@@ -359,3 +359,17 @@ def test_train_and_results_leaderboards_title_metric_columns_in_words() -> None:
     pages = pathlib.Path(__file__).resolve().parents[1] / "pages"
     for page in ("train.py", "results.py"):  # one helper for both leaderboards
         assert "live.leaderboard_columns(board)" in (pages / page).read_text()
+
+
+def test_results_says_why_the_saved_model_is_not_the_top_row(app: AppTest) -> None:
+    from studio.state import get_store
+
+    note = ("the ensemble (caruana selection) scored better, but refitting its members would have taken "
+            "longer than the time left; the best single model was saved")
+    experiment_id = _cli_experiment(get_store(), "cut short", 0.3, summary={"choice_note": note})
+    app.switch_page("pages/results.py").run()
+    app.query_params["experiment"] = experiment_id
+    app.run()
+    no_crash(app)
+    # german_credit: "Best model LightGBM 0.8052" above a leaderboard led by an ensemble at 0.8123, unexplained
+    assert f"Why this model: {note}." in texts(app)
