@@ -373,3 +373,11 @@ def test_results_says_why_the_saved_model_is_not_the_top_row(app: AppTest) -> No
     no_crash(app)
     # german_credit: "Best model LightGBM 0.8052" above a leaderboard led by an ensemble at 0.8123, unexplained
     assert f"Why this model: {note}." in texts(app)
+
+
+def test_error_by_step_chart_names_the_metric() -> None:
+    from studio.forecast_charts import error_by_step_chart
+
+    rows = [{"step": 1, "mae": 3.0, "smape": 10.0, "mase": 0.9}, {"step": 2, "mae": 4.0, "smape": 12.0, "mase": 1.1}]
+    figure = error_by_step_chart(rows, "smape")
+    assert figure.layout.yaxis.title.text == "sMAPE" and figure.data[0].name == "sMAPE"  # not "smape"
