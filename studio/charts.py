@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from studio.wording import metric_label
+from studio.wording import metric_label, number
 
 # Legend above the plot: below it, it collides with the x-axis title in a half-width column.
 _LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=60, b=10),
@@ -57,7 +57,8 @@ def metric_panels_chart(table: pd.DataFrame, metrics: list[str], per_row: int = 
             # one trace per model, so the legend (shown once) names each colour in every panel
             fig.add_trace(go.Bar(x=[model], y=[value], name=str(model), legendgroup=str(model), showlegend=i == 0,
                                  marker_color=colours[j % len(colours)], hovertemplate="%{x}: %{y:.4g}<extra></extra>",
-                                 text=[f"{value:.3g}"], textposition="inside", insidetextanchor="end"),
+                                 # number(): "1,636", where .3g printed "1.64e+03" inside an RMSE bar
+                                 text=[number(value)], textposition="inside", insidetextanchor="end"),
                           row=i // per_row + 1, col=i % per_row + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=170 * rows + 80, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",

@@ -381,3 +381,12 @@ def test_error_by_step_chart_names_the_metric() -> None:
     rows = [{"step": 1, "mae": 3.0, "smape": 10.0, "mase": 0.9}, {"step": 2, "mae": 4.0, "smape": 12.0, "mase": 1.1}]
     figure = error_by_step_chart(rows, "smape")
     assert figure.layout.yaxis.title.text == "sMAPE" and figure.data[0].name == "sMAPE"  # not "smape"
+
+
+def test_metric_panels_print_large_scores_without_an_exponent() -> None:
+    from studio.charts import metric_panels_chart
+
+    table = pd.DataFrame({"model": ["#5 Ensemble", "#2 Naive"], "RMSE": [1636.2, 1641.0], "R²": [0.2625, 0.258]})
+    figure = metric_panels_chart(table, ["RMSE", "R²"])
+    labels = [t.text[0] for t in figure.data]
+    assert labels[:2] == ["1,636", "1,641"] and "e+" not in "".join(labels), labels  # bike share's RMSE read 1.64e+03
