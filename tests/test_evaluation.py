@@ -173,6 +173,8 @@ def test_paired_bootstrap_tells_a_real_difference_from_luck(default_fit) -> None
     noisy = np.clip(proba + np.random.default_rng(1).normal(0, 0.002, proba.shape), 0, 1)
     same = ev.paired_bootstrap(y, proba, noisy, metric, score, n_resamples=300)
     assert same.a_better is None and same.verdict.startswith("No real difference")
+    # the comparison also runs on validation rows: it must not call them test rows
+    assert "test rows" not in same.verdict and same.verdict.endswith("luck of the rows scored.")
     # for an error metric, lower wins
     rmse = METRICS["log_loss"]
     flipped = ev.paired_bootstrap(y, weak, proba, rmse, ev.scorer(rmse, Task.BINARY), name_a="weak", name_b="good",

@@ -324,6 +324,6 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metr
     else:
         a_wins = None
         verdict = (f"No real difference between {name_a} and {name_b} on {metric_label(metric.name)}: {span}, "
-                   "which includes 0, so the gap could be luck of the test rows.")
+                   "which includes 0, so the gap could be luck of the rows scored.")
     return Comparison(name_a, name_b, float(score_a), float(score_b), float(difference), float(low), float(high),
                       verdict, a_wins)
