@@ -85,6 +85,8 @@ def test_numbers_for_a_numeric_column_that_was_text_in_training_are_no_type_chan
     worse = ColumnCheck("age", "numeric", trained_type="number", got_type="text", n_unparsable=3)
     assert worse.findings()["type"] == "number in training, text here; 3 values are not numbers (treated as missing)"
     assert ColumnCheck("day", "categorical", trained_type="number", got_type="text").type_changed
+    one = ColumnCheck("island", "categorical", n_unseen=1, unseen_examples=("Atlantis",)).findings()["unseen"]
+    assert one.startswith("1 row with a category not seen in training (e.g. 'Atlantis')")  # not "1 rows"
 
 
 def test_batches_and_column_order_do_not_change_predictions(bank):

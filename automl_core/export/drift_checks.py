@@ -225,7 +225,8 @@ class ColumnCheck:
             out["type"] = "; ".join(parts)
         if self.n_unseen:
             examples = ", ".join(map(repr, self.unseen_examples[:3]))
-            out["unseen"] = f"{self.n_unseen:,} rows with categories not seen in training (e.g. {examples}), encoded as unknown"
+            rows = "1 row with a category" if self.n_unseen == 1 else f"{self.n_unseen:,} rows with categories"
+            out["unseen"] = f"{rows} not seen in training (e.g. {examples}), encoded as unknown"
         if self.n_below or self.n_above:
             out["range"] = (f"{self.n_below + self.n_above:,} values outside the training range "
                             f"[{self.trained_min:.6g}, {self.trained_max:.6g}]")
