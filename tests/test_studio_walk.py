@@ -49,6 +49,11 @@ def test_experiments_page_with_cli_made_experiments(app: AppTest) -> None:
     assert app.selectbox(key="compare_dataset").format_func(app.selectbox(key="compare_dataset").value) == \
         "command line · regression"
     assert len(app.get("plotly_chart")) == 1
+    # the bars are told apart by start time (two wizard runs share a name) and the header says which way is better
+    assert "**Best RMSE per experiment** (lower is better)" in texts(app)
+    import json
+    bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["x"]
+    assert all(" · " in label for label in bars), bars
 
 
 # --- item 4: one reading of disguised missing values ----------------------------------------------
