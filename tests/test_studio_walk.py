@@ -220,6 +220,8 @@ def test_results_compare_models_by_one_name(app: AppTest, titanic_run: str) -> N
     roc = next(c for c in app.get("plotly_chart") if "compare_roc" in c.proto.id)
     names = {t["name"].split(" (")[0] for t in json.loads(roc.proto.spec)["data"] if t.get("name") != "chance"}
     assert len(names) >= 2 and all(n.startswith("#") for n in names)
+    # the explanations' caption is a sentence ("Explained by tree SHAP ..."), not a lowercase "tree SHAP ..."
+    assert any(str(c.value).startswith("Explained by ") for c in app.caption), [c.value for c in app.caption]
     # hyperparameters as a table, not a JSON tree
     assert not app.json
     assert any(list(d.value.columns) == ["parameter", "value"] for d in app.dataframe)
