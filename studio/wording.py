@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from automl_core.models.metrics import LABELS, METRICS, metric_label  # noqa: F401  (the studio names them from here)
+from automl_core.models.metrics import METRICS, metric_label  # noqa: F401  (metric_label: the studio imports it from here)
 
 _DIRECTION = re.compile(r"[;.]?\s*(lower|higher) is better\.?", re.IGNORECASE)
 
