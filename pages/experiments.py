@@ -87,8 +87,12 @@ def _compare_on_dataset(history: pd.DataFrame) -> None:
     dataset = st.selectbox("Dataset", list(labels), format_func=labels.__getitem__, key="compare_dataset")
     same = on_dataset(scored, dataset)
     for metric, part in same.groupby("metric", sort=False):
-        frame = part.assign(label=[f"{n} ({i[-4:]})" for n, i in zip(part["name"], part["experiment_id"])])
-        st.markdown(f"**Best {metric_label(metric)} per experiment**")
+        # Two runs of one wizard share a name ("species (multiclass)"): the start time tells them apart,
+        # as the table's "created" column does, where the id's tail ("(8579)") told a person nothing.
+        frame = part.assign(label=[f"{n} · {t:%m-%d %H:%M}" if pd.notna(t) else f"{n} ({i[-4:]})"
+                                   for n, t, i in zip(part["name"], part["created_at"], part["experiment_id"])])
+        better = "higher" if live.greater_is_better(metric) else "lower"
+        st.markdown(f"**Best {metric_label(metric)} per experiment** ({better} is better)")
         st.plotly_chart(experiments_chart(frame.iloc[::-1], metric_label(metric)), width="stretch",
                         key=f"exp_chart_{metric}")
 

@@ -6,7 +6,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.models.metrics import METRICS
 from automl_core.export.predict import safe_csv
 from studio import compare, forecast_view, image_view, live, text_view
 from studio.charts import metric_panels_chart, score_vs_time_chart
@@ -17,7 +16,7 @@ from studio.nav import step_header
 from studio.scoring import choose_experiment
 from studio.safe import md
 from studio.state import EMPTY_CELL, friendly, get_store
-from studio.wording import column_format, metric_help, metric_label, number
+from studio.wording import metric_help, metric_label, number
 from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
@@ -36,6 +35,10 @@ def _scores(exp: dict[str, Any]) -> None:
     else:
         c3.metric(f"Test {name}", "no test data", help="Choose test data on the Configure step to get one.")
     c4.metric("Trials", f"{exp.get('n_trials') or 0}", help=summary.get("stopped_by"))
+    if summary.get("choice_note"):
+        # The leaderboard below may rank an ensemble first while a single model was saved: say why here,
+        # not only in the Train page's event list.
+        st.caption(f"Why this model: {md(summary['choice_note'])}.")
     if test.get("metrics"):
         with st.expander("All test metrics"):
             st.dataframe(metrics_table(test["metrics"]), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
@@ -45,14 +48,10 @@ def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
     """All models, best first; returns the trial ids picked for comparison."""
     board = live.leaderboard(trials, metric)
     st.markdown("**All models** — tick rows to compare them")
-    metric_config = {c: st.column_config.NumberColumn(metric_label(c), help=metric_help(c), format=column_format(board[c]))
-                     for c in board.columns if c in METRICS}
     event = st.dataframe(board, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 320),
                          key="results_leaderboard", on_select="rerun", selection_mode="multi-row",
                          column_order=[c for c in board.columns if c != "trial_id"],  # the model name holds it
-                         column_config={**metric_config,
-                                        "model": st.column_config.TextColumn("model", width="medium"),
-                                        "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+                         column_config=live.leaderboard_columns(board))
     # The table's own CSV export is hidden (it keeps formulas); this one goes through safe_csv.
     st.download_button("Download leaderboard (CSV)", safe_csv(board).to_csv(index=False).encode(),
                        file_name="leaderboard.csv", mime="text/csv", key="download_leaderboard",

@@ -128,7 +128,10 @@ def main() -> None:
     task = remember("task", st.selectbox(
         "Kind of prediction (task)", [t for t in TASKS if t not in IMAGE_TASKS], key="task",
         format_func=lambda t: f"Auto-detect: {TASK_WORDS[detected['task']]}" if t == "auto" else TASK_WORDS[t]))
-    st.info(f"Detected **{detected['task']}** because {md(detected['reason'])}.", icon=":material/auto_awesome:")
+    # A chosen task that differs from the detected one is said as such: "Detected regression" under
+    # "Forecasting" read as if the studio would train a regression.
+    chosen = f" You chose **{task}**: that is what trains." if task not in ("auto", detected["task"]) else ""
+    st.info(f"Detected **{detected['task']}** because {md(detected['reason'])}.{chosen}", icon=":material/auto_awesome:")
     if task == "forecasting":
         _forecasting_fields(dataset_id, columns, target)
         return

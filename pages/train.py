@@ -122,9 +122,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
             if board.empty:
                 st.caption("Trials will appear here as they finish.")
             else:
-                st.dataframe(board.head(50), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 300), column_config={
-                    metric: st.column_config.NumberColumn(format="%.4f"),
-                    "fit_seconds": st.column_config.NumberColumn("fit s", format="%.1f")})
+                st.dataframe(board.head(50), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 300), column_config=live.leaderboard_columns(board))
     with right:
         st.markdown(f"**Best {metric_label(metric)} over time**")
         st.plotly_chart(best_score_chart(live.best_over_time(trials, metric), metric), width="stretch",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from studio.wording import metric_label, number
+
 # Legend above the plot: below it, it collides with the x-axis title in a half-width column.
 _LAYOUT = dict(height=320, margin=dict(l=10, r=10, t=60, b=10),
                legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), template="plotly_white")
@@ -22,13 +24,21 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
                                      customdata=part["trial_id"]))
         fig.add_trace(go.Scatter(x=points["seconds"], y=points["best"], mode="lines", name="best so far",
                                  line=dict(shape="hv", width=3, color="#1f3b73")))
+    else:
+        # an empty plot drew a meaningless -1..4 axis until the first trial finished
+        fig.add_annotation(text="The first finished trial appears here", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper", font=dict(color="#808495"))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     # Legend below the plot: above it, one entry per model family wrapped to three rows in a 2/5
     # column and covered half the plot. The axis says "s" on its ticks instead of a title there.
-    fig.update_layout(yaxis_title=metric, **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
+    # the axis names the metric as people read it ("RMSE", "ROC AUC"), not its id ("rmse")
+    fig.update_layout(yaxis_title=metric_label(metric), **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
                                              "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0,
                                                             entrywidth=0.5, entrywidthmode="fraction",
                                                             font=dict(size=11))})
-    fig.update_xaxes(ticksuffix=" s")
+    if not points.empty:
+        fig.update_xaxes(ticksuffix=" s")
     return fig
 
 
@@ -47,7 +57,8 @@ def metric_panels_chart(table: pd.DataFrame, metrics: list[str], per_row: int = 
             # one trace per model, so the legend (shown once) names each colour in every panel
             fig.add_trace(go.Bar(x=[model], y=[value], name=str(model), legendgroup=str(model), showlegend=i == 0,
                                  marker_color=colours[j % len(colours)], hovertemplate="%{x}: %{y:.4g}<extra></extra>",
-                                 text=[f"{value:.3g}"], textposition="inside", insidetextanchor="end"),
+                                 # number(): "1,636", where .3g printed "1.64e+03" inside an RMSE bar
+                                 text=[number(value)], textposition="inside", insidetextanchor="end"),
                           row=i // per_row + 1, col=i % per_row + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=170 * rows + 80, margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
@@ -65,7 +76,7 @@ def score_vs_time_chart(board: pd.DataFrame, metric: str, highlight: list[int]) 
     fig.add_trace(go.Scatter(x=board.loc[chosen, "fit_seconds"], y=board.loc[chosen, metric], mode="markers+text",
                              name="selected", marker=dict(size=12, color="#d62728"),
                              text=[f"#{t}" for t in board.loc[chosen, "trial_id"]], textposition="top center"))
-    fig.update_layout(xaxis_title="fit seconds", yaxis_title=metric, **_LAYOUT)
+    fig.update_layout(xaxis_title="fit seconds", yaxis_title=metric_label(metric), **_LAYOUT)
     return fig
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from studio.charts import _LAYOUT
+from studio.wording import metric_label
 
 _BAND = {80: "rgba(31, 119, 180, 0.28)", 95: "rgba(31, 119, 180, 0.14)"}
 
@@ -77,6 +78,6 @@ def error_by_step_chart(rows: list[dict], metric: str = "mae") -> go.Figure:
     table = pd.DataFrame(rows)
     fig = go.Figure()
     if not table.empty:
-        fig.add_trace(go.Bar(x=table["step"], y=table[metric], name=metric, marker_color="#1f77b4"))
-    fig.update_layout(xaxis_title="steps ahead", yaxis_title=metric, **_LAYOUT)
+        fig.add_trace(go.Bar(x=table["step"], y=table[metric], name=metric_label(metric), marker_color="#1f77b4"))
+    fig.update_layout(xaxis_title="steps ahead", yaxis_title=metric_label(metric), **_LAYOUT)
     return fig

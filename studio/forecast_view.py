@@ -12,6 +12,7 @@ from automl_core.errors import AutoMLInputError
 from automl_core.experiment import FORECAST_CHART
 from studio.forecast_charts import error_by_step_chart, forecast_chart, predict_chart_frame
 from studio.safe import md, show_error
+from studio.wording import metric_label
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -38,7 +39,8 @@ def forecast_results(folder: Path, summary: dict[str, Any]) -> None:
     st.plotly_chart(forecast_chart(frame, chosen, summary.get("target") or "value"), width="stretch",
                     key="forecast_chart")
     steps = info.get("error_by_step") or []
-    metric = st.radio("Error by step ahead", ["mae", "smape", "mase"], horizontal=True, key="forecast_step_metric")
+    metric = st.radio("Error by step ahead", ["mae", "smape", "mase"], horizontal=True, key="forecast_step_metric",
+                      format_func=metric_label)
     st.plotly_chart(error_by_step_chart(steps, metric), width="stretch", key="forecast_error_chart")
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from automl_core.forecast.families import LABELS as FORECAST_LABELS
 from automl_core.models.metrics import METRICS
 from automl_core.models.families import ENSEMBLE_KINDS, FAMILIES
+from studio.wording import column_format, metric_help, metric_label
 
 #: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
 STATUS_WORDS = {"queued": "Running", "running": "Running", "completed": "Completed", "stopped": "Stopped",
@@ -172,6 +173,20 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id", *details]]
     out = out.rename(columns={"score": metric or "score"})
     return out.head(limit) if limit else out
+
+
+def leaderboard_columns(board: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Streamlit column settings for a :func:`leaderboard`: each metric column titled in words with its
+    explanation and a precision that suits it, fit seconds as "fit s". Plain dicts (what
+    ``st.column_config`` builds), so this module stays free of streamlit; the Train page showed the ids
+    (``normalized_root_mean_squared_error``) where Results showed words."""
+    config: dict[str, dict[str, Any]] = {
+        c: {"label": metric_label(c), "help": metric_help(c),
+            "type_config": {"type": "number", "format": column_format(board[c])}}
+        for c in board.columns if c in METRICS}
+    config["fit_seconds"] = {"label": "fit s", "type_config": {"type": "number", "format": "%.1f"}}
+    config["model"] = {"label": "model", "width": "medium"}
+    return config
 
 
 def failed_trials(trials: pd.DataFrame) -> pd.DataFrame:

@@ -64,7 +64,9 @@ def show_report(report: CheckReport) -> None:
         with st.expander("Check per column", expanded=bool(report.type_changes or report.unseen or report.drifted)):
             from studio.state import EMPTY_CELL  # lazy like get_store above
 
-            st.dataframe(report.table(), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
+            # the notes say what is wrong: the widest column, not cut after "text in training, te…"
+            st.dataframe(report.table(), placeholder=EMPTY_CELL, hide_index=True, width="stretch",
+                         column_config={"notes": st.column_config.TextColumn("notes", width="large")})
             if any(c.psi is not None for c in report.columns):
                 st.plotly_chart(drift_chart(report), width="stretch", key="drift_chart")
 

@@ -12,6 +12,7 @@ from automl_core.config import AutoMLConfig
 from automl_core.models.families import FAMILIES
 from studio import forecast_settings
 from studio.jobs import JobSpec, split_config
+from studio.wording import metric_label
 
 
 def _none_if_zero(value: Any) -> Any:
@@ -88,7 +89,7 @@ def summary_rows(spec: JobSpec, task: str, metric: str, series_rows: int | None 
                        if m not in c.blocked_models)
     features = c.featurization if isinstance(c.featurization, str) else f"custom for {len(c.featurization)} column(s)"
     rows = [
-        ("Target", spec.target), ("Task", task), ("Primary metric", metric), ("Exit criteria", "; ".join(limits)),
+        ("Target", spec.target), ("Task", task), ("Primary metric", metric_label(metric)), ("Exit criteria", "; ".join(limits)),
         ("Validation", validation), ("Test data", test), ("Models", models), ("Featurization", features),
         ("Ensembles", "on" if c.ensembles else "off"),
         ("Excluded columns", ", ".join(c.exclude_columns) or "none"),

@@ -217,7 +217,9 @@ def explanations_section(store: Any, experiment_id: str, exp: dict[str, Any]) ->
             return
         measure = (f"importance is the {md(ex.output)}" if ex.method.startswith("permutation")
                    else f"values are in {md(ex.output)}")
-        st.caption(f"{ex.method} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); {measure}. {md(ex.note)}")
+        # the method is an id-like phrase ("tree SHAP (LightGBM, exact)"): said as a sentence, not a lowercase start
+        st.caption(f"Explained by {md(ex.method)} on {ex.n_rows:,} sampled training rows ({ex.seconds:.1f} s); "
+                   f"{measure}. {md(ex.note)}")
         axis = charts.importance_axis(ex.method, ex.output)
         engineered = st.toggle("Engineered features (one-hot levels, date parts, …) instead of raw columns",
                                key="explain_engineered", disabled=ex.feature_importance.empty)

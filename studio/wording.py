@@ -1,7 +1,8 @@
 """How the studio names and prints metrics: readable names, a one-line explanation, sensible precision.
 
 The engine's metric names (``norm_macro_recall``, ``normalized_root_mean_squared_error``) are ids for
-code and the CLI; people see the labels here. Numbers are printed at a precision that suits their
+code and the CLI; people see their labels (``metric_label``, kept beside the metrics so that the
+engine's guardrails use them too). Numbers are printed at a precision that suits their
 scale: an RMSE of 22,308.66 on house prices reads "22,309", an AUC "0.9412".
 """
 from __future__ import annotations
@@ -10,26 +11,9 @@ import math
 import re
 from typing import Any
 
-from automl_core.models.metrics import METRICS
+from automl_core.models.metrics import METRICS, metric_label  # noqa: F401  (metric_label: the studio imports it from here)
 
-LABELS = {
-    "roc_auc": "ROC AUC", "auc_weighted": "AUC (weighted)", "log_loss": "Log loss", "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy", "average_precision_score_weighted": "Average precision (weighted)",
-    "norm_macro_recall": "Normalized macro recall", "precision_score_weighted": "Precision (weighted)",
-    "f1_macro": "F1 (macro)", "f1_weighted": "F1 (weighted)", "rmse": "RMSE",
-    "normalized_root_mean_squared_error": "Normalized RMSE", "r2_score": "R²", "mae": "MAE",
-    "normalized_mean_absolute_error": "Normalized MAE", "spearman_correlation": "Spearman correlation",
-    "mape": "MAPE", "smape": "sMAPE", "mase": "MASE",
-    "f1_micro": "F1 (micro)", "hamming_loss": "Hamming loss", "subset_accuracy": "Subset accuracy",
-    "average_precision_macro": "Average precision (macro)",
-}
 _DIRECTION = re.compile(r"[;.]?\s*(lower|higher) is better\.?", re.IGNORECASE)
-
-
-def metric_label(name: Any) -> str:
-    """A metric's readable name ('Normalized RMSE' for normalized_root_mean_squared_error)."""
-    text = str(name)
-    return LABELS.get(text, text.replace("_", " "))
 
 
 def metric_help(name: Any) -> str:

@@ -66,6 +66,7 @@ def test_gains_lift_per_class_and_threshold_charts(german) -> None:
     assert [b.name for b in bars.data] == ["precision", "recall", "f1"] and list(bars.data[0].x) == classes
     fig = charts.threshold_chart(ev.threshold_sweep(y, proba), 0.3)
     assert len(fig.data) == 4 and fig.layout.shapes[0].x0 == 0.3
+    assert [t.name for t in fig.data] == ["precision", "recall", "f1", "balanced accuracy"]  # not balanced_accuracy
 
 
 def test_regression_charts(housing) -> None:

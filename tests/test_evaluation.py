@@ -149,7 +149,7 @@ def test_bootstrap_interval_shrinks_with_more_test_rows(default_fit) -> None:
     assert small.low <= small.score <= small.high and large.low <= large.score <= large.high
     assert large.score == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
     assert (large.high - large.low) < 0.6 * (small.high - small.low)  # 10x rows: about 1/sqrt(10) as wide
-    assert "95 % interval" in large.words("roc_auc")
+    assert "95 % interval" in large.words("roc_auc") and large.words("roc_auc").startswith("ROC AUC ")  # not the id
 
 
 def test_bootstrap_on_a_regression_metric(mpg_fit) -> None:
@@ -168,10 +168,13 @@ def test_paired_bootstrap_tells_a_real_difference_from_luck(default_fit) -> None
                                n_resamples=300)
     assert real.a_better is True and real.low > 0
     assert real.verdict.startswith("balance+income is better than income only") and "excludes 0" in real.verdict
+    assert "income only on ROC AUC:" in real.verdict  # the metric named as people read it, not roc_auc
     # the same model with a little noise: the gap is luck of the rows
     noisy = np.clip(proba + np.random.default_rng(1).normal(0, 0.002, proba.shape), 0, 1)
     same = ev.paired_bootstrap(y, proba, noisy, metric, score, n_resamples=300)
     assert same.a_better is None and same.verdict.startswith("No real difference")
+    # the comparison also runs on validation rows: it must not call them test rows
+    assert "test rows" not in same.verdict and same.verdict.endswith("luck of the rows scored.")
     # for an error metric, lower wins
     rmse = METRICS["log_loss"]
     flipped = ev.paired_bootstrap(y, weak, proba, rmse, ev.scorer(rmse, Task.BINARY), name_a="weak", name_b="good",

@@ -94,6 +94,7 @@ def test_oj_sales_through_the_wizard_to_a_forecast(app: AppTest) -> None:
     no_crash(app)
     charts = [c for c in app.get("plotly_chart")]
     assert len(charts) >= 2
+    assert app.radio(key="forecast_step_metric").options == ["MAE", "sMAPE", "MASE"]  # names, not ids
     # the next 8 weeks after the latest data (the Predict step): the whole history uploaded again,
     # with 9 series x 8 rows out
     app.switch_page("pages/predict.py").run()

@@ -81,7 +81,7 @@ def test_imbalance_is_flagged_on_islp_default() -> None:
     imbalance = checks["Class imbalance"]
     assert imbalance.status == gr.ALERTED
     assert "'Yes' has 333 rows" in imbalance.finding
-    assert "average_precision_score_weighted judges the rare class fairly" in imbalance.action
+    assert "Average precision (weighted) judges the rare class fairly" in imbalance.action
     assert "class_weight 'balanced'" in imbalance.action
     fooled = _checks(_prepared("islp_default.csv", "default"), metric="accuracy")["Class imbalance"]
     assert "can look good by favouring 'No'" in fooled.action
@@ -95,6 +95,7 @@ def test_missing_values_are_reported_as_imputed(titanic) -> None:
     missing = titanic["Missing values"]
     assert missing.status == gr.DONE and set(missing.columns) == {"Age", "Cabin", "Embarked"}
     assert "'Age' 177 (20%)" in missing.finding and "median" in missing.action
+    assert "'Embarked' 2 (0.2%)" in missing.finding  # 2 of 891 rows read "(0%)", as if none were missing
 
 
 def test_id_and_high_cardinality_columns(titanic) -> None:
@@ -118,6 +119,9 @@ def test_tiny_data_and_the_validation_strategy() -> None:
     assert checks["Amount of data"].status == gr.ALERTED and "80 training rows" in checks["Amount of data"].finding
     assert checks["Validation strategy"].status == gr.DONE
     assert "3-fold cross-validation" in checks["Validation strategy"].finding
+    hitters = _checks(_prepared("islp_hitters.csv", "Salary"))["Amount of data"]  # 59 rows have no Salary
+    assert "263 training rows" in hitters.finding
+    assert "dropped 59 of 322 rows where the target 'Salary' is missing" in hitters.finding
     big = _checks(_prepared("islp_default.csv", "default"))["Amount of data"]
     assert big.status == gr.PASSED and "10,000 training rows" in big.finding
 
@@ -149,7 +153,9 @@ def test_overfitting_is_flagged_for_a_memorising_forest_and_not_for_a_ridge() ->
     metric = resolve_metric("rmse", wine.task)
     forest, card = _fitted(wine, RandomForestRegressor(n_estimators=40, random_state=0, n_jobs=1))
     (check,) = gr.check_model(card, wine, forest, metric)
-    assert check.status == gr.ALERTED and "r2_score" in check.finding and "rmse" in check.finding
+    # named as people read them: "On the training rows R² is ...; RMSE ...", not the ids r2_score / rmse
+    assert check.status == gr.ALERTED and "training rows R² is" in check.finding and "; RMSE " in check.finding
+    assert "r2_score" not in check.finding
     # without 'name': target-encoding a near-unique text lets training rows see their own target
     mpg = _prepared("mpg.csv", "mpg", exclude_columns=("name",))
     ridge, card = _fitted(mpg, Ridge())
@@ -170,3 +176,19 @@ def test_class_weights_of_the_best_model_are_reported_on_imbalanced_data() -> No
     assert checks["Class weights"].status == gr.DONE and "LightGBM: class_weight 'balanced'" in checks["Class weights"].finding
     titanic = _prepared("titanic.csv", "Survived")
     assert [g.name for g in gr.check_model(card, titanic, None, metric)] == ["Overfitting"]
+
+
+@pytest.mark.parametrize("rows, settings, plan", [
+    (300, {}, "10-fold cross-validation — 300 rows (< 1,000)"),
+    (6433, {}, "3-fold cross-validation — 6,433 rows (1,000 to 20,000)"),
+    (25000, {}, "10% holdout — 25,000 rows (> 20,000)"),
+    (6433, {"cv_folds": 4}, "4-fold cross-validation — as you chose"),
+])
+def test_the_validation_plan_names_itself_once(rows: int, settings: dict, plan: str) -> None:
+    from automl_core.prepare.folds import plan_validation
+
+    y = np.arange(rows, dtype=float)
+    description = plan_validation(y, classification=False, config=AutoMLConfig(**settings)).description
+    assert description.startswith(plan), description
+    # "3-fold cross-validation — 6,433 rows (1,000 to 20,000): 3-fold cross-validation" said it twice
+    assert description.count("cross-validation") + description.count("holdout") == 1, description

@@ -70,6 +70,8 @@ def test_settings_round_trip_through_clone(tmp_path) -> None:
     assert (c.time_budget, c.max_trials, c.cv_folds, c.test_size) == (45, None, 4, 0.2)
     assert c.exclude_columns == ("id",) and c.featurization == {"a": "ordinal"} and c.positive_class == "yes"
     assert dict(summary_rows(spec, "binary", "accuracy"))["Validation"] == "4-fold cross-validation"
+    # the summary names the metric as the metric box does, not by its id
+    assert dict(summary_rows(spec, "regression", "normalized_root_mean_squared_error"))["Primary metric"] == "Normalized RMSE"
     from automl_core.experiment import create_record
     from storage import Store
     store = Store(tmp_path / "s.duckdb")

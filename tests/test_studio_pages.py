@@ -145,8 +145,11 @@ def test_task_detects_and_explains(app: AppTest) -> None:
     no_crash(app)
     assert "Detected **binary**" in texts(app)
     assert app.selectbox(key="positive_class").value in (0, 1)
+    assert "You chose" not in texts(app)
     app.selectbox(key="task").select("regression").run()
     no_crash(app)
+    # "Detected binary" alone under a chosen regression read as if a classifier would train
+    assert "Detected **binary**" in texts(app) and "You chose **regression**: that is what trains." in texts(app)
     app.selectbox(key="task").select("forecasting").run()
     no_crash(app)
     # forecasting asks for its time column before the run can be configured (see test_forecast_studio.py)

@@ -19,7 +19,7 @@ def no_crash(at: AppTest) -> None:
     assert "Something went wrong" not in texts(at), texts(at)
 
 
-def _cli_experiment(store, name: str = "cli run", score: float = 0.2) -> str:
+def _cli_experiment(store, name: str = "cli run", score: float = 0.2, summary: dict | None = None) -> str:
     """An experiment as the command line records it: no dataset in the store."""
     config = {"task": "auto", "metric": "auto", "time_budget": 10.0, "target": "y"}
     experiment_id = store.create_experiment(name, dataset_id=None, task="regression", metric="rmse", config=config)
@@ -27,7 +27,7 @@ def _cli_experiment(store, name: str = "cli run", score: float = 0.2) -> str:
     store.add_trial(experiment_id, TrialResult(1, "linear", {"alpha": 1.0}, "ok", score, {"rmse": score},
                                                0.1, 0.01, 1.0, 2.0))
     store.finish_experiment(experiment_id, status="completed", best_trial_id=1, best_model="linear",
-                            best_score=score, test_score=None, model_path=None, summary={})
+                            best_score=score, test_score=None, model_path=None, summary=summary or {})
     return experiment_id
 
 
@@ -49,6 +49,11 @@ def test_experiments_page_with_cli_made_experiments(app: AppTest) -> None:
     assert app.selectbox(key="compare_dataset").format_func(app.selectbox(key="compare_dataset").value) == \
         "command line · regression"
     assert len(app.get("plotly_chart")) == 1
+    # the bars are told apart by start time (two wizard runs share a name) and the header says which way is better
+    assert "**Best RMSE per experiment** (lower is better)" in texts(app)
+    import json
+    bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["x"]
+    assert all(" · " in label for label in bars), bars
 
 
 # --- item 4: one reading of disguised missing values ----------------------------------------------
@@ -215,6 +220,8 @@ def test_results_compare_models_by_one_name(app: AppTest, titanic_run: str) -> N
     roc = next(c for c in app.get("plotly_chart") if "compare_roc" in c.proto.id)
     names = {t["name"].split(" (")[0] for t in json.loads(roc.proto.spec)["data"] if t.get("name") != "chance"}
     assert len(names) >= 2 and all(n.startswith("#") for n in names)
+    # the explanations' caption is a sentence ("Explained by tree SHAP ..."), not a lowercase "tree SHAP ..."
+    assert any(str(c.value).startswith("Explained by ") for c in app.caption), [c.value for c in app.caption]
     # hyperparameters as a table, not a JSON tree
     assert not app.json
     assert any(list(d.value.columns) == ["parameter", "value"] for d in app.dataframe)
@@ -332,3 +339,61 @@ def test_train_chart_legend_sits_below_and_events_get_the_width() -> None:
     legend = figure.layout.legend
     assert legend.y < 0 and legend.yanchor == "top"  # below the plot, not over it
     assert live.EVENT_COLUMNS["event"]["width"] == "large" and live.EVENT_COLUMNS["at"]["width"] < 100
+
+
+def test_score_charts_name_the_metric_in_words_and_an_empty_one_says_why() -> None:
+    from studio.charts import best_score_chart, score_vs_time_chart
+
+    points = pd.DataFrame({"seconds": [1.0, 2.0], "score": [3.0, 2.5], "best": [3.0, 2.5], "trial_id": [1, 2],
+                           "model": ["LightGBM", "Random forest"]})
+    assert best_score_chart(points, "rmse").layout.yaxis.title.text == "RMSE"  # not the id "rmse"
+    board = pd.DataFrame({"trial_id": [1, 2], "fit_seconds": [0.5, 1.0], "roc_auc": [0.8, 0.9], "model": ["a", "b"]})
+    assert score_vs_time_chart(board, "roc_auc", [1]).layout.yaxis.title.text == "ROC AUC"
+    empty = best_score_chart(points.iloc[:0], "rmse")  # before the first trial: no bare -1..4 axis
+    assert empty.layout.yaxis.visible is False and "first finished trial" in empty.layout.annotations[0].text
+
+
+def test_train_and_results_leaderboards_title_metric_columns_in_words() -> None:
+    from studio import live
+
+    board = pd.DataFrame({"rank": [1], "model": ["#1 LightGBM"], "rmse": [1.42],
+                          "normalized_root_mean_squared_error": [0.01], "fit_seconds": [2.0], "trial_id": [1]})
+    config = live.leaderboard_columns(board)
+    # the Train page showed the ids ("rmse", "normalized_root_mean_squared_error") as column titles
+    assert config["rmse"]["label"] == "RMSE" and config["normalized_root_mean_squared_error"]["label"] == "Normalized RMSE"
+    assert "Lower is better" in config["rmse"]["help"] and config["fit_seconds"]["label"] == "fit s"
+    import pathlib
+    pages = pathlib.Path(__file__).resolve().parents[1] / "pages"
+    for page in ("train.py", "results.py"):  # one helper for both leaderboards
+        assert "live.leaderboard_columns(board)" in (pages / page).read_text()
+
+
+def test_results_says_why_the_saved_model_is_not_the_top_row(app: AppTest) -> None:
+    from studio.state import get_store
+
+    note = ("the ensemble (caruana selection) scored better, but refitting its members would have taken "
+            "longer than the time left; the best single model was saved")
+    experiment_id = _cli_experiment(get_store(), "cut short", 0.3, summary={"choice_note": note})
+    app.switch_page("pages/results.py").run()
+    app.query_params["experiment"] = experiment_id
+    app.run()
+    no_crash(app)
+    # german_credit: "Best model LightGBM 0.8052" above a leaderboard led by an ensemble at 0.8123, unexplained
+    assert f"Why this model: {note}." in texts(app)
+
+
+def test_error_by_step_chart_names_the_metric() -> None:
+    from studio.forecast_charts import error_by_step_chart
+
+    rows = [{"step": 1, "mae": 3.0, "smape": 10.0, "mase": 0.9}, {"step": 2, "mae": 4.0, "smape": 12.0, "mase": 1.1}]
+    figure = error_by_step_chart(rows, "smape")
+    assert figure.layout.yaxis.title.text == "sMAPE" and figure.data[0].name == "sMAPE"  # not "smape"
+
+
+def test_metric_panels_print_large_scores_without_an_exponent() -> None:
+    from studio.charts import metric_panels_chart
+
+    table = pd.DataFrame({"model": ["#5 Ensemble", "#2 Naive"], "RMSE": [1636.2, 1641.0], "R²": [0.2625, 0.258]})
+    figure = metric_panels_chart(table, ["RMSE", "R²"])
+    labels = [t.text[0] for t in figure.data]
+    assert labels[:2] == ["1,636", "1,641"] and "e+" not in "".join(labels), labels  # bike share's RMSE read 1.64e+03

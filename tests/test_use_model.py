@@ -74,6 +74,21 @@ def test_check_report_names_every_kind_of_problem(bank):
     assert json.dumps(report.to_dict())  # JSON-ready for the REST answer
 
 
+def test_numbers_for_a_numeric_column_that_was_text_in_training_are_no_type_change() -> None:
+    from automl_core.export.drift_checks import ColumnCheck
+
+    # penguins.csv: "NA" made bill_depth_mm text in training; every clean upload showed "Type changes 4"
+    clean = ColumnCheck("bill_depth_mm", "numeric", trained_type="text", got_type="number")
+    assert not clean.type_changed and "type" not in clean.findings()
+    bad = ColumnCheck("bill_length_mm", "numeric", trained_type="text", got_type="text", n_unparsable=1)
+    assert bad.type_changed and bad.findings()["type"] == "1 value is not a number (treated as missing)"
+    worse = ColumnCheck("age", "numeric", trained_type="number", got_type="text", n_unparsable=3)
+    assert worse.findings()["type"] == "number in training, text here; 3 values are not numbers (treated as missing)"
+    assert ColumnCheck("day", "categorical", trained_type="number", got_type="text").type_changed
+    one = ColumnCheck("island", "categorical", n_unseen=1, unseen_examples=("Atlantis",)).findings()["unseen"]
+    assert one.startswith("1 row with a category not seen in training (e.g. 'Atlantis')")  # not "1 rows"
+
+
 def test_batches_and_column_order_do_not_change_predictions(bank):
     model, card = load_model(bank[0] / "model.joblib")
     test = bank[3]

@@ -202,21 +202,31 @@ class ColumnCheck:
     drifted: bool = False
 
     @property
+    def family_changed(self) -> bool:
+        if not (self.trained_type and self.got_type) or self.trained_type == self.got_type:
+            return False
+        # A numeric column that was text in training (disguised missing values such as "NA" in
+        # penguins.csv) is cleaned to numbers by the model: numbers here are exactly what it wants.
+        return not (self.kind == "numeric" and self.got_type == "number")
+
+    @property
     def type_changed(self) -> bool:
-        return bool(self.trained_type and self.got_type and self.trained_type != self.got_type) or self.n_unparsable > 0
+        return self.family_changed or self.n_unparsable > 0
 
     def findings(self) -> dict[str, str]:
         """Each finding in words, by kind: type, unseen, range, drift (absent when nothing found)."""
         out = {}
         if self.type_changed:
-            text = f"{self.trained_type} in training, {self.got_type} here"
+            parts = [f"{self.trained_type} in training, {self.got_type} here"] if self.family_changed else []
             if self.n_unparsable:
-                what = "numbers" if self.kind == "numeric" else "dates"
-                text += f"; {self.n_unparsable:,} values are not {what} (treated as missing)"
-            out["type"] = text
+                what = ("number", "numbers") if self.kind == "numeric" else ("date", "dates")
+                parts.append(f"1 value is not a {what[0]} (treated as missing)" if self.n_unparsable == 1
+                             else f"{self.n_unparsable:,} values are not {what[1]} (treated as missing)")
+            out["type"] = "; ".join(parts)
         if self.n_unseen:
             examples = ", ".join(map(repr, self.unseen_examples[:3]))
-            out["unseen"] = f"{self.n_unseen:,} rows with categories not seen in training (e.g. {examples}), encoded as unknown"
+            rows = "1 row with a category" if self.n_unseen == 1 else f"{self.n_unseen:,} rows with categories"
+            out["unseen"] = f"{rows} not seen in training (e.g. {examples}), encoded as unknown"
         if self.n_below or self.n_above:
             out["range"] = (f"{self.n_below + self.n_above:,} values outside the training range "
                             f"[{self.trained_min:.6g}, {self.trained_max:.6g}]")

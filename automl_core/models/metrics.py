@@ -181,6 +181,27 @@ DEFAULTS = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss", Task.REGRESSION
             Task.FORECASTING: "normalized_root_mean_squared_error"}
 
 
+#: Readable metric names: the ids above are for code and the CLI; messages people read (guardrails,
+#: the studio) use these.
+LABELS = {
+    "roc_auc": "ROC AUC", "auc_weighted": "AUC (weighted)", "log_loss": "Log loss", "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy", "average_precision_score_weighted": "Average precision (weighted)",
+    "norm_macro_recall": "Normalized macro recall", "precision_score_weighted": "Precision (weighted)",
+    "f1_macro": "F1 (macro)", "f1_weighted": "F1 (weighted)", "rmse": "RMSE",
+    "normalized_root_mean_squared_error": "Normalized RMSE", "r2_score": "R²", "mae": "MAE",
+    "normalized_mean_absolute_error": "Normalized MAE", "spearman_correlation": "Spearman correlation",
+    "mape": "MAPE", "smape": "sMAPE", "mase": "MASE",
+    "f1_micro": "F1 (micro)", "hamming_loss": "Hamming loss", "subset_accuracy": "Subset accuracy",
+    "average_precision_macro": "Average precision (macro)",
+}
+
+
+def metric_label(name: object) -> str:
+    """A metric's readable name ('Normalized RMSE' for normalized_root_mean_squared_error)."""
+    text = str(name)
+    return LABELS.get(text, text.replace("_", " "))
+
+
 def resolve_alias(name: str) -> str:
     """The metric's own name for ``name`` (case and common aliases forgiven)."""
     return ALIASES.get(name.lower(), name.lower())

@@ -27,12 +27,14 @@ class ValidationPlan:
 
 
 def auto_rule(n_rows: int) -> tuple[str, int | float, str]:
-    """The validation Azure AutoML would pick for ``n_rows`` training rows, with the reason."""
+    """The validation Azure AutoML would pick for ``n_rows`` training rows, with the reason (the reason
+    only: callers name the plan before it, and "3-fold cross-validation — ...: 3-fold cross-validation"
+    said it twice)."""
     if n_rows > 20_000:
-        return "holdout", 0.1, f"{n_rows:,} rows (> 20,000): a 10 % holdout is enough and cheap"
+        return "holdout", 0.1, f"{n_rows:,} rows (> 20,000): one split is reliable and cheap"
     if n_rows < 1_000:
-        return "cv", 10, f"{n_rows:,} rows (< 1,000): 10-fold cross-validation to use every row"
-    return "cv", 3, f"{n_rows:,} rows (1,000 to 20,000): 3-fold cross-validation"
+        return "cv", 10, f"{n_rows:,} rows (< 1,000): each model trains on 90 % of them"
+    return "cv", 3, f"{n_rows:,} rows (1,000 to 20,000)"
 
 
 def plan_validation(y: np.ndarray, *, classification: bool, config: AutoMLConfig,
@@ -49,10 +51,10 @@ def plan_validation(y: np.ndarray, *, classification: bool, config: AutoMLConfig
                               ((idx[:n], idx[n:]),))
     kind, amount, reason = auto_rule(n)
     if config.validation == "cv" or (config.validation == "auto" and config.cv_folds):
-        kind, amount, reason = "cv", config.cv_folds or 5, f"{config.cv_folds or 5}-fold cross-validation, as you chose"
+        kind, amount, reason = "cv", config.cv_folds or 5, "as you chose"
     elif config.validation == "holdout" or (config.validation == "auto" and config.holdout_fraction):
         frac = config.holdout_fraction or 0.1
-        kind, amount, reason = "holdout", frac, f"a {frac:.0%} holdout, as you chose"
+        kind, amount, reason = "holdout", frac, "as you chose"
     seed = config.seed
     stratify = classification and groups is None and _can_stratify(y, kind, amount)
     if kind == "cv":

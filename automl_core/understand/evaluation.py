@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ..models.metrics import Metric
+from ..models.metrics import Metric, metric_label
 from ..prepare.schema import Task
 
 #: Resamples for the intervals: 1,000 keeps the 2.5 % / 97.5 % quantiles stable to about +-0.002.
@@ -235,7 +235,7 @@ class Interval:
 
     def words(self, metric: str) -> str:
         size = abs(self.score)
-        return (f"{metric} {readable(self.score, size)}, 95 % interval [{readable(self.low, size)}, "
+        return (f"{metric_label(metric)} {readable(self.score, size)}, 95 % interval [{readable(self.low, size)}, "
                 f"{readable(self.high, size)}] over {self.n_resamples:,} bootstrap resamples of {self.n_rows:,} rows")
 
 
@@ -320,10 +320,10 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metr
     if low > 0 or high < 0:
         a_wins = bool(low > 0) == metric.greater_is_better
         better, worse = (name_a, name_b) if a_wins else (name_b, name_a)
-        verdict = f"{better} is better than {worse} on {metric.name}: {span}, which excludes 0."
+        verdict = f"{better} is better than {worse} on {metric_label(metric.name)}: {span}, which excludes 0."
     else:
         a_wins = None
-        verdict = (f"No real difference between {name_a} and {name_b} on {metric.name}: {span}, "
-                   "which includes 0, so the gap could be luck of the test rows.")
+        verdict = (f"No real difference between {name_a} and {name_b} on {metric_label(metric.name)}: {span}, "
+                   "which includes 0, so the gap could be luck of the rows scored.")
     return Comparison(name_a, name_b, float(score_a), float(score_b), float(difference), float(low), float(high),
                       verdict, a_wins)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import AutoMLConfig
-from ..models.metrics import Metric, score_all
+from ..models.metrics import Metric, metric_label, score_all
 from ..prepare.tables import Prepared
 from ..prepare.schema import Role
 
@@ -70,13 +70,21 @@ def _missing(p: Prepared, config: AutoMLConfig) -> Guardrail:
     if not cols:
         return Guardrail("Missing values", PASSED, "No feature column has missing values.", "Nothing to do.")
     n = len(p.X)
-    parts = [f"'{c.name}' {c.n_missing:,} ({c.n_missing / n:.0%})" for c in sorted(cols, key=lambda c: -c.n_missing)]
+    parts = [f"'{c.name}' {c.n_missing:,} ({_share(c.n_missing, n)})" for c in sorted(cols, key=lambda c: -c.n_missing)]
     tokens = sorted({t for c in cols for t in c.missing_tokens})
     disguised = f" Disguised missing values such as {', '.join(repr(t) for t in tokens[:4])} were counted too." if tokens else ""
     how = ("numbers with the column median plus a was-missing indicator, categories as a '(missing)' level, "
            "text as empty" if config.featurization != "off" else "numbers with the column median, categories as their own code")
     return Guardrail("Missing values", DONE, f"{_count(len(cols))} {'have' if len(cols) > 1 else 'has'} missing values: {_listed(parts)}.{disguised}",
                      f"Imputed inside the model ({how}); the same happens when it predicts.", tuple(c.name for c in cols))
+
+
+def _share(part: int, whole: int) -> str:
+    """A percentage that never reads 0% for a count that is not zero (26 of 6,433 rows is 0.4%)."""
+    share = part / whole if whole else 0.0
+    if share == 0 or share >= 0.01:
+        return f"{share:.0%}"
+    return f"{share:.1%}" if share >= 0.001 else "<0.1%"
 
 
 _ROLE_CHECKS = {
@@ -112,10 +120,10 @@ def _imbalance(p: Prepared, metric: Metric) -> Guardrail:
     if ratio >= IMBALANCE_RATIO:
         return Guardrail(name, PASSED, found, "Nothing to do.")
     if metric.name in _FOOLED_BY_IMBALANCE:
-        judged = (f"The metric {metric.name} can look good by favouring '{majority}'; balanced_accuracy or "
-                  "average_precision (binary) judge the rare class fairly.")
+        judged = (f"The metric {metric_label(metric.name)} can look good by favouring '{majority}'; balanced "
+                  "accuracy or average precision (binary) judge the rare class fairly.")
     else:
-        judged = f"The metric {metric.name} judges the rare class fairly."
+        judged = f"The metric {metric_label(metric.name)} judges the rare class fairly."
     return Guardrail(name, ALERTED, found, f"{judged} The search tries class_weight 'balanced' as well as none; "
                      "the model guardrails say which the best model used.")
 
@@ -127,11 +135,13 @@ def _tiny(p: Prepared) -> Guardrail:
     if p.task.is_classification:
         counts = pd.Series(p.y).value_counts()
         small = [f"'{k}' ({v})" for k, v in counts.items() if v < TINY_CLASS]
+    # Rows left out before training (a missing target) were said only on the Task step; Results says it too.
+    dropped = "".join(f" Before training: {note}." for note in p.notes if note.startswith("dropped "))
     if n < TINY_ROWS or small:
         found = f"{n:,} training rows" + (f"; classes with fewer than {TINY_CLASS} rows: {_listed(small)}" if small else "") + "."
-        return Guardrail(name, ALERTED, found, "Scores on so few rows are noisy (see the interval around the test "
+        return Guardrail(name, ALERTED, found + dropped, "Scores on so few rows are noisy (see the interval around the test "
                          "score); more rows would help more than more search time.")
-    return Guardrail(name, PASSED, f"{n:,} training rows, {len(p.columns)} feature columns.", "Nothing to do.")
+    return Guardrail(name, PASSED, f"{n:,} training rows, {len(p.columns)} feature columns.{dropped}", "Nothing to do.")
 
 
 def validation_check(description: str) -> Guardrail:
@@ -243,9 +253,9 @@ def _overfitting(card: dict[str, Any], p: Prepared, model: Any, metric: Metric) 
     if judge not in train or judge not in valid:
         return Guardrail(name, PASSED, "Training and validation scores could not be compared.", "Nothing to do.")
     gap = train[judge] - valid[judge]
-    found = f"On the training rows {judge} is {train[judge]:.3f}, on validation {valid[judge]:.3f} (gap {gap:+.3f})"
+    found = f"On the training rows {metric_label(judge)} is {train[judge]:.3f}, on validation {valid[judge]:.3f} (gap {gap:+.3f})"
     if metric.name != judge and metric.name in train and metric.name in valid:
-        found += f"; {metric.name} {train[metric.name]:.4g} against {valid[metric.name]:.4g}"
+        found += f"; {metric_label(metric.name)} {train[metric.name]:.4g} against {valid[metric.name]:.4g}"
     if gap <= OVERFIT_GAP:
         return Guardrail(name, PASSED, found + ".", "The model does about as well on rows it has not seen.")
     return Guardrail(name, ALERTED, found + ".",
