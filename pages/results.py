@@ -20,7 +20,7 @@ from studio.wording import metric_help, metric_label, number
 from studio.understand import evaluation_section, explanations_section, guardrails_section
 
 
-def _scores(exp: dict[str, Any]) -> None:
+def _scores(exp: dict[str, Any], trials: Any) -> None:
     summary = exp.get("summary") or {}
     test = summary.get("test") or {}
     metric = exp.get("metric")
@@ -34,7 +34,9 @@ def _scores(exp: dict[str, Any]) -> None:
         c3.metric(f"Test {name}", number(test["score"]), help=f"{test.get('n_rows', 0):,} test rows, scored once")
     else:
         c3.metric(f"Test {name}", "no test data", help="Choose test data on the Configure step to get one.")
-    c4.metric("Trials", f"{exp.get('n_trials') or 0}", help=summary.get("stopped_by"))
+    ok = 0 if trials.empty else int((trials["status"] == "ok").sum())  # as the Train page counts them
+    c4.metric("Trials done", f"{ok}", help=" · ".join(x for x in (f"{len(trials)} including failed ones",
+                                                                   summary.get("stopped_by")) if x))
     if summary.get("choice_note"):
         # The leaderboard below may rank an ensemble first while a single model was saved: say why here,
         # not only in the Train page's event list.
@@ -140,7 +142,7 @@ def main() -> None:
     exp = store.get_experiment(experiment_id)
     trials = store.trials(experiment_id)
     metric = exp.get("metric") or "score"
-    _scores(exp)
+    _scores(exp, trials)
     guardrails_section(exp)
     model_downloads(store, experiment_id)
     if trials.empty:

@@ -211,6 +211,9 @@ def test_train_live_results_and_history(app: AppTest) -> None:
     test_card = next(m for m in app.metric if m.label.startswith("Test "))
     assert test_card.value not in ("no test data", "")  # the test score is shown apart from validation
     from studio.state import get_store
+    trials = get_store().trials(experiment_id)
+    done = next(m for m in app.metric if m.label == "Trials done")  # counted as the Train page counts them
+    assert done.value == str(int((trials["status"] == "ok").sum())) and "including failed ones" in done.help
     predictions = pd.read_csv(get_store().artifact_dir(experiment_id) / "test_predictions.csv")
     assert {"actual_target", "prediction"} <= set(predictions.columns) and len(predictions) == 15
     # predict a table with the saved model, on the Predict page
