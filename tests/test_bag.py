@@ -166,31 +166,3 @@ def test_a_regression_bag_of_one_linear_model_is_explained() -> None:
     assert bag_folds(a.model_) is not None
     explanation = a.explain(budget_seconds=20)
     assert "first of them" in explanation.note and explanation.importance["importance"].sum() > 0
-
-
-
-@pytest.fixture(scope="module")
-def wine():
-    """scikit-learn's wine (178 rows, 3 classes): 10-fold validation leaves 17 rows a fold."""
-    from sklearn.datasets import load_wine
-    df = load_wine(as_frame=True).frame
-    automl = AutoML(max_trials=1, time_budget=None, seed=0, n_jobs=1, allowed_models=("lightgbm",))
-    automl._keep_fold_models = True  # the test below asks the rule again about the same search
-    return automl.fit(df, "target")
-
-
-def test_early_stopped_fold_models_on_tiny_folds_are_refit_not_bagged(wine) -> None:
-    """Rule 2 of search/bag.py: boosting early-stops each fold on its own validation rows; on 17 rows the
-    stopping round is noise (wine's LightGBM folds stopped between 32 and 558 rounds), so the saved
-    model is refit on all rows with the folds' mean round count, and the run's notes say why."""
-    a = wine
-    assert a._bagger.k == 10 and a._bagger.fold_rows < bag_mod.MIN_STOP_ROWS
-    assert a.final_.row.family == "lightgbm" and a.card_["final_model"] == "refit" and bag_folds(a.model_) is None
-    assert "early-stopped on 17 validation rows" in a.card_["choice_note"]
-    y_oof, _ = _parts(a)
-    trial = a.final_.row.trial_id
-    oof = a.search_.oof[trial]
-    # no time for the refit: the fold models are still what the run can save without fitting
-    assert bag_mod.decide("auto", a._bagger, [trial], None, 10.0, 1.0, oof, y_oof, early_stopped=True)[0] == "bag"
-    # a model fit without early stopping (linear, forests) is judged by its fold models' spread, as before
-    assert "early-stopped" not in bag_mod.decide("auto", a._bagger, [trial], None, 1.0, 100.0, oof, y_oof)[1]

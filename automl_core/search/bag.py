@@ -11,15 +11,7 @@ A Caruana ensemble is bagged the same way: per fold, its members' fold models in
 
 1. no fold models were kept for the trial (hold-out validation, a row-sample trial, models too large
    to keep, see ``KEEP_MODEL_BYTES``; a member of the ensemble lacks them) -> refit on all rows;
-2. the model (or a member) early-stops on each fold's validation rows (boosting: ``early_stopping``
-   in its family) and a fold holds fewer than ``MIN_STOP_ROWS`` of them -> refit, when its measured
-   cost fits in the time left. The round where a validation loss bottoms out, located on a dozen rows,
-   is set by the one or two rows that are hard: on wine (13 rows a fold) LightGBM's ten folds stopped
-   anywhere between 32 and 558 rounds, and the folds stopped early are under-confident (test log loss
-   0.04-0.09 against 0.0003-0.003 for the others), so their average scored 0.024 where the refit with
-   the folds' *mean* round count (a k times less noisy estimate) scored 0.0005. Families fit without
-   early stopping (linear models, forests) are not concerned and go on to the rules below;
-3. the refit's measured cost (the trial's fit seconds per fold, scaled to all rows, times the reserve
+2. the refit's measured cost (the trial's fit seconds per fold, scaled to all rows, times the reserve
    margin), with measuring the spread, does not fit in the time left -> bag (it needs no fitting);
 3. the fold models disagree by at least ``MIN_AMBIGUITY`` of their out-of-fold squared error -> bag,
    else refit. The average of models has exactly "their mean squared error minus their mean squared
@@ -51,11 +43,6 @@ from .book import BAG_MEMORY_BYTES
 KEEP_MODEL_BYTES = BAG_MEMORY_BYTES // 3
 #: Bag when the fold models' spread is at least this share of their out-of-fold squared error.
 MIN_AMBIGUITY = 0.03
-#: Early-stopped fold models are bagged only when each fold early-stopped on at least this many rows
-#: (rule 2 of the module doc). Set between the sets measured with 10 folds (refit better: wine at 13 rows
-#: a fold, islp_hitters at 20; bag better: titanic at 67; breast_cancer at 43 tied) and then judged on
-#: sets that did not set it (bench/results/finals-*).
-MIN_STOP_ROWS = 50
 #: Rows the spread is measured on (every fold model predicts them: a fold model's spread is heavy-tailed,
 #: so a sample of the folds can miss the one that differs).
 AMBIGUITY_ROWS = 200
@@ -90,11 +77,6 @@ class Bagger:
     @property
     def k(self) -> int:
         return len(self.featurizers)
-
-    @property
-    def fold_rows(self) -> int:
-        """Validation rows in a fold (the fewest, as k-fold splits them)."""
-        return len(self.y) // max(self.k, 1)
 
     def available(self, *trial_ids: int) -> bool:
         """Whether every one of the trials' fold models was kept (and each fold saw every class)."""
@@ -177,10 +159,9 @@ class Bagger:
 
 def decide(mode: str, bagger: Bagger | None, trial_ids: list[int], weights: list[float] | None,
            refit_seconds: float, seconds_left: float, oof: np.ndarray | None, y_oof: np.ndarray,
-           spread_cost: float = 0.0, early_stopped: bool = False) -> tuple[str, str]:
+           spread_cost: float = 0.0) -> tuple[str, str]:
     """("bag" | "refit", why in words) for the saved model, by the rule in the module doc;
-    ``spread_cost``: what measuring the spread would take (``spread_seconds``), on top of the refit;
-    ``early_stopped``: the model or one of its members early-stopped on each fold's validation rows."""
+    ``spread_cost``: what measuring the spread would take (``spread_seconds``), on top of the refit."""
     if mode == "refit":
         return "refit", ""
     if bagger is None or not bagger.available(*trial_ids):
@@ -190,10 +171,6 @@ def decide(mode: str, bagger: Bagger | None, trial_ids: list[int], weights: list
     k = bagger.k
     if mode == "bag":
         return "bag", f"the {k} fold models were averaged (final_model='bag')"
-    if early_stopped and bagger.fold_rows < MIN_STOP_ROWS and refit_seconds <= seconds_left:
-        return "refit", (f"the {k} fold models early-stopped on {bagger.fold_rows} validation rows each (fewer than "
-                         f"{MIN_STOP_ROWS}), a noisy place to stop: refit on all rows with the folds' mean number "
-                         f"of rounds instead of averaging them")
     if refit_seconds + spread_cost > seconds_left:
         return "bag", (f"refitting on all rows would take about {refit_seconds:.1f} s and {max(seconds_left, 0):.1f} s "
                        f"were left: the {k} fold models the validation fit were averaged instead")

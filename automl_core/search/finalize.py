@@ -201,11 +201,8 @@ def fit_final(data: RefitData, choice: FinalChoice, oof: dict[int, np.ndarray], 
         refit_seconds = RESERVE_MARGIN * (fits + cost.featurize_seconds) if cost else 0.0
         spread = (spread_seconds(bagger.k, choice.members or [choice.row], cost.featurize_seconds, cost.n_rows)
                   if bagger is not None and cost is not None else 0.0)
-        stopped = any(FAMILIES[m.family].early_stopping is not None
-                      for m in (choice.members or [choice.row]) if m.family in FAMILIES)
         kind, why = decide(mode, bagger, ids, choice.weights or None, refit_seconds, seconds_left,
-                           row_oof if row_oof is not None else oof.get(choice.row.trial_id), y_oof, spread,
-                           early_stopped=stopped)
+                           row_oof if row_oof is not None else oof.get(choice.row.trial_id), y_oof, spread)
         if kind == "bag":
             return bagger.pipeline(ids, choice.weights or None), _with(choice, why, "bag")
         choice = _with(choice, why, "refit")
