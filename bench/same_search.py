@@ -52,14 +52,17 @@ def finals(trials: int, only: list[str] | None) -> None:
     from automl_core import AutoML
     from automl_core.search.bag import decide
     from automl_core.search.finalize import FinalChoice, RESERVE_MARGIN, fit_final, label_order
+    from automl_core.models.families import FAMILIES
     rows = []
     wanted = only or FINAL_SETS
-    for row in [r for r in datasets() if Path(r["file"]).stem in wanted]:
+    for row in [r for r in datasets() if Path(r["file"]).stem in wanted] + collection_rows(wanted):
         with tempfile.TemporaryDirectory() as tmp:
             _, _, train, test = split(row, Path(tmp))
         target, task = row["target"], row["task"]
         classes = classes_of(train, target, task)
-        automl = AutoML(max_trials=trials, time_budget=None, seed=0, final_model="bag")
+        # the bench's task and metric (a collection table's integer classes would otherwise be detected as values)
+        automl = AutoML(max_trials=trials, time_budget=None, seed=0, final_model="bag", task=task,
+                        metric=METRIC_OF[task])
         automl._keep_fold_models = True  # the refit below is made from the same search
         began = time.perf_counter()
         automl.fit(train, target=target)
@@ -85,8 +88,14 @@ def finals(trials: int, only: list[str] | None) -> None:
             fits = cost.members(chosen.members) if chosen.members else cost.single(chosen.row)
             start = time.perf_counter()
             rec["ambiguity"] = bagger.ambiguity(ids, chosen.weights or None, row_oof, y_oof)
+            stopped = any(FAMILIES[m.family].early_stopping is not None
+                          for m in (chosen.members or [chosen.row]) if m.family in FAMILIES)
             rec["auto"] = decide("auto", bagger, ids, chosen.weights or None,
                                  RESERVE_MARGIN * (fits + cost.featurize_seconds), np.inf, row_oof, y_oof)[0]
+            # what a rule "refit early-stopped fold models on folds under 50 rows" would pick (tried, not kept:
+            # bench/results/tiny-sets-20261207.md)
+            rec["fold_rows"], rec["early_stopped"] = len(bagger.y) // bagger.k, stopped
+            rec["auto_min_stop"] = "refit" if stopped and rec["fold_rows"] < 50 else rec["auto"]
             rec["decide_s"] = time.perf_counter() - start
         start = time.perf_counter()
         refit_model, _ = fit_final(automl._refit_data, plain, automl.search_.oof, y_oof, label_order(p.classes, p.y),
@@ -98,6 +107,18 @@ def finals(trials: int, only: list[str] | None) -> None:
         rows.append(rec)
         print(json.dumps(rec, default=float), flush=True)
     _record(rows, trials, markdown)
+
+
+def collection_rows(wanted: list[str]) -> list[dict]:
+    """The wanted tables of the wide collection (bench/collection.py writes them to bench/.collection)."""
+    import csv
+    manifest = REPO / "bench" / ".collection" / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    with open(manifest, newline="") as fh:
+        items = [r for r in csv.DictReader(fh, delimiter="\t") if r["name"] in wanted]
+    return [{"file": r["file"], "target": r["target"], "task": r["task"], "rows": r["rows"],
+             "frame": pd.read_csv(manifest.parent / r["file"])} for r in items]
 
 
 METRIC_OF = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
@@ -120,15 +141,28 @@ def _record(rows: list[dict], trials: int, markdown) -> None:
     if "auto" in table:
         table["auto_right"] = [(a == "bag") == (d > 0) if a else None
                                for a, d in zip(table["auto"], diff)]
-    cols = [c for c in ["set", "task", "rows", "metric", "chosen", "folds", "refit", "bag", "bag_better_by",
-                        "ambiguity", "auto", "auto_right", "refit_s", "bag_s", "decide_s", "search_s"] if c in table]
+        # what each rule's pick scored on test
+        picked = {c: table["bag"].where(table[c] == "bag", table["refit"]) for c in ("auto", "auto_min_stop")
+                  if c in table}
+        if len(picked) == 2:  # > 0: the min-stop variant's pick scored better on test than the auto rule's
+            gain = (picked["auto"] - picked["auto_min_stop"]).where(lower, picked["auto_min_stop"] - picked["auto"])
+            table["min_stop_better_by"] = gain.where(table["auto"] != "", np.nan)
+    cols = [c for c in ["set", "task", "rows", "metric", "chosen", "folds", "fold_rows", "early_stopped", "refit",
+                        "bag", "bag_better_by", "ambiguity", "auto", "auto_right", "auto_min_stop", "min_stop_better_by",
+                        "refit_s", "bag_s", "decide_s", "search_s"] if c in table]
     table = table[cols]
     wins = int((diff > 0).sum())
     lines = [f"bag better on test on {wins} of {int(diff.notna().sum())} sets, refit better on "
              f"{int((diff < 0).sum())}, tied on {int((diff == 0).sum())}",
              f"final stage seconds: refit {table['refit_s'].sum():.1f} s in all, bag {table['bag_s'].sum():.2f} s "
              f"(+ {table['decide_s'].sum():.2f} s for the auto rule's spread)",
-             "timings taken on a shared, loaded machine (2 cores, several helpers): compare them with each other only"]
+             "timings taken on a shared, loaded machine (2 cores, several helpers): compare them with each other only",
+             f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)"]
+    if "min_stop_better_by" in table:
+        gain = table["min_stop_better_by"].dropna()
+        lines.append(f"refitting early-stopped fold models on folds under 50 rows, against the auto rule, on the test "
+                     f"scores of what each picks: better on {int((gain > 0).sum())}, worse on {int((gain < 0).sum())}, the same on "
+                     f"{int((gain == 0).sum())} (of {len(gain)} sets with fold models kept)")
     print(table.to_string(index=False))
     print("\n".join(lines))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
