@@ -104,3 +104,11 @@ def test_one_vs_rest_kernel_svm_heads_on_digit_pairs_have_sane_thresholds(tmp_pa
     assert scores["f1_micro"] >= 0.6, scores  # 400 training pairs (0.91 with 3,000: bench/results/images-*)
     assert ((proba >= thresholds).sum(axis=1) >= 1).mean() >= 0.9  # nearly every image gets a label
 
+
+
+def test_image_heads_start_with_the_svm_unless_a_class_is_too_small_for_its_held_out_rows() -> None:
+    from automl_core.images.run import HEADS
+    from automl_core.models.image_families import image_start
+    assert [f for f, _ in image_start(HEADS + ("pixel_cnn",), 400)] == ["kernel_svm", "pixel_cnn", "linear", "knn"]
+    assert [f for f, _ in image_start(HEADS, 6)] == ["linear", "knn", "kernel_svm"]
+    assert dict(image_start(HEADS))["kernel_svm"]["scale"] == "none"  # pixels as they are (svm_family)

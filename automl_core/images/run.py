@@ -180,9 +180,12 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
     table_config = config.with_changes(**changes)
     held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
     heads = table_config.allowed_models or ()
+    # rows a class (one-vs-rest: the rarer side of a label), which decides whether the kernel SVM can go first
+    counts = pd.Series([x for row in images.label_sets for x in row] if images.multilabel else images.labels).value_counts()
+    rarest = min(counts.min(), len(images.names) - counts.max()) if images.multilabel else counts.min()
     outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
                              callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
-                             data_checks=False, experiment_id=experiment_id, first_configs=image_start(heads))
+                             data_checks=False, experiment_id=experiment_id, first_configs=image_start(heads, rarest))
     if outcome.status == "failed":
         raise AutoMLInputError(outcome.error.rstrip("."), "")
     try:
