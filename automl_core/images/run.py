@@ -2,8 +2,9 @@
 
 The images are featurized once (pretrained CNN features and/or raw pixels, see ``extract``), and the
 matrix goes through ``run_experiment`` like any table: the same search loop, heads (an RBF kernel SVM,
-logistic regression, LightGBM, kNN by default, first in the order of ``image_families.IMAGE_START``), ensembles, store records, progress lines and leaderboard. No
-second loop, no new scheduler: a head is a table model family over the image features.
+logistic regression, LightGBM, kNN by default, first in the order of ``image_families.IMAGE_START``),
+ensembles, store records, progress lines and leaderboard. No second loop, no new scheduler: a head is a
+table model family over the image features.
 
 The saved model is a dict that loads with joblib in a Python without this repository: the fitted
 scikit-learn ``pipeline`` over the feature columns, the feature ``spec``, and ``featurizer_code`` (the

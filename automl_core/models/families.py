@@ -58,8 +58,9 @@ class ModelFamily:
     # Offered only when allowed by name (the image task names its heads): a family the tables' search does
     # not choose by default (the kernel SVM, see ``svm_family``).
     opt_in: bool = False
-    # (training rows, features) -> estimated seconds of one fit on a quiet core, for a family whose cost
-    # grows faster than its rows: the search does not start a first trial that cannot finish (``Scheduler``).
+    # (training rows, features) -> estimated seconds of one fold's fit and validation predictions, for a family
+    # whose cost grows faster than its rows: the search does not start a first trial that cannot finish
+    # (``Scheduler.trial_seconds``).
     fit_seconds: Callable[[int, int], float] | None = None
 
 
