@@ -22,7 +22,6 @@ from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit
                               member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
-from .models.image_families import pixel_warm_start
 from .models.text_families import embed_for_search, reads_text, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
@@ -121,7 +120,7 @@ class AutoML:
                      time_budget=self.config.time_budget, concurrent_trials=settings.n_concurrent,
                      threads_per_trial=settings.threads_per_trial)
                 result = self._search(data_path, families, plan, clock, emit, stop_event, pool, settings,
-                                      first_trial_id, [*warm_start, *pixel_warm_start(families), *text_warm_start(families)])
+                                      first_trial_id, [*warm_start, *text_warm_start(families)])
                 if result.pool is not None:
                     result.pool.shutdown()  # the workers' memory is the refit's: it runs here, on every core
                     result.pool = None
@@ -225,8 +224,10 @@ class AutoML:
         kind = "classification" if self.task_.is_classification else "regression"
         portfolio = load_portfolio()
         order = [tuple(x) for x in portfolio.get("order", {}).get(kind, [])]
-        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order)
         train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
+        sample = getattr(self._refit_data, "sample", None)
+        shape = None if sample is None else (train_fold_rows, sample.shape[1], plan.n_splits)
+        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order, shape)
         n_rows = len(self.prepared_.X)
         self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows,
                                       self._featurize_seconds * n_rows / max(train_fold_rows, 1.0),

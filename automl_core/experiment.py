@@ -49,7 +49,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                    callbacks: Iterable[Callable[[Event], None]] = (),
                    stop_event: threading.Event | None = None, out_dir: str | Path | None = None,
                    experiment_id: str | None = None, resume: bool = False,
-                   data_checks: bool = True) -> ExperimentOutcome:
+                   data_checks: bool = True, first_configs: list[tuple[str, dict]] = ()) -> ExperimentOutcome:
     """Prepare, create the experiment record, search, save the model; the store sees every trial.
 
     Raises AutoMLInputError for bad input, before anything is written. ``experiment_id`` continues a
@@ -58,6 +58,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     three of them (re-run: only the final model of a run is saved). The caller sets the budget left.
     ``data_checks=False`` skips the table guardrails and explanations (image features: per-column leakage
     probes and SHAP over a thousand pixel / CNN columns cost minutes and tell a person nothing).
+    ``first_configs`` (family, hyperparameters) are tried first, after a resumed run's best (the image task's
+    heads start from their own order, ``image_families.IMAGE_START``, not the tables' portfolio).
     """
     from .search.loop import Clock
     clock = Clock(config.time_budget)  # reading, preparing and checking the data count against the budget
@@ -72,6 +74,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     first_trial_id, warm_start = 1, []
     if resume and experiment_id is not None:
         first_trial_id, warm_start = _earlier_trials(store, experiment_id, metric)
+    warm_start = [*warm_start, *first_configs]
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
     # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.

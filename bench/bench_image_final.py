@@ -74,7 +74,7 @@ def main() -> None:
                     allowed_models=("pixel_cnn",),
                     featurization={c: "numeric" for c in table.columns if c.startswith("px_")})
     automl._keep_fold_models = True  # the refit below is made from the same search
-    # the family's defaults, as the image run tries them first (``pixel_warm_start``)
+    # the family's defaults: the search starts a family the portfolio does not hold from them
     from automl_core.models import image_families
     image_families.DEFAULTS.update(params)
     start = time.perf_counter()

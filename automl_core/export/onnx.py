@@ -71,7 +71,16 @@ def _not_exportable(model: Any) -> str:
                     "which has no exact ONNX form")
     if not column_plan(model):
         return "the model has no featurizer step this exporter knows"
+    if any(type(c).__name__ == "_TemperatureScaling" for c in _calibrators(model[-1])):
+        return "its probabilities are temperature-scaled (the kernel SVM), which skl2onnx has no converter for"
     return ""
+
+
+def _calibrators(estimator: Any) -> list:
+    """The fitted calibrators of a CalibratedClassifierCV inside ``estimator`` (a pipeline's last step)."""
+    while hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    return [c for cc in getattr(estimator, "calibrated_classifiers_", []) for c in cc.calibrators]
 
 
 def _numeric_nodes(helper: Any, entry: str, pipe: Any, cols: list[str], out: str) -> tuple[list, list]:

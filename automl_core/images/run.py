@@ -1,9 +1,10 @@
 """Image classification through the tables' search: images -> a feature matrix -> the one search loop.
 
 The images are featurized once (pretrained CNN features and/or raw pixels, see ``extract``), and the
-matrix goes through ``run_experiment`` like any table: the same search loop, heads (logistic
-regression, LightGBM, kNN by default), ensembles, store records, progress lines and leaderboard. No
-second loop, no new scheduler: a head is a table model family over the image features.
+matrix goes through ``run_experiment`` like any table: the same search loop, heads (an RBF kernel SVM,
+logistic regression, LightGBM, kNN by default, first in the order of ``image_families.IMAGE_START``),
+ensembles, store records, progress lines and leaderboard. No second loop, no new scheduler: a head is a
+table model family over the image features.
 
 The saved model is a dict that loads with joblib in a Python without this repository: the fitted
 scikit-learn ``pipeline`` over the feature columns, the feature ``spec``, and ``featurizer_code`` (the
@@ -25,12 +26,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AutoMLInputError
+from ..models.image_families import image_start
 from . import extract
 from .reader import ImageSet, read_images
 
 FORMAT = "automl-studio-image-model/1"
 TARGET = "label"
-HEADS = ("linear", "lightgbm", "knn")          # the table families that make good heads on image features
+HEADS = ("kernel_svm", "linear", "lightgbm", "knn")  # the table families that make good heads on image features
 PIXEL_HEADS = ("pixel_cnn",)                   # families that read the pixel block as an image (small images)
 SMALL_SIDE = 64                                # images at most this size (median side) get the pixel tier
 CNN_SHARE = 0.4                                # the CNN may take at most this share of the time budget
@@ -180,9 +182,14 @@ def fit_images(store: Any, source: str | Path | ImageSet, config: Any, *, name: 
         changes["featurization"] = {c: "numeric" for c in table.columns if c != TARGET}
     table_config = config.with_changes(**changes)
     held = _HoldFinish(store)  # the run is not finished until the image model (not the table one) is saved
+    heads = table_config.allowed_models or ()
+    # rows a class (one-vs-rest: the rarer side of a label), which decides whether the kernel SVM can go first
+    counts = pd.Series([x for row in images.label_sets for x in row] if images.multilabel else images.labels).value_counts()
+    rarest = min(counts.min(), len(images.names) - counts.max()) if images.multilabel else counts.min()
     outcome = run_experiment(held, table, TARGET, table_config, name=name or f"images: {getattr(source, 'name', 'image set')}",
                              callbacks=list(callbacks), stop_event=stop_event, dataset_id=dataset_id,
-                             data_checks=False, experiment_id=experiment_id, resume=resume)
+                             data_checks=False, experiment_id=experiment_id, resume=resume,
+                             first_configs=image_start(heads, rarest))
     if outcome.status == "failed":
         raise AutoMLInputError(outcome.error.rstrip("."), "")
     try:

@@ -55,6 +55,13 @@ class ModelFamily:
     # Reads the columns as an image's pixels (``image_families``): image tasks only, never chosen for a
     # table unless allowed by name.
     pixels: bool = False
+    # Offered only when allowed by name (the image task names its heads): a family the tables' search does
+    # not choose by default (the kernel SVM, see ``svm_family``).
+    opt_in: bool = False
+    # (training rows, features) -> estimated seconds of one fold's fit and validation predictions, for a family
+    # whose cost grows faster than its rows: the search does not start a first trial that cannot finish
+    # (``Scheduler.trial_seconds``).
+    fit_seconds: Callable[[int, int], float] | None = None
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
@@ -297,9 +304,10 @@ from .text_families import TEXT_FAMILIES  # noqa: E402 (they are ModelFamily rec
 for _family in TEXT_FAMILIES:
     FAMILIES.add(_family)
 
-from . import image_families  # noqa: E402
+from . import image_families, svm_family  # noqa: E402
 
 FAMILIES.add(ModelFamily(**image_families.RECORD))
+FAMILIES.add(ModelFamily(**svm_family.RECORD))
 
 
 def _load_plugins() -> None:
@@ -354,10 +362,11 @@ def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n
                     text: bool = False) -> list[ModelFamily]:
     """The families this experiment may try, in registry order (names checked by ``AutoMLConfig``).
 
-    Text families only when ``text`` (the table has a text column a classifier can read); pixel
-    families only when ``allowed`` names them (the image task does)."""
+    Text families only when ``text`` (the table has a text column a classifier can read); pixel and
+    opt-in families only when ``allowed`` names them (the image task does)."""
     names = [n for n in FAMILIES if (allowed is None or n in allowed) and n not in blocked
-             and (text or FAMILIES[n].text is None) and (allowed is not None or not FAMILIES[n].pixels)]
+             and (text or FAMILIES[n].text is None)
+             and (allowed is not None or not (FAMILIES[n].pixels or FAMILIES[n].opt_in))]
     chosen = [FAMILIES[n] for n in names if FAMILIES[n].max_rows is None or n_rows <= FAMILIES[n].max_rows
               or (allowed is not None and n in allowed)]
     if not chosen:

@@ -38,7 +38,7 @@ from .trial import TrainingData, _fold, _text_fold, featurize_folds, featurizer_
 
 FORMAT = "automl-studio-multilabel-model/1"
 #: The families whose binary heads make sense one-vs-rest (text ones only when the table has text).
-HEADS = ("text_logistic", "text_linear_svm", "text_embedding_logistic", "linear", "lightgbm")
+HEADS = ("text_logistic", "text_linear_svm", "text_embedding_logistic", "linear", "lightgbm", "kernel_svm")
 #: LightGBM heads have no early stopping here (one per label): this many rounds unless searched.
 BOOSTING_ROUNDS = 200
 USAGE = ("import joblib; m = joblib.load('model.joblib'); P = m['pipeline'].predict_proba(df[m['input_columns']]); "
@@ -137,7 +137,9 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     automl.prepared_, automl.task_, automl.metric_ = p, p.task, p.metric
     binary = replace(p, task=Task.BINARY)  # what the families, featurizer and embeddings see: one binary head each
     text = reads_text(p.columns, Task.BINARY, cfg.featurization)
-    allowed = tuple(n for n in (cfg.allowed_models or HEADS) if n in HEADS)
+    # opt-in heads (the kernel SVM) only when named: the image task names its heads
+    allowed = tuple(n for n in (cfg.allowed_models or HEADS) if n in HEADS
+                    and (cfg.allowed_models is not None or not FAMILIES[n].opt_in))
     if not allowed:
         raise AutoMLInputError(f"None of the allowed models can be a multilabel head",
                                f"allow one of {', '.join(HEADS)}")
@@ -170,8 +172,10 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
                  threads_per_trial=settings.threads_per_trial)
             portfolio = load_portfolio()
             order = [tuple(x) for x in portfolio.get("order", {}).get("classification", [])]
+            shape = (float(np.mean([len(t) for t, _ in plan.splits])), folds[0][0].shape[1],
+                     plan.n_splits * Y.shape[1]) if folds else None  # one head per label and fold
             scheduler = Scheduler(families, Task.BINARY, portfolio["classification"], cfg.seed, cfg.max_trials is not None,
-                                  [*warm_start, *text_warm_start(families)], order)
+                                  [*warm_start, *text_warm_start(families)], order, shape)
             result = run_search(data_path=path, scheduler=scheduler, metric=p.metric, config=cfg, clock=clock,
                                 emit=emit, stop_event=stop_event, reserve=lambda trials: _reserve(trials, plan.n_splits),
                                 settings=settings, pool=pool, first_trial_id=first_trial_id)

@@ -65,9 +65,13 @@ class FamilyState:
 class Scheduler:
     def __init__(self, families: list[ModelFamily], task: Task, portfolio: dict[str, list[dict[str, Any]]],
                  seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = (),
-                 portfolio_order: list[tuple[str, int]] | None = None) -> None:
+                 portfolio_order: list[tuple[str, int]] | None = None,
+                 fold_shape: tuple[float, int, int] | None = None) -> None:
+        """``fold_shape``: (training rows per fold, features, fits per trial: folds x one-vs-rest heads), which
+        prices a family's first trial by its ``fit_seconds`` before any of its trials has been measured."""
         self.task = task
         self.deterministic = deterministic
+        self.fold_shape = fold_shape
         self.states = {}
         for i, family in enumerate(families):
             sampler = optuna.samplers.TPESampler(seed=seed + i, multivariate=True, n_startup_trials=4)
@@ -134,5 +138,14 @@ class Scheduler:
         self.states[family].update(trial_id, loss, seconds, low_fidelity)
 
     def trial_seconds(self, family: str) -> float | None:
+        """Expected seconds of the family's next trial: its measured mean, else its cost model on the fold's
+        shape (a kernel SVM on 50,000 rows is not started to be killed at the budget's end), else unknown."""
         state = self.states[family]
-        return state.seconds / state.n_trials if state.n_trials and not self.deterministic else None
+        if self.deterministic:
+            return None
+        if state.n_trials:
+            return state.seconds / state.n_trials
+        if state.family.fit_seconds is not None and self.fold_shape is not None:
+            rows, features, fits = self.fold_shape
+            return state.family.fit_seconds(int(rows), int(features)) * fits
+        return None
