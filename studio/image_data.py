@@ -197,8 +197,9 @@ def image_configure(classes: list[str] | None, multilabel: bool = False) -> None
                 max_value=10_000, step=1, help="Stop after this many trials in a row without improvement.")
         _widget(st.toggle, "Ensembles: also try blending the best heads", "ensembles", True)
         st.caption("Chosen by the image run, not here: the features (pretrained EfficientNet-Lite0 features, and raw "
-                   "pixels for small images, measured against the budget), the heads (logistic regression, "
-                   "LightGBM, k-nearest neighbours) and the validation (by the number of images).")
+                   "pixels for small images, measured against the budget), the heads (a kernel SVM first, then "
+                   "the pixel CNN for small single-label images, logistic regression, k-nearest neighbours, LightGBM) "
+                   "and the validation (by the number of images).")
 
 
 def image_summary_rows(spec: Any, classes: list[str] | None, metric: str) -> list[tuple[str, str]]:
