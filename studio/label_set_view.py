@@ -84,7 +84,8 @@ def _image_mistakes(store: Any, exp: dict[str, Any], wrong: pd.DataFrame) -> Non
 
 
 def _table(wrong: pd.DataFrame) -> None:
-    text = [c for c in wrong.columns if c not in ("row", "true", "predicted", "missed", "extra", "n_wrong", "margin")]
+    labels = ("image", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin")
+    text = [c for c in wrong.columns if c not in labels]
     st.dataframe(wrong, hide_index=True, placeholder=EMPTY_CELL, key="label_set_table", height=300,
                  column_config={**{c: st.column_config.TextColumn(c, width="large") for c in text},
                                 "missed": st.column_config.TextColumn(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl_core.understand.label_sets import LabelSets, label_set_mistakes, load_label_sets, n_wrong_sets, save_label_sets
+from automl_core.understand.label_sets import (LabelSets, label_set_mistakes, load_label_sets, n_wrong_sets,
+                                               save_label_sets)
 
 
 def _sets() -> LabelSets:
