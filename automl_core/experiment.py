@@ -103,6 +103,9 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     for which, predictions in automl.predictions_.items():
         if predictions is not None:
             store.register_artifact(experiment_id, save_predictions(predictions, target_dir, which), f"predictions_{which}")
+    if getattr(automl, "label_sets_", None) is not None:  # a multi-label run's out-of-fold label sets
+        from .understand.label_sets import ARTIFACT, save_label_sets
+        store.register_artifact(experiment_id, save_label_sets(automl.label_sets_, target_dir), ARTIFACT)
     if automl.test_predictions_ is not None:
         from .export.predict import safe_csv
         predictions_path = target_dir / TEST_PREDICTIONS

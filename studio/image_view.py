@@ -52,7 +52,7 @@ GALLERY = 12  # misclassified images drawn as thumbnails (the table below lists 
 def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
     """The Results page's image section: the validation images the best model got wrong, as thumbnails with
     the true class, the predicted one and its probability (out of fold), most confident mistakes first."""
-    if exp.get("task") != "image_classification":
+    if exp.get("task") != "image_classification" or is_multilabel_images(exp):  # label sets: label_set_view
         return
     from automl_core.understand.predictions import load_predictions
     st.subheader("Misclassified images")
@@ -66,7 +66,7 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
             from studio.live import leaderboard
             board = leaderboard(store.trials(experiment_id), exp.get("metric") or "")
             trial = next((int(t) for t in board["trial_id"] if int(t) in predictions.models), max(predictions.models))
-        images = _experiment_images(store, exp)
+        images = experiment_images(store, exp)
         if images is None:
             st.caption("Not available: the images of this run are not in the store (a run started from the command "
                        "line keeps no copy of them; one started in the studio does).")
@@ -76,14 +76,9 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
             st.success("None: every validation image was classified right.", icon=":material/check_circle:")
             return
         by_name = dict(zip(images.names, images.contents))
-        shown = wrong.head(GALLERY)
-        per_row = 6
-        for start in range(0, len(shown), per_row):
-            cols = st.columns(per_row, gap="small")
-            for col, row in zip(cols, shown.iloc[start:start + per_row].itertuples()):
-                col.image(_thumb(by_name[row.image]), width=72)
-                col.markdown(f"true **{md(row.true)}** → **:red[{md(row.predicted)}]**  \n"
-                             f":gray[{row.probability:.0%} sure · {md(row.image.rsplit('/', 1)[-1][:16])}]")
+        gallery([(by_name[row.image], f"true **{md(row.true)}** → **:red[{md(row.predicted)}]**  \n"
+                  f":gray[{row.probability:.0%} sure · {md(row.image.rsplit('/', 1)[-1][:16])}]")
+                 for row in wrong.head(GALLERY).itertuples()])
         st.dataframe(wrong.rename(columns={"probability": "confidence"}), hide_index=True, height=260,
                      placeholder=EMPTY_CELL, key="image_wrong_table",
                      column_config={"confidence": st.column_config.ProgressColumn(
@@ -93,6 +88,20 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
         st.caption(f"{len(wrong)} of {len(predictions.rows):,} validation images wrong; out-of-fold probabilities "
                    f"of trial #{trial} (each image scored by a model that did not train on it), most confident "
                    "mistakes first. The confusion matrix is under Evaluation.")
+
+
+def gallery(items: list[tuple[bytes, str]], per_row: int = 6) -> None:
+    """Thumbnails in rows of ``per_row``, each with its caption (Markdown: escape what it quotes)."""
+    for start in range(0, len(items), per_row):
+        for col, (content, caption) in zip(st.columns(per_row, gap="small"), items[start:start + per_row]):
+            col.image(_thumb(content), width=72)
+            col.markdown(caption)
+
+
+def is_multilabel_images(exp: dict[str, Any]) -> bool:
+    """Whether an image experiment's images carry label lists (its heads are a multi-label model)."""
+    return exp.get("task") == "image_classification" and "multilabel" in (
+        (exp.get("summary") or {}).get("head_task"), (exp.get("config") or {}).get("task"))
 
 
 def _wrong(predictions: Any, trial: int, images: Any):  # -> pd.DataFrame
@@ -106,7 +115,8 @@ def _wrong(predictions: Any, trial: int, images: Any):  # -> pd.DataFrame
                          list(predictions.classes), table, ["image"])
 
 
-def _experiment_images(store: Any, exp: dict[str, Any]):
+def experiment_images(store: Any, exp: dict[str, Any]):  # -> ImageSet | None
+    """The images of an experiment's dataset in the store, or None (a run from the command line keeps none)."""
     from studio.image_data import dataset_images
     dataset_id = exp.get("dataset_id")
     if not dataset_id or store.get_dataset(dataset_id) is None:

@@ -69,16 +69,25 @@ def test_malformed_label_cell_names_its_line_and_a_folder_set_refuses_multilabel
 
 @pytest.fixture(scope="module")
 def pairs_run(tmp_path_factory):
-    """(folder, store path, experiment id, model path) of a one-trial multi-label run on 90 real digit pairs."""
+    """(folder, store path, experiment id, model path) of a one-trial multi-label run on 90 real digit pairs,
+    uploaded as a zip the way the studio keeps it (so Results can draw the images)."""
+    import zipfile
     from automl_core.config import AutoMLConfig
     from automl_core.images.run import fit_images
     from storage import Store
+    from studio.image_data import add_image_set, image_set_path
     folder = _pairs(tmp_path_factory.mktemp("pairs"), 90)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in [folder / "labels.csv", *sorted((folder / "images").iterdir())]:
+            z.write(path, path.relative_to(folder).as_posix())
     store_path = folder / "store" / "store.duckdb"
     store = Store(store_path)
+    dataset_id = add_image_set(store, "pairs.zip", buf.getvalue())
     config = AutoMLConfig(task="auto", time_budget=600, max_trials=1, ensembles=False, seed=0, validation="cv",
                           cv_folds=3, allowed_models=("linear",))
-    outcome = fit_images(store, folder, config, cnn=False, cache_dir="")
+    outcome = fit_images(store, image_set_path(store, dataset_id), config, cnn=False, cache_dir="",
+                         dataset_id=dataset_id)
     store.close()
     return folder, store_path, outcome.experiment_id, outcome.model_path
 
@@ -106,3 +115,32 @@ def test_studio_pages_open_a_multilabel_image_experiment(pairs_run, page, monkey
     assert not at.exception, at.exception
     shown = texts(at)
     assert "Something went wrong" not in shown, shown
+
+
+@pytest.mark.slow  # reuses the module's one-trial run (its training is the slow part)
+def test_results_draw_the_images_whose_label_sets_are_wrong(pairs_run, monkeypatch) -> None:
+    import ast
+    from automl_core.understand.label_sets import load_label_sets
+    from storage import Store
+    from studio_fixtures import open_experiment, texts
+    folder, store_path, experiment_id, _ = pairs_run
+    s = Store(store_path)
+    try:
+        sets = load_label_sets(s.artifact_dir(experiment_id))
+    finally:
+        s.close()
+    assert sets is not None and sets.labels == ["0", "1", "2", "3"] and len(sets.rows) == 90
+    at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Wrong label sets" in shown and "Misclassified images" not in shown  # not the one-class gallery
+    table = next(d.value for d in at.dataframe if "missed" in d.value.columns)
+    assert len(table) > 0 and table["image"].str.startswith("images/").all()
+    truth = pd.read_csv(folder / "labels.csv").set_index("image_path")["label"]
+    for row in table.itertuples():  # the true list is the image's labels.csv cell; the prediction differs
+        assert row.true == ", ".join(ast.literal_eval(truth[row.image])) and row.predicted != row.true
+    captions = [m.value for m in at.markdown if m.value.startswith("true **")]  # one under each thumbnail
+    assert len(captions) == min(len(table), 12)
+    first = table.iloc[0]
+    assert captions[0].startswith(f"true **{first['true']}**") and first["image"].rsplit("/")[-1][:4] in captions[0]
+    assert ("missed" in captions[0]) == bool(first["missed"]) and ("extra" in captions[0]) == bool(first["extra"])

@@ -45,3 +45,64 @@ def test_studio_pages_open_a_multilabel_experiment(multilabel_run, page, monkeyp
     assert "Something went wrong" not in shown, shown
     for words in PAGES[page]:
         assert words in shown, shown
+
+
+def _shown_table(at, column: str):
+    """The first table on the page with ``column`` (AppTest finds dataframes by position, not key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+@pytest.mark.slow  # reuses the module's one-trial run (its training is the slow part)
+@needs_data
+def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilabel_run, monkeypatch) -> None:
+    import ast
+
+    import numpy as np
+    from automl_core.understand.label_sets import FILE, load_label_sets
+    from storage import Store
+    from studio_fixtures import open_experiment, texts
+    store_path, experiment_id = multilabel_run
+    s = Store(store_path)
+    try:
+        folder, card = s.artifact_dir(experiment_id), s.get_experiment(experiment_id)["summary"]
+    finally:
+        s.close()
+    sets = load_label_sets(folder)
+    assert sets is not None and sets.trial_id == card["best_trial_id"] and sets.labels == card["labels"]
+    assert len(sets.rows) == 150  # 3-fold CV: every row scored once, out of fold
+    np.testing.assert_allclose(sets.thresholds, [card["thresholds"][l] for l in sets.labels])
+    at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+    assert not at.exception, at.exception
+    assert "Wrong label sets" in texts(at) and "The texts are not shown" in texts(at)  # a CLI run keeps no table
+    shown = _shown_table(at, "missed")
+    assert len(shown) > 0 and (shown["n_wrong"].diff().dropna() <= 0).all()  # most labels wrong first
+    terms = arxiv("train", 150)["terms"]  # the CLI trained on this table: row i is its row i
+    for row in shown.itertuples():
+        true = [l for l in ast.literal_eval(terms[row.row]) if l in sets.labels]
+        on = [l for l, p, t in zip(sets.labels, sets.proba[list(sets.rows).index(row.row)], sets.thresholds) if p >= t]
+        assert row.true.split(", ") == sorted(true, key=sets.labels.index) if true else row.true == ""
+        assert row.predicted == ", ".join(on) and row.true != row.predicted
+        missed = [x.rsplit(" (", 1)[0] for x in row.missed.split(", ")] if row.missed else []
+        extra = [x.rsplit(" (", 1)[0] for x in row.extra.split(", ")] if row.extra else []
+        assert missed == [l for l in sets.labels if l in true and l not in on]
+        assert extra == [l for l in on if l not in true] and row.n_wrong == len(missed) + len(extra)
+    s = Store(store_path)  # the table in the store, as a studio run keeps it: each row shows its text
+    try:
+        s.update_experiment(experiment_id, dataset_id=s.add_dataset("arxiv", arxiv("train", 150)),
+                            config={"target": "terms"})
+    finally:
+        s.close()
+    at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+    assert not at.exception, at.exception
+    shown = _shown_table(at, "missed")
+    text = [c for c in shown.columns if c not in ("row", "true", "predicted", "missed", "extra", "n_wrong", "margin")]
+    assert text, shown.columns
+    for row in shown.itertuples():
+        assert str(getattr(row, text[0])) == str(arxiv("train", 150)[text[0]][row.row])[:300]
+    (folder / FILE).rename(folder / "hidden.parquet")  # a run made before the label sets were kept
+    try:
+        at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+        assert not at.exception, at.exception
+        assert "Not available: this run stored no out-of-fold label sets" in texts(at)
+    finally:
+        (folder / "hidden.parquet").rename(folder / FILE)

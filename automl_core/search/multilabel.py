@@ -193,7 +193,10 @@ def fit_multilabel(automl: Any, prepared: Any, *, callbacks: Iterable[Any] = (),
     automl.best_trial_ = best
     automl.trials_ = result.trials
     automl.final_ = None
-    automl.predictions_ = {"validation": None, "test": None}
+    automl.predictions_ = {"validation": None, "test": None}  # one class per row: not a label set's shape
+    from ..understand.label_sets import LabelSets
+    automl.label_sets_ = LabelSets([str(x) for x in p.classes], rows, Y[rows], result.oof[best.trial_id],
+                                   np.asarray(thresholds, dtype=float), best.trial_id)
     automl.test_score_, automl.test_metrics_, automl.test_predictions_ = _score_test(automl)
     automl.train_score_, automl.train_metrics_ = None, {}
     automl.wall_seconds_ = clock.elapsed()

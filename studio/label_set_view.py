@@ -1,0 +1,106 @@
+"""The Results page's section for a multi-label run: the validation rows whose predicted label set differs from
+the true one (out of fold, at the saved model's thresholds), worst first. Texts as a table with an excerpt of each
+text; images as a thumbnail gallery (image_view's) above the same table. The rows and their order are
+automl_core's (``understand.label_sets``).
+
+Containers (stable, for tests): ``label_set_mistakes``; tables ``label_set_table``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from automl_core.understand.label_sets import LabelSets, label_set_mistakes, load_label_sets, n_wrong_sets
+from studio import image_view
+from studio.safe import md
+from studio.state import EMPTY_CELL
+
+EXCERPT = 300  # characters of each text shown beside its labels
+
+
+def label_set_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
+    """The wrong label sets of a multi-label run (texts, tables or images); nothing for other runs."""
+    images = image_view.is_multilabel_images(exp)
+    if exp.get("task") != "multilabel" and not images:
+        return
+    st.subheader("Wrong label sets")
+    with st.container(key="label_set_mistakes"):
+        sets = load_label_sets(store.artifact_dir(experiment_id))
+        if sets is None:
+            st.caption("Not available: this run stored no out-of-fold label sets (runs made before they were kept "
+                       "did not; training it again does).")
+            return
+        wrong = label_set_mistakes(sets)
+        if wrong.empty:
+            st.success("None: every validation row got exactly its labels.", icon=":material/check_circle:")
+            return
+        if images:
+            _image_mistakes(store, exp, wrong)
+        else:
+            wrong = _with_texts(experiment_id, exp, wrong)
+        _table(wrong)
+        st.caption(f"{n_wrong_sets(sets):,} of {len(sets.rows):,} validation rows with a wrong label set"
+                   f"{f', the worst {len(wrong)} shown' if len(wrong) < n_wrong_sets(sets) else ''}: out-of-fold "
+                   f"probabilities of trial #{sets.trial_id} (each row scored by a model that did not train on it) "
+                   "at the saved model's per-label thresholds. Most labels wrong first, then the furthest past "
+                   f"the thresholds. {_thresholds(sets)}")
+
+
+def _with_texts(experiment_id: str, exp: dict[str, Any], wrong: pd.DataFrame) -> pd.DataFrame:
+    """``wrong`` with an excerpt of each row's text columns in front, when the training table is at hand."""
+    from automl_core.understand.text_profile import text_columns_of
+    from studio.text_view import training_table
+    card = exp.get("summary") or {}
+    columns = text_columns_of(card)
+    if not columns:
+        return wrong
+    table, why = training_table(experiment_id, exp, card)
+    if table is None:
+        st.caption(f"The texts are not shown: {md(why)}. Row numbers count the training table's rows from 0.")
+        return wrong
+    wrong = wrong[wrong["row"] < len(table)]  # rows of a separate validation file follow the training rows
+    texts = table.iloc[wrong["row"].to_numpy()][columns].astype("string").reset_index(drop=True)
+    for c in columns:
+        texts[c] = texts[c].str.slice(0, EXCERPT)
+    return pd.concat([texts, wrong.reset_index(drop=True)], axis=1)
+
+
+def _image_mistakes(store: Any, exp: dict[str, Any], wrong: pd.DataFrame) -> None:
+    """The worst rows as thumbnails (true labels, then the missed and the extra ones); adds ``image`` in front."""
+    images = image_view.experiment_images(store, exp)
+    if images is None:
+        st.caption("The thumbnails are not shown: the images of this run are not in the store (a run started from "
+                   "the command line keeps no copy of them; one started in the studio does).")
+        return
+    wrong.insert(0, "image", [images.names[r] if r < len(images.names) else "" for r in wrong["row"]])
+    by_name = dict(zip(images.names, images.contents))
+    shown = wrong[wrong["image"] != ""].head(image_view.GALLERY)
+    image_view.gallery([(by_name[r.image], f"true **{md(r.true) or '(none)'}**  \n"
+                         + (f":red[missed {md(r.missed)}]  \n" if r.missed else "")
+                         + (f":red[extra {md(r.extra)}]  \n" if r.extra else "")
+                         + f":gray[{md(r.image.rsplit('/', 1)[-1][:16])}]") for r in shown.itertuples()])
+
+
+def _table(wrong: pd.DataFrame) -> None:
+    labels = ("image", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin")
+    text = [c for c in wrong.columns if c not in labels]
+    st.dataframe(wrong, hide_index=True, placeholder=EMPTY_CELL, key="label_set_table", height=300,
+                 column_config={**{c: st.column_config.TextColumn(c, width="large") for c in text},
+                                "missed": st.column_config.TextColumn(
+                                    "missed", help="True labels left out, with their probabilities"),
+                                "extra": st.column_config.TextColumn(
+                                    "extra", help="Labels predicted but not true, with their probabilities"),
+                                "n_wrong": st.column_config.NumberColumn("labels wrong"),
+                                "margin": st.column_config.NumberColumn(
+                                    "margin", format="%.2f",
+                                    help="How far the wrong labels' probabilities sit past their thresholds "
+                                         "(mean): larger is a more confident mistake")})
+
+
+def _thresholds(sets: LabelSets) -> str:
+    values = sorted(set(round(float(t), 2) for t in sets.thresholds))
+    if len(values) == 1:
+        return f"Threshold {values[0]:g} for every label."
+    return f"Thresholds per label, {values[0]:g} to {values[-1]:g}."
