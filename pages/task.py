@@ -7,6 +7,7 @@ import streamlit as st
 
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
+from automl_core.forecast.leaks import LEAK_NOTE
 from automl_core.prepare.multilabel import multilabel_verdict
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings, image_data, text_view
@@ -73,7 +74,10 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
         return
     st.success(md(found["summary"]), icon=":material/timeline:")
     for note in found["notes"]:  # notes name columns and series: text, never markup
-        st.caption(f"• {md(note)}")
+        if note.startswith(LEAK_NOTE):  # a forecast that reads the answer: said loudly
+            st.warning(md(note), icon=":material/warning:")
+        else:
+            st.caption(f"• {md(note)}")
     w.update(task_effective="forecasting", task_reason="chosen by you", classes=None, positive_class=None, ready=True,
              forecast_time_column=time_column, forecast_series_rows=found["series_rows"])
     if st.button("Next: configure the run →", type="primary", key="to_configure"):

@@ -6,8 +6,11 @@ another part, a rescaled copy -- the validation windows look excellent and the f
 worthless in use: nobody knows tomorrow's parts before tomorrow's total. Such columns are moved to
 past-only by default (they still help lagged by the horizon), and the note says how to override.
 
-The rule is general (no column names): |correlation| with the target >= ``CORR``, or a least-squares
-fit of the target on at most ``MAX_COLUMNS`` columns (chosen greedily) with R^2 >= ``R2``, on the
+The rule is general (no column names) and reads step-to-step changes within each series, not levels:
+trending series (GDP, prices, population) correlate in level without telling each other's value, but
+an identity (total = sum of parts) or a rescaled copy holds for the changes too. A column leaks when
+its changes correlate with the target's at |r| >= ``CORR``, or a least-squares fit of the target's
+changes on those of at most ``MAX_COLUMNS`` columns (chosen greedily) reaches R^2 >= ``R2``, on the
 rows with a target. Ordinary drivers (price, temperature, promotions) explain far less than that.
 """
 from __future__ import annotations
@@ -18,7 +21,10 @@ import pandas as pd
 CORR = 0.98          # one column alone: a rescaled copy of the target
 R2 = 0.999           # a few columns together: the target is (close to) their sum / difference
 MAX_COLUMNS = 3      # more columns fitting well on few rows is chance, not an identity
+TRIM = 0.01          # share of worst-fitting rows left out of the R^2 (data-entry slips)
 MIN_ROWS = 30        # below this, too few rows to call anything an identity
+#: how a leak note starts (the Task page shows such notes as warnings, not captions)
+LEAK_NOTE = "possible leak"
 MAX_ROWS = 20_000    # an identity shows on a sample; long panels need not pay for every row
 
 
@@ -26,7 +32,7 @@ def same_time_leaks(y: pd.Series, exogenous: pd.DataFrame) -> tuple[list[str], s
     """Exogenous columns that explain the target at the same time step almost exactly.
 
     Args:
-        y: the target on the training rows (NaN where unobserved).
+        y: the target on the training rows (NaN where unobserved; the caller passes step changes).
         exogenous: the candidate known-in-future columns on the same rows (numeric).
 
     Returns:
@@ -46,7 +52,7 @@ def same_time_leaks(y: pd.Series, exogenous: pd.DataFrame) -> tuple[list[str], s
     corr = {j: abs(float(np.corrcoef(X[:, j], target)[0, 1])) for j in varying}
     alone = [names[j] for j in varying if corr[j] >= CORR]
     if alone:
-        return alone, f"|correlation| with the target >= {CORR}"
+        return alone, f"the correlation of their step-to-step changes with the target's is >= {CORR}"
     chosen: list[int] = []
     for _ in range(min(MAX_COLUMNS, len(varying))):
         best, best_r2 = None, -np.inf
@@ -55,25 +61,43 @@ def same_time_leaks(y: pd.Series, exogenous: pd.DataFrame) -> tuple[list[str], s
                 best, best_r2 = j, r2
         chosen.append(best)  # type: ignore[arg-type]
         if best_r2 >= R2:
+            # greedy steps may pick a bystander first (the best single fit): keep only the columns the
+            # identity needs
+            for j in list(chosen):
+                if len(chosen) > 1 and _r2(X[:, [k for k in chosen if k != j]], target) >= R2:
+                    chosen.remove(j)
             return ([names[j] for j in chosen],
-                    f"a linear fit of the target on them has R² {best_r2:.4f}")
+                    f"a linear fit of the target's step-to-step changes on theirs has R² {best_r2:.4f}")
     return [], ""
 
 
 def _r2(X: np.ndarray, y: np.ndarray) -> float:
-    """R^2 of a least-squares fit of y on X with an intercept."""
+    """R^2 of a least-squares fit of y on X with an intercept, refitted without the ``TRIM`` share of
+    rows fitting worst: a few mistyped rows must not hide an identity that every other row obeys."""
     design = np.column_stack([np.ones(len(y)), X])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = np.abs(y - design @ coef)
+    keep = resid <= np.quantile(resid, 1 - TRIM)
+    design, y = design[keep], y[keep]
+    total = float(((y - y.mean()) ** 2).sum())
+    if total == 0:
+        return 0.0
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
-    return 1.0 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(resid @ resid) / total
 
 
-def leaks_to_past(panel: pd.DataFrame, target: str, candidates: list[str], notes: list[str]) -> tuple[str, ...]:
+def leaks_to_past(panel: pd.DataFrame, target: str, candidates: list[str], series: str,
+                  notes: list[str]) -> tuple[str, ...]:
     """The known-in-future ``candidates`` that give the target away at the same step (to be used
-    past-only instead), with a note naming them, the reason and the fix."""
-    leaks, why = same_time_leaks(panel[target], panel[candidates])
+    past-only instead), with a note naming them, the reason and the fix. ``panel``: the rows with a
+    target, in time order within each ``series`` id."""
+    if not candidates:
+        return ()
+    changes = panel[[target, *candidates]].groupby(panel[series].to_numpy(), sort=False).diff()
+    leaks, why = same_time_leaks(changes[target], changes[candidates])
     if leaks:
-        notes.append(f"possible leak: {', '.join(map(str, leaks))} explain the target at the same time step ({why}); "
+        notes.append(f"{LEAK_NOTE}: {', '.join(map(str, leaks))} explain the target at the same time step ({why}); "
                      "their future values are rarely known before the target's, so they are used past-only (lagged "
                      "by the horizon). Fix: if you will truly know them when forecasting, list them as future "
                      "columns (--future-columns); if not even their past is usable, exclude them")

@@ -338,7 +338,7 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     past = tuple(c for c in config.past_only_columns if c in exogenous and c not in statics)
     # a column that reproduces the target at the same step is no known-in-future input (leaks.py)
     candidates = [c for c in exogenous if c not in (*statics, *past, *config.future_columns)]
-    past += leaks_to_past(panel.loc[observed.to_numpy()], Y, candidates, notes)
+    past += leaks_to_past(panel.loc[observed.to_numpy()], Y, candidates, ID, notes)
     future = tuple(c for c in exogenous if c not in statics and c not in past)
     _role_notes(config, statics, past, future, notes)
     test_frame = None
