@@ -79,7 +79,8 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
         else:
             st.caption(f"• {md(note)}")
     w.update(task_effective="forecasting", task_reason="chosen by you", classes=None, positive_class=None, ready=True,
-             forecast_time_column=time_column, forecast_series_rows=found["series_rows"])
+             forecast_time_column=time_column, forecast_series_rows=found["series_rows"],
+             forecast_leaks=found["leaks"])
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")
 

@@ -70,7 +70,7 @@ def test_cli_passes_past_only_and_future_columns():
     assert c.past_only_columns == ("temp", "hum") and c.future_columns == ("casual",)
 
 
-def test_task_page_warns_about_the_leak(app: AppTest) -> None:
+def test_task_and_configure_pages_warn_and_take_the_override(app: AppTest) -> None:
     app.switch_page("pages/data.py").run()
     app.file_uploader(key="upload").set_value(("bike_share_daily.csv", (DATASETS / "bike_share_daily.csv").read_bytes(),
                                                "text/csv")).run()
@@ -81,7 +81,14 @@ def test_task_page_warns_about_the_leak(app: AppTest) -> None:
     assert not app.exception, app.exception
     warned = " ".join(str(w.value) for w in app.warning)
     assert LEAK_NOTE in warned and "registered, casual" in warned and "--future-columns" in warned, texts(app)
-
+    app.switch_page("pages/configure.py").run()
+    assert not app.exception, app.exception
+    assert any("Possible leak: registered, casual" in str(w.value) for w in app.warning), texts(app)
+    app.multiselect(key="future_columns").set_value(["casual", "registered"]).run()
+    assert not app.exception, app.exception
+    assert not any("Possible leak" in str(w.value) for w in app.warning), texts(app)
+    summary = dict(app.dataframe[-1].value.to_numpy().tolist())
+    assert summary["Known-future columns"] == "casual, registered"
 
 def test_trending_levels_are_no_leak_but_an_identity_with_a_slip_is():
     """statsmodels' macrodata: GDP, consumption, prices and population all trend together (level
