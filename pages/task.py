@@ -68,7 +68,8 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
         return
     try:
         found = _check_forecast(dataset_id, target, time_column, int(w["horizon"]), tuple(w.get("series_id") or ()),
-                                (w.get("frequency") or "").strip() or None, w.get("country") or None)
+                                (w.get("frequency") or "").strip() or None, w.get("country") or None,
+                                tuple(w.get("exclude_columns") or ()))
     except AutoMLInputError as exc:
         show_error(exc)
         return
@@ -87,9 +88,10 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
 
 @st.cache_data(show_spinner="Checking the time series…", max_entries=16)
 def _check_forecast(dataset_id: str, target: str, time_column: str, horizon: int, series: tuple[str, ...],
-                    frequency: str | None, country: str | None) -> dict[str, Any]:
+                    frequency: str | None, country: str | None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The engine's reading of the forecasting setup (frequency, series, fix-ups), cached per choice."""
-    return forecast_settings.check(load_frame(dataset_id), target, time_column, horizon, series, frequency, country)
+    return forecast_settings.check(load_frame(dataset_id), target, time_column, horizon, series, frequency, country,
+                                   exclude)
 
 
 def main() -> None:

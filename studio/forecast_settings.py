@@ -28,8 +28,9 @@ def countries() -> list[str]:
 
 
 def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series: tuple[str, ...],
-          frequency: str | None, country: str | None) -> dict[str, Any]:
-    """What the engine makes of a forecasting setup: a one-line summary and its notes.
+          frequency: str | None, country: str | None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the engine makes of a forecasting setup: a one-line summary and its notes (``exclude``:
+    the columns left out on the Data page, so the notes speak of the columns the run will read).
 
     Raises:
         AutoMLInputError: the setup cannot be used (the message names the problem and the fix).
@@ -37,7 +38,7 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
     from automl_core.forecast.features import check_country
     from automl_core.forecast.series import prepare_forecast
     config = AutoMLConfig(task="forecasting", time_column=time_column, horizon=horizon, series_id=series,
-                          frequency=frequency, time_budget=1)
+                          frequency=frequency, exclude_columns=tuple(c for c in exclude if c != target), time_budget=1)
     if country:
         check_country(country)
     data = prepare_forecast(df, target, config)
@@ -92,8 +93,8 @@ def leak_warning(columns: list[str]) -> str:
 
 def exogenous_options(columns: list[str], w: dict[str, Any]) -> list[str]:
     """Columns that may be past-only or known-future: any but the target, the time and the series ids."""
-    series = set(w.get("series_id") or ())
-    return [c for c in partition_options(columns, w) if c not in series]
+    left = {*(w.get("series_id") or ()), *(w.get("exclude_columns") or ())}
+    return [c for c in partition_options(columns, w) if c not in left]
 
 
 def partition_help() -> str:

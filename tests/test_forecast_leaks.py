@@ -102,3 +102,11 @@ def test_trending_levels_are_no_leak_but_an_identity_with_a_slip_is():
         assert not prepare_forecast(m, target, config(time_column="date", horizon=4)).past_columns, target
     data = prepare_forecast(m, "realint", config(time_column="date", horizon=4))
     assert set(data.past_columns) == {"infl", "tbilrate"}
+
+
+def test_the_task_page_check_reads_the_data_pages_exclusions():
+    from studio import forecast_settings
+    found = forecast_settings.check(bike(), "cnt", "date", 14, (), None, None)
+    assert set(found["leaks"]) == {"casual", "registered"}
+    found = forecast_settings.check(bike(), "cnt", "date", 14, (), None, None, ("casual", "registered"))
+    assert not found["leaks"] and any("excluded by you: casual, registered" in n for n in found["notes"])
