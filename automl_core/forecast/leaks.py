@@ -39,6 +39,8 @@ def same_time_leaks(y: pd.Series, exogenous: pd.DataFrame) -> tuple[list[str], s
         The leaking columns (empty when none) and how they explain the target, in words.
     """
     target = y.to_numpy(dtype=float)
+    # a mostly empty column would leave too few complete rows to judge the others by: it is not judged
+    exogenous = exogenous.loc[:, np.isfinite(exogenous.to_numpy(dtype=float)[np.isfinite(target)]).mean(axis=0) >= 0.5]
     X = exogenous.to_numpy(dtype=float)
     rows = np.isfinite(target) & np.isfinite(X).all(axis=1) if X.size else np.isfinite(target)
     if X.shape[1] == 0 or rows.sum() < MIN_ROWS or np.nanstd(target[rows]) == 0:
