@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--series-id")
     train.add_argument("--partition-by", metavar="COL[,COL]",
                        help="forecasting: train one model per partition of these columns (many models)")
+    train.add_argument("--past-only", metavar="COL[,COL]",
+                       help="forecasting: columns known only up to the forecast origin (used lagged by the horizon)")
+    train.add_argument("--future-columns", metavar="COL[,COL]",
+                       help="forecasting: columns whose future values you will give, kept as known-in-future even "
+                            "when they explain the target at the same time step (the leak check)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--n-jobs", type=int, help="cores for the whole run (default: all)")
     train.add_argument("--max-concurrent-trials", type=int,
@@ -136,7 +141,8 @@ def _config(args: argparse.Namespace) -> Any:
         n_jobs=args.n_jobs, seed=args.seed,
         max_concurrent_trials=args.max_concurrent_trials, dask_scheduler=args.dask_scheduler,
         time_column=args.time_column, horizon=args.horizon, series_id=args.series_id or (),
-        partition_by=args.partition_by or ())
+        partition_by=args.partition_by or (), past_only_columns=args.past_only or (),
+        future_columns=args.future_columns or ())
 
 
 def _train(args: argparse.Namespace) -> int:

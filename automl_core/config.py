@@ -20,7 +20,7 @@ FEATURIZATIONS = ("auto", "off")
 AGGREGATIONS = ("auto", "mean", "sum", "error")
 #: Settings only one kind of task reads: given to the other kind they are refused, not ignored.
 FORECAST_ONLY = ("time_column", "horizon", "series_id", "frequency", "cv_step", "country", "aggregation",
-                 "past_only_columns", "partition_by")
+                 "past_only_columns", "future_columns", "partition_by")
 TABLE_ONLY = ("validation", "holdout_fraction", "group_column", "featurization", "positive_class")
 
 
@@ -71,6 +71,8 @@ class AutoMLConfig:
     country: str | None = None                  # holiday calendar (ISO code of the `holidays` package)
     aggregation: str = "auto"                   # duplicate timestamps: auto (mean, stated) | mean | sum | error
     past_only_columns: tuple[str, ...] = ()     # exogenous columns not known in the future: lagged by the horizon
+    future_columns: tuple[str, ...] = ()        # exogenous columns vouched known in the future: kept so even when
+                                                # the leak check (forecast/leaks.py) would make them past-only
     partition_by: tuple[str, ...] = ()          # many models: one forecasting model per partition (partitions.py)
 
     def __post_init__(self) -> None:
@@ -121,7 +123,7 @@ class AutoMLConfig:
             raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}", self.aggregation)
         # Lists arrive from JSON and argparse; store tuples so the config stays hashable-ish and frozen.
         for name in ("allowed_models", "blocked_models", "exclude_columns", "series_id", "past_only_columns",
-                     "partition_by"):
+                     "future_columns", "partition_by"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v.strip() for v in value.split(",") if v.strip())

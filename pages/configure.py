@@ -118,6 +118,20 @@ def _forecast_validation() -> None:
     _widget(st.multiselect, "Many models: one model per partition of (optional)", "partition_by", [],
             options=forecast_settings.partition_options([c["name"] for c in meta["schema"]], w),
             help=forecast_settings.partition_help())
+    options = forecast_settings.exogenous_options([c["name"] for c in meta["schema"]], w)
+    for key in ("past_only_columns", "future_columns"):  # columns of another dataset or target: dropped
+        if any(c not in options for c in w.get(key) or ()):
+            w[key] = [c for c in w.get(key) or () if c in options]
+            st.session_state.pop(key, None)
+    c3, c4 = st.columns(2)
+    _widget(c3.multiselect, "Past-only columns (known up to the forecast origin)", "past_only_columns", [],
+            options=options, help=forecast_settings.PAST_ONLY_HELP)
+    future = _widget(c4.multiselect, "Known-future columns (override the leak check)", "future_columns", [],
+                     options=options, help=forecast_settings.FUTURE_HELP)
+    chosen = {*future, *(w.get("past_only_columns") or ()), *(w.get("exclude_columns") or ())}
+    leaks = [c for c in w.get("forecast_leaks") or () if c not in chosen]
+    if leaks:  # the Task page's leak check: said again where the fix is
+        st.warning(md(forecast_settings.leak_warning(leaks)), icon=":material/warning:")
     modes = {"none": "None", "file": "Test file (the rows right after the training data)"}
     if w.get("test_mode") not in modes:
         w["test_mode"] = "none"

@@ -7,6 +7,7 @@ import streamlit as st
 
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
+from automl_core.forecast.leaks import LEAK_NOTE
 from automl_core.prepare.multilabel import multilabel_verdict
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings, image_data, text_view
@@ -67,24 +68,30 @@ def _forecasting_fields(dataset_id: str, columns: list[str], target: str) -> Non
         return
     try:
         found = _check_forecast(dataset_id, target, time_column, int(w["horizon"]), tuple(w.get("series_id") or ()),
-                                (w.get("frequency") or "").strip() or None, w.get("country") or None)
+                                (w.get("frequency") or "").strip() or None, w.get("country") or None,
+                                tuple(w.get("exclude_columns") or ()))
     except AutoMLInputError as exc:
         show_error(exc)
         return
     st.success(md(found["summary"]), icon=":material/timeline:")
     for note in found["notes"]:  # notes name columns and series: text, never markup
-        st.caption(f"• {md(note)}")
+        if note.startswith(LEAK_NOTE):  # a forecast that reads the answer: said loudly
+            st.warning(md(note), icon=":material/warning:")
+        else:
+            st.caption(f"• {md(note)}")
     w.update(task_effective="forecasting", task_reason="chosen by you", classes=None, positive_class=None, ready=True,
-             forecast_time_column=time_column, forecast_series_rows=found["series_rows"])
+             forecast_time_column=time_column, forecast_series_rows=found["series_rows"],
+             forecast_leaks=found["leaks"])
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")
 
 
 @st.cache_data(show_spinner="Checking the time series…", max_entries=16)
 def _check_forecast(dataset_id: str, target: str, time_column: str, horizon: int, series: tuple[str, ...],
-                    frequency: str | None, country: str | None) -> dict[str, Any]:
+                    frequency: str | None, country: str | None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The engine's reading of the forecasting setup (frequency, series, fix-ups), cached per choice."""
-    return forecast_settings.check(load_frame(dataset_id), target, time_column, horizon, series, frequency, country)
+    return forecast_settings.check(load_frame(dataset_id), target, time_column, horizon, series, frequency, country,
+                                   exclude)
 
 
 def main() -> None:

@@ -28,8 +28,9 @@ def countries() -> list[str]:
 
 
 def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series: tuple[str, ...],
-          frequency: str | None, country: str | None) -> dict[str, Any]:
-    """What the engine makes of a forecasting setup: a one-line summary and its notes.
+          frequency: str | None, country: str | None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the engine makes of a forecasting setup: a one-line summary and its notes (``exclude``:
+    the columns left out on the Data page, so the notes speak of the columns the run will read).
 
     Raises:
         AutoMLInputError: the setup cannot be used (the message names the problem and the fix).
@@ -37,7 +38,7 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
     from automl_core.forecast.features import check_country
     from automl_core.forecast.series import prepare_forecast
     config = AutoMLConfig(task="forecasting", time_column=time_column, horizon=horizon, series_id=series,
-                          frequency=frequency, time_budget=1)
+                          frequency=frequency, exclude_columns=tuple(c for c in exclude if c != target), time_budget=1)
     if country:
         check_country(country)
     data = prepare_forecast(df, target, config)
@@ -46,7 +47,7 @@ def check(df: pd.DataFrame, target: str, time_column: str, horizon: int, series:
     summary = (f"{data.n_series:,} series · frequency {data.freq} (seasonal period {data.season}) · "
                f"{rows} rows per series · forecast {horizon} step(s) ahead")
     return {"summary": summary, "notes": list(data.notes), "freq": data.freq, "n_series": data.n_series,
-            "series_rows": int(lengths.median())}
+            "series_rows": int(lengths.median()), "leaks": list(data.past_columns)}  # no past-only asked: all leaks
 
 
 def config_fields(w: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def config_fields(w: dict[str, Any]) -> dict[str, Any]:
         "cv_folds": int(w.get("forecast_folds") or AUTO_FOLDS) or None,
         "cv_step": int(w["forecast_step"]) if w.get("forecast_step") else None,
         "partition_by": tuple(w.get("partition_by") or ()),
+        "past_only_columns": tuple(w.get("past_only_columns") or ()), "future_columns": tuple(w.get("future_columns") or ()),
         "validation": "auto", "holdout_fraction": None, "test_size": None, "featurization": "auto",
         "positive_class": None,
     }
@@ -74,6 +76,25 @@ def window_count(w: dict[str, Any]) -> int:
     horizon = int(w.get("horizon") or 1)
     step = int(w.get("forecast_step") or 0) or horizon
     return default_folds(horizon, step, pd.Series([int(w.get("forecast_series_rows") or 2 * horizon)]))
+
+
+PAST_ONLY_HELP = ("Columns whose values you know only up to the forecast origin (e.g. yesterday's sales of a "
+                  "related product): the models read them lagged by the horizon, never at the forecast row.")
+FUTURE_HELP = ("Columns whose future values you will give in the rows to forecast, kept so even when the leak "
+               "check finds that they explain the target at the same time step.")
+
+
+def leak_warning(columns: list[str]) -> str:
+    """The Configure page's reminder of the Task page's leak check."""
+    return (f"Possible leak: {', '.join(columns)} explain the target at the same time step, so they are used "
+            "past-only (lagged by the horizon). If you will truly know their future values, pick them under "
+            "Known-future columns; if not even their past is usable, exclude them.")
+
+
+def exogenous_options(columns: list[str], w: dict[str, Any]) -> list[str]:
+    """Columns that may be past-only or known-future: any but the target, the time and the series ids."""
+    left = {*(w.get("series_id") or ()), *(w.get("exclude_columns") or ())}
+    return [c for c in partition_options(columns, w) if c not in left]
 
 
 def partition_help() -> str:
@@ -103,7 +124,8 @@ def wizard_fields(c: AutoMLConfig) -> dict[str, Any]:
     return {"time_column": parts[0] if len(parts) == 1 else None, "time_parts": parts if len(parts) > 1 else [],
             "forecast_time_column": c.time_column, "horizon": c.horizon, "series_id": list(c.series_id),
             "frequency": c.frequency or "", "country": c.country or "", "forecast_folds": c.cv_folds or AUTO_FOLDS,
-            "forecast_step": c.cv_step or 0, "partition_by": list(c.partition_by), "validation_mode": "auto"}
+            "forecast_step": c.cv_step or 0, "partition_by": list(c.partition_by), "validation_mode": "auto",
+            "past_only_columns": list(c.past_only_columns), "future_columns": list(c.future_columns)}
 
 
 def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[str, str]]:
@@ -126,4 +148,6 @@ def summary_rows(c: AutoMLConfig, series_rows: int | None = None) -> list[tuple[
             ("Holidays", c.country or "none"),
             ("Many models", f"one model per partition of {', '.join(c.partition_by)}" if c.partition_by
              else "one model for every series"),
+            ("Past-only columns", ", ".join(c.past_only_columns) or "none asked (the leak check may add some)"),
+            ("Known-future columns", ", ".join(c.future_columns) or "as detected"),
             ("Validation", f"rolling origin: {folds} window(s) of {c.horizon}, origins {step} apart")]

@@ -16,6 +16,7 @@ import pandas as pd
 from ..config import AutoMLConfig
 from ..errors import AutoMLInputError
 from ..prepare.schema import Task
+from .leaks import leaks_to_past
 
 if TYPE_CHECKING:
     from ..models.metrics import Metric
@@ -297,10 +298,11 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
         raise AutoMLInputError(f"The target column '{target}' is not in the data", "pick a column of the table")
     parts = time_parts(config.time_column)
     series = tuple(config.series_id)
-    absent = [c for c in (*series, *config.past_only_columns, *config.exclude_columns) if c not in df.columns]
+    absent = [c for c in (*series, *config.past_only_columns, *config.future_columns, *config.exclude_columns)
+              if c not in df.columns]
     if absent:
         raise AutoMLInputError(f"Column(s) not in the data: {', '.join(absent)}",
-                               "name only columns of the table as series ids, past-only or excluded columns")
+                               "name only columns of the table as series ids, past-only, future or excluded columns")
     notes: list[str] = []
     used = {target, *parts, *series, *config.exclude_columns}
     exogenous, dropped = [], []
@@ -334,12 +336,11 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     panel, observed = _drop_short(panel, observed, config.horizon, notes)
     statics = tuple(c for c in exogenous if (panel.groupby(ID)[c].nunique(dropna=False) <= 1).all())
     past = tuple(c for c in config.past_only_columns if c in exogenous and c not in statics)
+    # a column that reproduces the target at the same step is no known-in-future input (leaks.py)
+    candidates = [c for c in exogenous if c not in (*statics, *past, *config.future_columns)]
+    past += leaks_to_past(panel.loc[observed.to_numpy()], Y, candidates, ID, notes)
     future = tuple(c for c in exogenous if c not in statics and c not in past)
-    if future:
-        notes.append(f"exogenous column(s) treated as known in the future (give their values in the rows to "
-                     f"forecast): {', '.join(map(str, future[:10]))}")
-    if past:
-        notes.append(f"past-only column(s) used lagged by the horizon ({config.horizon}): {', '.join(map(str, past))}")
+    _role_notes(config, statics, past, future, notes)
     test_frame = None
     if test is not None:
         test_frame = long_frame(test, target, config.time_column, series, exogenous, local_times=local_times)
@@ -350,6 +351,20 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     return ForecastData(target, config.time_column, series, freq, season_length(freq), config.horizon, panel,
                         observed, statics, future, past, test_frame, notes, digest,
                         metric=resolve_metric(config.metric, Task.FORECASTING), local_times=local_times)
+
+
+def _role_notes(config: AutoMLConfig, statics: tuple[str, ...], past: tuple[str, ...], future: tuple[str, ...],
+                notes: list[str]) -> None:
+    """Every exogenous column's role in words (left-out columns have their own notes above)."""
+    if config.exclude_columns:
+        notes.append(f"column(s) excluded by you: {', '.join(map(str, config.exclude_columns))}")
+    if future:
+        notes.append(f"exogenous column(s) treated as known in the future (give their values in the rows to "
+                     f"forecast): {', '.join(map(str, future))}")
+    if past:
+        notes.append(f"past-only column(s) used lagged by the horizon ({config.horizon}): {', '.join(map(str, past))}")
+    if statics:
+        notes.append(f"column(s) constant within each series, used as series features: {', '.join(map(str, statics))}")
 
 
 def _without_row_numbers(df: pd.DataFrame, exogenous: list[str], config: AutoMLConfig, notes: list[str]) -> list[str]:
