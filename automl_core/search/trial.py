@@ -255,7 +255,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
             fold_models.append((*steps, ("model", estimator)))
     params = dict(spec.params)
     if best_rounds:
-        params["n_estimators"] = max(1, int(round(float(np.mean(best_rounds)))))
+        params["n_estimators"] = refit_rounds(best_rounds)
     if epochs_run:
         # as with early stopping: the record (and the refit on all rows) holds the epochs the folds ran
         # (a time limit may have cut the plan), each fold's beside them
@@ -267,6 +267,12 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=params, oof=oof,
                         fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features,
                         fold_models=kept, fold_bytes=size)
+
+
+def refit_rounds(best_rounds: list[int]) -> int:
+    """The round count the refit on all rows uses, from each fold's early-stopped best round count:
+    their mean (bench/refit_rounds.py measures the alternatives: the median, the mean scaled by rows)."""
+    return max(1, int(round(float(np.mean(best_rounds)))))
 
 
 def _kept_models(fold_models: list[tuple], limit: int) -> tuple[tuple | None, int]:
