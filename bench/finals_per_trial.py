@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,19 +28,11 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def per_trial(row: dict, trials: int) -> list[dict]:
-    from automl_core import AutoML
     from automl_core.models.families import FAMILIES
     from automl_core.search.finalize import FinalChoice, fit_final, label_order
-    from bench_engine import classes_of, split
-    from same_search import METRIC_OF, _test_score
-    with tempfile.TemporaryDirectory() as tmp:
-        _, _, train, test = split(row, Path(tmp))
-    target, task = row["target"], row["task"]
-    classes = classes_of(train, target, task)
-    X_test, y_test = test.drop(columns=target), test[target]
-    a = AutoML(max_trials=trials, time_budget=None, seed=0, final_model="bag", task=task, metric=METRIC_OF[task])
-    a._keep_fold_models = True  # every trial's refit and bag below come from this one search
-    a.fit(train, target=target)
+    from same_search import METRIC_OF, _test_score, search_keeping_folds
+    task = row["task"]
+    a, X_test, y_test, classes = search_keeping_folds(row, trials)  # every trial's refit and bag come from it
     bagger, p = a._bagger, a.prepared_
     y_oof = a._y_codes[np.concatenate([v for _, v in a.validation_.splits])]
     by_id = {t.trial_id: t for t in a.trials_}

@@ -17,7 +17,6 @@ import glob
 import json
 import os
 import sys
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,19 +46,11 @@ def fold_rounds(estimator) -> int:
 
 
 def per_trial(row: dict, trials: int) -> list[dict]:
-    from automl_core import AutoML
     from automl_core.models.families import FAMILIES
     from automl_core.search.trial import refit
-    from bench_engine import classes_of, split
-    from same_search import METRIC_OF, _test_score
-    with tempfile.TemporaryDirectory() as tmp:
-        _, _, train, test = split(row, Path(tmp))
-    target, task = row["target"], row["task"]
-    classes = classes_of(train, target, task)
-    X_test, y_test = test.drop(columns=target), test[target]
-    a = AutoML(max_trials=trials, time_budget=None, seed=0, final_model="bag", task=task, metric=METRIC_OF[task])
-    a._keep_fold_models = True  # the fold models carry each fold's best round count
-    a.fit(train, target=target)
+    from same_search import METRIC_OF, _test_score, search_keeping_folds
+    task = row["task"]
+    a, X_test, y_test, classes = search_keeping_folds(row, trials)  # the fold models carry each fold's best round
     bagger = a._bagger
     out = []
     for t in a.trials_:

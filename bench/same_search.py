@@ -124,6 +124,22 @@ def collection_rows(wanted: list[str]) -> list[dict]:
 METRIC_OF = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
 
+def search_keeping_folds(row: dict, trials: int):
+    """One search on a collection row's 75 % split, every trial's fold models kept (``final_model="bag"``), and
+    its 25 % test rows: ``(automl, X_test, y_test, classes)``. The per-trial benches score refits and bags of it."""
+    import tempfile
+    from automl_core import AutoML
+    from bench_engine import classes_of, split
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, train, test = split(row, Path(tmp))
+    target, task = row["target"], row["task"]
+    classes = classes_of(train, target, task)
+    a = AutoML(max_trials=trials, time_budget=None, seed=0, final_model="bag", task=task, metric=METRIC_OF[task])
+    a._keep_fold_models = True
+    a.fit(train, target=target)
+    return a, test.drop(columns=target), test[target], classes
+
+
 def _test_score(model, X, y, task: str, classes) -> float:
     from bench_engine import score
     if task == "regression":
