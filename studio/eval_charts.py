@@ -84,13 +84,14 @@ def per_class_chart(table: pd.DataFrame) -> go.Figure:
     return _layout(fig, "class", "score", barmode="group", yaxis=dict(range=[0, 1.1]))
 
 
-def threshold_chart(sweep: pd.DataFrame, threshold: float) -> go.Figure:
+def threshold_chart(sweep: pd.DataFrame, threshold: float,
+                    axis: str = "threshold on the positive class's probability") -> go.Figure:
     fig = go.Figure()
-    for metric in ("precision", "recall", "f1", "balanced_accuracy"):
+    for metric in [m for m in ("precision", "recall", "f1", "balanced_accuracy") if m in sweep.columns]:
         # the tiles above the chart say "balanced accuracy": so does its legend, not the column id
         fig.add_trace(go.Scatter(x=sweep["threshold"], y=sweep[metric], mode="lines", name=metric.replace("_", " ")))
     fig.add_vline(x=threshold, line=dict(color=_RED, width=2), annotation_text=f"threshold {threshold:.2f}")
-    return _layout(fig, "threshold on the positive class's probability", "score", yaxis=dict(range=[0, 1.05]))
+    return _layout(fig, axis, "score", yaxis=dict(range=[0, 1.05]))
 
 
 # ------------------------------------------------------------------------------------ regression

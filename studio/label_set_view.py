@@ -1,9 +1,12 @@
-"""The Results page's section for a multi-label run: the validation rows whose predicted label set differs from
-the true one (out of fold, at the saved model's thresholds), worst first. Texts as a table with an excerpt of each
-text; images as a thumbnail gallery (image_view's) above the same table. The rows and their order are
-automl_core's (``understand.label_sets``).
+"""The Results page's sections for a multi-label run, all out of fold (``understand.label_sets``):
 
-Containers (stable, for tests): ``label_set_mistakes``; tables ``label_set_table``.
+- scores per label at the saved thresholds, and a threshold explorer for one label (what moving its threshold
+  would do to its precision, recall and F1);
+- the validation rows whose predicted label set differs from the true one, worst first: texts as a table with an
+  excerpt of each text; images as a thumbnail gallery (image_view's) above the same table.
+
+Containers (stable, for tests): ``label_scores``, ``label_threshold_explorer``, ``label_set_mistakes``; tables
+``label_score_table``, ``label_set_table``; widgets ``threshold_label`` (selectbox), ``label_threshold`` (slider).
 """
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from automl_core.understand.label_sets import LabelSets, label_set_mistakes, load_label_sets, n_wrong_sets
-from studio import image_view
+from automl_core.understand.label_sets import (LabelSets, label_set_mistakes, load_label_sets, n_wrong_sets,
+                                              per_label_scores, threshold_curve)
+from studio import eval_charts, image_view
 from studio.safe import md
 from studio.state import EMPTY_CELL
 
@@ -21,13 +25,16 @@ EXCERPT = 300  # characters of each text shown beside its labels
 
 
 def label_set_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
-    """The wrong label sets of a multi-label run (texts, tables or images); nothing for other runs."""
+    """Scores per label, the threshold explorer and the wrong label sets of a multi-label run (texts, tables or
+    images); nothing for other runs."""
     images = image_view.is_multilabel_images(exp)
     if exp.get("task") != "multilabel" and not images:
         return
+    sets = load_label_sets(store.artifact_dir(experiment_id))
+    if sets is not None:
+        _label_scores(sets)
     st.subheader("Wrong label sets")
     with st.container(key="label_set_mistakes"):
-        sets = load_label_sets(store.artifact_dir(experiment_id))
         if sets is None:
             st.caption("Not available: this run stored no out-of-fold label sets (runs made before they were kept "
                        "did not; training it again does).")
@@ -104,3 +111,39 @@ def _thresholds(sets: LabelSets) -> str:
     if len(values) == 1:
         return f"Threshold {values[0]:g} for every label."
     return f"Thresholds per label, {values[0]:g} to {values[-1]:g}."
+
+
+def _label_scores(sets: LabelSets) -> None:
+    """Precision, recall and F1 of every label at its saved threshold, then one label's threshold explorer."""
+    st.subheader("Scores per label")
+    scores = per_label_scores(sets)
+    with st.container(key="label_scores"):
+        st.plotly_chart(eval_charts.per_class_chart(scores.rename(columns={"label": "class"}).head(30)),
+                        width="stretch", key="chart_per_label")
+        st.dataframe(scores, hide_index=True, placeholder=EMPTY_CELL, key="label_score_table",
+                     height=min(38 + 35 * len(scores), 300),
+                     column_config={c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
+                                    for c in ("precision", "recall", "f1", "average_precision", "threshold")})
+        st.caption(f"Out of fold on {len(sets.rows):,} validation rows (trial #{sets.trial_id}), each label called "
+                   "yes at or above its saved threshold; average precision does not depend on the threshold."
+                   + (" The chart shows the 30 most frequent labels." if len(scores) > 30 else ""))
+    st.markdown("**Threshold explorer** — what moving one label's threshold would do")
+    with st.container(key="label_threshold_explorer"):
+        left, right = st.columns([1, 2], gap="medium")
+        label = left.selectbox("Label", list(scores["label"]), key="threshold_label")
+        saved = float(scores.loc[scores["label"] == label, "threshold"].iloc[0])
+        chosen = left.slider("Threshold", 0.01, 0.99, value=round(min(max(saved, 0.01), 0.99), 2), step=0.01,
+                             key="label_threshold")
+        sweep = threshold_curve(sets, label)
+        at = sweep.iloc[(sweep["threshold"] - chosen).abs().argmin()]
+        here = scores.loc[scores["label"] == label].iloc[0]
+        for name in ("precision", "recall", "f1"):
+            left.metric(name.capitalize() if name != "f1" else "F1", f"{at[name]:.3f}",
+                        delta=f"{at[name] - here[name]:+.3f} against the saved {saved:.2f}" if chosen != round(saved, 2)
+                        else None)
+        left.caption(f"{int(at['predicted']):,} of {len(sets.rows):,} rows called **{md(label)}** at {chosen:.2f} "
+                     f"({int(here['rows']):,} carry it). The saved model keeps its thresholds: to use another, "
+                     "change its entry in model.joblib's `thresholds` (in the order of `labels`).")
+        right.plotly_chart(eval_charts.threshold_chart(sweep, chosen, axis=f"threshold on the probability of {label}"),
+                           width="stretch", key="chart_label_threshold")
+

@@ -54,6 +54,32 @@ def _shown_table(at, column: str):
 
 @pytest.mark.slow  # reuses the module's one-trial run (its training is the slow part)
 @needs_data
+def test_results_score_each_label_and_explore_one_labels_threshold(multilabel_run, monkeypatch) -> None:
+    from automl_core.understand.label_sets import load_label_sets, threshold_curve
+    from storage import Store
+    from studio_fixtures import open_experiment, texts
+    store_path, experiment_id = multilabel_run
+    s = Store(store_path)
+    try:
+        sets = load_label_sets(s.artifact_dir(experiment_id))
+    finally:
+        s.close()
+    at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+    assert not at.exception, at.exception
+    scores = _shown_table(at, "average_precision")
+    assert sorted(scores["label"]) == sorted(sets.labels) and scores["rows"].sum() == int(sets.Y.sum())
+    label = at.selectbox(key="threshold_label").value
+    assert label == scores["label"].iloc[0]  # the most frequent label first
+    at.slider(key="label_threshold").set_value(0.01).run()
+    assert not at.exception, at.exception
+    tiles = {m.label: m.value for m in at.metric}
+    low = threshold_curve(sets, label).iloc[0]  # at 0.01: nearly every row called yes
+    assert tiles["Recall"] == f"{low['recall']:.3f}" and tiles["Precision"] == f"{low['precision']:.3f}", tiles
+    assert low["recall"] >= 0.9 and f"{int(low['predicted']):,} of {len(sets.rows):,} rows called" in texts(at)
+
+
+@pytest.mark.slow  # reuses the module's one-trial run (its training is the slow part)
+@needs_data
 def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilabel_run, monkeypatch) -> None:
     import ast
 

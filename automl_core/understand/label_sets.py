@@ -111,3 +111,40 @@ def n_wrong_sets(sets: LabelSets) -> int:
     """How many rows' predicted label sets differ from the true ones."""
     return int((sets.predicted != sets.Y.astype(bool)).any(axis=1).sum())
 
+
+
+def _prf(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float, float]:
+    tp = float(np.sum(truth & predicted))
+    precision = tp / max(float(predicted.sum()), 1.0)
+    recall = tp / max(float(truth.sum()), 1.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def per_label_scores(sets: LabelSets) -> pd.DataFrame:
+    """One row per label, out of fold at the saved thresholds: ``label``, ``rows`` (validation rows carrying it),
+    ``precision``, ``recall``, ``f1``, ``average_precision`` (threshold-free) and ``threshold``; most rows first."""
+    from sklearn.metrics import average_precision_score
+    truth, predicted = sets.Y.astype(bool), sets.predicted
+    rows = []
+    for k, label in enumerate(sets.labels):
+        p, r, f = _prf(truth[:, k], predicted[:, k])
+        ap = float(average_precision_score(truth[:, k], sets.proba[:, k])) if truth[:, k].any() else float("nan")
+        rows.append({"label": str(label), "rows": int(truth[:, k].sum()), "precision": p, "recall": r, "f1": f,
+                     "average_precision": ap, "threshold": float(sets.thresholds[k])})
+    return pd.DataFrame(rows).sort_values(["rows", "label"], ascending=[False, True], kind="stable",
+                                          ignore_index=True)
+
+
+def threshold_curve(sets: LabelSets, label: str, steps: int = 99) -> pd.DataFrame:
+    """Precision, recall and F1 of one label at each threshold from 0.01 to 0.99 (out of fold): what moving its
+    threshold would do. Columns ``threshold``, ``precision``, ``recall``, ``f1``, ``predicted`` (rows called yes)."""
+    k = [str(x) for x in sets.labels].index(str(label))
+    truth, proba = sets.Y[:, k].astype(bool), sets.proba[:, k]
+    out = []
+    for t in np.linspace(0.01, 0.99, steps):
+        called = proba >= t
+        p, r, f = _prf(truth, called)
+        out.append({"threshold": round(float(t), 4), "precision": p, "recall": r, "f1": f,
+                    "predicted": int(called.sum())})
+    return pd.DataFrame(out)
