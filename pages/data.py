@@ -150,7 +150,9 @@ def _current_dataset() -> None:
         profile = store.profile_dataset(dataset_id)
     roles = {c["name"]: wizard().get("column_roles", {}).get(c["name"], c["role"]) for c in meta["columns"]}
     text_columns = [c for c, r in roles.items() if r == "text"]
-    tabs = st.tabs(["Profile", "Preview", "Columns and roles", *(["Text"] if text_columns else [])])
+    label_columns = text_view.list_columns(load_frame(dataset_id))  # a list of labels per row: multi-label targets
+    tabs = st.tabs(["Profile", "Preview", "Columns and roles", *(["Text"] if text_columns else []),
+                    *(["Labels"] if label_columns else [])])
     tab_profile, tab_preview, tab_schema = tabs[:3]
     with tab_profile:
         frame = ds.profile_frame(profile, roles)
@@ -168,6 +170,9 @@ def _current_dataset() -> None:
     if text_columns:
         with tabs[3]:
             text_view.text_profile_section(dataset_id, load_frame(dataset_id), text_columns)
+    if label_columns:
+        with tabs[-1]:
+            text_view.label_lists_section(dataset_id, load_frame(dataset_id), label_columns)
     if st.button("Next: choose what to predict →", type="primary", key="to_task"):
         go("Task")
 

@@ -173,6 +173,9 @@ def main() -> None:
         st.caption(f"• {md(note)}")
     if verdict["classes"]:
         st.caption(f"Classes: {md(', '.join(map(str, verdict['classes'][:20])))}")
+    if verdict["task"] == "multilabel":
+        with st.expander("The labels: counts, labels per row, the most common pairs"):
+            text_view.label_lists_section(dataset_id, load_frame(dataset_id), [target])
     text_view.text_rule_note(meta["columns"], w.get("column_roles", {}), w.get("exclude_columns", []), target)
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")

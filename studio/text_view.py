@@ -54,6 +54,54 @@ def text_profile_section(dataset_id: str, df: pd.DataFrame, text_columns: list[s
         st.caption("Texts are shown as typed: markup in them (HTML tags, Markdown) is text, never rendered.")
 
 
+@st.cache_data(show_spinner="Counting the labels…", max_entries=16)
+def _label_profile(dataset_id: str, column: str, _values: pd.Series) -> Any:
+    from automl_core.prepare.multilabel import label_profile
+    return label_profile(_values)
+
+
+def list_columns(df: pd.DataFrame) -> list[str]:
+    """Columns whose every cell is a bracketed list of labels (a multi-label target, read as such on Task)."""
+    from automl_core.prepare.multilabel import looks_like_lists
+    return [c for c in df.columns
+            if (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])) and looks_like_lists(df[c].head(2000))]
+
+
+def label_lists_section(dataset_id: str, df: pd.DataFrame, columns: list[str]) -> None:
+    """Per list-of-labels column: counts per label, labels per row, the most common pairs (issue #22)."""
+    from automl_core.errors import AutoMLInputError
+    with st.container(key="label_profile"):
+        column = columns[0]
+        if len(columns) > 1:
+            column = st.selectbox("Label column", columns, key="label_profile_column")
+        try:
+            p = _label_profile(dataset_id, column, df[column])
+        except AutoMLInputError as exc:
+            st.warning(f"{md(exc.problem)}. Fix: {md(exc.fix)}.")
+            return
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Rows", f"{p.n_rows:,}")
+        c2.metric("Labels", f"{len(p.counts):,}")
+        c3.metric("Labels per row", f"{(p.per_row.iloc[:, 0] * p.per_row['rows']).sum() / max(p.n_rows, 1):.2f}",
+                  help="On average; the chart shows how many rows carry 0, 1, 2, … labels.")
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            st.markdown(f"**Rows per label** in {md(column)} (30 most frequent)")
+            st.bar_chart(p.counts.head(30), x="label", y="rows", height=260, sort=False)  # most first
+            st.markdown("**Labels per row**")
+            st.bar_chart(p.per_row, x="labels in the row", y="rows", height=200, sort=False)
+        with right:
+            st.markdown("**Most common together**")
+            st.dataframe(p.pairs, placeholder=EMPTY_CELL, hide_index=True, height=260, key="label_pairs")
+            st.dataframe(p.counts, placeholder=EMPTY_CELL, hide_index=True, height=200, key="label_counts",
+                         column_config={"share": st.column_config.ProgressColumn("share", min_value=0.0,
+                                                                                 max_value=1.0, format="percent")})
+        rare = int((p.counts["rows"] < 5).sum())
+        if rare:
+            st.caption(f"{rare} label(s) appear in fewer than 5 rows: a multi-label run leaves them out (too few rows "
+                       "to train and check one out of fold) and says which.")
+
+
 def text_rule_note(columns: list[dict[str, Any]], roles: dict[str, str], excluded: list[str], target: str) -> None:
     """The Task page's line: which columns will be read as text, and why (the rule, and what fired)."""
     text = [c for c in columns if roles.get(c["name"], c["role"]) == "text" and c["name"] not in excluded

@@ -61,3 +61,31 @@ def test_multilabel_arxiv_from_upload_to_predictions(app: AppTest) -> None:
     assert "proba_cs.CV" in probas and ((table[probas] >= 0) & (table[probas] <= 1)).all().all()
     # the prediction is a label list in the training target's own format (a Python list literal here)
     assert table["prediction"].astype(str).str.startswith("[").all(), table["prediction"]
+
+
+def test_the_data_and_task_pages_count_the_labels_and_their_pairs(app: AppTest) -> None:
+    """A list-of-labels column gets a Labels tab on the Data page (rows per label, labels per row, the most common
+    pairs), and the Task page repeats it for a multi-label target: counted from the real arXiv cells."""
+    import ast
+    from collections import Counter
+    train = arxiv("train", 120)
+    rows = [set(ast.literal_eval(cell)) for cell in train["terms"]]
+    app.file_uploader(key="upload").set_value(("arxiv.csv", train.to_csv(index=False).encode(), "text/csv")).run()
+    shown = _no_crash(app)
+    assert "Rows per label" in shown and "Most common together" in shown, shown
+    counts = next(d.value for d in app.dataframe if "share" in d.value.columns and "label" in d.value.columns)
+    expected = Counter(label for row in rows for label in row)
+    assert dict(zip(counts["label"], counts["rows"])) == dict(expected)
+    assert counts["rows"].is_monotonic_decreasing  # most frequent first
+    pairs = next(d.value for d in app.dataframe if "pair" in d.value.columns)
+    a, b = pairs["pair"].iloc[0].split(" + ")
+    assert pairs["rows"].iloc[0] == sum(a in r and b in r for r in rows)
+    tiles = {m.label: m.value for m in app.metric}
+    assert tiles["Labels"] == str(len(expected)) and tiles["Labels per row"] == f"{sum(map(len, rows)) / 120:.2f}"
+
+    app.switch_page("pages/task.py").run()
+    app.selectbox(key="target").select("terms").run()
+    shown = _no_crash(app)
+    assert [e.label for e in app.expander if e.label.startswith("The labels")] == [
+        "The labels: counts, labels per row, the most common pairs"], shown
+    assert any("pair" in d.value.columns for d in app.dataframe)

@@ -238,3 +238,34 @@ def multilabel_verdict(target: pd.Series, task: str) -> dict[str, Any] | None:
     per_row = np.mean([len(row) for row in labels])
     notes.append(f"{len(classes)} label(s) learned, {per_row:.1f} per row on average")
     return {"task": "multilabel", "reason": reason, "classes": classes, "positive": None, "notes": notes}
+
+
+@dataclass(frozen=True)
+class LabelProfile:
+    """What a column of label lists holds (the Data and Task pages show it): ``counts`` (label, rows, share of
+    rows; most frequent first), ``per_row`` (labels in a row, rows) and ``pairs`` (the most common two labels
+    together: pair, rows)."""
+
+    n_rows: int
+    counts: pd.DataFrame
+    per_row: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def label_profile(column: pd.Series, top_pairs: int = 10) -> LabelProfile:
+    """Counts per label, labels per row and the most common co-occurrences of a list-like column.
+
+    Raises:
+        AutoMLInputError: a cell that is no list of labels (``parse_labels``'s message).
+    """
+    from collections import Counter
+    from itertools import combinations
+    rows, _ = parse_labels(column)
+    n = len(rows)
+    counts = Counter(label for row in rows for label in set(row))
+    pairs = Counter(pair for row in rows for pair in combinations(sorted(set(row)), 2))
+    per_row = Counter(len(set(row)) for row in rows)
+    table = pd.DataFrame([(label, k, k / max(n, 1)) for label, k in counts.items()], columns=["label", "rows", "share"])
+    together = pd.DataFrame([(f"{a} + {b}", k) for (a, b), k in pairs.most_common(top_pairs)], columns=["pair", "rows"])
+    return LabelProfile(n, table.sort_values(["rows", "label"], ascending=[False, True], ignore_index=True),
+                        pd.DataFrame(sorted(per_row.items()), columns=["labels in the row", "rows"]), together)
