@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from automl_core.export.predict import safe_csv
-from studio import compare, forecast_view, image_view, label_set_view, live, text_view
+from studio import compare, forecast_view, image_examples_view, image_view, label_set_view, live, text_view
 from studio.charts import metric_panels_chart, score_vs_time_chart
 from studio.compare import hyperparameter_table, metrics_table
 from studio.compare_view import curves_of_selected
@@ -128,6 +128,7 @@ def _understand(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.
     explanations_section(store, experiment_id, exp)
     text_view.text_results(store, experiment_id, exp)
     image_view.image_results(store, experiment_id, exp)
+    image_examples_view.image_examples(store, experiment_id, exp)
     label_set_view.label_set_results(store, experiment_id, exp)
 
 

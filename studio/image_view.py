@@ -54,18 +54,12 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
     the true class, the predicted one and its probability (out of fold), most confident mistakes first."""
     if exp.get("task") != "image_classification" or is_multilabel_images(exp):  # label sets: label_set_view
         return
-    from automl_core.understand.predictions import load_predictions
     st.subheader("Misclassified images")
     with st.container(key="image_misclassified"):
-        predictions = load_predictions(store.artifact_dir(experiment_id), "validation")
-        trial = int(exp.get("best_trial_id") or -1)
-        if predictions is None or not predictions.models:
+        predictions, trial = validation_predictions(store, experiment_id, exp)
+        if predictions is None:
             st.caption("Not available: this run stored no out-of-fold predictions.")
             return
-        if trial not in predictions.models:  # a model with no stored predictions: the best one that has them
-            from studio.live import leaderboard
-            board = leaderboard(store.trials(experiment_id), exp.get("metric") or "")
-            trial = next((int(t) for t in board["trial_id"] if int(t) in predictions.models), max(predictions.models))
         images = experiment_images(store, exp)
         if images is None:
             st.caption("Not available: the images of this run are not in the store (a run started from the command "
@@ -88,6 +82,21 @@ def image_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
         st.caption(f"{len(wrong)} of {len(predictions.rows):,} validation images wrong; out-of-fold probabilities "
                    f"of trial #{trial} (each image scored by a model that did not train on it), most confident "
                    "mistakes first. The confusion matrix is under Evaluation.")
+
+
+def validation_predictions(store: Any, experiment_id: str, exp: dict[str, Any]) -> tuple[Any, int | None]:
+    """The run's out-of-fold predictions and the trial to show (the best one, else the best that kept them), or
+    (None, None) when it stored none."""
+    from automl_core.understand.predictions import load_predictions
+    predictions = load_predictions(store.artifact_dir(experiment_id), "validation")
+    if predictions is None or not predictions.models:
+        return None, None
+    trial = int(exp.get("best_trial_id") or -1)
+    if trial not in predictions.models:  # a model with no stored predictions: the best one that has them
+        from studio.live import leaderboard
+        board = leaderboard(store.trials(experiment_id), exp.get("metric") or "")
+        trial = next((int(t) for t in board["trial_id"] if int(t) in predictions.models), max(predictions.models))
+    return predictions, trial
 
 
 def gallery(items: list[tuple[bytes, str]], per_row: int = 6) -> None:

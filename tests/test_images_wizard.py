@@ -112,6 +112,39 @@ def test_the_job_runner_trains_and_resumes_an_image_dataset(private_store, tmp_p
         assert trials["params"].iloc[1] == trials["params"].iloc[0]  # it starts from the best settings so far
     finally:
         store.close()
+    _results_look_inside(private_store, experiment_id, monkeypatch)
+
+
+def _results_look_inside(store_path, experiment_id: str, monkeypatch) -> None:
+    """Results of a studio image run: for a class, its surest right and wrong images; for a validation image (the
+    misclassified first), its nearest training images, with their classes, from the real digits' features."""
+    import numpy as np
+
+    from automl_core.images.gallery import nearest, surest
+    from automl_core.understand.predictions import load_predictions
+    from storage import Store
+    from studio_fixtures import open_experiment, texts
+    at = open_experiment(store_path, "results", experiment_id, monkeypatch)
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Examples per class" in shown and "Nearest training images" in shown, shown
+    assert at.selectbox(key="image_examples_class").options == ["3", "7"]
+    s = Store(store_path)
+    try:
+        folder, best = s.artifact_dir(experiment_id), s.get_experiment(experiment_id)["best_trial_id"]
+    finally:
+        s.close()
+    p = load_predictions(folder, "validation")
+    trial = best if best in p.models else max(p.models)
+    truth = np.asarray([str(c) for c in p.classes], dtype=object)[p.y_true]  # codes -> the classes
+    right, wrong = surest(p.models[trial], truth, p.rows, p.classes, "3")
+    assert all(p.models[trial][list(p.rows).index(i)].argmax() == 0 for i, _ in right)
+    assert [prob for _, prob in right] == sorted((prob for _, prob in right), reverse=True)
+    assert all(t == "7" for _, _, t in wrong)  # called 3 but a 7
+    query = at.selectbox(key="image_nearest_image").value
+    wrong_rows = {i for i, _, _ in surest(p.models[trial], truth, p.rows, p.classes, "3")[1]} | {
+        i for i, _, _ in surest(p.models[trial], truth, p.rows, p.classes, "7")[1]}
+    assert query in wrong_rows or not wrong_rows  # the misclassified are offered first
 
 
 def test_a_missing_zip_fails_the_run_with_a_fix(private_store) -> None:
@@ -242,3 +275,18 @@ def test_the_job_runner_trains_a_multilabel_image_dataset(private_store, tmp_pat
         assert exp["config"]["task"] == "multilabel"  # what a Resume or a Clone will read the labels.csv as
     finally:
         store.close()
+
+
+def test_nearest_images_of_real_digits_are_mostly_the_same_digit_and_surest_orders_by_confidence() -> None:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from automl_core.images.gallery import nearest, surest
+    digits = load_digits()
+    X, y = digits.data[:600], digits.target[:600]
+    same = [np.mean([y[j] == y[q] for j, _ in nearest(X, q, 5)]) for q in range(0, 600, 20)]
+    assert np.mean(same) >= 0.9  # pixels of a handwritten 4 are nearest other 4s
+    assert all(j != 7 for j, _ in nearest(X, 7, 5))  # never itself
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.95, 0.05]])
+    right, wrong = surest(proba, ["a", "a", "b", "b", "b"], [10, 11, 12, 13, 14], ["a", "b"], "a")
+    assert right == [(10, 0.9), (11, 0.6)] and wrong == [(14, 0.95, "b"), (12, 0.8, "b")]

@@ -1,9 +1,12 @@
 """What a person looks at before and after training on images (issue #23): a per-class summary of a read
-set, a few images of each class, and small thumbnails. Plain numbers and PNG bytes, no streamlit."""
+set, a few images of each class, small thumbnails, and after a run the surest right and wrong images of a class
+and the images nearest to one. Plain numbers and PNG bytes, no streamlit."""
 from __future__ import annotations
 
 import io
+from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .extract import open_image
@@ -64,3 +67,32 @@ def thumbnail(content: bytes, side: int = THUMB_SIDE) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def surest(proba: np.ndarray, y_true: Sequence[Any], rows: Sequence[int], classes: Sequence[Any], label: Any,
+           n: int = 6) -> tuple[list[tuple[int, float]], list[tuple[int, float, str]]]:
+    """For one class, out of fold: the images called ``label`` most surely and rightly, and those called it most
+    surely but wrongly (with their true class). Each as (position in the image set, probability of ``label``).
+
+    ``proba`` holds one row per validation image (``rows``: their positions) and one column per class (``classes``
+    order); ``y_true`` their true classes."""
+    names = [str(c) for c in classes]
+    k = names.index(str(label))
+    called = np.asarray(proba).argmax(axis=1) == k
+    truth = np.asarray([str(y) for y in y_true])
+    order = np.argsort(-np.asarray(proba)[:, k], kind="stable")
+    right = [(int(rows[i]), float(proba[i, k])) for i in order if called[i] and truth[i] == names[k]][:n]
+    wrong = [(int(rows[i]), float(proba[i, k]), truth[i]) for i in order if called[i] and truth[i] != names[k]][:n]
+    return right, wrong
+
+
+def nearest(features: np.ndarray, query: int, k: int = 5) -> list[tuple[int, float]]:
+    """The ``k`` images most like image ``query`` (cosine similarity of standardized features, itself left out):
+    (position, similarity), most alike first."""
+    X = np.asarray(features, dtype=np.float64)
+    X = (X - X.mean(axis=0)) / np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    similarity = X @ X[query]
+    similarity[query] = -np.inf
+    best = np.argsort(-similarity, kind="stable")[:k]
+    return [(int(i), float(similarity[i])) for i in best]
