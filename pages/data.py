@@ -150,7 +150,7 @@ def _current_dataset() -> None:
         profile = store.profile_dataset(dataset_id)
     roles = {c["name"]: wizard().get("column_roles", {}).get(c["name"], c["role"]) for c in meta["columns"]}
     text_columns = [c for c, r in roles.items() if r == "text"]
-    label_columns = text_view.list_columns(load_frame(dataset_id))  # a list of labels per row: multi-label targets
+    label_columns = text_view.list_columns(dataset_id, load_frame(dataset_id))  # a list of labels per row: multi-label targets
     tabs = st.tabs(["Profile", "Preview", "Columns and roles", *(["Text"] if text_columns else []),
                     *(["Labels"] if label_columns else [])])
     tab_profile, tab_preview, tab_schema = tabs[:3]

@@ -60,9 +60,12 @@ def _label_profile(dataset_id: str, column: str, _values: pd.Series) -> Any:
     return label_profile(_values)
 
 
-def list_columns(df: pd.DataFrame) -> list[str]:
-    """Columns whose every cell is a bracketed list of labels (a multi-label target, read as such on Task)."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_columns(dataset_id: str, _df: pd.DataFrame) -> list[str]:
+    """Columns whose every cell is a bracketed list of labels (a multi-label target, read as such on Task); once
+    per dataset, not on every rerun of the Data page (a 10,000-column table would check each column each time)."""
     from automl_core.prepare.multilabel import looks_like_lists
+    df = _df
     return [c for c in df.columns
             if (df[c].dtype == object or pd.api.types.is_string_dtype(df[c])) and looks_like_lists(df[c].head(2000))]
 
