@@ -132,6 +132,7 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
     if partitioned:
         panel = panel.assign(partition=panel["unique_id"].str.split(" / ").str[0])
     smapes, mases, seconds, best = [], [], [], []
+    load_before = round(os.getloadavg()[0], 1)
     for train, window in windows(panel, h):
         automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
                         time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0,
@@ -152,7 +153,8 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
                               train.loc[train["unique_id"] == uid, "y"].to_numpy(float), m))
     return {"dataset": name, "freq": freq, "h": h, "m": m, "smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
             "seconds_per_window": [round(s, 1) for s in seconds], "best_models": best,
-            "partitioned": partitioned, "partitions": int(panel["partition"].nunique()) if partitioned else 1}
+            "partitioned": partitioned, "partitions": int(panel["partition"].nunique()) if partitioned else 1,
+            "load_average_before": load_before}
 
 
 def partition_table(results: list[dict]) -> str:
@@ -174,24 +176,33 @@ def verdict(result: dict) -> dict:
     return {"beats_seasonal_naive": result["smape"] < sn_smape and result["mase"] < sn_mase,
             "matches_best_mase": result["mase"] <= best_mase * 1.02,
             "matches_best_smape": result["smape"] <= best_smape * 1.02,
-            "best_baseline_mase": best_mase, "best_baseline_smape": best_smape}
+            "best_baseline_mase": best_mase, "best_baseline_smape": best_smape,
+            "rank_mase": rank_among_baselines(result["mase"], peers)}
+
+
+def rank_among_baselines(ours: float, peers: dict[str, tuple[float, float]]) -> float:
+    """Our MASE's rank among ours + the recorded baselines (1 = best; a tie shares the mean rank)."""
+    scores = [v[1] for v in peers.values()]
+    return 1 + sum(s < ours for s in scores) + 0.5 * sum(s == ours for s in scores)
 
 
 def table(results: list[dict]) -> str:
     lines = ["| dataset | h | m | ours sMAPE / MASE | SeasonalNaive | best baseline sMAPE / MASE | beats SN | "
-             "matches best (MASE) | s per window | best models |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "matches best (MASE) | rank (MASE) | s per window | best models |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v, sn = r["verdict"], PEERS[r["dataset"]][3]["SeasonalNaive"]
         lines.append(f"| {r['dataset']} | {r['h']} | {r['m']} | {r['smape']:.2f} / {r['mase']:.3f} | {sn[0]:.2f} / {sn[1]:.3f} | "
                      f"{v['best_baseline_smape']:.2f} / {v['best_baseline_mase']:.3f} | {'yes' if v['beats_seasonal_naive'] else 'NO'} | "
-                     f"{'yes' if v['matches_best_mase'] else 'no'} | {', '.join(map(str, r['seconds_per_window']))} | "
+                     f"{'yes' if v['matches_best_mase'] else 'no'} | {v['rank_mase']:g} | {', '.join(map(str, r['seconds_per_window']))} | "
                      f"{', '.join(r['best_models'])} |")
     n = len(results)
     sn = sum(r["verdict"]["beats_seasonal_naive"] for r in results)
     best = sum(r["verdict"]["matches_best_mase"] for r in results)
     lines.append("")
     lines.append(f"Beats seasonal naive (sMAPE and MASE) on {sn}/{n} sets; matches or beats the best baseline's MASE "
-                 f"(within 2 %) on {best}/{n} (goal: all, and at least two thirds).")
+                 f"(within 2 %) on {best}/{n} (goal: all, and at least two thirds); mean rank by MASE among ours + the "
+                 f"{len(PEERS[results[0]['dataset']][3]) if results else 0} baselines of peers.md "
+                 f"{np.mean([r['verdict']['rank_mase'] for r in results]) if results else float('nan'):.2f} (goal: 2.0 or less).")
     return "\n".join(lines)
 
 
@@ -216,6 +227,7 @@ def main() -> int:
     if args.families:
         return main_families(args)
     only = set(args.only.split(",")) if args.only else None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     results = []
     for row in datasets():
         name = short_name(row["file"])
@@ -226,23 +238,26 @@ def main() -> int:
         results.append(result)
         print(f"{name}: sMAPE {result['smape']:.2f}  MASE {result['mase']:.3f}  "
               f"({', '.join(result['best_models'])}; {result['seconds_per_window']} s)", flush=True)
-    text = table(results)
-    print(text)
-    if not args.no_save:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        label = (f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
-                 + (f"-cv{args.cv}" if args.cv else ""))
-        out = REPO / "bench" / "results" / f"forecast-{label}-{stamp}"
-        header = (f"# Forecasting bench, {label} per window, {stamp}\n\n"
-                  f"Command: `python bench/bench_forecast.py --budget {args.budget:g}"
-                  + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
-                  + (f" --only {args.only}" if args.only else "")
-                  + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n")
-        out.with_suffix(".md").write_text(header + text + "\n")
-        out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
-                                                         "versions": versions(), "results": results}, indent=2))
-        print(f"recorded in {out.relative_to(REPO)}.md/.json")
+        if not args.no_save:  # after every set: a long run interrupted keeps what it measured
+            _save_main(args, stamp, results)
+    print(table(results))
     return 0
+
+
+def _save_main(args: argparse.Namespace, stamp: str, results: list[dict]) -> None:
+    label = (f"{args.budget:g}s" + (f"-{args.max_trials}trials" if args.max_trials else "")
+             + (f"-cv{args.cv}" if args.cv else ""))
+    out = REPO / "bench" / "results" / f"forecast-{label}-{stamp}"
+    loads = ", ".join(f"{r['dataset']} {r['load_average_before']}" for r in results)
+    header = (f"# Forecasting bench, {label} per window, {stamp}\n\n"
+              f"Command: `python bench/bench_forecast.py --budget {args.budget:g}"
+              + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
+              + (f" --only {args.only}" if args.only else "")
+              + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n"
+              f"Load average (1 min) of the cores as each set started: {loads}.\n\n")
+    out.with_suffix(".md").write_text(header + table(results) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials,
+                                                     "versions": versions(), "results": results}, indent=2))
 
 
 def main_partitioned(args: argparse.Namespace) -> int:
