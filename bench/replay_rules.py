@@ -118,7 +118,7 @@ def report(cache: Path) -> None:
              "several helpers (timings taken under load, not compared). Average rank: rank of each rule among "
              "the rules (not the oracle) on each set, 1 = best, averaged.", ""]
     groups = {"shared nine": [s for s in SHARED if s in results],
-              "independent (statsmodels)": [s for s in results if s not in SHARED]}
+              "independent (statsmodels, short_sets.py)": [s for s in results if s not in SHARED]}
     summary = {}
     for title, sets in groups.items():
         if not sets:
