@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from .automl import AutoML
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
-from .understand.insights import DataChecks, record_after_training
+from .understand.insights import DataChecks, record_after_training, save_guardrails
 from .prepare.tables import TableLike, prepare
 from .search.results import Event
 from .prepare.schema import Task
@@ -77,7 +77,7 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     warm_start = [*warm_start, *first_configs]
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
-    # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.
+    # Table guardrails and explanations are about tables; a forecast checks itself (forecast/guardrails.py).
     checks = (DataChecks(store, experiment_id, prepared, config, metric)
               if data_checks and prepared.task not in (Task.FORECASTING, Task.MULTILABEL) else None)
     automl = AutoML(config=config)
@@ -127,6 +127,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
 
     understood = record_after_training(store, experiment_id, automl, target_dir, checks, emit=emit,
                                        stop_event=stop_event) if checks else {}
+    if not checks and automl.card_.get("guardrails"):  # forecasting's own checks, made with the model (card)
+        store.register_artifact(experiment_id, save_guardrails(automl.card_["guardrails"], target_dir), "guardrails")
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     best = automl.best_trial_

@@ -26,6 +26,7 @@ from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search,
 from . import choice, families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
+from .guardrails import check_forecast
 from .accuracy import conformal_quantiles
 from .series import ForecastData
 from .portfolio import ForecastScheduler
@@ -116,6 +117,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.test_score_, automl.test_metrics_, automl.test_predictions_ = score_test(automl.model_, data, metric)
     automl.wall_seconds_ = clock.elapsed()
     automl.card_ = make_card(automl, data, plan, best_scored)
+    automl.card_["guardrails"] = check_forecast(data, folds, trials, best)
     keep = int(min(2000, max(5 * data.horizon, 3 * data.season, 100)))
     automl.forecast_chart_ = chart_frame(automl.model_, best_scored, automl.test_predictions_, keep)
     emit("experiment_finished", stopped_by=automl.search_.stopped_by, best_trial_id=best.trial_id,
