@@ -211,17 +211,22 @@ def _merged(name: str, entries: list[tuple[str, dict]]) -> dict:
     worst = min((g["status"] for _, g in entries), key=_ORDER.index)
     flagged = [(k, g) for k, g in entries if g["status"] == worst]
     n, shown = len(entries), 1 if worst == PASSED else 3
-    listed_ = "; ".join(f"partition {k}: {g['finding']}" for k, g in flagged[:shown])
-    more = f" ({len(flagged) - shown} more)" if len(flagged) > shown else ""
+    listed_ = " ".join(f"Partition {k}: {_lower_first(g['finding'])}" for k, g in flagged[:shown])
+    more = f" ({len(flagged) - shown} more.)" if len(flagged) > shown else ""
     if len({g["finding"] for _, g in entries}) == 1:
-        finding = f"In every partition: {entries[0][1]['finding']}" if n > 1 else listed_
+        finding = f"In every partition: {_lower_first(entries[0][1]['finding'])}" if n > 1 else listed_
     elif len(flagged) == n:
         finding = f"{worst} in every partition ({n}). {listed_}{more}" if worst != PASSED else \
-            f"Passed in every partition ({n}); e.g. {listed_}"
+            f"Passed in every partition ({n}), e.g. {listed_[0].lower()}{listed_[1:]}"
     else:
         finding = f"{worst} in {len(flagged)} of {n} partitions. {listed_}{more}"
     columns = sorted({c for _, g in flagged for c in g.get("columns", [])})
     return Guardrail(name, worst, finding, flagged[0][1]["action"], tuple(columns)).to_dict()
+
+
+def _lower_first(text: str) -> str:
+    """'No column ...' reads 'no column ...' after a colon; a name or number ('Advert', 3) stays as it is."""
+    return text[:1].lower() + text[1:] if text[:2].isalpha() and text[1:2].islower() else text
 
 
 def _partitions(n_ok: int, failed: dict[str, str], left_out: dict[str, str]) -> dict:
@@ -229,8 +234,8 @@ def _partitions(n_ok: int, failed: dict[str, str], left_out: dict[str, str]) -> 
     missing = {**left_out, **failed}
     if not missing:
         return Guardrail(name, PASSED, f"All {n_ok} partitions trained a model.", "Nothing to do.").to_dict()
-    found = (f"{len(missing)} of {n_ok + len(missing)} partitions have no model: "
-             + listed([f"{k} ({why})" for k, why in missing.items()]) + ".")
+    found = (f"{len(missing)} of {n_ok + len(missing)} partitions {'has' if len(missing) == 1 else 'have'} no model: "
+             + listed([f"{k} ({why.rstrip('.')})" for k, why in missing.items()]) + ".")
     return Guardrail(name, ALERTED, found, "No fallback stands in for them: their rows get no forecast (predict says "
                      "which). Fix each partition's data (enough history for the horizon), or partition by other "
                      "columns.", tuple(missing)).to_dict()
