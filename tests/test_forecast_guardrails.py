@@ -53,6 +53,8 @@ def test_healthexp_gaps_and_series_too_short_for_every_window():
     missing = int((~data.observed).sum())
     assert missing > 0 and f"{missing:,} of {len(data.panel):,} rows" in gaps["finding"]
     assert gaps["status"] in ("Done", "Alerted") and "never scored" in gaps["action"]
+    worst = (~data.observed).groupby(data.panel["unique_id"].to_numpy()).sum().idxmax()
+    assert f"most in {worst}" in gaps["finding"]
     # ten windows of five years need more history than the shortest country has: said, with who and how many
     folds = Folds(10, 5, 5, 6)
     entered = folds.windows_per_series(lengths)
@@ -124,6 +126,8 @@ def test_a_stored_run_keeps_them_and_results_shows_them(tmp_path, monkeypatch):
         assert baseline["status"] == "Done" and "Short yearly" in baseline["action"]
     else:
         assert f"{naive.score:.4g}" in baseline["finding"]
+        if baseline["status"] == "Passed":  # yearly, ~50 rows: the caution the evidence asks for
+            assert "short yearly" in baseline["action"]
     at = open_experiment(store_path, "results", outcome.experiment_id, monkeypatch)
     assert not at.exception, at.exception
     shown = texts(at)
