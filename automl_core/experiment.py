@@ -81,9 +81,10 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     checks = (DataChecks(store, experiment_id, prepared, config, metric)
               if data_checks and prepared.task not in (Task.FORECASTING, Task.MULTILABEL) else None)
     automl = AutoML(config=config)
+    early = [checks.callback] if checks else [_forecast_checks(store, experiment_id)]
     try:
         automl.fit(None, target, prepared=prepared,
-                   callbacks=[store.callback(experiment_id), *([checks.callback] if checks else []), *callbacks],
+                   callbacks=[store.callback(experiment_id), *early, *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start, clock=clock)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
@@ -136,6 +137,15 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),
                             summary={**automl.card_, **understood})
     return ExperimentOutcome(experiment_id, status, automl, model_path)
+
+
+def _forecast_checks(store: Any, experiment_id: str) -> Callable[[Event], None]:
+    """Stores the data guardrails a forecasting search announces as it starts, so the live page shows
+    them during the search as it does a table's (the finished run's summary replaces them)."""
+    def record(event: Event) -> None:
+        if event.kind == "experiment_started" and event.payload.get("guardrails"):
+            store.update_experiment(experiment_id, summary={"guardrails": event.payload["guardrails"]})
+    return record
 
 
 def _earlier_trials(store: Any, experiment_id: str, metric: Any) -> tuple[int, list[tuple[str, dict]]]:

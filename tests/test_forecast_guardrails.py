@@ -114,10 +114,14 @@ def test_a_stored_run_keeps_them_and_results_shows_them(tmp_path, monkeypatch):
         exp = store.get_experiment(outcome.experiment_id)
         stored = exp["summary"]["guardrails"]
         on_disk = json.loads((store.artifact_dir(outcome.experiment_id) / "guardrails.json").read_text())
+        events = store.events(outcome.experiment_id, limit=10_000)
     finally:
         store.close()
     assert on_disk == stored == outcome.automl.card_["guardrails"]
     checks = by_name(stored)
+    # the data checks were stored as the search started (the live page shows them), the same as at the end
+    started = events[events["kind"] == "experiment_started"]["payload"].iloc[0]["guardrails"]
+    assert started["data"] == stored["data"] and started["model"] == []
     assert {"Target leakage", "Series length", "Gaps and irregular timestamps", "Duplicate timestamps",
             "Known-future columns", "Against the simple baseline"} <= set(checks)
     naive = next(t for t in outcome.automl.trials_ if t.family == "naive" and t.status == "ok")

@@ -29,12 +29,16 @@ UNOBSERVED_SHARE = 0.1
 _ORDER = (ALERTED, DONE, PASSED)
 
 
+def check_data(data: ForecastData, folds: Folds) -> list[Guardrail]:
+    """The data guardrails of one forecasting run, in a fixed order (known before the first trial)."""
+    lengths = data.panel.groupby(ID).size()
+    return [_leaks(data), _lengths(data, folds, lengths), validation_check(folds.describe(lengths)),
+            _gaps(data), _duplicates(data), _future(data)]
+
+
 def check_forecast(data: ForecastData, folds: Folds, trials: list[Any], best: Any) -> dict[str, list[dict]]:
     """Every forecasting guardrail of one run (data, then model), as stored (``to_json``)."""
-    lengths = data.panel.groupby(ID).size()
-    checks = [_leaks(data), _lengths(data, folds, lengths), validation_check(folds.describe(lengths)),
-              _gaps(data), _duplicates(data), _future(data)]
-    return to_json(checks, [_against_naive(data, trials, best)])
+    return to_json(check_data(data, folds), [_against_naive(data, trials, best)])
 
 
 def _leaks(data: ForecastData) -> Guardrail:

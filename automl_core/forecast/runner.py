@@ -26,7 +26,8 @@ from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search,
 from . import choice, families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
-from .guardrails import check_forecast
+from ..understand.guardrails import to_json
+from .guardrails import check_data, check_forecast
 from .accuracy import conformal_quantiles
 from .series import ForecastData
 from .portfolio import ForecastScheduler
@@ -72,7 +73,9 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  columns=[{"name": c, "role": "numeric"} for c in data.panel.columns[3:]],
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
                         f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget,
-                 concurrent_trials=settings.n_concurrent, threads_per_trial=1)
+                 concurrent_trials=settings.n_concurrent, threads_per_trial=1,
+                 # the data guardrails, for the live page (the card gets them all once the model is chosen)
+                 guardrails=to_json(check_data(data, folds), []))
             scheduler = ForecastScheduler(problem, len(data.panel), seed=cfg.seed,
                                           deterministic=cfg.max_trials is not None, allowed=cfg.allowed_models,
                                           blocked=cfg.blocked_models, warm_start=warm_start,
