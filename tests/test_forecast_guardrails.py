@@ -70,6 +70,23 @@ def test_healthexp_gaps_and_series_too_short_for_every_window():
     assert entry["status"] == "Alerted" and entry["columns"] == ["France"] and "dropped" in entry["finding"]
 
 
+def test_the_baseline_and_a_fallback_refit_are_model_entries():
+    from automl_core.search.results import TrialResult
+    data = prepare_forecast(pd.read_csv(DATASETS / "bike_share_daily.csv"), "cnt", config(time_column="date", horizon=14))
+    mase = data.metric.name == "mase"
+    naive = TrialResult(1, "seasonal_naive", {}, "ok", 1.40 if mase else 0.21, {"mase": 1.40}, 0.1, 0.0, 0.0, 0.0, "", "")
+    close = TrialResult(2, "auto_ets", {}, "ok", naive.score * 0.99, {"mase": 1.386}, 0.5, 0.0, 0.0, 0.0, "", "")
+    better = TrialResult(3, "lgbm_lags", {}, "ok", naive.score * 0.6, {"mase": 0.84}, 0.5, 0.0, 0.0, 0.0, "", "")
+    folds = Folds(3, 14, 14, 8)
+    assert by_name(check_forecast(data, folds, [naive, close], close))["Against the simple baseline"]["status"] == "Alerted"
+    checks = by_name(check_forecast(data, folds, [naive, better], better))
+    assert checks["Against the simple baseline"]["status"] == "Passed" and "40% better" in checks["Against the simple baseline"]["finding"]
+    assert checks["Final model"]["status"] == "Passed"
+    data.facts["refit_fallback"] = "auto_arima"  # what the runner records when the refit overran the budget
+    final = by_name(check_forecast(data, folds, [naive, better], better))["Final model"]
+    assert final["status"] == "Alerted" and "AutoARIMA" in final["finding"] and "LightGBM" in final["finding"]
+
+
 def test_duplicate_timestamps_exact_and_conflicting():
     df = pd.read_csv(DATASETS / "daily_min_temperatures.csv").head(400)
     target, time = df.columns[1], df.columns[0]

@@ -38,7 +38,7 @@ def check_data(data: ForecastData, folds: Folds) -> list[Guardrail]:
 
 def check_forecast(data: ForecastData, folds: Folds, trials: list[Any], best: Any) -> dict[str, list[dict]]:
     """Every forecasting guardrail of one run (data, then model), as stored (``to_json``)."""
-    return to_json(check_data(data, folds), [_against_naive(data, trials, best)])
+    return to_json(check_data(data, folds), [_against_naive(data, trials, best), _final(data, best)])
 
 
 def _leaks(data: ForecastData) -> Guardrail:
@@ -194,6 +194,19 @@ def _against_naive(data: ForecastData, trials: list[Any], best: Any) -> Guardrai
         return Guardrail(name, PASSED, found, "The richer model earns its place over the simple forecast." + caution)
     return Guardrail(name, ALERTED, found, f"The model barely or does not beat {label}; {label} is as good a "
                      "forecast here, and simpler to trust. Try more history, or informative exogenous columns.")
+
+
+def _final(data: ForecastData, best: Any) -> Guardrail:
+    name = "Final model"
+    wanted = data.facts.get("refit_fallback")
+    label = LABELS.get(getattr(best, "family", ""), getattr(best, "family", "the best model"))
+    if not wanted:
+        return Guardrail(name, PASSED, f"The chosen model ({label}) was refit on all the history and forecasts.",
+                         "Nothing to do.")
+    return Guardrail(name, ALERTED, f"The final refit of the chosen model ({LABELS.get(wanted, wanted)}) did not fit in "
+                     f"the time budget: a fallback, the fastest of the best models ({label}, trial "
+                     f"{getattr(best, 'trial_id', '?')}), was refit and forecasts instead.",
+                     "Give the run more time for the chosen model itself.")
 
 
 def _mase(best: Any, base: Any, metric: str) -> str:

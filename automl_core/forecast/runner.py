@@ -50,6 +50,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     cfg = automl.config
     clock = Clock(cfg.time_budget)
     stop_event = stop_event or threading.Event()
+    data.facts.pop("refit_fallback", None)  # a prepared problem fitted again starts without the last run's
     metric = data.metric
     emit = Emitter(list(callbacks), clock)
     step = cfg.cv_step or data.horizon
@@ -101,6 +102,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                 fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
             if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 pool.shutdown()
+                data.facts["refit_fallback"] = best.family  # what should have forecast (guardrails.py)
                 best, members, weights = _fallback(trials, metric)
                 data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
                                   f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
