@@ -110,7 +110,9 @@ def _gaps(data: ForecastData) -> Guardrail:
     if unobserved:
         parts.append(f"{unobserved:,} of {rows:,} rows ({share(unobserved, rows)}) have no target value")
         per = (~data.observed).groupby(data.panel[ID].to_numpy()).sum().sort_values(ascending=False)
-        if data.n_series > 1:
+        if data.n_series > 1 and per.nunique() == 1:
+            parts[-1] += f", {int(per.iloc[0]):,} in each series"
+        elif data.n_series > 1:
             parts[-1] += ", most in " + listed([f"{k} ({v:,})" for k, v in per[per > 0].head(3).items()])
     status = ALERTED if unobserved > UNOBSERVED_SHARE * rows else DONE
     action = ("Rows without a target are forward-filled as the models' input and never scored; exogenous values "
