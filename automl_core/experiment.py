@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from .automl import AutoML
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
-from .understand.insights import DataChecks, record_after_training
+from .understand.insights import DataChecks, record_after_training, save_guardrails
 from .prepare.tables import TableLike, prepare
 from .search.results import Event
 from .prepare.schema import Task
@@ -77,13 +77,14 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     warm_start = [*warm_start, *first_configs]
     stop_event = stop_event or threading.Event()
     store.set_status(experiment_id, "running")
-    # Guardrails and explanations are about tables; a forecast shows its own charts and error by step.
+    # Table guardrails and explanations are about tables; a forecast checks itself (forecast/guardrails.py).
     checks = (DataChecks(store, experiment_id, prepared, config, metric)
               if data_checks and prepared.task not in (Task.FORECASTING, Task.MULTILABEL) else None)
     automl = AutoML(config=config)
+    early = [checks.callback] if checks else [_forecast_checks(store, experiment_id)]
     try:
         automl.fit(None, target, prepared=prepared,
-                   callbacks=[store.callback(experiment_id), *([checks.callback] if checks else []), *callbacks],
+                   callbacks=[store.callback(experiment_id), *early, *callbacks],
                    stop_event=stop_event, first_trial_id=first_trial_id, warm_start=warm_start, clock=clock)
     except AutoMLInputError as exc:
         store.finish_experiment(experiment_id, status="failed", best_trial_id=None, best_model=None,
@@ -127,6 +128,8 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
 
     understood = record_after_training(store, experiment_id, automl, target_dir, checks, emit=emit,
                                        stop_event=stop_event) if checks else {}
+    if not checks and automl.card_.get("guardrails"):  # forecasting's own checks, made with the model (card)
+        store.register_artifact(experiment_id, save_guardrails(automl.card_["guardrails"], target_dir), "guardrails")
     if out_dir is not None:
         model_path, _ = automl.save(out_dir)
     best = automl.best_trial_
@@ -134,6 +137,15 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
                             best_score=best.score, test_score=automl.test_score_, model_path=str(model_path),
                             summary={**automl.card_, **understood})
     return ExperimentOutcome(experiment_id, status, automl, model_path)
+
+
+def _forecast_checks(store: Any, experiment_id: str) -> Callable[[Event], None]:
+    """Stores the data guardrails a forecasting search announces as it starts, so the live page shows
+    them during the search as it does a table's (the finished run's summary replaces them)."""
+    def record(event: Event) -> None:
+        if event.kind == "experiment_started" and event.payload.get("guardrails"):
+            store.update_experiment(experiment_id, summary={"guardrails": event.payload["guardrails"]})
+    return record
 
 
 def _earlier_trials(store: Any, experiment_id: str, metric: Any) -> tuple[int, list[tuple[str, dict]]]:

@@ -253,8 +253,11 @@ def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
 def no_guardrails_text(exp: dict[str, Any]) -> str:
     """What the guardrails area says when an experiment has none stored, by its state and task."""
     if exp.get("task") == "forecasting":
-        return ("Forecasting runs are checked per series instead of by these table guardrails (short series, "
-                "gaps, the frequency); what was found is listed in the notes under Model details.")
+        if exp.get("status") in LIVE:
+            return ("A forecasting run's guardrails (leaks, short series, gaps, duplicates, known-future columns, "
+                    "the model against seasonal naive) appear here when it finishes.")
+        return ("This forecasting run stored no guardrails (made before they existed); what was found is listed in "
+                "the notes under Model details.")
     if exp.get("task") == "image_classification":
         return ("Image runs skip the table guardrails (checks of columns, which over hundreds of pixel or CNN "
                 "feature columns cost minutes and say nothing); the images read and dropped, by reason, are in the "

@@ -307,7 +307,7 @@ def test_forecast_predict_draws_the_next_horizon(app: AppTest, forecast_run: str
     app.switch_page("pages/results.py").run()
     no_crash(app)
     words = texts(app)
-    assert "appear here once the data has been checked" not in words and "checked per series" in words
+    assert "appear here once the data has been checked" not in words and "Against the simple baseline" in words  # its own guardrails (issue 20)
     chart = next(c for c in app.get("plotly_chart") if "forecast_chart" in c.proto.id)
     figure = json.loads(chart.proto.spec)
     last = max(max(t["x"]) for t in figure["data"] if t.get("x"))

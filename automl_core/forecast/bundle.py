@@ -197,7 +197,7 @@ def forecast_latest(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[
 
     Returns one row per series and step (series, timestamp, step, prediction, intervals) and notes.
     """
-    from .series import regularise
+    from .grid import regularise
     cols = [c for c in (*bundle["future_columns"], *bundle["past_columns"], *bundle["static_columns"]) if c in df.columns]
     rows = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]), cols,
                       need_target=False, local_times=bundle.get("local_times", False))

@@ -78,6 +78,7 @@ def _test_score(model: dict, table: pd.DataFrame | None, target: str, metric: An
 
 
 def _card(automl: Any, data: Any, ok: dict[str, dict], failed: dict[str, str], cv: pd.DataFrame) -> dict[str, Any]:
+    from .guardrails import merge
     first = next(iter(ok.values()))["card"]
     best, cfg = automl.best_trial_, automl.config
     n_series = sum(r["card"]["forecast"]["n_series"] for r in ok.values())
@@ -95,6 +96,7 @@ def _card(automl: Any, data: Any, ok: dict[str, dict], failed: dict[str, str], c
         "n_training_rows": sum(len(p.panel) for p in data.parts.values()),
         "notes": [*data.notes, *(f"partition {k}: no model ({e})" for k, e in failed.items())],
         "partition_by": list(data.partition_by),
+        "guardrails": merge({k: r["card"].get("guardrails") or {} for k, r in ok.items()}, failed, data.left_out),
         "partitions": board.to_dict(orient="records"),
         "forecast": {**first["forecast"], "n_series": n_series, "series": series[:1000],
                      "error_by_step": error_by_step(cv).to_dict(orient="records")},

@@ -56,6 +56,7 @@ class PartitionedData:
     values: dict[str, dict[str, str]]   # partition key -> {column: value}
     config: AutoMLConfig                # what each partition runs with (before its budget is set)
     notes: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # partition key -> why it could not be prepared
     task: Task = Task.FORECASTING
     task_reason: str = "chosen by the user (a time column and a horizon were given)"
     metric: Any = None
@@ -98,7 +99,7 @@ def prepare_partitions(df: pd.DataFrame, target: str, config: AutoMLConfig, *, t
     parts: dict[str, ForecastData] = {}
     values: dict[str, dict[str, str]] = {}
     notes: list[str] = [f"one model per partition of {', '.join(by)}: {len(order)} partition(s)"]
-    errors: list[str] = []
+    errors: dict[str, str] = {}
     for key in order:
         rows = df[keys.to_numpy() == key]
         part_test = None if test is None else test[test_keys.to_numpy() == key]
@@ -106,21 +107,22 @@ def prepare_partitions(df: pd.DataFrame, target: str, config: AutoMLConfig, *, t
         try:
             parts[key] = prepare_forecast(rows, target, base, test=part_test, validation=part_valid)
         except AutoMLInputError as exc:
-            errors.append(f"{key}: {exc}")
+            errors[key] = str(exc)
             continue
         values[key] = {c: str(v) for c, v in zip(by, rows[list(by)].iloc[0])}
+    why = [f"{k}: {e}" for k, e in errors.items()]
     if not parts:
-        raise AutoMLInputError(f"No partition of {', '.join(by)} could be prepared ({'; '.join(errors[:3])})",
+        raise AutoMLInputError(f"No partition of {', '.join(by)} could be prepared ({'; '.join(why[:3])})",
                                "check the data of each partition, or partition by other columns")
     if errors:
-        notes.append(f"{len(errors)} partition(s) left out: {'; '.join(errors[:5])}")
+        notes.append(f"{len(errors)} partition(s) left out: {'; '.join(why[:5])}")
     if test is not None:
         unknown = sorted(set(test_keys) - set(parts))
         if unknown:
             notes.append(f"test rows of {len(unknown)} partition(s) without a model are not scored: "
                          f"{', '.join(unknown[:5])}")
     first = next(iter(parts.values()))
-    return PartitionedData(target, by, parts, values, base, notes, metric=first.metric)
+    return PartitionedData(target, by, parts, values, base, notes, errors, metric=first.metric)
 
 
 def _keys(df: pd.DataFrame, by: tuple[str, ...], which: str) -> pd.Series:

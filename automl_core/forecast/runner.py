@@ -26,6 +26,8 @@ from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search,
 from . import choice, families
 from .bundle import chart_frame, make_bundle, make_card, score_test
 from .features import plan_features
+from ..understand.guardrails import to_json
+from .guardrails import check_data, check_forecast
 from .accuracy import conformal_quantiles
 from .series import ForecastData
 from .portfolio import ForecastScheduler
@@ -48,6 +50,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     cfg = automl.config
     clock = Clock(cfg.time_budget)
     stop_event = stop_event or threading.Event()
+    data.facts.pop("refit_fallback", None)  # a prepared problem fitted again starts without the last run's
     metric = data.metric
     emit = Emitter(list(callbacks), clock)
     step = cfg.cv_step or data.horizon
@@ -71,7 +74,9 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                  columns=[{"name": c, "role": "numeric"} for c in data.panel.columns[3:]],
                  notes=[f"frequency {data.freq} (seasonal period {data.season}), {data.n_series} series, "
                         f"horizon {data.horizon}", *data.notes], time_budget=cfg.time_budget,
-                 concurrent_trials=settings.n_concurrent, threads_per_trial=1)
+                 concurrent_trials=settings.n_concurrent, threads_per_trial=1,
+                 # the data guardrails, for the live page (the card gets them all once the model is chosen)
+                 guardrails=to_json(check_data(data, folds), []))
             scheduler = ForecastScheduler(problem, len(data.panel), seed=cfg.seed,
                                           deterministic=cfg.max_trials is not None, allowed=cfg.allowed_models,
                                           blocked=cfg.blocked_models, warm_start=warm_start,
@@ -97,6 +102,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                 fitted = _wait(pool.submit(refit, path, members, 1, cfg.seed), clock, cfg.time_budget)
             if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 pool.shutdown()
+                data.facts["refit_fallback"] = best.family  # what should have forecast (guardrails.py)
                 best, members, weights = _fallback(trials, metric)
                 data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
                                   f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
@@ -116,6 +122,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.test_score_, automl.test_metrics_, automl.test_predictions_ = score_test(automl.model_, data, metric)
     automl.wall_seconds_ = clock.elapsed()
     automl.card_ = make_card(automl, data, plan, best_scored)
+    automl.card_["guardrails"] = check_forecast(data, folds, trials, best)
     keep = int(min(2000, max(5 * data.horizon, 3 * data.season, 100)))
     automl.forecast_chart_ = chart_frame(automl.model_, best_scored, automl.test_predictions_, keep)
     emit("experiment_finished", stopped_by=automl.search_.stopped_by, best_trial_id=best.trial_id,

@@ -16,16 +16,14 @@ import pandas as pd
 from ..config import AutoMLConfig
 from ..errors import AutoMLInputError
 from ..prepare.schema import Task
-from .leaks import leaks_to_past
+from .grid import DS, ID, MIN_TRAIN_ROWS, Y, deduplicate, drop_short, regular
+from .leaks import LEAK_NOTE, leaks_to_past
 
 if TYPE_CHECKING:
     from ..models.metrics import Metric
 from ..prepare.roles import UTC_OFFSET, utc_offsets
 
-ID, DS, Y = "unique_id", "ds", "y"
 SEP = " / "  # joins several series id columns into one id
-#: Fewest rows a series needs to be fitted and scored at all (the rest is dropped, and said so).
-MIN_TRAIN_ROWS = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +48,7 @@ class ForecastData:
     task_reason: str = "chosen by the user (a time column and a horizon were given)"
     metric: Metric | None = None     # the run's metric, resolved once here from the config
     local_times: bool = False        # times with UTC offsets kept as local wall time (see parse_time)
+    facts: dict = field(default_factory=dict)  # what preparing found and did, counted (grid.py; guardrails.py)
 
     @property
     def n_series(self) -> int:
@@ -325,20 +324,23 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
         notes.append(f"the validation file's {len(extra):,} rows were added to the history; rolling-origin "
                      "validation scores the last windows of the combined history")
     n_missing_y = int(frame[Y].isna().sum())
-    frame = _deduplicate(frame, config.aggregation, notes, exact_dupes_ok=validation is not None)
+    facts: dict = {"missing_target": n_missing_y}
+    frame = deduplicate(frame, config.aggregation, notes, validation is not None, facts)
     freq = _check_frequency(config.frequency) if config.frequency else detect_frequency(frame)
-    panel, observed, n_filled = _regular(frame, freq, exogenous)
+    panel, observed, n_filled = regular(frame, freq, exogenous, facts)
     if n_filled:
         notes.append(f"{n_filled:,} missing timestamp(s) inserted on the {freq} grid")
     if n_missing_y or n_filled:
         notes.append(f"{int((~observed).sum()):,} rows without a target value: forward-filled for the models' input, "
                      "never scored")
-    panel, observed = _drop_short(panel, observed, config.horizon, notes)
+    panel, observed = drop_short(panel, observed, config.horizon, notes, facts)
     statics = tuple(c for c in exogenous if (panel.groupby(ID)[c].nunique(dropna=False) <= 1).all())
     past = tuple(c for c in config.past_only_columns if c in exogenous and c not in statics)
     # a column that reproduces the target at the same step is no known-in-future input (leaks.py)
     candidates = [c for c in exogenous if c not in (*statics, *past, *config.future_columns)]
-    past += leaks_to_past(panel.loc[observed.to_numpy()], Y, candidates, ID, notes)
+    leaked = leaks_to_past(panel.loc[observed.to_numpy()], Y, candidates, ID, notes)
+    past += leaked
+    facts["leaks"] = {"columns": list(leaked), "note": next((n for n in notes if n.startswith(LEAK_NOTE)), "")}
     future = tuple(c for c in exogenous if c not in statics and c not in past)
     _role_notes(config, statics, past, future, notes)
     test_frame = None
@@ -350,7 +352,7 @@ def prepare_forecast(df: pd.DataFrame, target: str, config: AutoMLConfig, *, tes
     from ..models.metrics import resolve_metric
     return ForecastData(target, config.time_column, series, freq, season_length(freq), config.horizon, panel,
                         observed, statics, future, past, test_frame, notes, digest,
-                        metric=resolve_metric(config.metric, Task.FORECASTING), local_times=local_times)
+                        metric=resolve_metric(config.metric, Task.FORECASTING), local_times=local_times, facts=facts)
 
 
 def _role_notes(config: AutoMLConfig, statics: tuple[str, ...], past: tuple[str, ...], future: tuple[str, ...],
@@ -393,77 +395,3 @@ def _hold_out_end(panel: pd.DataFrame, observed: pd.Series, fraction: float, hor
     test = panel[held & observed.to_numpy()].reset_index(drop=True)
     notes.append(f"the last {fraction:.0%} of every series ({int(held.sum()):,} rows) held out as test data")
     return panel[~held].reset_index(drop=True), observed[~held].reset_index(drop=True), test
-
-
-def _deduplicate(frame: pd.DataFrame, aggregation: str, notes: list[str], exact_dupes_ok: bool) -> pd.DataFrame:
-    """One row per series and timestamp: identical repeats dropped, conflicting ones aggregated (stated)."""
-    key = [ID, DS]
-    exact = frame.duplicated(keep="last")
-    if exact.any():
-        frame = frame[~exact]
-        if not exact_dupes_ok:
-            notes.append(f"{int(exact.sum()):,} exact duplicate row(s) dropped")
-    dup = frame.duplicated(key, keep=False)
-    if not dup.any():
-        return frame
-    n_times = int(frame.loc[dup, key].drop_duplicates().shape[0])
-    share = n_times / frame[key].drop_duplicates().shape[0]
-    if aggregation == "error" or (aggregation == "auto" and share > 0.2):
-        hint = ("the table looks like it holds several series: name the series id column(s)" if share > 0.2
-                else "remove the duplicates, or set the aggregation to mean or sum")
-        raise AutoMLInputError(f"{n_times:,} timestamp(s) ({share:.0%}) appear more than once with different targets",
-                               hint)
-    how = "mean" if aggregation == "auto" else aggregation
-    grouped = frame.groupby(key, sort=False)
-    agg = grouped.agg({c: ("sum" if c == Y and how == "sum" else "mean") for c in frame.columns if c not in key})
-    notes.append(f"{n_times:,} timestamp(s) appear more than once with different targets: their target is the {how} "
-                 "of the repeats (set the aggregation to sum, mean or error to choose)")
-    return agg.reset_index()
-
-
-def regularise(frame: pd.DataFrame, freq: str, exogenous: list[str]) -> pd.DataFrame:
-    """A long frame on each series' complete time grid, gaps forward-filled."""
-    return _regular(frame, freq, exogenous)[0]
-
-
-def _regular(frame: pd.DataFrame, freq: str, exogenous: list[str]) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Each series on a complete grid from its first to its last timestamp; gaps filled (not scored)."""
-    parts, filled = [], 0
-    for uid, part in frame.sort_values(DS).groupby(ID, sort=True):
-        grid = pd.date_range(part[DS].iloc[0], part[DS].iloc[-1], freq=freq)
-        on_grid = part.set_index(DS)
-        if not on_grid.index.isin(grid).all():  # timestamps off the grid: snap to it
-            on_grid.index = on_grid.index.floor(freq) if not freq.startswith(("W", "M", "Q", "Y")) else on_grid.index
-            on_grid = on_grid[~on_grid.index.duplicated(keep="last")]
-            grid = grid.union(on_grid.index)
-        full = on_grid.reindex(grid)
-        filled += int(len(grid) - len(part))
-        full[ID] = uid
-        parts.append(full.rename_axis(DS).reset_index())
-    panel = pd.concat(parts, ignore_index=True)[[ID, DS, Y, *exogenous]]
-    observed = panel[Y].notna()
-    panel[Y] = panel.groupby(ID)[Y].ffill()
-    panel[Y] = panel.groupby(ID)[Y].bfill()
-    for col in exogenous:
-        panel[col] = panel.groupby(ID)[col].ffill()
-        panel[col] = panel.groupby(ID)[col].bfill().fillna(0.0)
-    return panel, observed.reset_index(drop=True), filled
-
-
-def _drop_short(panel: pd.DataFrame, observed: pd.Series, horizon: int, notes: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """Series too short to fit and score one window of ``horizon`` rows are dropped, and reported."""
-    lengths = panel.groupby(ID).size()
-    needed = horizon + MIN_TRAIN_ROWS
-    short = lengths[lengths < needed]
-    if len(short) == len(lengths):
-        longest = int(lengths.max())
-        raise AutoMLInputError(
-            f"The horizon ({horizon} rows) is too long for the history: the longest series has {longest} row(s), "
-            f"and fitting and checking a forecast needs at least {needed}",
-            f"use a horizon of at most {max(1, longest - MIN_TRAIN_ROWS)} rows, or give more history")
-    if len(short):
-        names = ", ".join(f"{k} ({v} rows)" for k, v in short.head(5).items())
-        notes.append(f"{len(short)} series shorter than {needed} rows dropped (too short to fit and check): {names}")
-        keep = ~panel[ID].isin(short.index)
-        panel, observed = panel[keep].reset_index(drop=True), observed[keep].reset_index(drop=True)
-    return panel, observed

@@ -83,9 +83,7 @@ def record_after_training(store: Any, experiment_id: str, automl: Any, folder: P
     out["guardrails_seconds"] = round(data_checks.seconds, 3)
     if data_checks.error:
         out["guardrails_error"] = data_checks.error
-    path = Path(folder) / GUARDRAILS_FILE
-    path.write_text(json.dumps(out["guardrails"], indent=1))
-    store.register_artifact(experiment_id, path, "guardrails")
+    store.register_artifact(experiment_id, save_guardrails(out["guardrails"], folder), "guardrails")
 
     def save(explanation: Any) -> None:
         for file in save_explanation_files(explanation, folder):
@@ -93,6 +91,13 @@ def record_after_training(store: Any, experiment_id: str, automl: Any, folder: P
 
     out["explanations"] = explain_stage(automl, data_checks, emit or store.callback(experiment_id), save, stop_event)
     return out
+
+
+def save_guardrails(stored: dict[str, Any], folder: str | Path) -> Path:
+    """``guardrails.json`` in an experiment's folder (the stored form: ``{"data": [...], "model": [...]}``)."""
+    path = Path(folder) / GUARDRAILS_FILE
+    path.write_text(json.dumps(stored, indent=1))
+    return path
 
 
 class _StopDuring:
