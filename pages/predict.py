@@ -29,7 +29,7 @@ _INPUT = "predict_input"    # ((upload key, model sha256), frame, check report)
 def _model_summary(exp: dict[str, Any], card: dict[str, Any]) -> None:
     # Short values: a tile cuts what does not fit ("Ensemble (Car…"); the full words are in the help.
     c1, c2, c3 = st.columns(3)
-    family = live.family_label(card.get("best_model") or exp.get("best_model") or "—")
+    family = live.family_label(card.get("best_model") or exp.get("best_model") or "—", card.get("task"))
     trial = card.get("best_trial_id")
     c1.metric("Model", (f"#{trial} " if trial is not None else "") + live.short_label(family), help=family)
     c2.metric(f"Predicts ({card.get('task')})", str(card.get("target")))  # a metric value is plain text

@@ -77,7 +77,7 @@ def evaluation_section(store: Any, experiment_id: str, exp: dict[str, Any], tria
                          index=len(sets) - 1)
         p = sets[split]
         families = dict(zip(trials["trial_id"].astype(int), trials["family"])) if not trials.empty else {}
-        name = {t: f"#{t} {live.family_label(families.get(t, 'model'))}" for t in p.models}
+        name = {t: f"#{t} {live.family_label(families.get(t, 'model'), exp.get('task'))}" for t in p.models}
         ids = sorted(p.models, key=lambda t: (t != card.get("best_trial_id"), t))
         trial = st.selectbox("Model", ids, format_func=name.get, key="eval_model")
         task = Task(p.task)

@@ -45,6 +45,26 @@ def test_leaderboard_follows_metric_direction() -> None:
     assert board.set_index("trial_id").loc[0, "details"] == "weighted average of 2 models"
 
 
+def test_the_linear_family_is_named_for_the_task_it_ran() -> None:
+    """A regression run's linear model is ridge or elastic net (what the family builds for it), never
+    'logistic'; a classification run's is logistic regression; without a task, the general name."""
+    from automl_core.models.families import FAMILIES
+    from automl_core.prepare.schema import Task
+    linear = FAMILIES["linear"]
+    for params, task in (({"kind": "ridge"}, Task.REGRESSION), ({"kind": "elasticnet"}, Task.REGRESSION),
+                         ({}, Task.BINARY), ({}, Task.MULTICLASS)):
+        built = type(linear.build(params, task, 1, 0)).__name__.lower()  # ridge, elasticnet, logisticregression
+        label = live.family_label("linear", task.value).lower().replace(" ", "").replace("/", " ")
+        assert built.replace("regression", "") in label.replace("regression", ""), (built, label)
+    regression = live.leaderboard(_trials(), "rmse", task="regression")
+    assert regression.set_index("trial_id").loc[1, "model"] == "#1 Linear (ridge / elastic net)"
+    assert "logistic" not in " ".join(live.failed_trials(_trials().assign(family="linear"), "regression")["model"])
+    assert "logistic" not in " ".join(live.best_over_time(_trials(), "rmse", "regression")["model"])
+    assert live.family_label("linear", "binary") == "Linear (logistic regression)"
+    assert live.family_label("linear") == "Linear (logistic / ridge / elastic net)"
+    assert live.family_label("lightgbm", "regression") == "LightGBM"
+
+
 def test_best_over_time_is_monotone() -> None:
     points = live.best_over_time(_trials(), "roc_auc")
     assert list(points["best"]) == [0.2, 0.2, 0.3]
