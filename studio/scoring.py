@@ -78,6 +78,16 @@ def predictions_first(scored: pd.DataFrame, input_columns: Any) -> pd.DataFrame:
     return scored[[c for c in scored.columns if c not in set(inputs)] + inputs]
 
 
+def flagged_first(scored: pd.DataFrame, report: CheckReport) -> pd.DataFrame:
+    """``scored`` with the check's per-row flags as its first column (what in the row is not a number /
+    date and was read as missing), when any row has one: such a row is predicted, often confidently, as
+    if the value were missing, and the per-column count alone does not say which row it is."""
+    flags = report.row_flags()
+    if len(flags) != len(scored) or not flags.str.len().any():
+        return scored
+    return pd.concat([flags.set_axis(scored.index), scored], axis=1)
+
+
 def score_with_progress(model: Any, card: dict[str, Any], df: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """Predictions for ``df`` in batches, with a progress bar while it runs."""
     bar = st.progress(0.0, text=f"Scoring {len(df):,} rows…") if len(df) > BATCH_ROWS or top_k else None
