@@ -178,3 +178,16 @@ def test_resume_continues_with_what_the_run_had_not_used() -> None:
     # a trial count continues from the trials already finished; nothing finished: the whole budget
     assert resume_plan({"config": {"max_trials": 10}, "n_trials": 4}, trials) == ({"max_trials": 6}, "6 trials")
     assert resume_plan({"config": {"time_budget": 60.0}}, pd.DataFrame({"finished_at": []}))[0] == {"time_budget": 60.0}
+
+
+def test_long_model_names_keep_their_words_in_the_live_chart_and_tiles() -> None:
+    """The walk saw "Histogram gradier" in the best-score legend (entries cut at half its width) and
+    "#8 Stackin…" in the Best model tile: legend entries are as wide as their names, tile values wrap."""
+    from studio.charts import best_score_chart
+    from studio import nav
+    import inspect
+    trials = _trials().assign(family=["hist_gradient_boosting", "stacking", "knn", "random_forest"])
+    fig = best_score_chart(live.best_over_time(trials, "roc_auc"), "roc_auc")
+    assert "Histogram gradient boosting" in {t.name for t in fig.data}
+    assert fig.layout.legend.entrywidth is None and fig.layout.legend.entrywidthmode is None
+    assert '[data-testid="stMetricValue"] .stMarkdownEllipsis' in inspect.getsource(nav.step_header)
