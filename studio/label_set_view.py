@@ -24,12 +24,18 @@ from studio.state import EMPTY_CELL
 EXCERPT = 300  # characters of each text shown beside its labels
 
 
+def is_label_set_run(exp: dict[str, Any]) -> bool:
+    """A multi-label run (texts, tables or images): it keeps label sets, scored per label, not the one-target
+    predictions the Evaluation charts and the explanations read."""
+    return exp.get("task") == "multilabel" or image_view.is_multilabel_images(exp)
+
+
 def label_set_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
     """Scores per label, the threshold explorer and the wrong label sets of a multi-label run (texts, tables or
     images); nothing for other runs."""
-    images = image_view.is_multilabel_images(exp)
-    if exp.get("task") != "multilabel" and not images:
+    if not is_label_set_run(exp):
         return
+    images = image_view.is_multilabel_images(exp)
     sets = load_label_sets(store.artifact_dir(experiment_id))
     if sets is not None:
         _label_scores(sets)
