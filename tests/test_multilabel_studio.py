@@ -135,3 +135,12 @@ def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilab
         assert "Not available: this run stored no out-of-fold label sets" in texts(at)
     finally:
         (folder / "hidden.parquet").rename(folder / FILE)
+
+
+def test_the_wrong_label_sets_show_their_labels_before_the_texts() -> None:
+    """Studio runs put each row's text excerpts in the table: the labels must stay in sight, first."""
+    from studio.label_set_view import mistakes_column_order
+    columns = ["titles", "summaries", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin"]
+    assert mistakes_column_order(columns) == ["row", "true", "predicted", "missed", "extra", "n_wrong", "margin",
+                                              "titles", "summaries"]
+    assert mistakes_column_order(["image", "row", "true", "missed"]) == ["image", "row", "true", "missed"]
