@@ -78,14 +78,18 @@ def predictions_first(scored: pd.DataFrame, input_columns: Any) -> pd.DataFrame:
     return scored[[c for c in scored.columns if c not in set(inputs)] + inputs]
 
 
-def flagged_first(scored: pd.DataFrame, report: CheckReport) -> pd.DataFrame:
-    """``scored`` with the check's per-row flags as its first column (what in the row is not a number /
-    date and was read as missing), when any row has one: such a row is predicted, often confidently, as
-    if the value were missing, and the per-column count alone does not say which row it is."""
+def with_row_flags(scored: pd.DataFrame, report: CheckReport, input_columns: Any) -> pd.DataFrame:
+    """``scored`` (predictions first) with the check's per-row flags right after the prediction columns,
+    before the uploaded ones, when any row has one: what in the row is not a number / date and was read as
+    missing. Such a row is predicted, often confidently, as if the value were missing, and the per-column
+    count alone does not say which row it is. ``prediction`` stays the first column (downloads keep it so)."""
     flags = report.row_flags()
     if len(flags) != len(scored) or not flags.str.len().any():
         return scored
-    return pd.concat([flags.set_axis(scored.index), scored], axis=1)
+    at = sum(c not in set(input_columns) for c in scored.columns)
+    out = scored.copy()
+    out.insert(at, flags.name, flags.to_numpy())
+    return out
 
 
 def score_with_progress(model: Any, card: dict[str, Any], df: pd.DataFrame, top_k: int) -> pd.DataFrame:
