@@ -406,8 +406,8 @@ def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
     assert {"download_predictions", "download_train_py", "download_requirements"} <= keys
     preview = app.dataframe[-1].value
     assert list(preview.columns[:4]) == ["prediction", "proba_no", "proba_yes", "input check"]
-    campaign = odd(bank[3])["campaign"].reset_index(drop=True) == "one"  # the rows sent as a word
-    assert (preview["input check"].head(len(preview)).str.contains("campaign: 'one'") == campaign.head(len(preview))).all()
+    campaign = (odd(bank[3])["campaign"].reset_index(drop=True) == "one").head(len(preview))  # sent as a word
+    assert (preview["input check"].str.contains("campaign: 'one'") == campaign).all()
     app.checkbox(key="predict_contrib").check().run()
     assert "top1_column" in app.dataframe[-1].value.columns
     app.button(key="onnx_export").click().run()
