@@ -17,7 +17,8 @@ from studio.datasets import UPLOAD_TYPES
 from studio.downloads import artifact_paths
 from studio.nav import step_header
 from studio.safe import md, show_error
-from studio.scoring import cached_model, choose_experiment, predictions_first, score_with_progress, show_report
+from studio.scoring import (cached_model, choose_experiment, predictions_first, score_with_progress, show_report,
+                            with_row_flags)
 from studio.state import EMPTY_CELL, friendly, get_store
 from studio.use_model import code_section, image_onnx_section, onnx_section
 from studio.wording import metric_help, metric_label, number
@@ -29,7 +30,7 @@ _INPUT = "predict_input"    # ((upload key, model sha256), frame, check report)
 def _model_summary(exp: dict[str, Any], card: dict[str, Any]) -> None:
     # Short values: a tile cuts what does not fit ("Ensemble (Car…"); the full words are in the help.
     c1, c2, c3 = st.columns(3)
-    family = live.family_label(card.get("best_model") or exp.get("best_model") or "—")
+    family = live.family_label(card.get("best_model") or exp.get("best_model") or "—", card.get("task"))
     trial = card.get("best_trial_id")
     c1.metric("Model", (f"#{trial} " if trial is not None else "") + live.short_label(family), help=family)
     c2.metric(f"Predicts ({card.get('task')})", str(card.get("target")))  # a metric value is plain text
@@ -73,6 +74,7 @@ def _predict(model: Any, card: dict[str, Any]) -> None:
     scored = _scored(model, card, df, upload_key, top_k)
     st.markdown(f"**Predictions** — {len(scored):,} rows" + (", first 100 shown" if len(scored) > 100 else ""))
     scored = predictions_first(scored, df.columns)  # shown and downloaded in the same order
+    scored = with_row_flags(scored, report, df.columns)
     st.dataframe(scored.head(100), placeholder=EMPTY_CELL, height=260, hide_index=True)
     if top_k:
         towards = scored.get("contribution_towards")

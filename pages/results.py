@@ -26,8 +26,8 @@ def _scores(exp: dict[str, Any], trials: Any) -> None:
     metric = exp.get("metric")
     name = metric_label(metric)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Best model", live.short_label(live.family_label(exp.get("best_model") or "—")),
-              help=live.family_label(exp.get("best_model") or "—"))
+    best = live.family_label(exp.get("best_model") or "—", exp.get("task"))
+    c1.metric("Best model", live.short_label(best), help=best)
     c2.metric(f"Validation {name}", number(exp.get("best_score")),
               help=f"{metric_help(metric)} {(summary.get('validation') or {}).get('strategy') or ''}".strip())
     if test.get("score") is not None:
@@ -46,9 +46,9 @@ def _scores(exp: dict[str, Any], trials: Any) -> None:
             st.dataframe(metrics_table(test["metrics"]), placeholder=EMPTY_CELL, hide_index=True, width="stretch")
 
 
-def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
+def _leaderboard(trials: pd.DataFrame, metric: str, task: str | None) -> list[int]:
     """All models, best first; returns the trial ids picked for comparison."""
-    board = live.leaderboard(trials, metric)
+    board = live.leaderboard(trials, metric, task=task)
     st.markdown("**All models** — tick rows to compare them")
     event = st.dataframe(board, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 320),
                          key="results_leaderboard", on_select="rerun", selection_mode="multi-row",
@@ -68,7 +68,7 @@ def _leaderboard(trials: pd.DataFrame, metric: str) -> list[int]:
 
 def _compare(store: Any, experiment_id: str, exp: dict[str, Any], trials: pd.DataFrame, metric: str,
              picked: list[int]) -> None:
-    board = live.leaderboard(trials, metric)
+    board = live.leaderboard(trials, metric, task=exp.get("task"))
     table = compare.comparison_table(trials, metric, picked)
     if board.empty or table.empty:
         return
@@ -150,7 +150,7 @@ def main() -> None:
     if trials.empty:
         st.info("This experiment recorded no trials.")
         return
-    picked = _leaderboard(trials, metric)
+    picked = _leaderboard(trials, metric, exp.get("task"))
     if exp.get("task") == "forecasting":  # issue #5: forecast chart per series, error by step ahead
         forecast_view.forecast_results(store.artifact_dir(experiment_id), exp.get("summary") or {})
     st.subheader("Compare")

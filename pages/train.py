@@ -106,7 +106,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
         _stop_button(exp, position, current)
     frac, text = live.stage_progress(current) if current is not None else live.progress(exp, len(trials))
     st.progress(frac, text=text)
-    board = live.leaderboard(trials, metric)
+    board = live.leaderboard(trials, metric, task=exp.get("task"))
     ok = trials[trials["status"] == "ok"] if not trials.empty else trials
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Trials done", f"{len(ok)}", help=f"{len(trials)} including failed ones")
@@ -125,7 +125,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
                 st.dataframe(board.head(50), placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(board), 300), column_config=live.leaderboard_columns(board))
     with right:
         st.markdown(f"**Best {metric_label(metric)} over time**")
-        st.plotly_chart(best_score_chart(live.best_over_time(trials, metric), metric), width="stretch",
+        st.plotly_chart(best_score_chart(live.best_over_time(trials, metric, exp.get("task")), metric), width="stretch",
                         key="best_chart")
     ev, bad = st.columns([3, 2], gap="medium")
     with ev:
@@ -134,7 +134,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
         st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300),
                      width="stretch", column_config=live.EVENT_COLUMNS)
     with bad:
-        failed = live.failed_trials(trials)
+        failed = live.failed_trials(trials, exp.get("task"))
         st.markdown(f"**Failed trials** ({len(failed)})")
         if failed.empty:
             st.caption("None so far.")
@@ -182,7 +182,7 @@ def main() -> None:
         summary = exp.get("summary") or {}
         test = (summary.get("test") or {}).get("score")
         best = exp.get("best_score")  # 0.0 is a real score (an R² of 0, an RMSE of 0): test for None only
-        st.success(f"Best model: **{live.family_label(exp.get('best_model') or '')}** · validation "
+        st.success(f"Best model: **{live.family_label(exp.get('best_model') or '', exp.get('task'))}** · validation "
                    f"{metric_label(exp.get('metric'))} {'not recorded' if best is None else format(best, '.4g')}"
                    + (f" · test {test:.4g}" if test is not None else ""), icon=":material/emoji_events:")
         model_downloads(get_store(), experiment_id)

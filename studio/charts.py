@@ -34,8 +34,9 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
     # column and covered half the plot. The axis says "s" on its ticks instead of a title there.
     # the axis names the metric as people read it ("RMSE", "ROC AUC"), not its id ("rmse")
     fig.update_layout(yaxis_title=metric_label(metric), **{**_LAYOUT, "height": 380, "margin": dict(l=10, r=10, t=20, b=10),
+                                             # entries as wide as their names, wrapped to more rows: at half the
+                                             # width each, "Histogram gradient boosting" was cut to "Histogram gradier"
                                              "legend": dict(orientation="h", yanchor="top", y=-0.12, x=0,
-                                                            entrywidth=0.5, entrywidthmode="fraction",
                                                             font=dict(size=11))})
     if not points.empty:
         fig.update_xaxes(ticksuffix=" s")

@@ -24,12 +24,18 @@ from studio.state import EMPTY_CELL
 EXCERPT = 300  # characters of each text shown beside its labels
 
 
+def is_label_set_run(exp: dict[str, Any]) -> bool:
+    """A multi-label run (texts, tables or images): it keeps label sets, scored per label, not the one-target
+    predictions the Evaluation charts and the explanations read."""
+    return exp.get("task") == "multilabel" or image_view.is_multilabel_images(exp)
+
+
 def label_set_results(store: Any, experiment_id: str, exp: dict[str, Any]) -> None:
     """Scores per label, the threshold explorer and the wrong label sets of a multi-label run (texts, tables or
     images); nothing for other runs."""
-    images = image_view.is_multilabel_images(exp)
-    if exp.get("task") != "multilabel" and not images:
+    if not is_label_set_run(exp):
         return
+    images = image_view.is_multilabel_images(exp)
     sets = load_label_sets(store.artifact_dir(experiment_id))
     if sets is not None:
         _label_scores(sets)
@@ -90,10 +96,20 @@ def _image_mistakes(store: Any, exp: dict[str, Any], wrong: pd.DataFrame) -> Non
                          + f":gray[{md(r.image.rsplit('/', 1)[-1][:16])}]") for r in shown.itertuples()])
 
 
+_LABEL_COLUMNS = ("image", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin")
+
+
+def mistakes_column_order(columns: Any) -> list[str]:
+    """The wrong-label-set table's columns as shown: the label columns first, the texts after. With two long
+    text columns in front (arXiv titles and summaries, walked in Chromium) the true / missed / extra labels
+    were scrolled out of sight."""
+    return [c for c in _LABEL_COLUMNS if c in columns] + [c for c in columns if c not in _LABEL_COLUMNS]
+
+
 def _table(wrong: pd.DataFrame) -> None:
-    labels = ("image", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin")
-    text = [c for c in wrong.columns if c not in labels]
+    text = [c for c in wrong.columns if c not in _LABEL_COLUMNS]
     st.dataframe(wrong, hide_index=True, placeholder=EMPTY_CELL, key="label_set_table", height=300,
+                 column_order=mistakes_column_order(list(wrong.columns)),
                  column_config={**{c: st.column_config.TextColumn(c, width="large") for c in text},
                                 "missed": st.column_config.TextColumn(
                                     "missed", help="True labels left out, with their probabilities"),

@@ -41,12 +41,14 @@ def greater_is_better(metric: str | None) -> bool:
     return True if m is None else m.greater_is_better
 
 
-def family_label(name: str) -> str:
+def family_label(name: str, task: str | None = None) -> str:
+    """A model family's name for people; with the run's ``task`` the one that fits it (a regression's
+    linear model is ridge / elastic net, never logistic)."""
     fam = FAMILIES.get(name)
     from automl_core.forecast.partitions import FAMILY as MANY_MODELS, LABEL as MANY_MODELS_LABEL
     if name == MANY_MODELS:
         return MANY_MODELS_LABEL
-    return fam.label if fam else ENSEMBLE_KINDS.get(name) or FORECAST_LABELS.get(name, name)
+    return fam.label_for(task) if fam else ENSEMBLE_KINDS.get(name) or FORECAST_LABELS.get(name, name)
 
 
 def short_label(label: str) -> str:
@@ -156,9 +158,11 @@ def clock(seconds: float) -> str:
     return f"{h} h {m:02d} min"
 
 
-def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None = None) -> pd.DataFrame:
+def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None = None,
+                task: str | None = None) -> pd.DataFrame:
     """Finished trials best first: rank, model, primary score, other metrics, fit seconds, trial id, and
-    ``details`` (an ensemble's members, a trial's row sample) when any row has them."""
+    ``details`` (an ensemble's members, a trial's row sample) when any row has them. ``task`` names the
+    models as they fit it (see ``family_label``)."""
     cols = ["rank", "model", "score", "fit_seconds", "trial_id"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
@@ -166,7 +170,7 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     ok = ok.sort_values(["score", "trial_id"], ascending=[not greater_is_better(metric), True])
     ok.insert(0, "rank", range(1, len(ok) + 1))
     # The trial number goes with the name: charts and selectors call a model "#51 LightGBM" too.
-    ok["model"] = [f"#{int(t)} {family_label(f)}" for t, f in zip(ok["trial_id"], ok["family"])]
+    ok["model"] = [f"#{int(t)} {family_label(f, task)}" for t, f in zip(ok["trial_id"], ok["family"])]
     ok["details"] = ok["note"].fillna("")
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []
@@ -189,22 +193,22 @@ def leaderboard_columns(board: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return config
 
 
-def failed_trials(trials: pd.DataFrame) -> pd.DataFrame:
+def failed_trials(trials: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame(columns=["trial_id", "model", "status", "reason"])
     bad = trials[trials["status"] != "ok"]
-    return pd.DataFrame({"trial_id": bad["trial_id"], "model": [family_label(f) for f in bad["family"]],
+    return pd.DataFrame({"trial_id": bad["trial_id"], "model": [family_label(f, task) for f in bad["family"]],
                          "status": bad["status"], "reason": bad["error"].fillna("")})
 
 
-def best_over_time(trials: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+def best_over_time(trials: pd.DataFrame, metric: str | None, task: str | None = None) -> pd.DataFrame:
     """Each finished trial's time and score, and the best score so far (in the metric's direction)."""
     if trials.empty:
         return pd.DataFrame(columns=["seconds", "score", "best", "model", "trial_id"])
     ok = trials[(trials["status"] == "ok") & trials["score"].notna()].sort_values("finished_at")
     best = ok["score"].cummax() if greater_is_better(metric) else ok["score"].cummin()
     return pd.DataFrame({"seconds": ok["finished_at"].to_numpy(), "score": ok["score"].to_numpy(),
-                         "best": best.to_numpy(), "model": [family_label(f) for f in ok["family"]],
+                         "best": best.to_numpy(), "model": [family_label(f, task) for f in ok["family"]],
                          "trial_id": ok["trial_id"].to_numpy()})
 
 

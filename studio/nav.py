@@ -68,7 +68,11 @@ def step_header(current: str) -> None:
     # download buttons defuse them (automl_core.export.predict.safe_csv).
     # On a phone (Streamlit stacks columns below 640 px) the seven steps became seven rows and the
     # first slid under the top bar: there they wrap as a compact grid, below the bar.
+    # A metric tile's value wraps instead of being cut: a quarter-width "Best model" tile showed
+    # "#8 Stackin…" and "Histogram gradi…" (numbers have no spaces, so they stay on one line).
     st.html("<style>.stMainBlockContainer {padding-top: 2.2rem;} "
+            '[data-testid="stMetricValue"] .stMarkdownEllipsis, [data-testid="stMetricValue"] p '
+            "{white-space: normal; overflow: visible; text-overflow: clip; line-height: 1.15;} "
             '[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"]) {display: none;}'
             "@media (max-width: 640px) {.stMainBlockContainer {padding-top: 4rem;} "
             '.st-key-step_bar [data-testid="stHorizontalBlock"] {flex-direction: row; flex-wrap: wrap; gap: 0.2rem;} '

@@ -78,6 +78,20 @@ def predictions_first(scored: pd.DataFrame, input_columns: Any) -> pd.DataFrame:
     return scored[[c for c in scored.columns if c not in set(inputs)] + inputs]
 
 
+def with_row_flags(scored: pd.DataFrame, report: CheckReport, input_columns: Any) -> pd.DataFrame:
+    """``scored`` (predictions first) with the check's per-row flags right after the prediction columns,
+    before the uploaded ones, when any row has one: what in the row is not a number / date and was read as
+    missing. Such a row is predicted, often confidently, as if the value were missing, and the per-column
+    count alone does not say which row it is. ``prediction`` stays the first column (downloads keep it so)."""
+    flags = report.row_flags()
+    if len(flags) != len(scored) or not flags.str.len().any():
+        return scored
+    at = sum(c not in set(input_columns) for c in scored.columns)
+    out = scored.copy()
+    out.insert(at, flags.name, flags.to_numpy())
+    return out
+
+
 def score_with_progress(model: Any, card: dict[str, Any], df: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """Predictions for ``df`` in batches, with a progress bar while it runs."""
     bar = st.progress(0.0, text=f"Scoring {len(df):,} rows…") if len(df) > BATCH_ROWS or top_k else None

@@ -22,7 +22,10 @@ from automl_core.understand.predictions import FILES as PREDICTION_FILES, Predic
 from automl_core.prepare.schema import Task
 from studio import eval_charts as charts
 from studio import live
+from studio.label_set_view import is_label_set_run
 from studio.safe import md
+
+_LABEL_SETS_NOTE = "A multi-label model is {}: see Scores per label below."
 
 _ICONS = {"Passed": ":green[:material/check_circle:]", "Done": ":blue[:material/task_alt:]",
           "Alerted": ":orange[:material/warning:]"}
@@ -70,14 +73,16 @@ def evaluation_section(store: Any, experiment_id: str, exp: dict[str, Any], tria
     sets = {s: p for s in ("validation", "test") if (p := _load(str(folder), s, _stamp(folder, s))) is not None}
     with st.container(key="evaluation"):
         if not sets:
-            st.caption("No stored predictions for this experiment (it was trained before they were kept).")
+            # a multi-label run (walked in Chromium) said "trained before they were kept" when brand new
+            st.caption(_LABEL_SETS_NOTE.format("evaluated per label") if is_label_set_run(exp) else
+                       "No stored predictions for this experiment (it was trained before they were kept).")
             return
         labels = {"validation": "Validation (out-of-fold)", "test": "Test data"}
         split = st.radio("Predictions", list(sets), format_func=labels.get, horizontal=True, key="eval_split",
                          index=len(sets) - 1)
         p = sets[split]
         families = dict(zip(trials["trial_id"].astype(int), trials["family"])) if not trials.empty else {}
-        name = {t: f"#{t} {live.family_label(families.get(t, 'model'))}" for t in p.models}
+        name = {t: f"#{t} {live.family_label(families.get(t, 'model'), exp.get('task'))}" for t in p.models}
         ids = sorted(p.models, key=lambda t: (t != card.get("best_trial_id"), t))
         trial = st.selectbox("Model", ids, format_func=name.get, key="eval_model")
         task = Task(p.task)
@@ -212,6 +217,8 @@ def explanations_section(store: Any, experiment_id: str, exp: dict[str, Any]) ->
                 st.warning(f"The explanations could not be computed: {md(error)}", icon=":material/warning:")
             elif stage.get("skipped"):
                 st.caption(f"No explanations: {md(stage['skipped'])}.")
+            elif is_label_set_run(exp):
+                st.caption(_LABEL_SETS_NOTE.format("not explained yet"))
             else:
                 st.caption("Explanations are computed right after training; this experiment has none.")
             return

@@ -67,6 +67,9 @@ def test_gains_lift_per_class_and_threshold_charts(german) -> None:
     fig = charts.threshold_chart(ev.threshold_sweep(y, proba), 0.3)
     assert len(fig.data) == 4 and fig.layout.shapes[0].x0 == 0.3
     assert [t.name for t in fig.data] == ["precision", "recall", "f1", "balanced accuracy"]  # not balanced_accuracy
+    # the threshold's label sits above the scores' top (1), not on curves that reach it
+    top = max(max(t.y) for t in fig.data)
+    assert top <= 1 and fig.layout.yaxis.range[1] >= 1.1 and max(fig.layout.yaxis.tickvals) == 1
 
 
 def test_regression_charts(housing) -> None:

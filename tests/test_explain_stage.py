@@ -4,6 +4,7 @@ without costing the model."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from automl_core.config import AutoMLConfig
 from automl_core.experiment import run_experiment
 from automl_core.understand.explain import explain_model
-from automl_core.understand.insights import DataChecks
+from automl_core.understand.insights import EXPLAIN_FLOOR_SECONDS, DataChecks
 from automl_core.models.metrics import resolve_metric
 from shared_data import DATASETS, needs_data
 from storage.store import Store
@@ -138,9 +139,28 @@ def test_explanation_budget_comes_out_of_the_run_tolerance() -> None:
     checks = DataChecks.explain_budget
     config = AutoMLConfig(time_budget=20)
     assert checks(None, config, elapsed=5.0) == pytest.approx(2.0)      # a tenth of the budget
-    assert checks(None, config, elapsed=20.5) == pytest.approx(1.5)     # what is left of 22 s
-    assert checks(None, config, elapsed=40.0) == pytest.approx(1.0)     # an overrun run: 1 s, not 0
+    assert checks(None, config, elapsed=40.0) == pytest.approx(2.0)     # an overrun run: its share at least
+    walk = AutoMLConfig(time_budget=45)
+    assert checks(None, walk, elapsed=10.0) == pytest.approx(4.5)
+    assert checks(None, walk, elapsed=46.0) == pytest.approx(3.5)       # what is left of 49.5 s
+    assert checks(None, walk, elapsed=59.0) == pytest.approx(EXPLAIN_FLOOR_SECONDS)  # the walk's run had 1 s
     assert checks(None, AutoMLConfig(time_budget=600), elapsed=10.0) == pytest.approx(6.0)
+
+
+def test_a_run_that_overran_its_budget_still_explains_its_model() -> None:
+    """nyc_taxis at 45 s ended its refit at 59 s and was left 1 s to explain an ensemble: now the floor."""
+    from automl_core import AutoML
+    from automl_core.understand.insights import explain_stage
+    taxis = pd.read_csv(DATASETS / "nyc_taxis.csv").sample(1500, random_state=0)
+    automl = AutoML(task="regression", time_budget=45, max_trials=3, allowed_models="lightgbm,linear",
+                    n_jobs=1, seed=0).fit(taxis, target="total")
+    automl.clock_ = SimpleNamespace(elapsed=lambda: 59.0)  # where the walk's run was when explaining began
+    events, saved = [], []
+    checks = SimpleNamespace(explain_budget=lambda config, elapsed: DataChecks.explain_budget(None, config, elapsed))
+    entry = explain_stage(automl, checks, events.append, saved.append)
+    assert entry["budget_seconds"] == pytest.approx(EXPLAIN_FLOOR_SECONDS)
+    assert "skipped" not in entry and "error" not in entry and entry["n_rows"] > 0 and saved
+    assert set(saved[0].importance["column"]) >= {"fare", "tip"}
 
 
 def test_stop_while_explaining_keeps_the_model(tmp_path) -> None:

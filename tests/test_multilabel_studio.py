@@ -11,7 +11,9 @@ from test_multilabel_task import arxiv
 
 #: What each page must say for a multi-label experiment.
 PAGES = {"experiments": [], "train": ["Multi-label runs do not run the table guardrails yet"],
-         "results": ["Multi-label runs do not run the table guardrails yet", "A multi-label model is a dict"],
+         "results": ["Multi-label runs do not run the table guardrails yet", "A multi-label model is a dict",
+                     # the Chromium walk: a new run's Evaluation said "trained before they were kept"
+                     "A multi-label model is evaluated per label", "A multi-label model is not explained yet"],
          "predict": ["ONNX export and generated training code are not available for multi-label models yet"]}
 
 
@@ -45,6 +47,7 @@ def test_studio_pages_open_a_multilabel_experiment(multilabel_run, page, monkeyp
     assert "Something went wrong" not in shown, shown
     for words in PAGES[page]:
         assert words in shown, shown
+    assert "trained before they were kept" not in shown and "this experiment has none" not in shown
 
 
 def _shown_table(at, column: str):
@@ -132,3 +135,12 @@ def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilab
         assert "Not available: this run stored no out-of-fold label sets" in texts(at)
     finally:
         (folder / "hidden.parquet").rename(folder / FILE)
+
+
+def test_the_wrong_label_sets_show_their_labels_before_the_texts() -> None:
+    """Studio runs put each row's text excerpts in the table: the labels must stay in sight, first."""
+    from studio.label_set_view import mistakes_column_order
+    columns = ["titles", "summaries", "row", "true", "predicted", "missed", "extra", "n_wrong", "margin"]
+    assert mistakes_column_order(columns) == ["row", "true", "predicted", "missed", "extra", "n_wrong", "margin",
+                                              "titles", "summaries"]
+    assert mistakes_column_order(["image", "row", "true", "missed"]) == ["image", "row", "true", "missed"]

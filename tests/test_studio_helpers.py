@@ -45,6 +45,26 @@ def test_leaderboard_follows_metric_direction() -> None:
     assert board.set_index("trial_id").loc[0, "details"] == "weighted average of 2 models"
 
 
+def test_the_linear_family_is_named_for_the_task_it_ran() -> None:
+    """A regression run's linear model is ridge or elastic net (what the family builds for it), never
+    'logistic'; a classification run's is logistic regression; without a task, the general name."""
+    from automl_core.models.families import FAMILIES
+    from automl_core.prepare.schema import Task
+    linear = FAMILIES["linear"]
+    for params, task in (({"kind": "ridge"}, Task.REGRESSION), ({"kind": "elasticnet"}, Task.REGRESSION),
+                         ({}, Task.BINARY), ({}, Task.MULTICLASS)):
+        built = type(linear.build(params, task, 1, 0)).__name__.lower()  # ridge, elasticnet, logisticregression
+        label = live.family_label("linear", task.value).lower().replace(" ", "").replace("/", " ")
+        assert built.replace("regression", "") in label.replace("regression", ""), (built, label)
+    regression = live.leaderboard(_trials(), "rmse", task="regression")
+    assert regression.set_index("trial_id").loc[1, "model"] == "#1 Linear (ridge / elastic net)"
+    assert "logistic" not in " ".join(live.failed_trials(_trials().assign(family="linear"), "regression")["model"])
+    assert "logistic" not in " ".join(live.best_over_time(_trials(), "rmse", "regression")["model"])
+    assert live.family_label("linear", "binary") == "Linear (logistic regression)"
+    assert live.family_label("linear") == "Linear (logistic / ridge / elastic net)"
+    assert live.family_label("lightgbm", "regression") == "LightGBM"
+
+
 def test_best_over_time_is_monotone() -> None:
     points = live.best_over_time(_trials(), "roc_auc")
     assert list(points["best"]) == [0.2, 0.2, 0.3]
@@ -158,3 +178,16 @@ def test_resume_continues_with_what_the_run_had_not_used() -> None:
     # a trial count continues from the trials already finished; nothing finished: the whole budget
     assert resume_plan({"config": {"max_trials": 10}, "n_trials": 4}, trials) == ({"max_trials": 6}, "6 trials")
     assert resume_plan({"config": {"time_budget": 60.0}}, pd.DataFrame({"finished_at": []}))[0] == {"time_budget": 60.0}
+
+
+def test_long_model_names_keep_their_words_in_the_live_chart_and_tiles() -> None:
+    """The walk saw "Histogram gradier" in the best-score legend (entries cut at half its width) and
+    "#8 Stackin…" in the Best model tile: legend entries are as wide as their names, tile values wrap."""
+    from studio.charts import best_score_chart
+    from studio import nav
+    import inspect
+    trials = _trials().assign(family=["hist_gradient_boosting", "stacking", "knn", "random_forest"])
+    fig = best_score_chart(live.best_over_time(trials, "roc_auc"), "roc_auc")
+    assert "Histogram gradient boosting" in {t.name for t in fig.data}
+    assert fig.layout.legend.entrywidth is None and fig.layout.legend.entrywidthmode is None
+    assert '[data-testid="stMetricValue"] .stMarkdownEllipsis' in inspect.getsource(nav.step_header)

@@ -89,6 +89,31 @@ def test_numbers_for_a_numeric_column_that_was_text_in_training_are_no_type_chan
     assert one.startswith("1 row with a category not seen in training (e.g. 'Atlantis')")  # not "1 rows"
 
 
+def test_a_word_in_a_numeric_column_flags_its_row_beside_the_prediction(tmp_path, shared) -> None:
+    """penguins.csv with "forty" as one bill length: the row was predicted confidently (read as missing)
+    and only counted per column; now the check names the row and the predictions table flags it."""
+    from studio.scoring import predictions_first, with_row_flags
+    from automl_core.export.drift_checks import ROW_FLAG_COLUMN
+    df = pd.read_csv(shared / "penguins.csv")
+    AutoML(max_trials=1, allowed_models="linear", ensembles=False, seed=0).fit(df, target="species").save(tmp_path)
+    model, card = load_model(tmp_path / "model.joblib")
+    new = df.drop(columns="species").head(40).astype({"bill_length_mm": object})
+    new.loc[6, "bill_length_mm"] = "forty"
+    report = check_input(new, model, card)
+    bill = {c.column: c for c in report.type_changes}["bill_length_mm"]
+    assert bill.unparsable_rows == (6,) and bill.findings()["type"].endswith("treated as missing): row 7")
+    scored = predictions_first(pd.concat([new, predict_frame(model, card, new)], axis=1), new.columns)
+    scored = with_row_flags(scored, report, new.columns)
+    # right after the predictions (prediction, one proba_ per species), before the uploaded columns
+    assert list(scored.columns[:5]) == ["prediction", "proba_Adelie", "proba_Chinstrap", "proba_Gentoo",
+                                        ROW_FLAG_COLUMN]
+    assert scored[ROW_FLAG_COLUMN].iloc[6] == "bill_length_mm: 'forty' is not a number (read as missing)"
+    assert (scored[ROW_FLAG_COLUMN].drop(index=6) == "").all()
+    clean = check_input(df.drop(columns="species").head(40), model, card)  # its "NA"s are missing on purpose
+    assert list(with_row_flags(new, clean, new.columns).columns) == list(new.columns)  # nothing flagged: no column
+    assert json.dumps(report.to_dict())
+
+
 def test_batches_and_column_order_do_not_change_predictions(bank):
     model, card = load_model(bank[0] / "model.joblib")
     test = bank[3]
@@ -380,7 +405,9 @@ def test_predict_page_checks_scores_exports_and_shows_code(bank, app):
     keys = {b.key for b in app.get("download_button")}
     assert {"download_predictions", "download_train_py", "download_requirements"} <= keys
     preview = app.dataframe[-1].value
-    assert list(preview.columns[:3]) == ["prediction", "proba_no", "proba_yes"]
+    assert list(preview.columns[:4]) == ["prediction", "proba_no", "proba_yes", "input check"]
+    campaign = (odd(bank[3])["campaign"].reset_index(drop=True) == "one").head(len(preview))  # sent as a word
+    assert (preview["input check"].str.contains("campaign: 'one'") == campaign).all()
     app.checkbox(key="predict_contrib").check().run()
     assert "top1_column" in app.dataframe[-1].value.columns
     app.button(key="onnx_export").click().run()

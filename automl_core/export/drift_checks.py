@@ -28,6 +28,10 @@ from ..errors import AutoMLInputError
 DRIFT_THRESHOLD = 0.25
 #: Fewer rows than this make PSI noise, so drift is not computed (one REST record, say).
 MIN_DRIFT_ROWS = 100
+#: Rows named per column whose value is not a number / date (the count covers them all); and the column
+#: of the predictions table that shows each flagged row's problem.
+MAX_FLAGGED_ROWS = 1000
+ROW_FLAG_COLUMN = "input check"
 _MAX_SEEN = 5000      # seen categories kept per column in the card; beyond it unseen levels are not counted
 _TOP_LEVELS = 30      # categories with their own PSI bin; the rest share one
 _N_BINS = 10
@@ -192,6 +196,10 @@ class ColumnCheck:
     missing_share: float = 0.0       # share of rows the model will see as missing
     trained_missing_share: float | None = None
     n_unparsable: int = 0            # values that are not numbers / dates: the model sees them as missing
+    # Their row positions (0-based, the first MAX_FLAGGED_ROWS) and raw values, so each such row can be
+    # flagged beside its prediction: the model predicts it (as if the value were missing) with no warning.
+    unparsable_rows: tuple[int, ...] = ()
+    unparsable_values: tuple[str, ...] = ()
     n_unseen: int = 0                # rows whose category the model never saw (encoded as unknown)
     unseen_examples: tuple[str, ...] = ()
     n_below: int = 0                 # values under the training minimum
@@ -222,6 +230,10 @@ class ColumnCheck:
                 what = ("number", "numbers") if self.kind == "numeric" else ("date", "dates")
                 parts.append(f"1 value is not a {what[0]} (treated as missing)" if self.n_unparsable == 1
                              else f"{self.n_unparsable:,} values are not {what[1]} (treated as missing)")
+                if self.unparsable_rows:
+                    shown = ", ".join(f"{r + 1:,}" for r in self.unparsable_rows[:5])
+                    more = ", …" if self.n_unparsable > 5 else ""
+                    parts[-1] += f": row{'s' if self.n_unparsable > 1 else ''} {shown}{more}"
             out["type"] = "; ".join(parts)
         if self.n_unseen:
             examples = ", ".join(map(repr, self.unseen_examples[:3]))
@@ -271,6 +283,17 @@ class CheckReport:
     @property
     def drifted(self) -> tuple[ColumnCheck, ...]:
         return tuple(c for c in self.columns if c.drifted)
+
+    def row_flags(self) -> pd.Series:
+        """Per input row, what is wrong with its values in words ("" for a clean row): the predictions
+        table shows it beside each prediction. Row positions are the input's (0-based)."""
+        flags = [""] * self.n_rows
+        for c in self.columns:
+            for row, value in zip(c.unparsable_rows, c.unparsable_values):
+                what = "number" if c.kind == "numeric" else "date"
+                note = f"{c.column}: {value!r} is not a {what} (read as missing)"
+                flags[row] = f"{flags[row]}; {note}" if flags[row] else note
+        return pd.Series(flags, name=ROW_FLAG_COLUMN, dtype="string")
 
     def error(self) -> AutoMLInputError | None:
         """The error to raise when required columns are missing, else None."""
@@ -375,7 +398,10 @@ def _check_column(raw: pd.Series, kind: str, cleaner: Any, trained: dict[str, An
         text = raw.astype("string").str.strip() if fields["got_type"] == "text" else None
         if text is not None:
             from ..prepare.featurize import MISSING_TOKENS  # tokens such as "?" are missing on purpose, not unparsable
-            fields["n_unparsable"] = int((~finite & ~raw_missing & ~text.isin(MISSING_TOKENS).to_numpy()).sum())
+            bad = ~finite & ~raw_missing & ~text.isin(MISSING_TOKENS).to_numpy()
+            rows = np.flatnonzero(bad)[:MAX_FLAGGED_ROWS]
+            fields.update(n_unparsable=int(bad.sum()), unparsable_rows=tuple(int(r) for r in rows),
+                          unparsable_values=tuple(str(v) for v in text.iloc[rows]))
         fields["missing_share"] = float((~finite).sum()) / n
         low, high = trained.get("min"), trained.get("max")
         if low is not None and high is not None:

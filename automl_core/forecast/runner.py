@@ -38,7 +38,10 @@ os.environ.setdefault("NIXTLA_NUMBA_CACHE", "1")
 # loky's memory guard restarts a worker that statsforecast / numba grew, and says so on stderr each time.
 warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
 ENSEMBLE_TOP = 6
-EVALUATOR = Evaluator(run_trial, load)
+#: What the default forecasting families import (statistical models, lag models): each worker imports
+#: them once as it starts, not once per trial (see ``executors._start_worker``).
+PRELOAD = ("statsforecast", "statsforecast.models", "mlforecast", "lightgbm")
+EVALUATOR = Evaluator(run_trial, load, PRELOAD)
 
 
 def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any] = (),
@@ -64,7 +67,7 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
     automl.validation_ = _Plan(folds.describe(lengths), folds.n)
     settings = SearchSettings(n_concurrent=cfg.max_concurrent_trials or min(cfg.cores, 2), threads_per_trial=1,
                               synchronous=cfg.max_trials is not None)
-    pool = start_pool(settings.n_concurrent, cfg.dask_scheduler)
+    pool = start_pool(settings.n_concurrent, cfg.dask_scheduler, EVALUATOR.preload)
     try:
         with tempfile.TemporaryDirectory(prefix="automl-forecast-") as tmp:
             path = os.path.join(tmp, "forecast.joblib")

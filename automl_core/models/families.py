@@ -62,6 +62,18 @@ class ModelFamily:
     # whose cost grows faster than its rows: the search does not start a first trial that cannot finish
     # (``Scheduler.trial_seconds``).
     fit_seconds: Callable[[int, int], float] | None = None
+    # The label for regression when the family's estimator differs by task ("Linear (ridge / elastic net)");
+    # ``classifier_label`` likewise for classification. None: ``label`` fits every task.
+    regressor_label: str | None = None
+    classifier_label: str | None = None
+
+    def label_for(self, task: str | None = None) -> str:
+        """The label for people on a run of ``task`` (a ``Task`` value); ``label`` when the task is unknown."""
+        if task == Task.REGRESSION.value and self.regressor_label:
+            return self.regressor_label
+        if task in (Task.BINARY.value, Task.MULTICLASS.value, Task.MULTILABEL.value) and self.classifier_label:
+            return self.classifier_label
+        return self.label
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
@@ -272,7 +284,8 @@ for _family in [
     ModelFamily("lightgbm", "LightGBM", _lgbm_space, _lgbm_build, early_stopping=_lgbm_fit, relative_cost=1.0,
                 thread_scaling=0.25),
     ModelFamily("linear", "Linear (logistic / ridge / elastic net)", _linear_space, _linear_build,
-                needs_scaling=True, relative_cost=0.5),
+                needs_scaling=True, relative_cost=0.5, regressor_label="Linear (ridge / elastic net)",
+                classifier_label="Linear (logistic regression)"),
     ModelFamily("hist_gradient_boosting", "Histogram gradient boosting", _hgb_space, _hgb_build, relative_cost=1.5,
                 dense_only=True, thread_scaling=0.25),
     ModelFamily("random_forest", "Random forest", _forest_space,

@@ -72,10 +72,12 @@ class SearchResult:
 class Evaluator:
     """How a task's trials run in a worker: ``run(spec, *data) -> TrialOutcome`` never raises;
     ``load(path)`` reads (and caches) the training data so workers start warm. Both are module-level
-    functions, so they pickle to loky and Dask workers."""
+    functions, so they pickle to loky and Dask workers. ``preload``: modules a local worker imports as it
+    starts (libraries the trials would otherwise import on their own clock, see ``executors._start_worker``)."""
 
     run: Callable[..., TrialOutcome]
     load: Callable[[str], Any]
+    preload: tuple[str, ...] = ()
 
 
 TABULAR = Evaluator(run_trial, load_data)
@@ -121,7 +123,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
     trial id -> validation predictions) lets ``reserve`` see the predictions so far.
     """
     book = TrialBook(metric, scheduler, emit, clock.elapsed, oof={} if oof is None else oof)
-    executor = pool or make_pool(settings.n_concurrent, config.dask_scheduler)
+    executor = pool or make_pool(settings.n_concurrent, config.dask_scheduler, evaluator.preload)
     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
     report_memory_cap(executor, emit)
     next_id, no_more, stopped_by = first_trial_id, "", ""
@@ -142,7 +144,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                                else "time budget reached (no further trial fits in the time left)")
                     break
                 if executor is None:  # restarted only when a trial needs it, not after the last one
-                    executor = make_pool(settings.n_concurrent, config.dask_scheduler)
+                    executor = make_pool(settings.n_concurrent, config.dask_scheduler, evaluator.preload)
                     _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
                 started = clock.elapsed()
                 plan, timeout = trial_limits(clock, reserve(book.trials), book.best is not None, search_start,
@@ -193,9 +195,11 @@ def _next_spec(scheduler: Any, book: TrialBook, settings: SearchSettings, config
                      row_fraction=fraction)
 
 
-def start_pool(n_workers: int, dask_scheduler: str | None = None) -> LocalPool | DaskPool:
-    """A worker pool whose processes start now (in the background), while the caller prepares data."""
-    return make_pool(n_workers, dask_scheduler)
+def start_pool(n_workers: int, dask_scheduler: str | None = None,
+               preload: tuple[str, ...] = ()) -> LocalPool | DaskPool:
+    """A worker pool whose processes start now (in the background, importing ``preload``), while the
+    caller prepares data."""
+    return make_pool(n_workers, dask_scheduler, preload)
 
 
 def report_memory_cap(executor: LocalPool | DaskPool, emit: Emitter) -> None:
