@@ -92,3 +92,22 @@ def test_a_1000_class_trial_that_cannot_fit_fails_with_the_reason(classes_table,
     outcome = _capped_trial(classes_table, 200, tmp_path)
     assert outcome["status"] == "failed" and "would not fit in the worker's memory" in outcome["error"], outcome
     assert "993 classes, 127 leaves" in outcome["error"]
+
+
+def test_the_trials_record_keeps_the_workers_note_beside_a_row_sample() -> None:
+    import numpy as np
+
+    from automl_core.models.metrics import METRICS
+    from automl_core.search.book import Running, TrialBook
+    from automl_core.search.results import TrialOutcome, TrialSpec
+
+    class Scheduler:
+        def tell(self, *args, **kwargs):
+            pass
+
+    book = TrialBook(METRICS["log_loss"], Scheduler(), lambda *a, **k: None, lambda: 0.0, oof={})
+    spec = TrialSpec("data", 1, "lightgbm", dict(FULL_TREES), 1, 0, row_fraction=0.5)
+    _, note = rounds_that_fit(ROUND_BYTES, FULL_TREES, 993, room=2**30)
+    result = book.record(Running(spec, 0.0, 1.0), TrialOutcome(1, "ok", metrics={"log_loss": 1.0},
+                                                               oof=np.zeros((3, 2)), note=note))
+    assert result.note == f"fit on a 50% row sample; {note}" and result.status == "ok"
