@@ -251,6 +251,20 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_per_trial(stem: str, title: str, sets: list[str], trials: int, lines: list[str], table: pd.DataFrame,
+                   shown: pd.DataFrame | None = None) -> Path:
+    """Write a per-trial bench's results to bench/results/<stem>-<trials>trials-<stamp>.json and .md: its rows
+    whole in the JSON, ``shown`` (default: the rows) as the Markdown table under the summary lines."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = REPO / "bench" / "results" / f"{stem}-{trials}trials-{stamp}"
+    name.with_suffix(".json").write_text(json.dumps({"sets": sets, "trials": trials, "summary": lines,
+                                                     "rows": table.to_dict("records")}, indent=1, default=float))
+    name.with_suffix(".md").write_text(f"# {title}, {trials} trials, seed 0, {stamp}\n\n"
+                                       + "\n".join(f"- {line}" for line in lines) + "\n\n"
+                                       + markdown(table if shown is None else shown))
+    return name
+
+
 def better(metric: str, a: float | None, b: float | None) -> bool | None:
     """a at least as good as b (None when either is missing)."""
     if a is None or b is None or not np.isfinite(a) or not np.isfinite(b):

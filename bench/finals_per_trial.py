@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +57,7 @@ def per_trial(row: dict, trials: int) -> list[dict]:
 
 
 def main() -> None:
-    from bench_engine import datasets, markdown
+    from bench_engine import datasets, save_per_trial
     from same_search import collection_rows
     parser = argparse.ArgumentParser()
     parser.add_argument("sets", help="comma-separated dataset stems")
@@ -85,12 +84,7 @@ def main() -> None:
     print(table.round(5).to_string(index=False))
     print("\n".join(lines))
     if args.out:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        name = REPO / "bench" / "results" / f"finals-per-trial-{args.trials}trials-{stamp}"
-        name.with_suffix(".json").write_text(json.dumps({"sets": wanted, "trials": args.trials, "summary": lines,
-                                                         "rows": table.to_dict("records")}, indent=1, default=float))
-        name.with_suffix(".md").write_text(f"# Refit vs bag per trial, {args.trials} trials, seed 0, {stamp}\n\n"
-                                           + "\n".join(f"- {line}" for line in lines) + "\n\n" + markdown(table))
+        save_per_trial("finals-per-trial", "Refit vs bag per trial", wanted, args.trials, lines, table)
 
 
 if __name__ == "__main__":

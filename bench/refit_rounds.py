@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +137,7 @@ def _records(path: Path) -> list[dict]:
 
 
 def main() -> None:
-    from bench_engine import datasets, markdown
+    from bench_engine import datasets, save_per_trial
     from same_search import collection_rows
     parser = argparse.ArgumentParser()
     parser.add_argument("sets", nargs="?", default="", help="comma-separated dataset stems")
@@ -162,14 +161,8 @@ def main() -> None:
                               f"{os.getloadavg()[0]:.1f} (scores do not depend on it)"]
     print("\n".join(lines))
     if args.out:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        name = REPO / "bench" / "results" / f"refit-rounds-{args.trials}trials-{stamp}"
-        name.with_suffix(".json").write_text(json.dumps({"sets": wanted, "trials": args.trials, "summary": lines,
-                                                         "rows": table.to_dict("records")}, indent=1, default=float))
-        shown = table.drop(columns="rounds").round(5)
-        name.with_suffix(".md").write_text(f"# Refit round count per trial: folds' mean vs median vs rows-scaled "
-                                           f"mean, {args.trials} trials, seed 0, {stamp}\n\n"
-                                           + "\n".join(f"- {line}" for line in lines) + "\n\n" + markdown(shown))
+        save_per_trial("refit-rounds", "Refit round count per trial: folds' mean vs median vs rows-scaled mean",
+                       wanted, args.trials, lines, table, shown=table.drop(columns="rounds").round(5))
 
 
 if __name__ == "__main__":

@@ -68,27 +68,36 @@ def test_an_uploaded_zip_becomes_an_image_dataset_and_bad_zips_say_why(private_s
         store.close()
 
 
-@pytest.mark.slow  # ~25 s on a busy 2-core machine: the search's worker start and refit, even for one trial
-def test_the_job_runner_trains_and_resumes_an_image_dataset(private_store, tmp_path, monkeypatch) -> None:
+def _run_image_job(store, tmp_path, monkeypatch, file: str, data: bytes, task: str, metric: str, name: str):
+    """Add an image zip to the store and train it through the studio's job runner (one linear trial, raw pixels);
+    returns (the runner, the dataset id, the experiment id) once the job has ended."""
     import functools
 
     from automl_core.config import AutoMLConfig
     from automl_core.images import run
-    from storage import Store
     from studio.image_data import add_image_set
-    from studio.jobs import JobRegistry, JobSpec, resume_plan, spec_from_experiment
+    from studio.jobs import JobRegistry, JobSpec
     monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
     # raw pixels only: loading the CNN would double the time (the browser test runs the CNN through the runner)
     monkeypatch.setattr(run, "fit_images", functools.partial(run.fit_images, cnn=False))
+    dataset_id = add_image_set(store, file, data)
+    config = AutoMLConfig(task=task, metric=metric, time_budget=600, max_trials=1, ensembles=False,
+                          allowed_models=("linear",), seed=0)
+    jobs = JobRegistry(max_concurrent=1)
+    experiment_id = jobs.start(store, JobSpec(dataset_id, "label", config, name=name),
+                               task="image_classification", metric=metric)
+    jobs.join(experiment_id, timeout=300)
+    return jobs, dataset_id, experiment_id
+
+
+@pytest.mark.slow  # ~25 s on a busy 2-core machine: the search's worker start and refit, even for one trial
+def test_the_job_runner_trains_and_resumes_an_image_dataset(private_store, tmp_path, monkeypatch) -> None:
+    from storage import Store
+    from studio.jobs import resume_plan, spec_from_experiment
     store = Store(private_store)
     try:
-        dataset_id = add_image_set(store, "digits.zip", _digit_zip(8))
-        config = AutoMLConfig(task="image_classification", metric="accuracy", time_budget=600, max_trials=1,
-                              ensembles=False, allowed_models=("linear",), seed=0)
-        jobs = JobRegistry(max_concurrent=1)
-        experiment_id = jobs.start(store, JobSpec(dataset_id, "label", config, name="digits (images)"),
-                                   task="image_classification", metric="accuracy")
-        jobs.join(experiment_id, timeout=300)
+        jobs, dataset_id, experiment_id = _run_image_job(store, tmp_path, monkeypatch, "digits.zip", _digit_zip(8),
+                                                         "image_classification", "accuracy", "digits (images)")
         exp = store.get_experiment(experiment_id)
         assert exp["status"] == "completed", exp.get("error")
         assert exp["task"] == "image_classification" and exp["dataset_id"] == dataset_id
@@ -248,26 +257,13 @@ def test_a_multilabel_zip_goes_through_the_wizard_pages_to_start(app, tmp_path) 
 
 @pytest.mark.slow  # ~25 s on a busy 2-core machine, like the single-label runner test
 def test_the_job_runner_trains_a_multilabel_image_dataset(private_store, tmp_path, monkeypatch) -> None:
-    import functools
-
     import joblib
 
-    from automl_core.config import AutoMLConfig
-    from automl_core.images import run
     from storage import Store
-    from studio.image_data import add_image_set
-    from studio.jobs import JobRegistry, JobSpec
-    monkeypatch.setenv("AUTOML_IMAGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(run, "fit_images", functools.partial(run.fit_images, cnn=False))
     store = Store(private_store)
     try:
-        dataset_id = add_image_set(store, "pairs.zip", _pairs_zip(tmp_path, 60))
-        config = AutoMLConfig(task="multilabel", metric="f1_micro", time_budget=600, max_trials=1, ensembles=False,
-                              allowed_models=("linear",), seed=0)
-        jobs = JobRegistry(max_concurrent=1)
-        experiment_id = jobs.start(store, JobSpec(dataset_id, "label", config, name="pairs (images)"),
-                                   task="image_classification", metric="f1_micro")
-        jobs.join(experiment_id, timeout=300)
+        _, _, experiment_id = _run_image_job(store, tmp_path, monkeypatch, "pairs.zip", _pairs_zip(tmp_path, 60),
+                                             "multilabel", "f1_micro", "pairs (images)")
         exp = store.get_experiment(experiment_id)
         assert exp["status"] == "completed", exp.get("error")
         bundle = joblib.load(exp["model_path"])

@@ -27,11 +27,8 @@ def multilabel_run(tmp_path_factory):
     done = cli("train", str(folder / "arxiv.csv"), "--target", "terms", "--max-trials", "1",
                "--allowed-models", "linear", "--out", str(folder / "out"), store=store)
     assert done.returncode == 0, done.stderr
-    s = Store(store)
-    try:
+    with Store(store) as s:
         experiments = s.list_experiments()
-    finally:
-        s.close()
     assert experiments["task"].tolist() == ["multilabel"]
     return store, experiments["experiment_id"].iloc[0]
 
@@ -50,6 +47,13 @@ def test_studio_pages_open_a_multilabel_experiment(multilabel_run, page, monkeyp
     assert "trained before they were kept" not in shown and "this experiment has none" not in shown
 
 
+def _run_folder(store_path, experiment_id: str) -> tuple:
+    """The run's artifact folder and its summary card, read from the store (closed again)."""
+    from storage import Store
+    with Store(store_path) as s:
+        return s.artifact_dir(experiment_id), s.get_experiment(experiment_id)["summary"]
+
+
 def _shown_table(at, column: str):
     """The first table on the page with ``column`` (AppTest finds dataframes by position, not key)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
@@ -59,14 +63,9 @@ def _shown_table(at, column: str):
 @needs_data
 def test_results_score_each_label_and_explore_one_labels_threshold(multilabel_run, monkeypatch) -> None:
     from automl_core.understand.label_sets import load_label_sets, threshold_curve
-    from storage import Store
     from studio_fixtures import open_experiment, texts
     store_path, experiment_id = multilabel_run
-    s = Store(store_path)
-    try:
-        sets = load_label_sets(s.artifact_dir(experiment_id))
-    finally:
-        s.close()
+    sets = load_label_sets(_run_folder(store_path, experiment_id)[0])
     at = open_experiment(store_path, "results", experiment_id, monkeypatch)
     assert not at.exception, at.exception
     scores = _shown_table(at, "average_precision")
@@ -88,14 +87,9 @@ def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilab
 
     import numpy as np
     from automl_core.understand.label_sets import FILE, load_label_sets
-    from storage import Store
     from studio_fixtures import open_experiment, texts
     store_path, experiment_id = multilabel_run
-    s = Store(store_path)
-    try:
-        folder, card = s.artifact_dir(experiment_id), s.get_experiment(experiment_id)["summary"]
-    finally:
-        s.close()
+    folder, card = _run_folder(store_path, experiment_id)
     sets = load_label_sets(folder)
     assert sets is not None and sets.trial_id == card["best_trial_id"] and sets.labels == card["labels"]
     assert len(sets.rows) == 150  # 3-fold CV: every row scored once, out of fold
@@ -115,12 +109,10 @@ def test_results_list_the_wrong_label_sets_and_say_when_a_run_kept_none(multilab
         extra = [x.rsplit(" (", 1)[0] for x in row.extra.split(", ")] if row.extra else []
         assert missed == [l for l in sets.labels if l in true and l not in on]
         assert extra == [l for l in on if l not in true] and row.n_wrong == len(missed) + len(extra)
-    s = Store(store_path)  # the table in the store, as a studio run keeps it: each row shows its text
-    try:
+    from storage import Store
+    with Store(store_path) as s:  # the table in the store, as a studio run keeps it: each row shows its text
         s.update_experiment(experiment_id, dataset_id=s.add_dataset("arxiv", arxiv("train", 150)),
                             config={"target": "terms"})
-    finally:
-        s.close()
     at = open_experiment(store_path, "results", experiment_id, monkeypatch)
     assert not at.exception, at.exception
     shown = _shown_table(at, "missed")

@@ -144,6 +144,21 @@ def limit_this_process(n_bytes: int | None) -> str:
     return ""
 
 
+def address_space_left() -> int | None:
+    """Bytes this process may still map under its RLIMIT_AS cap (the cap less its current VmSize), or None
+    when it has no cap (or the system cannot tell): what a trial worker has left for the model it fits."""
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as fh:
+            size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration, ValueError):
+        return None
+    return max(0, soft - size)
+
+
 def memory_cap_message(problem: str) -> str:
     """The run's one message when trial workers have no memory cap."""
     return (f"Trial workers run without a memory cap: {problem}. A trial that runs out of memory can slow or "

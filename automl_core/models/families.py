@@ -66,6 +66,10 @@ class ModelFamily:
     # ``classifier_label`` likewise for classification. None: ``label`` fits every task.
     regressor_label: str | None = None
     classifier_label: str | None = None
+    # (params, classes) -> peak bytes one boosting round adds while fitting, for a family whose model grows a
+    # tree per class per round: a trial is given no more rounds than its worker's memory cap holds
+    # (``trial.rounds_that_fit``), instead of dying under the cap on a 1,000-class target.
+    round_bytes: Callable[[dict[str, Any], int], float] | None = None
 
     def label_for(self, task: str | None = None) -> str:
         """The label for people on a run of ``task`` (a ``Task`` value); ``label`` when the task is unknown."""
@@ -111,6 +115,21 @@ def _lgbm_build(params: dict[str, Any], task: Task, threads: int, seed: int) -> 
     return cls(n_estimators=int(params.get("n_estimators", MAX_BOOSTING_ROUNDS)), subsample_freq=1,
                n_jobs=threads, random_state=seed, verbose=-1, deterministic=True, force_col_wise=True,
                **extra, **p)
+
+
+# Peak address space per LightGBM tree while fitting, measured as VmPeak growth on the corpus' 1,000-class table
+# (993 trees a round, full trees): training maps about 1 KB + 80 B a leaf per tree (31 leaves 3.3 KB, 127 leaves
+# 10.8 KB); the model text the sklearn wrapper writes and reads back at the end adds about 470 B a leaf for every
+# round it keeps, which is all of them when early stopping never triggers. 31 leaves: 18 KB, 127: 61 KB per tree;
+# the line below lies a little above both (tests/test_memory_pricing.py checks it).
+LGBM_TREE_BYTES = 4 * 1024
+LGBM_LEAF_BYTES = 500
+
+
+def _lgbm_round_bytes(params: dict[str, Any], n_classes: int) -> float:
+    """Multiclass LightGBM grows one tree per class per round (binary and regression: one)."""
+    trees = n_classes if n_classes > 2 else 1
+    return trees * (LGBM_TREE_BYTES + LGBM_LEAF_BYTES * int(params.get("num_leaves", 31)))
 
 
 def _lgbm_fit(estimator: Any, X: Any, y: Any, X_val: Any, y_val: Any) -> int:
@@ -282,6 +301,7 @@ FAMILIES: dict[str, ModelFamily] = _Registry()
 ENSEMBLE_KINDS = {"ensemble": "Ensemble (Caruana selection)", "stacking": "Stacking ensemble"}
 for _family in [
     ModelFamily("lightgbm", "LightGBM", _lgbm_space, _lgbm_build, early_stopping=_lgbm_fit, relative_cost=1.0,
+                round_bytes=_lgbm_round_bytes,
                 thread_scaling=0.25),
     ModelFamily("linear", "Linear (logistic / ridge / elastic net)", _linear_space, _linear_build,
                 needs_scaling=True, relative_cost=0.5, regressor_label="Linear (ridge / elastic net)",

@@ -94,7 +94,8 @@ class TrialBook:
         status, error = status or outcome.status, outcome.error
         if status == "ok" and score is None:
             status, error = "failed", f"the metric {metric.name} could not be computed on the validation rows"
-        note = f"fit on a {spec.row_fraction:.0%} row sample" if spec.row_fraction < 1 else ""
+        sample = f"fit on a {spec.row_fraction:.0%} row sample" if spec.row_fraction < 1 else ""
+        note = "; ".join(n for n in (sample, outcome.note) if n)
         result = TrialResult(spec.trial_id, spec.family, outcome.params or spec.params, status,  # type: ignore[arg-type]
                              score, outcome.metrics, round(outcome.fit_seconds, 3), round(outcome.predict_seconds, 3),
                              round(run.started, 3), round(self.elapsed(), 3), error, note)

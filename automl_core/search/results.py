@@ -76,3 +76,4 @@ class TrialOutcome:
     error: str = ""
     fold_models: Any = None      # tables, k-fold: each fold's fitted steps after the featurizer (see trial.py)
     fold_bytes: int = 0          # their pickled size
+    note: str = ""               # what the worker changed, e.g. fewer boosting rounds under its memory cap

@@ -11,7 +11,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import joblib
 import numpy as np
@@ -20,7 +20,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ..models.metrics import score_all
-from ..models.families import FAMILIES, classifier_step
+from ..io.limits import address_space_left, size_text
+from ..models.families import FAMILIES, MAX_BOOSTING_ROUNDS, classifier_step
 from ..prepare.schema import ColumnInfo, Task
 from .results import TrialOutcome, TrialSpec
 
@@ -206,6 +207,12 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     family = FAMILIES[spec.family]
     task = data.task
     classification = task.is_classification
+    fit_params, note = dict(spec.params), ""
+    if family.round_bytes is not None:
+        rounds, note = rounds_that_fit(family.round_bytes, spec.params, data.n_classes if classification else 1)
+        if rounds == 0:  # not even a handful of rounds fits: fail with the reason, the search goes on
+            return TrialOutcome(spec.trial_id, "failed", params=dict(spec.params), error=note)
+        fit_params["n_estimators"] = rounds
     val_rows = np.concatenate([v for _, v in data.splits])
     oof = np.zeros((len(val_rows), data.n_classes)) if classification else np.zeros(len(val_rows))
     fit_s = pred_s = 0.0
@@ -229,7 +236,7 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
             keep = np.sort(rng.choice(len(train_idx), max(50, int(len(train_idx) * spec.row_fraction)), replace=False))
             Xt, y_train = Xt[keep], y_train[keep]
         n_features = Xt.shape[1]
-        estimator = family.build(spec.params, task, spec.threads, spec.seed)
+        estimator = family.build(fit_params, task, spec.threads, spec.seed)
         if spec.seconds and hasattr(estimator, "max_seconds"):
             # a family that bounds its own fit gets this fold's share of the trial's time, with room to spare
             left = SHARE_OF_TIMEOUT * spec.seconds - (time.perf_counter() - began)
@@ -266,7 +273,43 @@ def _run_trial(spec: TrialSpec) -> TrialOutcome:
     kept, size = _kept_models(fold_models, data.keep_models_bytes if whole else 0)
     return TrialOutcome(spec.trial_id, "ok", metrics=metrics, params=params, oof=oof,
                         fit_seconds=fit_s, predict_seconds=pred_s, n_features=n_features,
-                        fold_models=kept, fold_bytes=size)
+                        fold_models=kept, fold_bytes=size, note=note)
+
+
+#: Share of a worker's remaining address space a boosted model may take: the rest holds the folds, the
+#: validation predictions and the pickled fold models sent back.
+MODEL_SHARE = 0.5
+#: Fewer rounds than this is no model worth scoring: the trial fails with the reason instead.
+MIN_ROUNDS = 5
+
+
+def rounds_that_fit(round_bytes: Callable[[dict[str, Any], int], float], params: dict[str, Any], n_classes: int,
+                    room: int | None = None) -> tuple[int, str]:
+    """The boosting rounds a trial may run under its worker's memory cap, and a note when they are fewer than asked.
+
+    Args:
+        round_bytes: the family's price of one round (``ModelFamily.round_bytes``).
+        params: the trial's hyperparameters (``n_estimators`` when fixed, else MAX_BOOSTING_ROUNDS).
+        n_classes: classes of the target (1 for regression).
+        room: bytes left under the cap; None: this process's (``limits.address_space_left``).
+
+    Returns:
+        (rounds, note): rounds 0 with the reason when not even MIN_ROUNDS fit; the asked rounds and "" when they
+        fit or the worker has no cap.
+    """
+    asked = int(params.get("n_estimators", MAX_BOOSTING_ROUNDS))
+    room = address_space_left() if room is None else room
+    if room is None:
+        return asked, ""
+    per_round = round_bytes(params, n_classes)
+    fits = int(room * MODEL_SHARE // per_round) if per_round > 0 else asked
+    if fits >= asked:
+        return asked, ""
+    what = f"{size_text(per_round)} a round ({n_classes:,} classes, {params.get('num_leaves', 31)} leaves)"
+    if fits < MIN_ROUNDS:
+        return 0, (f"the model would not fit in the worker's memory: {what}, and {size_text(room)} is left under "
+                   "its cap; fewer classes or leaves fit (the cap is set by AUTOML_WORKER_MEMORY_MB)")
+    return fits, f"at most {fits} boosting rounds: {what} under the worker's memory cap"
 
 
 def refit_rounds(best_rounds: list[int]) -> int:
