@@ -22,7 +22,7 @@ from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit
                               member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
-from .models.text_families import embed_for_search, reads_text, text_warm_start
+from .models.text_families import embed_for_search, reads_text, text_lead, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
 from .search.results import Event, TrialResult
@@ -227,7 +227,8 @@ class AutoML:
         train_fold_rows = float(np.mean([len(tr) for tr, _ in plan.splits]))
         sample = getattr(self._refit_data, "sample", None)
         shape = None if sample is None else (train_fold_rows, sample.shape[1], plan.n_splits)
-        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order, shape)
+        scheduler = Scheduler(families, self.task_, portfolio[kind], cfg.seed, deterministic, warm_start, order, shape,
+                              lead=text_lead(families))
         n_rows = len(self.prepared_.X)
         self._cost = cost = RefitCost(plan.n_splits, n_rows, train_fold_rows,
                                       self._featurize_seconds * n_rows / max(train_fold_rows, 1.0),

@@ -167,3 +167,24 @@ def test_an_ensemble_of_text_and_tabular_members_reads_one_featurizer_in_blocks(
     proba = model.predict_proba(X.head(20))
     assert proba.shape == (20, 2) and np.allclose(proba.sum(axis=1), 1)
     assert (model.predict(X) == y).mean() > 0.8
+
+
+def test_text_lead_trials_come_after_the_text_defaults_and_before_the_portfolio():
+    """On a text table the search runs a few searched text trials (cheap once a fold's TF-IDF is cached)
+    before the portfolio's tabular warm starts; a table without text has no lead."""
+    from automl_core.models.families import load_portfolio
+    from automl_core.models.text_families import LEAD_TRIALS_PER_FAMILY, text_lead, text_warm_start
+    from automl_core.search.scheduler import Scheduler
+    families = select_families(None, (), 150, text=True)
+    names, count = text_lead(families)
+    assert set(names) == set(TEXT_NAMES) & {f.name for f in families}
+    assert count == LEAD_TRIALS_PER_FAMILY * len(names)
+    portfolio = load_portfolio()
+    order = [tuple(x) for x in portfolio.get("order", {}).get("classification", [])]
+    scheduler = Scheduler(families, Task.MULTICLASS, portfolio["classification"], 0, True,
+                          text_warm_start(families), order, lead=(names, count))
+    asked = [scheduler.next(i)[0] for i in range(1, len(names) + count + 2)]
+    assert asked[:len(names)] == [f.name for f in families if f.text is not None]  # the defaults, in order
+    assert set(asked[len(names):len(names) + count]) <= set(names)                # then the lead trials
+    assert asked[-1] not in names                                                # then the portfolio
+    assert text_lead(select_families(None, (), 150, text=False)) == ((), 0)

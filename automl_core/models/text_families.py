@@ -184,6 +184,20 @@ def text_warm_start(families: list[Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(f.name, dict(f.defaults)) for f in families if f.text is not None and f.defaults]
 
 
+#: Searched trials per text family right after the text defaults, before the tabular portfolio's warm
+#: starts (``Scheduler(lead=...)``). Once a fold's TF-IDF is fitted (cached per worker), a text trial is
+#: a linear fit: on newsgroups' 145 training texts about 0.4 s against 15-20 s for a LightGBM or CatBoost
+#: trial on the same 10 folds, and its search moved the best validation log loss from 0.79 to 0.65, which
+#: the portfolio (mined on tables without text) never reached in a 60 s run.
+LEAD_TRIALS_PER_FAMILY = 2
+
+
+def text_lead(families: list[Any]) -> tuple[tuple[str, ...], int]:
+    """(text families, trials) the search runs first after the text defaults (``LEAD_TRIALS_PER_FAMILY``)."""
+    names = tuple(f.name for f in families if f.text is not None)
+    return names, LEAD_TRIALS_PER_FAMILY * len(names)
+
+
 #: Embedding every text may take at most this share of the time left before the search; beyond it the
 #: embedding families sit out (with a note) and the TF-IDF ones carry the text.
 EMBED_SHARE = 0.35

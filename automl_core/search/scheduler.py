@@ -66,9 +66,12 @@ class Scheduler:
     def __init__(self, families: list[ModelFamily], task: Task, portfolio: dict[str, list[dict[str, Any]]],
                  seed: int, deterministic: bool, warm_start: list[tuple[str, dict[str, Any]]] = (),
                  portfolio_order: list[tuple[str, int]] | None = None,
-                 fold_shape: tuple[float, int, int] | None = None) -> None:
+                 fold_shape: tuple[float, int, int] | None = None,
+                 lead: tuple[tuple[str, ...], int] = ((), 0)) -> None:
         """``fold_shape``: (training rows per fold, features, fits per trial: folds x one-vs-rest heads), which
-        prices a family's first trial by its ``fit_seconds`` before any of its trials has been measured."""
+        prices a family's first trial by its ``fit_seconds`` before any of its trials has been measured.
+        ``lead``: (families, trials): right after the given warm starts, that many trials picked among those
+        families (cheapest route to improvement first) before the portfolio's warm starts."""
         self.task = task
         self.deterministic = deterministic
         self.fold_shape = fold_shape
@@ -79,6 +82,9 @@ class Scheduler:
         # Given configurations first (a resumed run's best), then the portfolio in its recorded order
         # (cheapest first, see bench/mine_portfolio.py), else level by level across families.
         self.warm: list[tuple[str, dict[str, Any]]] = [(f, p) for f, p in warm_start if f in self.states]
+        self.given_left = len(self.warm)
+        self.lead_families = tuple(f for f in lead[0] if f in self.states)
+        self.lead_left = lead[1] if self.lead_families else 0
         configs = {f.name: portfolio.get(f.name, []) for f in families}
         order = [(f, level) for f, level in (portfolio_order or []) if f in configs and level < len(configs[f])]
         depth = max((len(c) for c in configs.values()), default=0)
@@ -92,7 +98,13 @@ class Scheduler:
         (is expected to finish in the time left); (None, None) when none does."""
         while self.warm and not fits(self.warm[0][0]):
             self.warm.pop(0)  # a warm start too slow for the time left
-        if self.warm:
+            self.given_left = max(0, self.given_left - 1)
+        lead = self._lead(fits) if self.given_left == 0 and self.lead_left > 0 else None
+        if lead is not None:
+            self.lead_left -= 1
+            name, state = lead, self.states[lead]
+        elif self.warm:
+            self.given_left = max(0, self.given_left - 1)
             name, params = self.warm.pop(0)
             state = self.states[name]
             state.study.enqueue_trial(params, skip_if_exists=False)
@@ -108,6 +120,13 @@ class Scheduler:
         params = state.family.space(ask, self.task)
         state.pending[trial_id] = ask
         return name, params
+
+    def _lead(self, fits: Callable[[str], bool]) -> str | None:
+        """A lead family's next trial (``lead``), or None (and no more lead trials) when none fits."""
+        name = self._pick(lambda family: family in self.lead_families and fits(family))
+        if name is None:
+            self.lead_left = 0
+        return name
 
     def _pick(self, fits: Callable[[str], bool]) -> str | None:
         best = min(s.best_loss for s in self.states.values())
@@ -131,7 +150,8 @@ class Scheduler:
     def in_warm_round(self, n_asked: int) -> bool:
         """Whether the next trial is in the first round of warm starts (about one per family),
         which large data fits on a row sample."""
-        return bool(self.warm) and n_asked < len(self.states)
+        leading = self.given_left == 0 and self.lead_left > 0  # lead trials are searched on every row
+        return bool(self.warm) and n_asked < len(self.states) and not leading
 
     def tell(self, family: str, trial_id: int, loss: float | None, seconds: float,
              low_fidelity: bool = False) -> None:
