@@ -216,3 +216,23 @@ def test_a_naive_forecast_trial_costs_its_own_seconds_not_the_libraries_imports(
     # a statsforecast import alone is 3.5 s on an idle core, mlforecast's more: neither may be in a cheap trial
     cheap = {k: s for k, s in seconds.items() if k[1] != "lgbm_lags"}
     assert max(cheap.values()) < 2.5, seconds
+
+
+def test_the_choice_reads_only_trials_whose_forecasts_were_kept(shared):
+    """A 60 s search on bike_share_daily finished over 40 trials once naive trials became cheap; the search keeps
+    the validation forecasts of the best 40 only, and the choice looked up every finished trial's (KeyError)."""
+    from automl_core import AutoML
+    from automl_core.forecast import runner
+    from automl_core.search.loop import Clock
+    df = pd.read_csv(shared / "healthexp.csv")[["Year", "Country", "Life_Expectancy"]]
+    automl = AutoML(task="forecasting", time_column="Year", series_id=["Country"], horizon=3, max_trials=4,
+                    time_budget=600, seed=0, allowed_models=["naive", "drift", "auto_theta", "auto_ets"])
+    automl.fit(df, target="Life_Expectancy")
+    ok = [t for t in automl.trials_ if t.status == "ok" and t.family != "ensemble"]
+    assert len(ok) == 4
+    worst = max(ok, key=lambda t: automl.metric_.loss(t.score))
+    scored = {i: f for i, f in automl.search_.oof.items() if i != worst.trial_id}  # as if it fell past the 40 kept
+    best, members, weights = runner._choose(ok, scored, automl.metric_, True, lambda *a, **k: None, Clock(None),
+                                            automl.prepared_)
+    assert worst.trial_id not in weights and set(weights) <= set(scored)
+    assert members and abs(sum(weights.values()) - 1) < 1e-9

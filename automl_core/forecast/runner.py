@@ -152,8 +152,10 @@ def _reserve(trials: list[TrialResult], metric: Any) -> float:
 def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: Any, ensembles: bool,
             emit: Emitter, clock: Clock, data: ForecastData | None = None
             ) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
-    """The trial, or blend of trials, that ``choice.choose`` keeps (an ensemble trial for a blend)."""
-    ok = sorted((t for t in trials if t.status == "ok"), key=lambda t: metric.loss(t.score))
+    """The trial, or blend of trials, that ``choice.choose`` keeps (an ensemble trial for a blend). Only trials
+    whose validation forecasts were kept take part: the search keeps the best 40 (``TrialBook.keep_oof``), and a
+    fast search (cheap naive trials) finishes more than that."""
+    ok = sorted((t for t in trials if t.status == "ok" and t.trial_id in scored), key=lambda t: metric.loss(t.score))
     by_id = {t.trial_id: t for t in ok}
     short = data is not None and choice.short_low_frequency(data.freq, data.panel.groupby("unique_id").size())
     rule = choice.DEFAULT if ensembles else replace(choice.DEFAULT, top=1, comb=False)
