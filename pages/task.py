@@ -8,7 +8,8 @@ import streamlit as st
 from automl_core.config import IMAGE_TASKS, TASKS
 from automl_core.errors import AutoMLInputError
 from automl_core.forecast.leaks import LEAK_NOTE
-from automl_core.prepare.multilabel import multilabel_verdict
+from automl_core.prepare.multilabel import (indicator_target, lists_from_indicators, multilabel_verdict,
+                                            zero_one_columns)
 from automl_core.prepare.task import prepare_target
 from studio import forecast_settings, image_data, text_view
 from studio.nav import go, step_header
@@ -20,6 +21,29 @@ TASK_WORDS = {"binary": "Binary classification (two labels)", "multiclass": "Mul
               "multilabel": "Multi-label classification (a list of labels per row)"}
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _flag_columns(dataset_id: str) -> list[str]:
+    """The dataset's 0/1 columns (found once per dataset: a wide table has many columns to look at)."""
+    return zero_one_columns(load_frame(dataset_id))
+
+
+def _more_targets(dataset_id: str, target: str) -> list[str]:
+    """Other 0/1 columns predicted with a 0/1 target: together one multi-label target (issue #22)."""
+    w = wizard()
+    flags = _flag_columns(dataset_id)
+    options = [c for c in flags if c != target]
+    if target not in flags or not options:
+        w["more_targets"] = []
+        return []
+    kept = [c for c in (st.session_state.get("more_targets") or w.get("more_targets") or []) if c in options]
+    st.session_state["more_targets"] = kept  # choices for another target may not be options here
+    return remember("more_targets", st.multiselect(
+        "Also predict these 0/1 columns with it (one multi-label model)", options, key="more_targets",
+        placeholder="None: predict the target alone",
+        help="Several yes/no columns, such as one column per tag, learned together: each row's labels are the "
+             "columns holding 1."))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _analyse(dataset_id: str, target: str, task: str, positive: Any) -> dict[str, Any]:
     """The engine's verdict on a target: task and reason, classes, positive class, notes.
@@ -27,6 +51,15 @@ def _analyse(dataset_id: str, target: str, task: str, positive: Any) -> dict[str
     Cached per choice: checking a target on a large table takes a moment, and reruns are frequent.
     """
     df = load_frame(dataset_id)
+    names = indicator_target(target, df.columns)
+    if names is not None:  # several 0/1 columns: one multi-label target (issue #22)
+        df, target, note = lists_from_indicators(df, names)
+        task = "multilabel" if task == "auto" else task
+        if task != "multilabel":
+            raise AutoMLInputError(f"Several target columns make a multilabel task, not {task}",
+                                   "choose Auto-detect or Multi-label as the task, or predict one column")
+        listed = multilabel_verdict(df[target], task)
+        return {**listed, "reason": "several 0/1 columns were chosen as the target", "notes": [note, *listed["notes"]]}
     listed = multilabel_verdict(df[target], task)  # a list of labels per row: the multi-label task (issue #22)
     if listed is not None:
         return listed
@@ -115,6 +148,12 @@ def main() -> None:
     columns = [c["name"] for c in meta["schema"]]
     st.caption(f"Dataset: **{md(meta['name'])}** · {meta['n_rows']:,} rows × {meta['n_cols']} columns")
 
+    joined = w.get("target") or ""
+    if joined not in columns and "," in joined and all(p in columns for p in joined.split(",")):
+        # a cloned multi-label run of several 0/1 columns: the first is the target, the others go with it
+        w["target"], w["more_targets"] = joined.split(",")[0], joined.split(",")[1:]
+        for key in ("target", "more_targets"):
+            st.session_state.pop(key, None)
     hint = w.get("target_hint")
     bound("target", hint if hint in columns else None)
     target = remember("target", st.selectbox(
@@ -125,6 +164,7 @@ def main() -> None:
         st.info("Pick the column you want to predict to continue.", icon=":material/target:")
         return
 
+    target = ",".join([target, *_more_targets(dataset_id, target)])
     with st.spinner("Checking the target…"):
         try:
             detected = _analyse(dataset_id, target, "auto", None)
@@ -175,7 +215,11 @@ def main() -> None:
         st.caption(f"Classes: {md(', '.join(map(str, verdict['classes'][:20])))}")
     if verdict["task"] == "multilabel":
         with st.expander("The labels: counts, labels per row, the most common pairs"):
-            text_view.label_lists_section(dataset_id, load_frame(dataset_id), [target])
+            frame = load_frame(dataset_id)
+            names = indicator_target(target, frame.columns)
+            if names is not None:  # several 0/1 columns: profiled as the label lists they make
+                frame = lists_from_indicators(frame, names)[0]
+            text_view.label_lists_section(dataset_id, frame, [target])
     text_view.text_rule_note(meta["columns"], w.get("column_roles", {}), w.get("exclude_columns", []), target)
     if st.button("Next: configure the run →", type="primary", key="to_configure"):
         go("Configure")

@@ -33,8 +33,9 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
     if features == "custom":
         featurization = {c: t for c, t in (w.get("featurization_columns") or {}).items() if t != "auto"} or "auto"
     allowed = tuple(w.get("allowed_models") or ()) or None
-    excluded = tuple(c for c in w.get("exclude_columns", ()) if c != w.get("target"))
-    roles = {c: r for c, r in (w.get("column_roles") or {}).items() if c != w.get("target") and c not in excluded}
+    targets = target_columns(w)
+    excluded = tuple(c for c in w.get("exclude_columns", ()) if c not in targets)
+    roles = {c: r for c, r in (w.get("column_roles") or {}).items() if c not in targets and c not in excluded}
     fields = dict(
         task=w.get("task") or "auto",
         metric=w.get("metric") or "auto",
@@ -59,10 +60,16 @@ def build_spec(w: dict[str, Any]) -> JobSpec:
         seed=int(w.get("seed", 0)),
     )
     config = AutoMLConfig(**{**fields, **forecast_settings.config_fields(w)})
-    return JobSpec(dataset_id=w["dataset_id"], target=w["target"], config=config,
+    return JobSpec(dataset_id=w["dataset_id"], target=",".join(targets), config=config,
                    test_dataset_id=w.get("test_dataset_id") if test_mode == "file" else None,
                    validation_dataset_id=w.get("validation_dataset_id") if validation == "file" else None,
                    name=(w.get("experiment_name") or "").strip() or None)
+
+
+def target_columns(w: dict[str, Any]) -> list[str]:
+    """The chosen target column, and the 0/1 columns predicted with it (a multi-label target, Task page)."""
+    more = [c for c in (w.get("more_targets") or []) if c != w.get("target")]
+    return [w["target"], *more] if w.get("target") else []
 
 
 def summary_rows(spec: JobSpec, task: str, metric: str, series_rows: int | None = None) -> list[tuple[str, str]]:

@@ -89,3 +89,57 @@ def test_the_data_and_task_pages_count_the_labels_and_their_pairs(app: AppTest) 
     assert [e.label for e in app.expander if e.label.startswith("The labels")] == [
         "The labels: counts, labels per row, the most common pairs"], shown
     assert any("pair" in d.value.columns for d in app.dataframe)
+
+
+@pytest.mark.slow  # one TF-IDF trial and its refit in the studio's job
+def test_several_0_1_columns_chosen_on_the_task_page_train_one_multilabel_model(app: AppTest) -> None:
+    """A table with one 0/1 column per label (real arXiv rows spread out): the Task page offers the other 0/1
+    columns beside a 0/1 target, reads them together as one multi-label target, and the run trains on them."""
+    from test_multilabel_indicators import LABELS, spread
+    train = spread("train", 150)
+    app.file_uploader(key="upload").set_value(("flags.csv", train.to_csv(index=False).encode(), "text/csv")).run()
+    _no_crash(app)
+    app.switch_page("pages/task.py").run()
+    app.selectbox(key="target").select("cs.CV").run()
+    shown = _no_crash(app)
+    assert app.session_state["wizard"]["task_effective"] == "binary", shown  # alone, a yes/no target
+    assert set(app.multiselect(key="more_targets").options) == set(LABELS[1:])
+    app.multiselect(key="more_targets").set_value(LABELS[1:]).run()
+    shown = _no_crash(app)
+    assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
+    assert "several 0/1 columns" in shown and "The labels" in " ".join(e.label for e in app.expander)
+    assert sorted(app.session_state["wizard"]["classes"]) == sorted(LABELS)
+
+    app.switch_page("pages/configure.py").run()
+    _no_crash(app)
+    app.number_input(key="time_budget").set_value(300).run()
+    app.number_input(key="max_trials").set_value(1).run()
+    app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
+    app.button(key="start_training").click().run()
+    _no_crash(app)
+    app.switch_page("pages/train.py").run()
+    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
+    shown = _no_crash(app)
+    assert status_word(app) == "Completed", shown
+
+    # a clone of the run brings the joined target back: the Task page splits it into the target and the others
+    from studio.settings import wizard_from_experiment
+    exp = app.session_state["wizard"]["experiment_id"]
+    cloned = wizard_from_experiment(_experiment(exp))
+    assert cloned["target"] == ",".join(LABELS)
+    app.session_state["wizard"] = cloned
+    for key in ("target", "more_targets"):
+        if key in app.session_state:
+            del app.session_state[key]
+    app.switch_page("pages/task.py").run()
+    shown = _no_crash(app)
+    assert app.selectbox(key="target").value == "cs.CV" and app.multiselect(key="more_targets").value == LABELS[1:]
+    assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
+
+
+def _experiment(experiment_id: str) -> dict:
+    import os
+
+    from storage import Store
+    with Store(os.environ["AUTOML_STORE"]) as store:
+        return store.get_experiment(experiment_id)

@@ -132,6 +132,70 @@ MIN_LABEL_ROWS = 5
 MAX_LABELS = 100
 
 
+#: Cells a 0/1 target column may hold (compared in lower case, as text): the column's label is on or off.
+ON, OFF = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
+
+
+def indicator_target(target: str | list[str] | tuple[str, ...], columns: pd.Index) -> list[str] | None:
+    """The 0/1 columns a target names when it names several (a list, or ``"a,b,c"`` that is not itself a
+    column but whose parts all are); None for a single target column."""
+    if isinstance(target, str):
+        if target in columns or "," not in target:
+            return None
+        names = [t.strip() for t in target.split(",") if t.strip()]
+    else:
+        names = [str(t) for t in target]
+    absent = [n for n in names if n not in columns]
+    if absent:
+        from ..io.reader import missing_column_error
+        raise missing_column_error(absent[0], columns, what="target column")
+    if len(set(names)) < 2:
+        raise AutoMLInputError(f"A multi-label target of 0/1 columns needs two columns or more, got {names}",
+                               "name several 0/1 columns, or one column to predict")
+    return list(dict.fromkeys(names))
+
+
+def zero_one_columns(df: pd.DataFrame) -> list[str]:
+    """The columns holding only 0/1 (yes/no, true/false) with no empty cell: candidates for a multi-label target."""
+    out = []
+    for name in df.columns:
+        cells = df[name]
+        if cells.isna().any() or cells.nunique() > 2:
+            continue
+        if cells.astype(str).str.strip().str.lower().isin(ON | OFF).all():
+            out.append(str(name))
+    return out
+
+
+def lists_from_indicators(df: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str, str]:
+    """Several 0/1 columns as one multi-label target: a column of Python lists holding the names of the columns
+    that are 1 in the row (``[]`` for none), named by the columns joined with ``,``, in place of them.
+    Returns the frame, the target's name and the note that says so.
+
+    Raises:
+        AutoMLInputError: a column holding anything but 0/1 (yes/no, true/false), or missing cells.
+    """
+    rows = np.zeros((len(df), len(names)), dtype=bool)
+    for j, name in enumerate(names):
+        cells = df[name]
+        if cells.isna().any():
+            raise AutoMLInputError(f"The target column {name!r} has {int(cells.isna().sum()):,} empty cell(s)",
+                                   "fill them with 0 or 1, or drop those rows")
+        text = cells.astype(str).str.strip().str.lower()
+        bad = ~text.isin(ON | OFF)
+        if bad.any():
+            raise AutoMLInputError(f"The target column {name!r} holds {str(cells[bad].iloc[0])!r}, not 0 or 1 "
+                                   f"({int(bad.sum()):,} such cell(s))",
+                                   "give 0/1 (or yes/no, true/false) columns as the targets of a multi-label model")
+        rows[:, j] = text.isin(ON).to_numpy()
+    target = ",".join(names)
+    lists = [repr([n for n, on in zip(names, row) if on]) for row in rows]
+    out = df.drop(columns=names).assign(**{target: lists})
+    note = (f"the 0/1 columns {', '.join(names)} are read as one multi-label target: a row's labels are the "
+            "columns holding 1 there")
+    return out, target, note
+
+
 def looks_like_lists(target: pd.Series) -> bool:
     """Auto-detection: every non-missing cell is a bracketed list (``['a', 'b']`` or ``["a"]``).
     Separator-joined labels (``a;b``) are ordinary strings to the eye: they need ``task="multilabel"``."""

@@ -59,15 +59,29 @@ class Prepared:
         return np.array([lookup.get(v, -1) for v in y], dtype=int)
 
 
-def prepare(train: TableLike, target: str, config: AutoMLConfig, *, test_data: TableLike | None = None,
+def prepare(train: TableLike, target: str | list[str], config: AutoMLConfig, *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None) -> Prepared:
     """Read, check and split the data; infer column roles and the task. Raises AutoMLInputError."""
     from ..forecast import is_forecasting, prepare_forecasting  # issue #5: forecasting has its own setup
     if is_forecasting(config):
         return prepare_forecasting(train, target, config, test_data=test_data, validation_data=validation_data)
     df = load_table(train, "training")
+    from .multilabel import (indicator_target, lists_from_indicators, looks_like_lists,  # issue #22: a list
+                             prepare_multilabel)                                      # of labels per row
+    names = indicator_target(target, df.columns)
+    if names is not None:  # several 0/1 columns: one multi-label target
+        if config.task not in ("auto", "multilabel"):
+            raise AutoMLInputError(f"Several target columns make a multilabel task, not {config.task}",
+                                   "set the task to multilabel (or auto), or name one target column")
+        df, target, note = lists_from_indicators(df, names)
+        validate_training_frame(df, target)
+        if test_data is not None:
+            test_data = lists_from_indicators(load_table(test_data, "test"), names)[0]
+        prepared = prepare_multilabel(df, target, config, test_data=test_data, validation_data=validation_data,
+                                      reason="several 0/1 columns were chosen as the target")
+        prepared.notes.insert(0, note)
+        return prepared
     validate_training_frame(df, target)
-    from .multilabel import looks_like_lists, prepare_multilabel  # issue #22: a list of labels per row
     if config.task == "multilabel" or (config.task == "auto" and looks_like_lists(df[target])):
         reason = ("task set to multilabel" if config.task == "multilabel"
                   else "every target cell is a list of labels, like ['a', 'b']")
