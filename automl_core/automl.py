@@ -60,7 +60,7 @@ class AutoML:
 
     # --- public API --------------------------------------------------------------------------------
 
-    def fit(self, train_data: TableLike | None, target: str, *, test_data: TableLike | None = None,
+    def fit(self, train_data: TableLike | None, target: str | list[str], *, test_data: TableLike | None = None,
             validation_data: TableLike | None = None, callbacks: Iterable[Callback] = (),
             stop_event: threading.Event | None = None, prepared: Prepared | None = None,
             first_trial_id: int = 1, warm_start: list[tuple[str, dict[str, Any]]] = (),

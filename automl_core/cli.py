@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="search for the best model and save it")
     train.add_argument("data", help="training table: CSV, TSV, Parquet, Excel or JSON lines; for "
                        "image_classification a .zip or folder of images (one sub-folder per class, or labels.csv)")
-    train.add_argument("--target", help="the column to predict (not for image_classification)")
+    train.add_argument("--target", help="the column to predict (not for image_classification); several 0/1 "
+                       "columns joined with commas (a,b,c) make one multi-label target")
     train.add_argument("--task", default="auto", choices=TASKS)
     train.add_argument("--metric", default="auto")
     train.add_argument("--time-budget", type=float, default=60.0, help="seconds for the whole run (default 60)")
