@@ -21,6 +21,19 @@ def _no_crash(at: AppTest) -> str:
     return shown
 
 
+def _train_one_text_trial(app: AppTest) -> None:
+    """Configure one TF-IDF trial, start it and wait on the Train page until the run ends."""
+    app.switch_page("pages/configure.py").run()
+    _no_crash(app)
+    app.number_input(key="time_budget").set_value(300).run()
+    app.number_input(key="max_trials").set_value(1).run()
+    app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
+    app.button(key="start_training").click().run()
+    _no_crash(app)
+    app.switch_page("pages/train.py").run()
+    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
+
+
 @pytest.mark.slow  # ~40 s on the shared 2 cores: one TF-IDF trial, its refit and the Predict page
 def test_multilabel_arxiv_from_upload_to_predictions(app: AppTest) -> None:
     train = arxiv("train", 120)
@@ -33,17 +46,8 @@ def test_multilabel_arxiv_from_upload_to_predictions(app: AppTest) -> None:
     assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
     assert "Detected **multilabel**" in shown and "label(s) learned" in shown
 
-    app.switch_page("pages/configure.py").run()
-    _no_crash(app)
-    app.number_input(key="time_budget").set_value(300).run()
-    app.number_input(key="max_trials").set_value(1).run()
-    app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
-    app.button(key="start_training").click().run()
-    _no_crash(app)
+    _train_one_text_trial(app)
     experiment_id = app.session_state["wizard"]["experiment_id"]
-
-    app.switch_page("pages/train.py").run()
-    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
     shown = _no_crash(app)
     assert status_word(app) == "Completed", shown
 
@@ -110,15 +114,7 @@ def test_several_0_1_columns_chosen_on_the_task_page_train_one_multilabel_model(
     assert "several 0/1 columns" in shown and "The labels" in " ".join(e.label for e in app.expander)
     assert sorted(app.session_state["wizard"]["classes"]) == sorted(LABELS)
 
-    app.switch_page("pages/configure.py").run()
-    _no_crash(app)
-    app.number_input(key="time_budget").set_value(300).run()
-    app.number_input(key="max_trials").set_value(1).run()
-    app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
-    app.button(key="start_training").click().run()
-    _no_crash(app)
-    app.switch_page("pages/train.py").run()
-    wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
+    _train_one_text_trial(app)
     shown = _no_crash(app)
     assert status_word(app) == "Completed", shown
 
