@@ -84,3 +84,5 @@ def test_cli_trains_on_0_1_columns_and_predicts_each_label(tmp_path):
     got = pd.read_csv(preds)
     assert {f"proba_{label}" for label in LABELS} <= set(got.columns) and len(got) == 60
     assert all(set(ast.literal_eval(cell)) <= set(LABELS) for cell in got["prediction"])
+    for label in LABELS:  # trained on 0/1 columns, predicted as 0/1 columns too, agreeing with the label lists
+        assert got[f"prediction_{label}"].tolist() == [int(label in ast.literal_eval(c)) for c in got["prediction"]]

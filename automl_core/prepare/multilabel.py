@@ -27,11 +27,11 @@ THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 @dataclass(frozen=True)
 class LabelFormat:
-    kind: str               # "python", "json" or "separator"
+    kind: str               # "python", "json", "separator", or "columns" (the target was several 0/1 columns)
     separator: str = ""
 
     def write(self, labels: list[str]) -> str:
-        if self.kind == "python":
+        if self.kind in ("python", "columns"):  # "columns" predictions also get one 0/1 column per label
             return repr(list(labels))
         if self.kind == "json":
             return json.dumps(list(labels))

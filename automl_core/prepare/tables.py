@@ -66,8 +66,8 @@ def prepare(train: TableLike, target: str | list[str], config: AutoMLConfig, *, 
     if is_forecasting(config):
         return prepare_forecasting(train, target, config, test_data=test_data, validation_data=validation_data)
     df = load_table(train, "training")
-    from .multilabel import (indicator_target, lists_from_indicators, looks_like_lists,  # issue #22: a list
-                             prepare_multilabel)                                      # of labels per row
+    from .multilabel import (LabelFormat, indicator_target, lists_from_indicators,  # issue #22: a list
+                             looks_like_lists, prepare_multilabel)                  # of labels per row
     names = indicator_target(target, df.columns)
     if names is not None:  # several 0/1 columns: one multi-label target
         if config.task not in ("auto", "multilabel"):
@@ -80,7 +80,8 @@ def prepare(train: TableLike, target: str | list[str], config: AutoMLConfig, *, 
         prepared = prepare_multilabel(df, target, config, test_data=test_data, validation_data=validation_data,
                                       reason="several 0/1 columns were chosen as the target")
         prepared.notes.insert(0, note)
-        return prepared
+        # predictions give back one 0/1 column per target column
+        return replace(prepared, label_format=LabelFormat("columns"))
     validate_training_frame(df, target)
     if config.task == "multilabel" or (config.task == "auto" and looks_like_lists(df[target])):
         reason = ("task set to multilabel" if config.task == "multilabel"

@@ -267,7 +267,8 @@ def is_multilabel_model(model: Any) -> bool:
 
 
 def predict_multilabel(model: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
-    """``prediction`` (each row's labels, written the way the training target wrote them) and ``proba_<label>``."""
+    """``prediction`` (each row's labels, written the way the training target wrote them), ``prediction_<label>``
+    (0/1) when the target was several 0/1 columns, and ``proba_<label>``."""
     absent = [c for c in model["input_columns"] if c not in df.columns]
     if absent:
         raise AutoMLInputError(f"The data lacks required column(s): {', '.join(map(str, absent[:10]))}",
@@ -278,6 +279,8 @@ def predict_multilabel(model: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
     chosen = proba >= np.asarray(model["thresholds"])
     out = pd.DataFrame({"prediction": [fmt.write([l for l, on in zip(labels, row) if on]) for row in chosen]},
                        index=df.index)
+    if fmt.kind == "columns":  # trained on 0/1 columns: each column's prediction as 0/1 as well
+        out = out.join(pd.DataFrame(chosen.astype(int), columns=[f"prediction_{l}" for l in labels], index=df.index))
     return out.join(pd.DataFrame(proba, columns=[f"proba_{l}" for l in labels], index=df.index))
 
 
