@@ -98,7 +98,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     position = get_jobs().queue_position(experiment_id) if exp["status"] == "queued" else None
     recent = store.events(experiment_id, limit=40)
     # after the search: a named stage with its own progress, not "about 0 s left" on a full bar
-    current = live.stage(recent) if exp["status"] == "running" else None
+    current = live.stage(recent, task=exp.get("task")) if exp["status"] == "running" else None
     head, stop = st.columns([4, 1])
     with head:
         _status(exp, position, current)
@@ -130,7 +130,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     ev, bad = st.columns([3, 2], gap="medium")
     with ev:
         st.markdown("**Recent events**")
-        events = live.events_frame(recent)
+        events = live.events_frame(recent, task=exp.get("task"))
         st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300),
                      width="stretch", column_config=live.EVENT_COLUMNS)
     with bad:

@@ -39,7 +39,8 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
         "dataset": [CLI_DATASET if k.startswith(_CLI_KEY) else labels[k] for k in dataset_keys(history)],
         "task": history["task"], "metric": [metric_label(m) for m in history["metric"]],
         "best score": history["best_score"], "test score": history["test_score"],
-        "best model": [live.family_label(m) if isinstance(m, str) else "" for m in history["best_model"]],
+        "best model": [live.family_label(m, t) if isinstance(m, str) else ""
+                       for m, t in zip(history["best_model"], history["task"])],
         "trials": history["n_trials"], "status": [live.status_word(s) for s in history["status"]],
         "created": history["created_at"].dt.strftime("%Y-%m-%d %H:%M"), "id": history["experiment_id"],
     })

@@ -191,3 +191,47 @@ def test_long_model_names_keep_their_words_in_the_live_chart_and_tiles() -> None
     assert "Histogram gradient boosting" in {t.name for t in fig.data}
     assert fig.layout.legend.entrywidth is None and fig.layout.legend.entrywidthmode is None
     assert '[data-testid="stMetricValue"] .stMarkdownEllipsis' in inspect.getsource(nav.step_header)
+
+
+def test_event_lines_name_models_as_the_runs_task_has_them() -> None:
+    # The walk of a regression run read "New best: Linear (logistic / ridge / elastic net)" under a
+    # leaderboard that said "Linear (ridge / elastic net)".
+    events = pd.DataFrame({"kind": ["new_best", "trial_started"], "elapsed": [3.0, 1.0], "trial_id": [1, None],
+                           "payload": [{"family": "linear", "score": 1.6}, {"trial_id": 1, "family": "linear"}]})
+    lines = live.events_frame(events, task="regression")["event"].tolist()
+    assert lines == ["New best: Linear (ridge / elastic net) scored 1.6", "Trial 1 started: Linear (ridge / elastic net)"]
+    refit = pd.DataFrame({"kind": ["refit_started"], "created_at": [pd.Timestamp.now(tz="UTC")],
+                          "payload": [{"family": "linear"}]})
+    assert "logistic" not in live.stage(refit, task="regression").title
+
+
+def test_history_names_the_best_model_by_its_task() -> None:
+    from studio.history import history_table
+
+    history = pd.DataFrame({"experiment_id": ["e1", "e2"], "name": ["a", "b"], "dataset_id": ["d", "d"],
+                            "dataset_name": ["t.csv", "t.csv"], "task": ["regression", "binary"],
+                            "metric": ["rmse", "roc_auc"], "best_score": [1.0, 0.9], "test_score": [None, None],
+                            "best_model": ["linear", "linear"], "n_trials": [3, 3], "status": ["completed"] * 2,
+                            "created_at": pd.to_datetime(["2026-12-07 10:00", "2026-12-07 11:00"])})
+    assert history_table(history)["best model"].tolist() == ["Linear (ridge / elastic net)", "Linear (logistic regression)"]
+
+
+def test_a_table_run_says_it_is_preparing_the_data_before_its_first_trial() -> None:
+    # 6,433 taxi rows with two date columns spent 15 s featurizing under load while the live page counted
+    # the 25 s budget down with no trial and no word of what was happening.
+    from sklearn.datasets import load_diabetes
+
+    from automl_core import AutoML
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    seen: list = []
+    AutoML(time_budget=10, max_trials=1, seed=0).fit(X.assign(y=y).head(120), target="y", callbacks=[seen.append])
+    kinds = [e.kind for e in seen]
+    assert kinds.index("featurizing_started") < kinds.index("experiment_started")
+    payload = seen[kinds.index("featurizing_started")].payload
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["featurizing_started"], "created_at": [now - pd.Timedelta(seconds=4)],
+                           "payload": [payload]})
+    fraction, text = live.stage_progress(live.stage(events, now.to_pydatetime()))
+    assert text == "Preparing the data: featurizing the validation folds (120 rows × 10 columns)"
+    assert live.describe_event("featurizing_started", payload, None) == text
