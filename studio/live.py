@@ -4,6 +4,7 @@ Pure pandas, no streamlit, so the rules are easy to test.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -180,12 +181,23 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     ok.insert(0, "rank", range(1, len(ok) + 1))
     # The trial number goes with the name: charts and selectors call a model "#51 LightGBM" too.
     ok["model"] = [f"#{int(t)} {family_label(f, task)}" for t, f in zip(ok["trial_id"], ok["family"])]
-    ok["details"] = ok["note"].fillna("")
+    ok["details"] = [", ".join(filter(None, (n, again))) for n, again in
+                     zip(ok["note"].fillna(""), _repeats(ok))]
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []
     out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id", *details]]
     out = out.rename(columns={"score": metric or "score"})
     return out.head(limit) if limit else out
+
+
+def _repeats(trials: pd.DataFrame) -> list[str]:
+    """'same settings as #1' for a trial that repeats an earlier one's family and settings (a resumed run
+    starts by re-running the best earlier ones, so that its final model can use them); else ''."""
+    keys = [json.dumps([f, p], sort_keys=True, default=str) for f, p in zip(trials["family"], trials["params"])]
+    first: dict[str, int] = {}
+    for t, k in sorted(zip(trials["trial_id"].astype(int), keys)):
+        first.setdefault(k, t)
+    return [f"same settings as #{first[k]}" if first[k] != t else "" for t, k in zip(trials["trial_id"].astype(int), keys)]
 
 
 def leaderboard_columns(board: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -235,3 +235,14 @@ def test_a_table_run_says_it_is_preparing_the_data_before_its_first_trial() -> N
     fraction, text = live.stage_progress(live.stage(events, now.to_pydatetime()))
     assert text == "Preparing the data: featurizing the validation folds (120 rows × 10 columns)"
     assert live.describe_event("featurizing_started", payload, None) == text
+
+
+def test_a_resumed_runs_re_run_of_an_earlier_trial_says_so() -> None:
+    # The walk resumed an interrupted run: its one new trial, #5, re-ran #1's settings and sat beside it
+    # in the leaderboard with the same score and nothing to tell them apart.
+    trials = _trials().assign(params=[{"a": 1}, {"kind": "ridge"}, {}, {"n": 5}])
+    again = trials.iloc[[1]].assign(trial_id=5, score=0.1, note="")
+    board = live.leaderboard(pd.concat([trials, again], ignore_index=True), "log_loss")
+    details = dict(zip(board["trial_id"], board["details"]))
+    assert details[5] == "same settings as #1" and details[1] == "" and details[0] == ""
+    assert "details" not in live.leaderboard(trials, "log_loss").columns  # nothing repeated: no column
