@@ -246,3 +246,16 @@ def test_a_resumed_runs_re_run_of_an_earlier_trial_says_so() -> None:
     details = dict(zip(board["trial_id"], board["details"]))
     assert details[5] == "same settings as #1" and details[1] == "" and details[0] == ""
     assert "details" not in live.leaderboard(trials, "log_loss").columns  # nothing repeated: no column
+
+
+def test_the_summary_names_the_models_short_and_by_task() -> None:
+    # The walk's Configure summary read "LightGBM, Linear (logistic / ridge / e…" for a regression: the whole
+    # list of families ran off its cell and named a logistic model.
+    base = {"dataset_id": "d", "target": "y", "task": "regression", "metric": "rmse", "time_budget": 25}
+    rows = dict(summary_rows(build_spec(base), "regression", "rmse"))
+    assert rows["Models"] == "all"
+    rows = dict(summary_rows(build_spec({**base, "blocked_models": ["knn"]}), "regression", "rmse"))
+    assert rows["Models"].startswith("all but ") and "logistic" not in rows["Models"]
+    rows = dict(summary_rows(build_spec({**base, "allowed_models": ["linear", "lightgbm"]}), "regression", "rmse"))
+    assert rows["Models"] == "Linear (ridge / elastic net), LightGBM"
+    assert trials_hint(30, (1 / 30, 1)).startswith("≈ 1 trial fits in 30 s")
