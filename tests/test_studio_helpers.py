@@ -259,3 +259,13 @@ def test_the_summary_names_the_models_short_and_by_task() -> None:
     rows = dict(summary_rows(build_spec({**base, "allowed_models": ["linear", "lightgbm"]}), "regression", "rmse"))
     assert rows["Models"] == "Linear (ridge / elastic net), LightGBM"
     assert trials_hint(30, (1 / 30, 1)).startswith("≈ 1 trial fits in 30 s")
+
+
+def test_the_best_score_axis_stays_at_or_above_zero_for_scores_that_cannot_go_below() -> None:
+    # The walk's penguins run showed its one log loss of 0.036 on an axis from -0.5 to 1.
+    from studio.charts import best_score_chart
+
+    one = _trials().head(1).assign(score=[0.036])
+    assert best_score_chart(live.best_over_time(one, "log_loss"), "log_loss").layout.yaxis.rangemode == "nonnegative"
+    negative = _trials().head(2).assign(score=[-0.2, 0.3])  # an R² can be below zero: the axis must show it
+    assert best_score_chart(live.best_over_time(negative, "r2_score"), "r2_score").layout.yaxis.rangemode is None
