@@ -214,6 +214,8 @@ def test_history_names_the_best_model_by_its_task() -> None:
                             "best_model": ["linear", "linear"], "n_trials": [3, 3], "status": ["completed"] * 2,
                             "created_at": pd.to_datetime(["2026-12-07 10:00", "2026-12-07 11:00"])})
     assert history_table(history)["best model"].tolist() == ["Linear (ridge / elastic net)", "Linear (logistic regression)"]
+    # and says how each run ended next to its name (the walk found the status scrolled out of sight at 1280 px)
+    assert list(history_table(history).columns[:2]) == ["name", "status"]
 
 
 def test_a_table_run_says_it_is_preparing_the_data_before_its_first_trial() -> None:
