@@ -271,3 +271,15 @@ def test_the_best_score_axis_stays_at_or_above_zero_for_scores_that_cannot_go_be
     assert best_score_chart(live.best_over_time(one, "log_loss"), "log_loss").layout.yaxis.rangemode == "nonnegative"
     negative = _trials().head(2).assign(score=[-0.2, 0.3])  # an R² can be below zero: the axis must show it
     assert best_score_chart(live.best_over_time(negative, "r2_score"), "r2_score").layout.yaxis.rangemode is None
+
+
+def test_an_unexpected_page_error_reaches_the_server_log(caplog) -> None:
+    # The walk saw "Something went wrong on this page" once as a run finished; the server's log had nothing.
+    from studio.state import friendly
+
+    def page() -> None:
+        raise ZeroDivisionError("walk")
+
+    with caplog.at_level("ERROR", logger="studio"):
+        friendly(page)
+    assert any(r.name == "studio" and r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
