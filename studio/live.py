@@ -185,7 +185,8 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
                      zip(ok["note"].fillna(""), _repeats(ok))]
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []
-    out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id", *details]]
+    # details beside the score: at the right end, past every metric, the walk never saw "same settings as #1"
+    out = ok[["rank", "model", "score", *details, *metric_cols, "fit_seconds", "trial_id"]]
     out = out.rename(columns={"score": metric or "score"})
     return out.head(limit) if limit else out
 

@@ -247,6 +247,7 @@ def test_a_resumed_runs_re_run_of_an_earlier_trial_says_so() -> None:
     board = live.leaderboard(pd.concat([trials, again], ignore_index=True), "log_loss")
     details = dict(zip(board["trial_id"], board["details"]))
     assert details[5] == "same settings as #1" and details[1] == "" and details[0] == ""
+    assert list(board.columns[:4]) == ["rank", "model", "log_loss", "details"]  # in sight, not past every metric
     assert "details" not in live.leaderboard(trials, "log_loss").columns  # nothing repeated: no column
 
 
