@@ -129,6 +129,8 @@ def stage(events: pd.DataFrame, now: datetime | None = None, task: str | None = 
                          doing=f"{int(p.get('images') or 0):,} images, {p.get('doing') or 'features'}")
         elif kind == "featurizing_started":  # a table, before its first trial
             return Stage("featurizing", "Preparing the data", since, None, doing=_table_doing(p))
+        elif kind == "workers_starting":
+            return Stage("workers", "Starting the trial workers", since, None, doing=_workers_doing(p))
         elif kind == "refit_started":
             members = p.get("members") or []
             what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')), task)})"
@@ -142,6 +144,11 @@ def _table_doing(payload: dict[str, Any]) -> str:
     """'featurizing the validation folds (6,433 rows × 13 columns)'."""
     return (f"{payload.get('doing') or 'featurizing'} ({int(payload.get('rows') or 0):,} rows × "
             f"{int(payload.get('columns') or 0):,} columns)")
+
+
+def _workers_doing(payload: dict[str, Any]) -> str:
+    n = int(payload.get("workers") or 1)
+    return f"{n} Python process{'es' if n != 1 else ''} loading the libraries and the data; the first trials follow"
 
 
 def stage_progress(current: Stage) -> tuple[float, str]:
@@ -253,6 +260,8 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any, task: str 
         return f"Image features of {int(p.get('images') or 0):,} images: {p.get('doing') or 'computing'}"
     if kind == "featurizing_started":
         return f"Preparing the data: {_table_doing(p)}"
+    if kind == "workers_starting":
+        return f"Starting the trial workers: {_workers_doing(payload or {})}"
     if kind == "experiment_finished":
         return f"Search and refit finished: {p.get('stopped_by')}"
     if kind == "explaining_started":

@@ -284,3 +284,39 @@ def test_an_unexpected_page_error_reaches_the_server_log(caplog) -> None:
     with caplog.at_level("ERROR", logger="studio"):
         friendly(page)
     assert any(r.name == "studio" and r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_the_live_page_says_the_trial_workers_are_starting() -> None:
+    # After "Started", a busy machine spent 10-12 s starting the trial processes with nothing on the page.
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["workers_starting", "experiment_started"],
+                           "created_at": [now - pd.Timedelta(seconds=3), now - pd.Timedelta(seconds=4)],
+                           "payload": [{"workers": 2}, {}]})
+    fraction, text = live.stage_progress(live.stage(events, now.to_pydatetime()))
+    assert text.startswith("Starting the trial workers: 2 Python processes loading")
+    later = pd.concat([pd.DataFrame({"kind": ["trial_started"], "created_at": [now], "payload": [{}]}), events])
+    assert live.stage(later, now.to_pydatetime()) is None
+
+
+def test_a_slow_worker_start_is_announced_once(monkeypatch) -> None:
+    import time as _time
+    from concurrent.futures import Future
+
+    from automl_core.search import loop
+
+    class SlowPool(loop.LocalPool):  # workers that need 1.5 s to come up
+        def __init__(self) -> None:
+            pass
+
+        def submit(self, fn, *args):
+            f: Future = Future()
+            import threading
+            threading.Timer(1.5, f.set_result, [None]).start()
+            return f
+
+    said = []
+    monkeypatch.setattr(loop, "WARM_NOTICE_SECONDS", 0.3)
+    t = _time.perf_counter()
+    loop._warm(SlowPool(), 2, "unused", __import__("threading").Event(), loop.TABULAR,
+               lambda kind, **p: said.append((kind, p)))
+    assert said == [("workers_starting", {"workers": 2})] and _time.perf_counter() - t >= 1.4

@@ -38,6 +38,8 @@ EventKind = Literal[
     # before the search: an image run's images become a feature matrix (``images.run``), a table's
     # validation folds are featurized (``AutoML.fit``)
     "featurizing_started",
+    # the trial worker processes are still starting (``search.loop._warm``), said when it takes a while
+    "workers_starting",
 ]
 
 
