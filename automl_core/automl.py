@@ -101,6 +101,10 @@ class AutoML:
         text = reads_text(prepared.columns, prepared.task, self.config.featurization)
         families = select_families(self.config.allowed_models, self.config.blocked_models, len(prepared.X), text)
         emit = Emitter(list(callbacks), clock)
+        # Featurizing the folds can take much of a short budget (dates, text): said, the live page names
+        # it instead of counting down a budget while no trial has started.
+        emit("featurizing_started", rows=len(prepared.X), columns=len(prepared.columns),
+             doing="featurizing the validation folds")
         families, vectors = embed_for_search(prepared, families, self.config.featurization, clock.remaining(),
                                              prepared.notes)
         stop_event = stop_event or threading.Event()

@@ -9,7 +9,7 @@ from automl_core.errors import AutoMLInputError
 from studio import live
 from studio.charts import best_score_chart
 from studio.downloads import model_downloads
-from studio.jobs import resume_plan, spec_from_experiment
+from studio.jobs import MIN_RESUME_SECONDS, resume_plan, spec_from_experiment
 from studio.nav import go, step_header
 from studio.state import EMPTY_CELL, friendly, get_jobs, get_store, wizard
 from studio.safe import md, show_error
@@ -98,7 +98,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     position = get_jobs().queue_position(experiment_id) if exp["status"] == "queued" else None
     recent = store.events(experiment_id, limit=40)
     # after the search: a named stage with its own progress, not "about 0 s left" on a full bar
-    current = live.stage(recent) if exp["status"] == "running" else None
+    current = live.stage(recent, task=exp.get("task")) if exp["status"] == "running" else None
     head, stop = st.columns([4, 1])
     with head:
         _status(exp, position, current)
@@ -130,7 +130,7 @@ def _draw_live(experiment_id: str, was_live: bool) -> None:
     ev, bad = st.columns([3, 2], gap="medium")
     with ev:
         st.markdown("**Recent events**")
-        events = live.events_frame(recent)
+        events = live.events_frame(recent, task=exp.get("task"))
         st.dataframe(events, placeholder=EMPTY_CELL, hide_index=True, height=live.table_height(len(events), 300),
                      width="stretch", column_config=live.EVENT_COLUMNS)
     with bad:
@@ -148,8 +148,16 @@ def _resume(exp: dict[str, Any]) -> None:
     st.warning("The server stopped while this experiment was running; its finished trials are kept.",
                icon=":material/warning:")
     changes, left = resume_plan(exp, get_store().trials(exp["experiment_id"]))
-    if st.button(f"Resume with the remaining budget ({left})", key="resume_training", type="primary",
-                 icon=":material/replay:"):
+    label = f"Resume with the remaining budget ({left})"
+    if "time_budget" in changes:  # more time is what a person resuming often wants: offer it here
+        remaining = int(round(changes["time_budget"]))
+        seconds = st.number_input("Time budget for the rest (seconds)", min_value=int(MIN_RESUME_SECONDS),
+                                  max_value=86_400, value=remaining, step=30, key="resume_budget",
+                                  help="What the run had not used yet; raise it to search longer.")
+        if seconds != remaining:
+            changes["time_budget"] = float(seconds)
+            label = f"Resume with a budget of {live.clock(seconds)}"
+    if st.button(label, key="resume_training", type="primary", icon=":material/replay:"):
         try:
             spec = spec_from_experiment(exp, config_changes=changes)
         except AutoMLInputError as exc:
@@ -158,7 +166,8 @@ def _resume(exp: dict[str, Any]) -> None:
         experiment_id = get_jobs().start(get_store(), spec, resume_id=exp["experiment_id"])
         wizard()["experiment_id"] = experiment_id
         go("Train", experiment=experiment_id)
-    st.caption("Resume keeps the finished trials and continues the same experiment, starting from its best settings.")
+    st.caption("Resume keeps the finished trials and continues the same experiment, starting by re-running its "
+               "best settings (marked 'same settings as #…') so that the final model can use them.")
 
 
 def main() -> None:

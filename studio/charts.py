@@ -40,6 +40,8 @@ def best_score_chart(points: pd.DataFrame, metric: str) -> go.Figure:
                                                             font=dict(size=11))})
     if not points.empty:
         fig.update_xaxes(ticksuffix=" s")
+        if (points["score"].dropna() >= 0).all():  # one log loss of 0.04 was drawn on a -0.5..1 axis
+            fig.update_yaxes(rangemode="nonnegative")
     return fig
 
 

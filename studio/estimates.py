@@ -49,7 +49,7 @@ def trials_hint(budget_seconds: float, rate: tuple[float, int] | None) -> str:
                 "run here is estimated from this one's speed.")
     per_second, runs = rate
     n = max(1, round(per_second * budget_seconds * _SEARCH_SHARE))
-    return (f"≈ {n:,} trials fit in {budget_seconds:,.0f} s, at the speed of {runs} earlier run(s) on this "
+    return (f"≈ {n:,} trial{'s' if n != 1 else ''} fit{'s' if n == 1 else ''} in {budget_seconds:,.0f} s, at the speed of {runs} earlier run(s) on this "
             "dataset (other settings change it; the search adapts).")
 
 

@@ -35,12 +35,14 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
     """The experiments as the page lists them, newest first."""
     labels = dataset_labels(history)
     return pd.DataFrame({
-        "name": history["name"],
+        # the status second: at 1280 px the table's right end (where it was) is scrolled out of sight
+        "name": history["name"], "status": [live.status_word(s) for s in history["status"]],
         "dataset": [CLI_DATASET if k.startswith(_CLI_KEY) else labels[k] for k in dataset_keys(history)],
         "task": history["task"], "metric": [metric_label(m) for m in history["metric"]],
         "best score": history["best_score"], "test score": history["test_score"],
-        "best model": [live.family_label(m) if isinstance(m, str) else "" for m in history["best_model"]],
-        "trials": history["n_trials"], "status": [live.status_word(s) for s in history["status"]],
+        "best model": [live.family_label(m, t) if isinstance(m, str) else ""
+                       for m, t in zip(history["best_model"], history["task"])],
+        "trials": history["n_trials"],
         "created": history["created_at"].dt.strftime("%Y-%m-%d %H:%M"), "id": history["experiment_id"],
     })
 

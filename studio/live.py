@@ -4,6 +4,7 @@ Pure pandas, no streamlit, so the rules are easy to test.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -107,9 +108,10 @@ class Stage:
 _SEARCH_KINDS = ("experiment_started", "trial_started", "trial_finished")
 
 
-def stage(events: pd.DataFrame, now: datetime | None = None) -> Stage | None:
+def stage(events: pd.DataFrame, now: datetime | None = None, task: str | None = None) -> Stage | None:
     """The stage after the search an experiment is in, from its latest events (newest first, as
-    ``Store.events`` returns them), or None while it searches or once the stages are over."""
+    ``Store.events`` returns them), or None while it searches or once the stages are over; ``task``
+    names the models as the run's task has them."""
     if events.empty:
         return None
     now = pd.Timestamp(now or datetime.now(timezone.utc))
@@ -122,16 +124,31 @@ def stage(events: pd.DataFrame, now: datetime | None = None) -> Stage | None:
         elif kind == "explaining_started":
             return Stage("explaining", "Explaining the model", since, p.get("budget_seconds"),
                          float(progress.get("fraction") or 0.0), str(progress.get("text") or ""))
-        elif kind == "featurizing_started":  # an image run, before its search
+        elif kind == "featurizing_started" and "images" in p:  # an image run, before its search
             return Stage("featurizing", "Computing the image features", since, None,
                          doing=f"{int(p.get('images') or 0):,} images, {p.get('doing') or 'features'}")
+        elif kind == "featurizing_started":  # a table, before its first trial
+            return Stage("featurizing", "Preparing the data", since, None, doing=_table_doing(p))
+        elif kind == "workers_starting":
+            return Stage("workers", "Starting the trial workers", since, None, doing=_workers_doing(p))
         elif kind == "refit_started":
             members = p.get("members") or []
-            what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')))})"
+            what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')), task)})"
             return Stage("refit", f"Refitting {what} on all training rows", since, p.get("estimate_seconds"))
         elif kind in ("explaining_finished", "experiment_finished") or kind in _SEARCH_KINDS:
             return None
     return None
+
+
+def _table_doing(payload: dict[str, Any]) -> str:
+    """'featurizing the validation folds (6,433 rows × 13 columns)'."""
+    return (f"{payload.get('doing') or 'featurizing'} ({int(payload.get('rows') or 0):,} rows × "
+            f"{int(payload.get('columns') or 0):,} columns)")
+
+
+def _workers_doing(payload: dict[str, Any]) -> str:
+    n = int(payload.get("workers") or 1)
+    return f"{n} Python process{'es' if n != 1 else ''} loading the libraries and the data; the first trials follow"
 
 
 def stage_progress(current: Stage) -> tuple[float, str]:
@@ -171,12 +188,24 @@ def leaderboard(trials: pd.DataFrame, metric: str | None, *, limit: int | None =
     ok.insert(0, "rank", range(1, len(ok) + 1))
     # The trial number goes with the name: charts and selectors call a model "#51 LightGBM" too.
     ok["model"] = [f"#{int(t)} {family_label(f, task)}" for t, f in zip(ok["trial_id"], ok["family"])]
-    ok["details"] = ok["note"].fillna("")
+    ok["details"] = [", ".join(filter(None, (n, again))) for n, again in
+                     zip(ok["note"].fillna(""), _repeats(ok))]
     metric_cols = [c for c in ok.columns if c in METRICS and c != metric]
     details = ["details"] if ok["details"].str.len().any() else []
-    out = ok[["rank", "model", "score", *metric_cols, "fit_seconds", "trial_id", *details]]
+    # details beside the score: at the right end, past every metric, the walk never saw "same settings as #1"
+    out = ok[["rank", "model", "score", *details, *metric_cols, "fit_seconds", "trial_id"]]
     out = out.rename(columns={"score": metric or "score"})
     return out.head(limit) if limit else out
+
+
+def _repeats(trials: pd.DataFrame) -> list[str]:
+    """'same settings as #1' for a trial that repeats an earlier one's family and settings (a resumed run
+    starts by re-running the best earlier ones, so that its final model can use them); else ''."""
+    keys = [json.dumps([f, p], sort_keys=True, default=str) for f, p in zip(trials["family"], trials["params"])]
+    first: dict[str, int] = {}
+    for t, k in sorted(zip(trials["trial_id"].astype(int), keys)):
+        first.setdefault(k, t)
+    return [f"same settings as #{first[k]}" if first[k] != t else "" for t, k in zip(trials["trial_id"].astype(int), keys)]
 
 
 def leaderboard_columns(board: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -212,22 +241,27 @@ def best_over_time(trials: pd.DataFrame, metric: str | None, task: str | None = 
                          "trial_id": ok["trial_id"].to_numpy()})
 
 
-def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
-    """One line per event, for the recent-events list."""
+def describe_event(kind: str, payload: dict[str, Any], trial_id: Any, task: str | None = None) -> str:
+    """One line per event, for the recent-events list; ``task`` names the models as the run's task has
+    them (a regression's linear model is never "logistic")."""
     p = payload or {}
     if kind == "experiment_started":
         return f"Started: {p.get('task')} task, metric {p.get('metric')}, {p.get('validation')}, {p.get('n_rows', 0):,} rows"
     if kind == "trial_started":
-        return f"Trial {p.get('trial_id')} started: {family_label(str(p.get('family')))}"
+        return f"Trial {p.get('trial_id')} started: {family_label(str(p.get('family')), task)}"
     if kind == "trial_finished":
         return f"Trial {trial_id} finished"
     if kind == "new_best":
         score = p.get("score")
-        return f"New best: {family_label(str(p.get('family')))} scored {score:.4g}" if score is not None else "New best"
+        return f"New best: {family_label(str(p.get('family')), task)} scored {score:.4g}" if score is not None else "New best"
     if kind == "refit_started":
-        return f"Refitting the best model ({family_label(str(p.get('family')))}) on all training rows"
-    if kind == "featurizing_started":
+        return f"Refitting the best model ({family_label(str(p.get('family')), task)}) on all training rows"
+    if kind == "featurizing_started" and "images" in p:
         return f"Image features of {int(p.get('images') or 0):,} images: {p.get('doing') or 'computing'}"
+    if kind == "featurizing_started":
+        return f"Preparing the data: {_table_doing(p)}"
+    if kind == "workers_starting":
+        return f"Starting the trial workers: {_workers_doing(payload or {})}"
     if kind == "experiment_finished":
         return f"Search and refit finished: {p.get('stopped_by')}"
     if kind == "explaining_started":
@@ -245,13 +279,14 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any) -> str:
 EVENT_COLUMNS = {"at": {"label": "at", "width": 70}, "event": {"label": "event", "width": "large"}}
 
 
-def events_frame(events: pd.DataFrame, limit: int = 8) -> pd.DataFrame:
+def events_frame(events: pd.DataFrame, limit: int = 8, task: str | None = None) -> pd.DataFrame:
     if events.empty:
         return pd.DataFrame(columns=["at", "event"])
     # the stage's progress ticks drive the progress bar; as lines they would push everything else out
     ev = events[events["kind"] != "explaining_progress"].head(limit)
     return pd.DataFrame({"at": [clock(e or 0) for e in ev["elapsed"]],
-                         "event": [describe_event(k, p, t) for k, p, t in zip(ev["kind"], ev["payload"], ev["trial_id"])]})
+                         "event": [describe_event(k, p, t, task)
+                                   for k, p, t in zip(ev["kind"], ev["payload"], ev["trial_id"])]})
 
 
 def no_guardrails_text(exp: dict[str, Any]) -> str:

@@ -122,7 +122,7 @@ def choose_experiment(key: str) -> str | None:
     wanted = st.query_params.get("experiment") or wizard().get("experiment_id")
     if key not in st.session_state or st.session_state[key] not in ids:
         st.session_state[key] = wanted if wanted in ids else ids[0]
-    names = {r.experiment_id: f"{r.name} · {live.family_label(r.best_model or '')} · {r.created_at:%Y-%m-%d %H:%M}"
+    names = {r.experiment_id: f"{r.name} · {live.family_label(r.best_model or '', r.task)} · {r.created_at:%Y-%m-%d %H:%M}"
              for r in done.itertuples()}
     # on_change, not after the call: the step bar above, whose links carry the choice to the next
     # step (Results -> Predict), is drawn before this line runs again.

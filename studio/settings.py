@@ -92,8 +92,12 @@ def summary_rows(spec: JobSpec, task: str, metric: str, series_rows: int | None 
         validation = "automatic (by data size)"
     test = ("a separate test file" if spec.test_dataset_id
             else f"{c.test_size:.0%} of the rows held out" if c.test_size else "none")
-    models = ", ".join(getattr(FAMILIES.get(m), "label", m) for m in (c.allowed_models or FAMILIES)
-                       if m not in c.blocked_models)
+    # "all" when nothing is chosen (the whole list ran off the summary's cell); chosen ones named as they fit the task
+    models = ", ".join(FAMILIES[m].label_for(task) if m in FAMILIES else m
+                       for m in (c.allowed_models or FAMILIES) if m not in c.blocked_models)
+    if not c.allowed_models:
+        models = "all" + (f" but {', '.join(FAMILIES[m].label_for(task) if m in FAMILIES else m for m in c.blocked_models)}"
+                          if c.blocked_models else "")
     features = c.featurization if isinstance(c.featurization, str) else f"custom for {len(c.featurization)} column(s)"
     rows = [
         ("Target", spec.target), ("Task", task), ("Primary metric", metric_label(metric)), ("Exit criteria", "; ".join(limits)),

@@ -134,8 +134,12 @@ def friendly(body: Callable[[], None]) -> None:
 
         show_error(exc)
     except Exception as exc:  # noqa: BLE001 -- last line of defence: never a traceback on the page
+        import logging
         import traceback
 
+        # also into the server's log: the walk met this message once, at a run's end, and could not
+        # learn why afterwards (the details lived only in that browser tab)
+        logging.getLogger("studio").error("page error", exc_info=exc)
         st.error("Something went wrong on this page. Your data and experiments are safe. "
                  "Fix: reload the page; if it happens again, go back one step and try different settings.")
         with st.expander("Technical details"):

@@ -8,6 +8,7 @@ with the flags DESIGN.md lists.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -162,7 +163,7 @@ def _configure(page, budget: int) -> None:
     budget_input.wait_for()
     budget_input.fill(str(budget))
     budget_input.press("Enter")
-    page.get_by_text(f"fit in {budget:,} s", exact=False).wait_for()
+    page.get_by_text(re.compile(rf"fits? in {budget:,} s")).wait_for()  # "1 trial fits in", "≈ 9 trials fit in"
 
 
 def press_start(page) -> str:

@@ -191,3 +191,132 @@ def test_long_model_names_keep_their_words_in_the_live_chart_and_tiles() -> None
     assert "Histogram gradient boosting" in {t.name for t in fig.data}
     assert fig.layout.legend.entrywidth is None and fig.layout.legend.entrywidthmode is None
     assert '[data-testid="stMetricValue"] .stMarkdownEllipsis' in inspect.getsource(nav.step_header)
+
+
+def test_event_lines_name_models_as_the_runs_task_has_them() -> None:
+    # The walk of a regression run read "New best: Linear (logistic / ridge / elastic net)" under a
+    # leaderboard that said "Linear (ridge / elastic net)".
+    events = pd.DataFrame({"kind": ["new_best", "trial_started"], "elapsed": [3.0, 1.0], "trial_id": [1, None],
+                           "payload": [{"family": "linear", "score": 1.6}, {"trial_id": 1, "family": "linear"}]})
+    lines = live.events_frame(events, task="regression")["event"].tolist()
+    assert lines == ["New best: Linear (ridge / elastic net) scored 1.6", "Trial 1 started: Linear (ridge / elastic net)"]
+    refit = pd.DataFrame({"kind": ["refit_started"], "created_at": [pd.Timestamp.now(tz="UTC")],
+                          "payload": [{"family": "linear"}]})
+    assert "logistic" not in live.stage(refit, task="regression").title
+
+
+def test_history_names_the_best_model_by_its_task() -> None:
+    from studio.history import history_table
+
+    history = pd.DataFrame({"experiment_id": ["e1", "e2"], "name": ["a", "b"], "dataset_id": ["d", "d"],
+                            "dataset_name": ["t.csv", "t.csv"], "task": ["regression", "binary"],
+                            "metric": ["rmse", "roc_auc"], "best_score": [1.0, 0.9], "test_score": [None, None],
+                            "best_model": ["linear", "linear"], "n_trials": [3, 3], "status": ["completed"] * 2,
+                            "created_at": pd.to_datetime(["2026-12-07 10:00", "2026-12-07 11:00"])})
+    assert history_table(history)["best model"].tolist() == ["Linear (ridge / elastic net)", "Linear (logistic regression)"]
+    # and says how each run ended next to its name (the walk found the status scrolled out of sight at 1280 px)
+    assert list(history_table(history).columns[:2]) == ["name", "status"]
+
+
+def test_a_table_run_says_it_is_preparing_the_data_before_its_first_trial() -> None:
+    # 6,433 taxi rows with two date columns spent 15 s featurizing under load while the live page counted
+    # the 25 s budget down with no trial and no word of what was happening.
+    from sklearn.datasets import load_diabetes
+
+    from automl_core import AutoML
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    seen: list = []
+    AutoML(time_budget=10, max_trials=1, seed=0).fit(X.assign(y=y).head(120), target="y", callbacks=[seen.append])
+    kinds = [e.kind for e in seen]
+    assert kinds.index("featurizing_started") < kinds.index("experiment_started")
+    payload = seen[kinds.index("featurizing_started")].payload
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["featurizing_started"], "created_at": [now - pd.Timedelta(seconds=4)],
+                           "payload": [payload]})
+    fraction, text = live.stage_progress(live.stage(events, now.to_pydatetime()))
+    assert text == "Preparing the data: featurizing the validation folds (120 rows × 10 columns)"
+    assert live.describe_event("featurizing_started", payload, None) == text
+
+
+def test_a_resumed_runs_re_run_of_an_earlier_trial_says_so() -> None:
+    # The walk resumed an interrupted run: its one new trial, #5, re-ran #1's settings and sat beside it
+    # in the leaderboard with the same score and nothing to tell them apart.
+    trials = _trials().assign(params=[{"a": 1}, {"kind": "ridge"}, {}, {"n": 5}])
+    again = trials.iloc[[1]].assign(trial_id=5, score=0.1, note="")
+    board = live.leaderboard(pd.concat([trials, again], ignore_index=True), "log_loss")
+    details = dict(zip(board["trial_id"], board["details"]))
+    assert details[5] == "same settings as #1" and details[1] == "" and details[0] == ""
+    assert list(board.columns[:4]) == ["rank", "model", "log_loss", "details"]  # in sight, not past every metric
+    assert "details" not in live.leaderboard(trials, "log_loss").columns  # nothing repeated: no column
+
+
+def test_the_summary_names_the_models_short_and_by_task() -> None:
+    # The walk's Configure summary read "LightGBM, Linear (logistic / ridge / e…" for a regression: the whole
+    # list of families ran off its cell and named a logistic model.
+    base = {"dataset_id": "d", "target": "y", "task": "regression", "metric": "rmse", "time_budget": 25}
+    rows = dict(summary_rows(build_spec(base), "regression", "rmse"))
+    assert rows["Models"] == "all"
+    rows = dict(summary_rows(build_spec({**base, "blocked_models": ["knn"]}), "regression", "rmse"))
+    assert rows["Models"].startswith("all but ") and "logistic" not in rows["Models"]
+    rows = dict(summary_rows(build_spec({**base, "allowed_models": ["linear", "lightgbm"]}), "regression", "rmse"))
+    assert rows["Models"] == "Linear (ridge / elastic net), LightGBM"
+    assert trials_hint(30, (1 / 30, 1)).startswith("≈ 1 trial fits in 30 s")
+
+
+def test_the_best_score_axis_stays_at_or_above_zero_for_scores_that_cannot_go_below() -> None:
+    # The walk's penguins run showed its one log loss of 0.036 on an axis from -0.5 to 1.
+    from studio.charts import best_score_chart
+
+    one = _trials().head(1).assign(score=[0.036])
+    assert best_score_chart(live.best_over_time(one, "log_loss"), "log_loss").layout.yaxis.rangemode == "nonnegative"
+    negative = _trials().head(2).assign(score=[-0.2, 0.3])  # an R² can be below zero: the axis must show it
+    assert best_score_chart(live.best_over_time(negative, "r2_score"), "r2_score").layout.yaxis.rangemode is None
+
+
+def test_an_unexpected_page_error_reaches_the_server_log(caplog) -> None:
+    # The walk saw "Something went wrong on this page" once as a run finished; the server's log had nothing.
+    from studio.state import friendly
+
+    def page() -> None:
+        raise ZeroDivisionError("walk")
+
+    with caplog.at_level("ERROR", logger="studio"):
+        friendly(page)
+    assert any(r.name == "studio" and r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_the_live_page_says_the_trial_workers_are_starting() -> None:
+    # After "Started", a busy machine spent 10-12 s starting the trial processes with nothing on the page.
+    now = pd.Timestamp.now(tz="UTC")
+    events = pd.DataFrame({"kind": ["workers_starting", "experiment_started"],
+                           "created_at": [now - pd.Timedelta(seconds=3), now - pd.Timedelta(seconds=4)],
+                           "payload": [{"workers": 2}, {}]})
+    fraction, text = live.stage_progress(live.stage(events, now.to_pydatetime()))
+    assert text.startswith("Starting the trial workers: 2 Python processes loading")
+    later = pd.concat([pd.DataFrame({"kind": ["trial_started"], "created_at": [now], "payload": [{}]}), events])
+    assert live.stage(later, now.to_pydatetime()) is None
+
+
+def test_a_slow_worker_start_is_announced_once(monkeypatch) -> None:
+    import time as _time
+    from concurrent.futures import Future
+
+    from automl_core.search import loop
+
+    class SlowPool(loop.LocalPool):  # workers that need 1.5 s to come up
+        def __init__(self) -> None:
+            pass
+
+        def submit(self, fn, *args):
+            f: Future = Future()
+            import threading
+            threading.Timer(1.5, f.set_result, [None]).start()
+            return f
+
+    said = []
+    monkeypatch.setattr(loop, "WARM_NOTICE_SECONDS", 0.3)
+    t = _time.perf_counter()
+    loop._warm(SlowPool(), 2, "unused", __import__("threading").Event(), loop.TABULAR,
+               lambda kind, **p: said.append((kind, p)))
+    assert said == [("workers_starting", {"workers": 2})] and _time.perf_counter() - t >= 1.4

@@ -295,6 +295,33 @@ def test_interrupted_experiment_offers_resume(app: AppTest) -> None:
     assert trials["params"].iloc[1]["C"] == 1.0
 
 
+def test_resume_can_be_given_more_time(app: AppTest, monkeypatch) -> None:
+    """An interrupted run offered only what its budget had left (at least 30 s): the walk wanted to resume
+    one with more time and could not say so; now the rest of the budget is a field, the remaining time first."""
+    from studio.state import get_jobs, get_store
+
+    store = get_store()
+    config = {"task": "auto", "metric": "auto", "time_budget": 40.0, "target": "target", "studio": {}}
+    old = store.create_experiment("iris run", dataset_id="ds-x", task="multiclass", metric="log_loss", config=config)
+    store.set_status(old, "running")
+    store.add_trial(old, TrialResult(1, "linear", {"C": 1.0}, "ok", 0.2, {"log_loss": 0.2}, 0.1, 0.01, 1.0, 2.0))
+    store.set_status(old, "interrupted")
+    started = []
+    monkeypatch.setattr(get_jobs(), "start", lambda store, spec, **kw: started.append((spec, kw)) or old)
+    app.switch_page("pages/train.py").run()
+    app.query_params["experiment"] = old
+    app.run()
+    no_crash(app)
+    budget = app.number_input(key="resume_budget")
+    assert budget.value == 38 and "38 s" in app.button(key="resume_training").label  # 40 s less the 2 s used
+    budget.set_value(300).run()
+    assert app.button(key="resume_training").label == "Resume with a budget of 5 min 00 s"
+    app.button(key="resume_training").click().run()
+    no_crash(app)
+    (spec, kw), = started
+    assert kw == {"resume_id": old} and spec.config.time_budget == 300.0
+
+
 def test_a_best_score_of_zero_is_shown_as_zero(app: AppTest) -> None:
     """A real best score of 0.0 (an R² of 0, say) reads 0 on the Train page, not nan."""
     from studio.state import get_store

@@ -124,7 +124,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
     """
     book = TrialBook(metric, scheduler, emit, clock.elapsed, oof={} if oof is None else oof)
     executor = pool or make_pool(settings.n_concurrent, config.dask_scheduler, evaluator.preload)
-    _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
+    _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator, emit)
     report_memory_cap(executor, emit)
     next_id, no_more, stopped_by = first_trial_id, "", ""
     try:
@@ -145,7 +145,7 @@ def run_search(*, data_path: str, scheduler: Any, metric: Metric, config: AutoML
                     break
                 if executor is None:  # restarted only when a trial needs it, not after the last one
                     executor = make_pool(settings.n_concurrent, config.dask_scheduler, evaluator.preload)
-                    _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator)
+                    _warm(executor, settings.n_concurrent, data_path, stop_event, evaluator, emit)
                 started = clock.elapsed()
                 plan, timeout = trial_limits(clock, reserve(book.trials), book.best is not None, search_start,
                                              config.trial_timeout)
@@ -209,16 +209,25 @@ def report_memory_cap(executor: LocalPool | DaskPool, emit: Emitter) -> None:
         emit("message", text=memory_cap_message(problem))
 
 
+#: Past this wait for the trial workers, the run says it is starting them (a ``workers_starting`` event).
+WARM_NOTICE_SECONDS = 1.0
+
+
 def _warm(executor: LocalPool | DaskPool, n_workers: int, data_path: str, stop_event: threading.Event,
-          evaluator: Evaluator) -> None:
+          evaluator: Evaluator, emit: Emitter | None = None) -> None:
     """Wait until local workers have started and loaded the data, so that a trial's time limit is
-    spent on the trial, not on interpreter start-up."""
+    spent on the trial, not on interpreter start-up. A wait past ``WARM_NOTICE_SECONDS`` is announced:
+    on a busy machine it took 10 s, in which the live page had nothing to say."""
     if not isinstance(executor, LocalPool):
         return
     pending = {executor.submit(evaluator.load, data_path) for _ in range(n_workers)}
-    deadline = time.perf_counter() + 120
+    start = time.perf_counter()
+    deadline, said = start + 120, False
     while pending and not stop_event.is_set() and time.perf_counter() < deadline:
         _, pending = wait(pending, timeout=POLL_SECONDS)
+        if pending and not said and emit is not None and time.perf_counter() - start > WARM_NOTICE_SECONDS:
+            said = True
+            emit("workers_starting", workers=n_workers)
 
 
 def trial_limits(clock: Clock, reserve_s: float, have_model: bool, search_start: float,

@@ -35,8 +35,11 @@ EventKind = Literal[
     "refit_started", "experiment_finished",
     # after the model is saved: the explaining stage (see ``insights.explain_stage``)
     "explaining_started", "explaining_progress", "explaining_finished",
-    # before the search of an image run: the images become a feature matrix (``images.run``)
+    # before the search: an image run's images become a feature matrix (``images.run``), a table's
+    # validation folds are featurized (``AutoML.fit``)
     "featurizing_started",
+    # the trial worker processes are still starting (``search.loop._warm``), said when it takes a while
+    "workers_starting",
 ]
 
 
