@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from automl_core.search import fork_server
 from automl_core.search.executors import LocalPool
 from automl_core.search.fork_server import start_fork_server
 
@@ -44,7 +45,21 @@ def test_a_linear_run_on_a_real_table_imports_no_heavy_library_and_runs_the_scri
     assert out.stdout.count("SCRIPT RAN") == 1, out.stdout
 
 
+def _server_env(monkeypatch) -> dict[str, str]:
+    """The import-time variables this test process's fork server started with (an earlier test, e.g. the
+    fault families', may have started it), with the environment set to match them."""
+    start_fork_server()
+    server = dict(fork_server._server_env)
+    for name in fork_server._import_env():
+        if name not in server:
+            monkeypatch.delenv(name)
+    for name, value in server.items():
+        monkeypatch.setenv(name, value)
+    return server
+
+
 def test_workers_come_from_the_fork_server_and_see_the_callers_current_environment(monkeypatch):
+    _server_env(monkeypatch)
     assert start_fork_server()
     monkeypatch.setenv("AUTOML_TEST_MARK", "after the server started")
     pool = LocalPool(2)
@@ -57,12 +72,12 @@ def test_workers_come_from_the_fork_server_and_see_the_callers_current_environme
 
 
 def test_a_changed_import_time_environment_starts_workers_the_old_way(monkeypatch):
-    assert start_fork_server()
-    monkeypatch.setenv("AUTOML_EXTRA_FAMILIES", "fault_families")  # read when the family registry imports
+    changed = _server_env(monkeypatch).get("AUTOML_EXTRA_FAMILIES", "") + ",fault_families"
+    monkeypatch.setenv("AUTOML_EXTRA_FAMILIES", changed)  # read as the family registry imports
     assert not start_fork_server()
     pool = LocalPool(1)
     try:
         assert pool.submit(os.getppid).result(timeout=120) == os.getpid()  # loky starts it from here
-        assert pool.submit(os.getenv, "AUTOML_EXTRA_FAMILIES").result(timeout=60) == "fault_families"
+        assert pool.submit(os.getenv, "AUTOML_EXTRA_FAMILIES").result(timeout=60) == changed
     finally:
         pool.shutdown()
