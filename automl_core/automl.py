@@ -17,6 +17,7 @@ from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
 from .search.bag import Bagger
+from .search.fork_server import start_fork_server
 from .search.data import MAX_SEARCH_ROWS, write_search_data
 from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
                               member_predictions)
@@ -82,6 +83,8 @@ class AutoML:
             raise AutoMLInputError("fit() was given no training data", "pass the training table (or prepared=...)")
         clock = clock or Clock(self.config.time_budget)  # reading and preparing the table count against the budget
         self.clock_ = clock  # the stages after fit (explanations) report on the same clock
+        if not self.config.dask_scheduler:
+            start_fork_server()  # trial workers' imports overlap preparing the data
         if prepared is None:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials

@@ -61,8 +61,11 @@ def run_experiment(store: Any, train: TableLike, target: str, config: AutoMLConf
     ``first_configs`` (family, hyperparameters) are tried first, after a resumed run's best (the image task's
     heads start from their own order, ``image_families.IMAGE_START``, not the tables' portfolio).
     """
+    from .search.fork_server import start_fork_server
     from .search.loop import Clock
     clock = Clock(config.time_budget)  # reading, preparing and checking the data count against the budget
+    if not config.dask_scheduler:
+        start_fork_server()  # trial workers' imports overlap reading and checking the data
     prepared = prepare(train, target, config, test_data=test_data, validation_data=validation_data)
     callbacks = list(callbacks)  # used twice: the search and the explaining stage
     metric = prepared.metric

@@ -20,20 +20,26 @@ from joblib.externals.loky import ProcessPoolExecutor
 
 from ..errors import AutoMLInputError
 from ..io.limits import prepare_worker, worker_cap_problem, worker_memory_limit
+from .fork_server import worker_context
 
 #: Set while a search runs inside a worker that is itself one of many side by side (a partition of a
 #: many-models run, forecast/partitions.py): its trials then run one after another in that worker.
 INLINE_TRIALS: ContextVar[bool] = ContextVar("inline_trials", default=False)
 
 
-def _start_worker(memory_limit: int | None, preload: tuple[str, ...]) -> None:
-    """A loky worker's initializer: its limits, then the libraries its trials import.
+def _start_worker(memory_limit: int | None, preload: tuple[str, ...], environ: dict[str, str] | None = None) -> None:
+    """A loky worker's initializer: the caller's environment, its limits, then the libraries its trials import.
 
-    Importing them here, not in the first trial, matters twice. loky takes a worker's reference memory
+    ``environ``: the caller's environment when the pool was made; a worker forked from the fork server
+    would otherwise see the server's, from the caller's first run (a changed cache path, say).
+    Importing ``preload`` here, not in the first trial, matters twice. loky takes a worker's reference memory
     after its first task and replaces a worker that grew 300 MB past it: statsforecast + mlforecast +
     LightGBM are about that much, so on bike_share_daily every forecasting worker was replaced after one
     trial, and each next trial paid the imports again (10-15 s under load, for a naive forecast that
     takes 0.2 s); and a trial's measured seconds are then its own, which the scheduler's cost model reads."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     prepare_worker(memory_limit)
     for name in preload:
         try:
@@ -50,11 +56,24 @@ class LocalPool:
     def __init__(self, n_workers: int, preload: tuple[str, ...] = ()) -> None:
         # Each worker gets a memory (address-space) limit, so a runaway trial fails alone, and a lower
         # priority than the studio serving pages (limits.prepare_worker); then imports ``preload``.
-        self._executor = ProcessPoolExecutor(max_workers=n_workers, initializer=_start_worker,
-                                             initargs=(worker_memory_limit(n_workers), preload))
-        for _ in range(n_workers):  # start the processes now, while the caller prepares data
-            self._executor.submit(os.getpid)
-        self._cap_problem = self._executor.submit(worker_cap_problem)
+        self._executor = ProcessPoolExecutor(max_workers=n_workers, context=worker_context(),
+                                             initializer=_start_worker,
+                                             initargs=(worker_memory_limit(n_workers), preload, dict(os.environ)))
+        # Start the processes now, in the background: forking waits for the fork server's imports,
+        # which overlap the caller's data preparation.
+        self._cap_problem: Future = Future()
+        self._booting = threading.Thread(target=self._boot, args=(n_workers,), name="automl-pool-start", daemon=True)
+        self._booting.start()
+
+    def _boot(self, n_workers: int) -> None:
+        try:
+            for _ in range(n_workers):
+                self._executor.submit(os.getpid)
+            problem = self._executor.submit(worker_cap_problem)
+        except Exception as exc:  # noqa: BLE001 -- shut down meanwhile; the search sees it when it submits
+            self._cap_problem.set_exception(exc)
+            return
+        problem.add_done_callback(lambda f: _copy_result(f, self._cap_problem))
 
     def memory_cap_problem(self, timeout: float = 60.0) -> str:
         """Why the workers have no memory cap ("" when they have one, or none was asked for)."""
@@ -64,13 +83,23 @@ class LocalPool:
             return ""
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._booting.join()
         return self._executor.submit(fn, *args)
 
     def data_arg(self, data_path: str) -> tuple:
         return ()  # workers read the file themselves
 
     def shutdown(self) -> None:
+        self._booting.join()
         self._executor.shutdown(wait=False, kill_workers=True)
+
+
+def _copy_result(source: Future, target: Future) -> None:
+    exc = source.exception()
+    if exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
 class DaskPool:
