@@ -58,6 +58,18 @@ def test_a_refit_whose_workers_were_killed_gets_a_fresh_worker_and_its_deadline(
     assert time.perf_counter() - start < 8 * runner.TOLERANCE + 20  # not the hung refit's 600 s
 
 
+def test_the_fallback_is_a_refit_that_ends_in_the_time_left_never_the_one_just_cut():
+    # a starved search on co2: the better half holds only AutoARIMA, whose refit alone takes minutes
+    trials = [trial(1, "auto_arima", 0.3, 300.0), trial(2, "auto_ets", 0.5, 20.0), trial(3, "naive", 1.0, 0.02),
+              trial(4, "seasonal_naive", 0.9, 0.03)]
+    costs = {t.trial_id: runner.refit_seconds(t, 10) for t in trials}
+    mase = METRICS["mase"]
+    assert runner._fallback(trials, mase, costs)[0].family == "auto_ets"         # quickest of the better half
+    assert runner._fallback(trials, mase, costs, 1.0)[0].family == "naive"       # ... unless it would not end
+    assert runner._fallback(trials, mase, costs, cut=[2])[0].family == "auto_arima"
+    assert runner._fallback(trials, mase, costs, 1.0, cut=[2])[0].family == "naive"
+
+
 def fred_retail() -> pd.DataFrame:
     df = pd.read_csv(DATASETS / "fred_retail_S4248SM144SCEN.csv")
     return df.rename(columns={df.columns[1]: "y"})

@@ -8,6 +8,7 @@ new. The fitted ``AutoML`` gets the attributes the tabular run sets (``model_``,
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
@@ -108,9 +109,9 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
             fitted, pool = _final_refit(path, members, weights, costs, trials, metric, clock, cfg, pool)
             if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 data.facts.setdefault("refit_fallback", best.family)  # what should have forecast (guardrails.py)
-                best, members, weights = _fallback(trials, metric)
-                data.notes.append(f"the final refit of the best model did not fit in the time budget, so the "
-                                  f"fastest of the best models was refit instead ({best.family}, trial {best.trial_id})")
+                best, members, weights = _fallback(trials, metric, costs, _time_left(clock, cfg.time_budget), weights)
+                data.notes.append(f"the final refit of the best model did not fit in the time budget, so a quick "
+                                  f"one of the best models was refit instead ({best.family}, trial {best.trial_id})")
                 fitted = refit(path, members, 1, cfg.seed)
     finally:
         if pool is not None:
@@ -162,10 +163,13 @@ def _reserve(trials: list[TrialResult], metric: Any, n_folds: int) -> float:
 def _refit_fits(costs: dict[int, float], clock: Clock, budget: float | None) -> Callable[[Iterable[int]], bool]:
     """Whether refitting these trials (one after another) is expected to end within the budget's tolerance."""
     def fits(ids: Iterable[int]) -> bool:
-        if budget is None:
-            return True
-        return sum(costs.get(i, 0.0) for i in ids) <= budget * TOLERANCE - TAIL_SECONDS - clock.elapsed()
+        return sum(costs.get(i, 0.0) for i in ids) <= _time_left(clock, budget)
     return fits
+
+
+def _time_left(clock: Clock, budget: float | None) -> float:
+    """Seconds a refit may still take: to the budget's tolerance, less the steps after it."""
+    return math.inf if budget is None else budget * TOLERANCE - TAIL_SECONDS - clock.elapsed()
 
 
 def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: Any, ensembles: bool,
@@ -238,18 +242,19 @@ def _final_refit(path: str, members: list[tuple[str, dict]], weights: dict[int, 
                  trials: list[TrialResult], metric: Any, clock: Clock, cfg: Any, pool: Any) -> tuple[Any, Any]:
     """(the refit models, or None when the refit was cut at its deadline or crashed; the pool still alive).
 
-    Under a budget the refit runs in a worker process, so that a refit past its deadline (AutoARIMA on a long
-    weekly series took 65 s where its trial had taken less) is killed: the deadline leaves the budget's
+    Under a budget the refit runs in a worker process, so that a refit past its deadline (AutoARIMA on co2's
+    2,200 weekly points: minutes under load) is killed, also when the search's workers were killed (a trial past
+    its timeout): such a refit used to run here without a deadline. The deadline leaves the budget's
     tolerance room for the quick fallback's refit and the steps after. A refit expected to take a fraction of
     the time left runs here (a new worker would cost more in imports than it could save); so do refits
     without a budget, and those of a Dask run or of a partition's search (``kills_hung_trials`` false)."""
-    limit = None if cfg.time_budget is None else (cfg.time_budget * TOLERANCE - TAIL_SECONDS - clock.elapsed()
-                                                  - costs.get(_fallback(trials, metric)[0].trial_id, 0.0))
+    fallback = _fallback(trials, metric, costs, cut=weights)[0]
+    limit = _time_left(clock, cfg.time_budget) - costs.get(fallback.trial_id, 0.0)
     expected = sum(costs.get(i, 0.0) for i in weights)
     if pool is not None and not pool.kills_hung_trials:  # a Dask cluster (the file is on this machine), inline
         pool.shutdown()
         pool = None
-    if limit is None or (pool is None and expected * IN_PROCESS_FACTOR <= limit) or not _local_workers(cfg):
+    if math.isinf(limit) or (pool is None and expected * IN_PROCESS_FACTOR <= limit) or not _local_workers(cfg):
         return refit(path, members, 1, cfg.seed), pool
     if pool is None:  # its workers were killed (a trial past its timeout, the budget's end): a fresh one
         pool = start_pool(1, None, EVALUATOR.preload)
@@ -265,8 +270,15 @@ def _local_workers(cfg: Any) -> bool:
     return not cfg.dask_scheduler and not INLINE_TRIALS.get()
 
 
-def _fallback(trials: list[TrialResult], metric: Any) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
-    """The quickest trial among the better half (not an ensemble)."""
+def _fallback(trials: list[TrialResult], metric: Any, costs: dict[int, float], seconds_left: float = math.inf,
+              cut: Iterable[int] = ()) -> tuple[TrialResult, list[tuple[str, dict]], dict[int, float]]:
+    """The quickest refit among the better half of the trials (not an ensemble, not the ``cut`` refit's members),
+    or the quickest of all when that one's would not end in ``seconds_left``. Refit here, without a deadline, so
+    it must be cheap: on co2 the better half of a starved search held only AutoARIMA, and its fallback refit
+    took minutes."""
     ok = sorted((t for t in trials if t.status == "ok" and t.family != "ensemble"), key=lambda t: metric.loss(t.score))
-    pick = min(ok[:max(1, len(ok) // 2)], key=lambda t: t.fit_seconds)
+    ok = [t for t in ok if t.trial_id not in set(cut)] or ok
+    pick = min(ok[:max(1, len(ok) // 2)], key=lambda t: costs.get(t.trial_id, t.fit_seconds))
+    if costs.get(pick.trial_id, 0.0) > seconds_left:
+        pick = min(ok, key=lambda t: costs.get(t.trial_id, t.fit_seconds))
     return pick, [(pick.family, pick.params)], {pick.trial_id: 1.0}
