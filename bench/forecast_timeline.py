@@ -24,9 +24,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_forecast as bf  # noqa: E402
 from automl_core.forecast import runner  # noqa: E402
+from automl_core.search import loop  # noqa: E402
 
-PHASES = ("_choose", "refit", "_wait", "conformal_quantiles", "make_bundle", "score_test", "make_card",
-          "check_forecast", "chart_frame")
+PHASES = ("_choose", "_final_refit", "refit", "_wait", "conformal_quantiles", "make_bundle", "score_test",
+          "make_card", "check_forecast", "chart_frame")
 
 
 class Timeline:
@@ -34,8 +35,10 @@ class Timeline:
 
     def __init__(self) -> None:
         self.start, self.rows = time.perf_counter(), []
-        for name in PHASES:
-            setattr(runner, name, self._timed(name, getattr(runner, name)))
+        for name in PHASES:  # the runner before and after issue #20's change name their phases differently
+            if hasattr(runner, name):
+                setattr(runner, name, self._timed(name, getattr(runner, name)))
+        loop._warm = self._timed("worker start", loop._warm)
 
     def _timed(self, name: str, fn):
         @functools.wraps(fn)
