@@ -97,3 +97,25 @@ def test_a_hung_refit_is_cut_at_its_deadline_and_the_fallback_recorded(monkeypat
     # so that slow worker start-up on a busy machine does not count here.
     at = {e.kind: e.elapsed for e in events}
     assert at["experiment_finished"] - at["refit_started"] < budget * runner.TOLERANCE + 30, at
+
+
+@pytest.mark.slow
+def test_a_saved_autoarima_forecasts_from_its_fit_without_searching_again():
+    # Given the history again, statsforecast fits anew: AutoARIMA's order search ran once more in the chart, the
+    # test score and every predict (stocks: 10 s and 9 s past the budget). The saved history is the fit's own.
+    from automl_core.forecast.bundle import forecast
+    df = pd.read_csv(DATASETS / "stocks.csv")
+    train = df.groupby("symbol").head(90)
+    automl = AutoML(task="forecasting", time_column="date", horizon=12, series_id=["symbol"], max_trials=1,
+                    allowed_models=("auto_arima",), seed=0).fit(train, target="price")
+    bundle = automl.model_
+    wanted = df.groupby("symbol").nth(list(range(90, 102)))[["symbol", "date"]].rename(
+        columns={"symbol": "unique_id", "date": "ds"}).assign(ds=lambda d: pd.to_datetime(d["ds"]))
+    searched_again = forecast(bundle, wanted, bundle["history"])[0]["prediction"].to_numpy()
+
+    def no_new_search(*args, **kwargs):
+        raise AssertionError("the saved AutoARIMA was fit again")
+    for fitted in bundle["models"].values():
+        fitted.forecast = no_new_search
+    got = forecast(bundle, wanted)[0]["prediction"].to_numpy()
+    assert got == pytest.approx(searched_again) and len(got) == len(wanted)
