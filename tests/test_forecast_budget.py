@@ -56,6 +56,12 @@ def test_a_refit_whose_workers_were_killed_gets_a_fresh_worker_and_its_deadline(
                                        Clock(8.0), AutoMLConfig(task="forecasting", time_column="ds", horizon=8, time_budget=8), None)
     assert fitted is None and pool is None  # cut at its deadline: the caller refits the fallback
     assert time.perf_counter() - start < 8 * runner.TOLERANCE + 20  # not the hung refit's 600 s
+    # where starting the search's workers took longer than half the time left, no new worker is started
+    start = time.perf_counter()
+    fitted, pool = runner._final_refit("unused", [("auto_arima", {})], {1: 1.0}, costs, trials, METRICS["mase"],
+                                       Clock(8.0), AutoMLConfig(task="forecasting", time_column="ds", horizon=8,
+                                                                time_budget=8), None, worker_start=20.0)
+    assert fitted is None and pool is None and time.perf_counter() - start < 1.0
 
 
 def test_the_fallback_is_a_refit_that_ends_in_the_time_left_never_the_one_just_cut():

@@ -93,6 +93,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
                                           deterministic=cfg.max_trials is not None, allowed=cfg.allowed_models,
                                           blocked=cfg.blocked_models, warm_start=warm_start,
                                           n_series=data.n_series, n_folds=folds.n)
+            started = {"search": clock.elapsed()}  # when the first trial started: what starting workers costs here
+            emit.callbacks.append(lambda e: started.setdefault(e.kind, e.elapsed))
             result = run_search(data_path=path, scheduler=scheduler, metric=metric, config=cfg, clock=clock, emit=emit,
                                 stop_event=stop_event, reserve=lambda trials: _reserve(trials, metric, folds.n),
                                 settings=settings, pool=pool, first_trial_id=first_trial_id, evaluator=EVALUATOR)
@@ -106,7 +108,8 @@ def fit_forecasting(automl: Any, data: ForecastData, *, callbacks: Iterable[Any]
             fits = _refit_fits(costs, clock, cfg.time_budget)
             best, members, weights = _choose(trials, scored, metric, cfg.ensembles, emit, clock, data, fits)
             emit("refit_started", trial_id=best.trial_id, family=best.family)
-            fitted, pool = _final_refit(path, members, weights, costs, trials, metric, clock, cfg, pool)
+            worker_start = started.get("trial_started", started["search"]) - started["search"]
+            fitted, pool = _final_refit(path, members, weights, costs, trials, metric, clock, cfg, pool, worker_start)
             if fitted is None:  # the refit would overrun the budget (or crashed): the fastest good model instead
                 data.facts.setdefault("refit_fallback", best.family)  # what should have forecast (guardrails.py)
                 best, members, weights = _fallback(trials, metric, costs, _time_left(clock, cfg.time_budget), weights)
@@ -239,23 +242,30 @@ def _blend(scored: dict[int, pd.DataFrame], best: TrialResult | None, weights: d
 
 
 def _final_refit(path: str, members: list[tuple[str, dict]], weights: dict[int, float], costs: dict[int, float],
-                 trials: list[TrialResult], metric: Any, clock: Clock, cfg: Any, pool: Any) -> tuple[Any, Any]:
+                 trials: list[TrialResult], metric: Any, clock: Clock, cfg: Any, pool: Any,
+                 worker_start: float = 0.0) -> tuple[Any, Any]:
     """(the refit models, or None when the refit was cut at its deadline or crashed; the pool still alive).
 
     Under a budget the refit runs in a worker process, so that a refit past its deadline (AutoARIMA on co2's
     2,200 weekly points: minutes under load) is killed, also when the search's workers were killed (a trial past
     its timeout): such a refit used to run here without a deadline. The deadline leaves the budget's
     tolerance room for the quick fallback's refit and the steps after. A refit expected to take a fraction of
-    the time left runs here (a new worker would cost more in imports than it could save); so do refits
-    without a budget, and those of a Dask run or of a partition's search (``kills_hung_trials`` false)."""
+    the time left runs here (a new worker would cost more in imports than it could save), and so does one that
+    fits the time left when starting a worker (``worker_start``: what the search's took) would use half of it
+    (co2 at load 6: 20 s to start, 9 s left); so do refits without a budget, and those of a Dask run or of a
+    partition's search (``kills_hung_trials`` false)."""
     fallback = _fallback(trials, metric, costs, cut=weights)[0]
     limit = _time_left(clock, cfg.time_budget) - costs.get(fallback.trial_id, 0.0)
     expected = sum(costs.get(i, 0.0) for i in weights)
     if pool is not None and not pool.kills_hung_trials:  # a Dask cluster (the file is on this machine), inline
         pool.shutdown()
         pool = None
-    if math.isinf(limit) or (pool is None and expected * IN_PROCESS_FACTOR <= limit) or not _local_workers(cfg):
+    slow_start = pool is None and worker_start * 2 >= limit
+    if (math.isinf(limit) or not _local_workers(cfg) or (pool is None and expected * IN_PROCESS_FACTOR <= limit)
+            or (slow_start and expected <= limit)):
         return refit(path, members, 1, cfg.seed), pool
+    if slow_start:  # neither a worker nor this process would end it in time: the caller's fallback
+        return None, pool
     if pool is None:  # its workers were killed (a trial past its timeout, the budget's end): a fresh one
         pool = start_pool(1, None, EVALUATOR.preload)
     try:
