@@ -89,11 +89,12 @@ class AutoML:
             prepared = prepare(train_data, target, self.config, test_data=test_data, validation_data=validation_data)
         if self.config.forecasting:  # the same search loop, with forecasting's scheduler and trials
             if self.config.partition_by:  # many models: one forecasting run per partition, side by side
-                from .forecast.partitions import fit_partitioned as fit_forecasting
-            else:
-                from .forecast.runner import fit_forecasting
+                from .forecast.partitions import fit_partitioned
+                return fit_partitioned(self, prepared, callbacks=callbacks, stop_event=stop_event,
+                                       first_trial_id=first_trial_id, warm_start=list(warm_start))
+            from .forecast.runner import fit_forecasting
             return fit_forecasting(self, prepared, callbacks=callbacks, stop_event=stop_event,
-                                   first_trial_id=first_trial_id, warm_start=list(warm_start))
+                                   first_trial_id=first_trial_id, warm_start=list(warm_start), clock=clock)
         if prepared.task.value == "multilabel":  # issue #22: one-vs-rest heads in the same search loop
             from .search.multilabel import fit_multilabel
             return fit_multilabel(self, prepared, callbacks=callbacks, stop_event=stop_event,

@@ -206,8 +206,8 @@ def _final(data: ForecastData, best: Any) -> Guardrail:
         return Guardrail(name, PASSED, f"The chosen model ({label}) was refit on all the history and forecasts.",
                          "Nothing to do.")
     return Guardrail(name, ALERTED, f"The final refit of the chosen model ({LABELS.get(wanted, wanted)}) did not fit in "
-                     f"the time budget: a fallback, the fastest of the best models ({label}, trial "
-                     f"{getattr(best, 'trial_id', '?')}), was refit and forecasts instead.",
+                     f"the time budget: a fallback whose refit does ({label}, trial "
+                     f"{getattr(best, 'trial_id', '?')}) was refit and forecasts instead.",
                      "Give the run more time for the chosen model itself.")
 
 
