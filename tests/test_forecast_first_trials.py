@@ -4,6 +4,7 @@ out, leaving no lag model. Real data: the latest NYC energy hours with their wea
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from automl_core import AutoML
 from automl_core.config import AutoMLConfig
@@ -31,10 +32,11 @@ def test_the_first_lightgbm_trials_are_the_cheap_defaults(shared):
     assert all(p["n_estimators"] == 100 and p["learning_rate"] == 0.1 for p in lgbm[:2])
 
 
+@pytest.mark.slow  # a 3-trial search: 22-45 s on the loaded 2-core machine
 def test_the_cheap_lightgbm_forecasts_hourly_demand_better_than_seasonal_naive(shared):
     automl = AutoML(task="forecasting", time_column="timeStamp", horizon=24, metric="mase", max_trials=3,
                     time_budget=None, cv_folds=2, seed=0)
-    automl.fit(_energy(shared, 800), target="demand")
+    automl.fit(_energy(shared, 500), target="demand")
     scores = {t.family: t.score for t in automl.trials_ if t.status == "ok" and t.family != "ensemble"}
     assert set(scores) == {"seasonal_naive", "naive", "lgbm_lags"}
     assert scores["lgbm_lags"] < scores["seasonal_naive"]   # MASE: the weather and lags carry signal
