@@ -122,18 +122,21 @@ def mase(y: np.ndarray, f: np.ndarray, history: np.ndarray, m: int) -> float:
 
 
 def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, cv: int | None = None,
-            partitioned: bool = False, allowed: tuple[str, ...] | None = None) -> dict:
-    """Our engine on the set's rolling windows; ``partitioned``: one model per value of the set's first
-    series-id column (the panel's ids start with it)."""
+            partitioned: bool = False, allowed: tuple[str, ...] | None = None,
+            only_windows: tuple[int, ...] | None = None) -> dict:
+    """Our engine on the set's rolling windows (``only_windows``: these of them, 0 = the earliest);
+    ``partitioned``: one model per value of the set's first series-id column (the panel's ids start with it)."""
     from automl_core import AutoML
     name = short_name(row["file"])
     freq, h, m, _ = PEERS[name]
     panel, _ = panel_of(row)
     if partitioned:
         panel = panel.assign(partition=panel["unique_id"].str.split(" / ").str[0])
-    smapes, mases, seconds, best = [], [], [], []
+    smapes, mases, seconds, best, searches = [], [], [], [], []
     load_before = round(os.getloadavg()[0], 1)
-    for train, window in windows(panel, h):
+    for k, (train, window) in enumerate(windows(panel, h)):
+        if only_windows is not None and k not in only_windows:
+            continue
         automl = AutoML(task="forecasting", time_column="ds", horizon=h, series_id=["unique_id"], metric="mase",
                         time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0,
                         partition_by=["partition"] if partitioned else (), allowed_models=allowed)
@@ -143,6 +146,8 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
         seconds.append(time.perf_counter() - start)
         best.append(automl.best_trial_.family if not partitioned
                     else "+".join(automl.partitions_["best_model"].fillna("none")))
+        if not partitioned:  # what the search did: a time budget and a trial count differ here first
+            searches.append(search_summary(automl))
         scored = window.assign(f=forecast)
         for uid, g in scored.groupby("unique_id"):
             g = g[g["y"].notna()]
@@ -154,7 +159,21 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
     return {"dataset": name, "freq": freq, "h": h, "m": m, "smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
             "seconds_per_window": [round(s, 1) for s in seconds], "best_models": best,
             "partitioned": partitioned, "partitions": int(panel["partition"].nunique()) if partitioned else 1,
-            "load_average_before": load_before}
+            "load_average_before": load_before, "searches": searches}
+
+
+def search_summary(automl) -> dict:
+    """One window's search: trials by status, each finished trial's family and seconds, the kept members,
+    whether the final refit fell back, the inner windows."""
+    trials = [t for t in automl.trials_ if t.family != "ensemble"]
+    best = automl.best_trial_
+    members = best.params.get("members", [best.trial_id]) if best.family == "ensemble" else [best.trial_id]
+    by_id = {t.trial_id: t for t in trials}
+    return {"statuses": {s: sum(t.status == s for t in trials) for s in sorted({t.status for t in trials})},
+            "trials": [f"{t.family}{':' + t.params['transform'] if 'transform' in t.params else ''} "
+                       f"{t.status} {t.fit_seconds + t.predict_seconds:.1f}s" for t in trials],
+            "kept": [f"{by_id[i].family}:{by_id[i].params.get('transform', '')}".rstrip(":") for i in members if i in by_id],
+            "refit_fallback": automl.prepared_.facts.get("refit_fallback"), "inner_windows": automl.validation_.n_splits}
 
 
 def partition_table(results: list[dict]) -> str:
@@ -217,6 +236,7 @@ def main() -> int:
     parser.add_argument("--max-trials", type=int, help="trials per search instead of / besides the budget")
     parser.add_argument("--cv", type=int, help="inner rolling-origin windows (default: the engine's)")
     parser.add_argument("--only", help="comma-separated dataset names (e.g. oj_sales,fred_retail)")
+    parser.add_argument("--windows", help="comma-separated outer windows to run (0 = the earliest; default all)")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--partitioned", action="store_true",
                         help="each set twice: one global model, and one model per value of its first series-id column")
@@ -233,7 +253,8 @@ def main() -> int:
         name = short_name(row["file"])
         if only and name not in only:
             continue
-        result = run_set(row, args.budget or None, args.max_trials, args.cv)
+        result = run_set(row, args.budget or None, args.max_trials, args.cv,
+                         only_windows=tuple(int(w) for w in args.windows.split(",")) if args.windows else None)
         result["verdict"] = verdict(result)
         results.append(result)
         print(f"{name}: sMAPE {result['smape']:.2f}  MASE {result['mase']:.3f}  "
@@ -252,7 +273,7 @@ def _save_main(args: argparse.Namespace, stamp: str, results: list[dict]) -> Non
     header = (f"# Forecasting bench, {label} per window, {stamp}\n\n"
               f"Command: `python bench/bench_forecast.py --budget {args.budget:g}"
               + (f" --max-trials {args.max_trials}" if args.max_trials else "") + (f" --cv {args.cv}" if args.cv else "")
-              + (f" --only {args.only}" if args.only else "")
+              + (f" --only {args.only}" if args.only else "") + (f" --windows {args.windows}" if args.windows else "")
               + f"`; machine: {os.cpu_count()} cores; versions: {versions()}\n\n"
               f"Load average (1 min) of the cores as each set started: {loads}.\n\n")
     out.with_suffix(".md").write_text(header + table(results) + "\n")
