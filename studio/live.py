@@ -155,7 +155,8 @@ def stage_progress(current: Stage) -> tuple[float, str]:
     """(fraction 0..1, text) for the progress bar during a stage: its own progress and time left."""
     fraction = current.fraction
     text = current.title + (f": {current.doing}" if current.doing else "")
-    if current.budget:
+    # An estimate that rounds to 0 s (a skipped or instant refit) would read "0 s of about 0 s": say nothing.
+    if current.budget and round(float(current.budget)) >= 1:
         fraction = max(fraction, current.seconds / float(current.budget))
         left = max(0.0, float(current.budget) - current.seconds)
         limit = "at most" if current.name == "explaining" else "about"

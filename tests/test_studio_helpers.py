@@ -320,3 +320,10 @@ def test_a_slow_worker_start_is_announced_once(monkeypatch) -> None:
     loop._warm(SlowPool(), 2, "unused", __import__("threading").Event(), loop.TABULAR,
                lambda kind, **p: said.append((kind, p)))
     assert said == [("workers_starting", {"workers": 2})] and _time.perf_counter() - t >= 1.4
+
+
+def test_an_instant_refit_does_not_read_zero_seconds_of_about_zero() -> None:
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    refit = [("trial_finished", {}, 3.0), ("refit_started", {"family": "lightgbm", "members": [], "estimate_seconds": 0.2}, 0.1)]
+    fraction, text = live.stage_progress(live.stage(_events(refit, now), now))
+    assert "of about" not in text and " 0 s" not in text and text.startswith("Refitting")

@@ -174,6 +174,12 @@ def _with_intervals(bundle: dict, out: pd.DataFrame, steps: np.ndarray, notes: l
     return out, notes
 
 
+def interval_description(nonnegative: bool) -> str:
+    """How the intervals are made, for the model card and the Results page; says when they are cut at 0."""
+    text = "split conformal on the rolling-origin residuals"
+    return text + ("; lower bounds clipped at 0 (every training value is >= 0)" if nonnegative else "")
+
+
 def forecast_table(bundle: dict, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Forecasts for a raw table's rows (its time, series and exogenous columns), in its row order."""
     wanted = long_frame(df, bundle["target"], bundle["time_column"], tuple(bundle["series_columns"]),
@@ -285,6 +291,6 @@ def make_card(automl: Any, data: ForecastData, plan: FeaturePlan, scored: pd.Dat
         "n_training_rows": len(data.panel), "notes": data.notes,
         "forecast": {"freq": data.freq, "season": data.season, "horizon": data.horizon, "n_series": data.n_series,
                      "series": sorted(map(str, data.panel[ID].unique()))[:1000],
-                     "interval_levels": list(LEVELS), "conformal": "split conformal on the rolling-origin residuals",
+                     "interval_levels": list(LEVELS), "conformal": interval_description(bool((data.panel[Y] >= 0).all())),
                      "error_by_step": error_by_step(scored).to_dict(orient="records")},
     })
