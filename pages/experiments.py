@@ -9,7 +9,7 @@ import streamlit as st
 from automl_core.errors import AutoMLInputError
 from studio import image_data, live
 from studio.charts import experiments_chart
-from studio.history import dataset_labels, history_table, on_dataset
+from studio.history import COMPARE_FIRST, compared, dataset_labels, history_table, on_dataset, run_labels
 from studio.wording import column_format, metric_label
 from studio.nav import go, step_header
 from studio.settings import wizard_from_experiment
@@ -86,11 +86,15 @@ def _compare_on_dataset(history: pd.DataFrame) -> None:
     labels = dataset_labels(scored)
     dataset = st.selectbox("Dataset", list(labels), format_func=labels.__getitem__, key="compare_dataset")
     same = on_dataset(scored, dataset)
-    for metric, part in same.groupby("metric", sort=False):
-        # Two runs of one wizard share a name ("species (multiclass)"): the start time tells them apart,
-        # as the table's "created" column does, where the id's tail ("(8579)") told a person nothing.
-        frame = part.assign(label=[f"{n} · {t:%m-%d %H:%M}" if pd.notna(t) else f"{n} ({i[-4:]})"
-                                   for n, t, i in zip(part["name"], part["created_at"], part["experiment_id"])])
+    names = run_labels(same)
+    # the pick is kept per dataset: switching datasets and back keeps what was chosen there
+    picked = st.multiselect("Experiments to compare", list(names), default=list(names)[:COMPARE_FIRST],
+                            format_func=names.__getitem__, key=f"compare_experiments_{dataset}",
+                            help="Choose two or more finished experiments on this dataset.")
+    if len(picked) < 2:
+        st.caption("Choose at least two experiments to compare them.")
+        return
+    for metric, frame in compared(same, picked).groupby("metric", sort=False):
         better = "higher" if live.greater_is_better(metric) else "lower"
         st.markdown(f"**Best {metric_label(metric)} per experiment** ({better} is better)")
         st.plotly_chart(experiments_chart(frame.iloc[::-1], metric_label(metric)), width="stretch",

@@ -50,3 +50,23 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
 def on_dataset(history: pd.DataFrame, key: str) -> pd.DataFrame:
     """The experiments that ran on the dataset ``key`` (a key from :func:`dataset_labels`)."""
     return history[dataset_keys(history) == key]
+
+
+#: How many of a dataset's experiments the comparison starts with (the newest): a person adds or removes runs.
+COMPARE_FIRST = 5
+
+
+def run_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Experiment id -> a label for charts and pickers. Two runs of one wizard share a name ("species
+    (multiclass)"): the start time tells them apart, as the table's "created" column does."""
+    return {i: f"{n} · {t:%m-%d %H:%M}" if pd.notna(t) else f"{n} · {i[-4:]}"
+            for n, t, i in zip(frame["name"], frame["created_at"], frame["experiment_id"])}
+
+
+def compared(frame: pd.DataFrame, picked: list[str] | None) -> pd.DataFrame:
+    """The experiments of ``frame`` a person picked to compare (all of them, newest first, at most
+    ``COMPARE_FIRST``, before any pick), labelled; an id no longer in ``frame`` is ignored."""
+    ids = list(frame["experiment_id"])
+    chosen = ids[:COMPARE_FIRST] if picked is None else [i for i in picked if i in ids]
+    part = frame[frame["experiment_id"].isin(chosen)]
+    return part.assign(label=part["experiment_id"].map(run_labels(frame)))

@@ -56,6 +56,25 @@ def test_experiments_page_with_cli_made_experiments(app: AppTest) -> None:
     assert all(" · " in label for label in bars), bars
 
 
+def test_experiments_page_lets_a_person_choose_which_runs_to_compare(app: AppTest) -> None:
+    import json
+    from studio.state import get_store
+
+    store = get_store()
+    ids = [_cli_experiment(store, name, score) for name, score in (("a", 0.3), ("b", 0.2), ("c", 0.25))]
+    app.switch_page("pages/experiments.py").run()
+    no_crash(app)
+    pick = app.multiselect(key="compare_experiments_cli:regression")
+    assert set(pick.value) == set(ids)  # every run of the dataset to start with (fewer than COMPARE_FIRST)
+    bars = lambda: json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["x"]  # noqa: E731
+    assert len(bars()) == 3
+    pick.set_value([ids[0]]).run()
+    assert not app.get("plotly_chart") and "Choose at least two experiments to compare them." in texts(app)
+    app.multiselect(key="compare_experiments_cli:regression").set_value([ids[0], ids[2]]).run()
+    no_crash(app)
+    assert len(bars()) == 2 and {b.split(" · ")[0] for b in bars()} == {"a", "c"}
+
+
 # --- item 4: one reading of disguised missing values ----------------------------------------------
 
 def test_profile_roles_and_preview_agree_on_missing_values(app: AppTest) -> None:
