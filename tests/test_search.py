@@ -215,3 +215,19 @@ def test_large_data_searches_on_a_sample_and_refits_on_every_row(shared, monkeyp
     labels = automl.predictions_["validation"].labels_true
     np.testing.assert_array_equal(labels, df["y"].to_numpy()[rows])  # rows point into the training table
     assert len(automl._refit_data.X) == 6000  # the saved model is fit on every row, not the sample
+
+
+def test_a_family_never_measured_is_expected_to_cost_what_finished_trials_did_scaled_by_its_cost() -> None:
+    """An unmeasured family once counted as 0 s, so XGBoost started with 1-2 s left before the reserve on a
+    20 s budget and was killed. Now it is expected to take the finished trials' seconds per unit of relative
+    cost times its own (bank_marketing's first trials: linear 0.3 s, LightGBM 1.0 s, CatBoost 3.7 s)."""
+    from automl_core.search.loop import expected_seconds
+    from automl_core.search.results import TrialResult
+
+    cost = {"linear": 0.5, "lightgbm": 1.0, "catboost": 4.0, "xgboost": 2.0}.__getitem__
+    done = [TrialResult(1, "linear", {}, "ok", 0.93, fit_seconds=0.3), TrialResult(2, "lightgbm", {}, "ok", 0.95, fit_seconds=1.0),
+            TrialResult(4, "catboost", {}, "ok", 0.94, fit_seconds=3.7),
+            TrialResult(5, "lightgbm", {}, "timeout", None, fit_seconds=0.0)]
+    assert expected_seconds(None, "xgboost", done, cost) == pytest.approx(2 * 0.925)  # median of 0.6, 1.0, 0.925
+    assert expected_seconds(4.2, "xgboost", done, cost) == 4.2  # its own measure wins
+    assert expected_seconds(None, "xgboost", [], cost) == 0.0  # nothing measured yet: the grace rules apply
