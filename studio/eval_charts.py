@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from automl_core.models.families import unnest
 from studio.charts import _LAYOUT
 
 _DIAGONAL = dict(color="#b0b7c3", dash="dash", width=1)
@@ -38,7 +39,7 @@ def _curves(curves: list[dict[str, Any]], score_key: str, label: str) -> go.Figu
     fig = go.Figure()
     for c in curves:
         dash = "dot" if c["name"].endswith("average") else None
-        fig.add_trace(go.Scatter(x=c["x"], y=c["y"], mode="lines", name=f"{c['name']} ({label} {c[score_key]:.3f})",
+        fig.add_trace(go.Scatter(x=c["x"], y=c["y"], mode="lines", name=f"{unnest(c['name'])} ({label} {c[score_key]:.3f})",
                                  line=dict(dash=dash, width=2)))
     return fig
 

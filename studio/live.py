@@ -13,7 +13,7 @@ import pandas as pd
 
 from automl_core.forecast.families import LABELS as FORECAST_LABELS
 from automl_core.models.metrics import METRICS
-from automl_core.models.families import ENSEMBLE_KINDS, FAMILIES
+from automl_core.models.families import ENSEMBLE_KINDS, FAMILIES, unnest
 from studio.wording import column_format, metric_help, metric_label
 
 #: The words the live page shows (a contract with the end-to-end tests, see DESIGN.md).
@@ -133,7 +133,7 @@ def stage(events: pd.DataFrame, now: datetime | None = None, task: str | None = 
             return Stage("workers", "Starting the trial workers", since, None, doing=_workers_doing(p))
         elif kind == "refit_started":
             members = p.get("members") or []
-            what = f"the ensemble's {len(members)} models" if members else f"the best model ({family_label(str(p.get('family')), task)})"
+            what = f"the ensemble's {len(members)} models" if members else f"the best model ({unnest(family_label(str(p.get('family')), task))})"
             return Stage("refit", f"Refitting {what} on all training rows", since, p.get("estimate_seconds"))
         elif kind in ("explaining_finished", "experiment_finished") or kind in _SEARCH_KINDS:
             return None
@@ -256,7 +256,7 @@ def describe_event(kind: str, payload: dict[str, Any], trial_id: Any, task: str 
         score = p.get("score")
         return f"New best: {family_label(str(p.get('family')), task)} scored {score:.4g}" if score is not None else "New best"
     if kind == "refit_started":
-        return f"Refitting the best model ({family_label(str(p.get('family')), task)}) on all training rows"
+        return f"Refitting the best model ({unnest(family_label(str(p.get('family')), task))}) on all training rows"
     if kind == "featurizing_started" and "images" in p:
         return f"Image features of {int(p.get('images') or 0):,} images: {p.get('doing') or 'computing'}"
     if kind == "featurizing_started":

@@ -327,3 +327,14 @@ def test_an_instant_refit_does_not_read_zero_seconds_of_about_zero() -> None:
     refit = [("trial_finished", {}, 3.0), ("refit_started", {"family": "lightgbm", "members": [], "estimate_seconds": 0.2}, 0.1)]
     fraction, text = live.stage_progress(live.stage(_events(refit, now), now))
     assert "of about" not in text and " 0 s" not in text and text.startswith("Refitting")
+
+
+def test_a_label_set_in_brackets_has_no_brackets_of_its_own() -> None:
+    from automl_core.models.families import unnest
+
+    assert unnest("LightGBM (lags (1..24))") == "LightGBM, lags, 1..24"
+    assert unnest("LightGBM on lags (global)") == "LightGBM on lags, global" and unnest("XGBoost") == "XGBoost"
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    refit = [("trial_finished", {}, 3.0), ("refit_started", {"family": "linear", "members": [], "estimate_seconds": 4.0}, 1.0)]
+    stage = live.stage(_events(refit, now), now, task="binary")
+    assert "))" not in stage.title and "the best model (Linear, " in stage.title

@@ -17,6 +17,7 @@ from ..models.metrics import metric_label
 from ..understand.guardrails import ALERTED, DONE, PASSED, Guardrail, to_json, validation_check
 from ..understand.guardrails import _listed as listed, _share as share
 from .choice import short_low_frequency
+from ..models.families import unnest
 from .families import LABELS
 from .grid import ID, MIN_TRAIN_ROWS
 from .series import ForecastData
@@ -185,7 +186,7 @@ def _against_naive(data: ForecastData, trials: list[Any], best: Any) -> Guardrai
                          "exogenous columns may let a richer model do better.")
     gain = metric.loss(base.score) - metric.loss(best.score)
     rel = gain / abs(metric.loss(base.score)) if metric.loss(base.score) else 0.0
-    chosen = LABELS.get(best.family, best.family)
+    chosen = unnest(LABELS.get(best.family, best.family))
     found = (f"The chosen model ({chosen}) scores {what} {best.score:.4g} on the validation windows, {label} "
              f"{base.score:.4g}: {abs(rel):.0%} {'better' if rel >= 0 else 'worse'}"
              + _mase(best, base, metric.name) + ".")
@@ -201,11 +202,11 @@ def _against_naive(data: ForecastData, trials: list[Any], best: Any) -> Guardrai
 def _final(data: ForecastData, best: Any) -> Guardrail:
     name = "Final model"
     wanted = data.facts.get("refit_fallback")
-    label = LABELS.get(getattr(best, "family", ""), getattr(best, "family", "the best model"))
+    label = unnest(LABELS.get(getattr(best, "family", ""), getattr(best, "family", "the best model")))
     if not wanted:
         return Guardrail(name, PASSED, f"The chosen model ({label}) was refit on all the history and forecasts.",
                          "Nothing to do.")
-    return Guardrail(name, ALERTED, f"The final refit of the chosen model ({LABELS.get(wanted, wanted)}) did not fit in "
+    return Guardrail(name, ALERTED, f"The final refit of the chosen model ({unnest(LABELS.get(wanted, wanted))}) did not fit in "
                      f"the time budget: a fallback whose refit does ({label}, trial "
                      f"{getattr(best, 'trial_id', '?')}) was refit and forecasts instead.",
                      "Give the run more time for the chosen model itself.")

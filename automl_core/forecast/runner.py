@@ -24,6 +24,7 @@ from ..errors import AutoMLInputError
 from ..understand.predictions import Predictions
 from ..search.results import TrialResult
 from ..search.finalize import RESERVE_MARGIN
+from ..models.families import unnest
 from ..search.loop import Clock, Emitter, Evaluator, SearchSettings, run_search, start_pool
 from . import choice, families
 from .bundle import chart_frame, make_bundle, make_card, score_test
@@ -200,7 +201,7 @@ def _choose(trials: list[TrialResult], scored: dict[int, pd.DataFrame], metric: 
         weights = pick(affordable)
         if data is not None:
             data.facts["refit_fallback"] = wanted  # what should have forecast (guardrails.py)
-            data.notes.append(f"the refit of the chosen model ({families.LABELS.get(wanted, wanted)}) would not end "
+            data.notes.append(f"the refit of the chosen model ({unnest(families.LABELS.get(wanted, wanted))}) would not end "
                               f"within the time budget by its trials' fit times, so the choice was made again among "
                               f"the models whose refit does")
         ok = affordable

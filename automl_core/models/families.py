@@ -5,6 +5,8 @@ Families are registered in one ordered list that refuses duplicates. The warm-st
 """
 from __future__ import annotations
 
+import re
+
 import importlib
 import json
 import os
@@ -78,6 +80,16 @@ class ModelFamily:
         if task in (Task.BINARY.value, Task.MULTICLASS.value, Task.MULTILABEL.value) and self.classifier_label:
             return self.classifier_label
         return self.label
+
+
+def unnest(label: str) -> str:
+    """A label that will sit inside brackets, with its own brackets made a comma clause:
+    "the chosen model (LightGBM on lags, global)", not "(LightGBM on lags (global))"."""
+    while True:  # innermost brackets first: "LightGBM (lags (1..24))" -> "LightGBM, lags, 1..24"
+        flat = re.sub(r"\s*\(([^()]*)\)", r", \1", label)
+        if flat == label:
+            return flat.strip()
+        label = flat
 
 
 def _class_weight(trial: "optuna.Trial", task: Task) -> dict[str, Any]:
