@@ -33,8 +33,10 @@ _ICONS = {"Passed": ":green[:material/check_circle:]", "Done": ":blue[:material/
 
 # ------------------------------------------------------------------------------------ guardrails
 
-def guardrails_section(exp: dict[str, Any], *, expanded: bool | None = None) -> None:
-    """Every stored guardrail (data, then model) with its verdict; alerts open by default."""
+def guardrails_section(exp: dict[str, Any], *, expanded: bool = False) -> None:
+    """Every stored guardrail (data, then model) with its verdict, in a collapsed expander; an alert's
+    finding is also one line above it. The list opened on every alert (overfitting alerts on most boosted
+    models) and its ten entries pushed the charts below the fold."""
     stored = (exp.get("summary") or {}).get("guardrails") or {}
     checks = [*stored.get("data", []), *stored.get("model", [])]
     with st.container(key="guardrails"):
@@ -42,11 +44,12 @@ def guardrails_section(exp: dict[str, Any], *, expanded: bool | None = None) -> 
             st.caption(live.no_guardrails_text(exp))
             return
         counts = {s: sum(g["status"] == s for g in checks) for s in ("Alerted", "Done", "Passed")}
+        for g in checks:
+            if g["status"] == "Alerted":  # findings quote column names and class labels: text, never markup
+                st.markdown(f"{_ICONS['Alerted']} **{md(g['name'])}**: {md(g['finding'])}")
         title = f"Guardrails: {counts['Alerted']} alerted · {counts['Done']} done · {counts['Passed']} passed"
-        with st.expander(title, expanded=counts["Alerted"] > 0 if expanded is None else expanded,
-                         icon=":material/shield:"):
+        with st.expander(title, expanded=expanded, icon=":material/shield:"):
             for g in sorted(checks, key=lambda g: ("Alerted", "Done", "Passed").index(g["status"])):
-                # findings and actions quote column names and class labels: text, never markup
                 st.markdown(f"{_ICONS.get(g['status'], '')} **{md(g['name'])}** — {g['status']}  \n"
                             f"{md(g['finding'])}  \n:gray[{md(g['action'])}]")
 

@@ -416,3 +416,19 @@ def test_metric_panels_print_large_scores_without_an_exponent() -> None:
     figure = metric_panels_chart(table, ["RMSE", "R²"])
     labels = [t.text[0] for t in figure.data]
     assert labels[:2] == ["1,636", "1,641"] and "e+" not in "".join(labels), labels  # bike share's RMSE read 1.64e+03
+
+
+def test_results_guardrails_stay_collapsed_and_an_alert_is_one_line_above_them(app: AppTest) -> None:
+    from studio.state import get_store
+
+    checks = {"data": [{"name": "Missing values", "status": "Passed", "finding": "No feature column has missing values.",
+                        "action": "Nothing to do."}],
+              "model": [{"name": "Overfitting", "status": "Alerted", "action": "More rows may generalise better.",
+                         "finding": "On the training rows ROC AUC is 0.957, on validation 0.806 (gap +0.151)."}]}
+    _cli_experiment(get_store(), "guarded", 0.2, summary={"guardrails": checks})
+    app.switch_page("pages/results.py").run()
+    no_crash(app)
+    box = next(e for e in app.expander if e.label.startswith("Guardrails:"))
+    assert box.label == "Guardrails: 1 alerted · 0 done · 1 passed" and not box.proto.expanded
+    assert any("**Overfitting**: On the training rows ROC AUC is 0.957" in m.value for m in app.markdown)
+    assert not any("**Missing values**:" in m.value for m in app.markdown)  # passed checks only in the list
