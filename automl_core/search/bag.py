@@ -173,7 +173,7 @@ def decide(mode: str, bagger: Bagger | None, trial_ids: list[int], weights: list
         return "bag", f"the {k} fold models were averaged (final_model='bag')"
     if refit_seconds + spread_cost > seconds_left:
         return "bag", (f"refitting on all rows would take about {refit_seconds:.1f} s and {max(seconds_left, 0):.1f} s "
-                       f"were left: the {k} fold models the validation fit were averaged instead")
+                       f"were left: the {k} models fitted during validation (one per fold) were averaged instead")
     share = bagger.ambiguity(trial_ids, weights, oof, y_oof) if oof is not None else 0.0
     if share >= MIN_AMBIGUITY:
         return "bag", (f"the {k} fold models disagree by {share:.1%} of their validation error, which averaging "
