@@ -103,8 +103,9 @@ def forecast_predict(model_path: Path, load: Callable[[str, float], tuple[Any, d
                     key="predict_forecast_chart")
     if upload is None:
         st.caption("The next horizon after the training data. Upload the latest data to forecast from there.")
-        return
+    # the numbers, not only the chart: the next horizon is what most people came for
     st.dataframe(table.head(500), height=260, hide_index=True)
+    name = "next-horizon" if upload is None else upload.name.rsplit(".", 1)[0]
     st.download_button("Download the forecast (CSV)", safe_csv(table).to_csv(index=False).encode(),
-                       file_name=f"forecast-{upload.name.rsplit('.', 1)[0]}.csv", mime="text/csv",
+                       file_name=f"forecast-{name}.csv", mime="text/csv",
                        key="download_predictions", type="primary", icon=":material/download:", on_click="ignore")

@@ -337,6 +337,10 @@ def test_forecast_predict_draws_the_next_horizon(app: AppTest, forecast_run: str
     words = texts(app)
     assert "model.json's usage" not in words and "the chart above" not in words
     assert any("predict_forecast_chart" in c.proto.id for c in app.get("plotly_chart"))  # before any upload
+    # ... with its numbers and a download, not only a chart (the walk found no way to get them)
+    ahead = app.dataframe[-1].value
+    assert len(ahead) == 6 and {"prediction", "prediction_lo_95", "prediction_hi_95"} <= set(ahead.columns)
+    assert any("download_predictions" in b.proto.id for b in app.get("download_button"))
     app.file_uploader(key="predict_upload").set_value(("latest.csv", (DATASETS / FRED).read_bytes(),
                                                        "text/csv")).run()
     no_crash(app)
