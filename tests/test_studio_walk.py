@@ -436,3 +436,32 @@ def test_results_guardrails_stay_collapsed_and_an_alert_is_one_line_above_them(a
     assert box.label == "Guardrails: 1 alerted · 0 done · 1 passed" and not box.proto.expanded
     assert any("**Overfitting**: On the training rows ROC AUC is 0.957" in m.value for m in app.markdown)
     assert not any("**Missing values**:" in m.value for m in app.markdown)  # passed checks only in the list
+
+
+@pytest.mark.slow
+def test_predict_page_shows_a_0_1_multilabel_models_columns_first(app: AppTest) -> None:
+    """Trained on three 0/1 columns, the model predicts one ``prediction_<column>`` 0/1 column each: the Predict page
+    shows them (and the CSV holds them) before the uploaded columns, beside the label list and the probabilities."""
+    from automl_core.config import AutoMLConfig
+    from automl_core.experiment import run_experiment
+    from studio.state import get_store
+    from test_multilabel_indicators import LABELS, spread
+
+    df = spread("train", 300)
+    store = get_store()
+    dataset_id = store.add_dataset("arxiv_01.csv", df)
+    outcome = run_experiment(store, df, LABELS, AutoMLConfig(max_trials=1, allowed_models=("linear",), seed=0, n_jobs=1),
+                             dataset_id=dataset_id, name="arxiv 0/1")
+    assert outcome.status == "completed", outcome.error
+    new = spread("test", 20).drop(columns=LABELS)
+    app.switch_page("pages/predict.py").run()
+    no_crash(app)
+    app.file_uploader(key="predict_upload").set_value(("new.csv", new.to_csv(index=False).encode(), "text/csv")).run()
+    no_crash(app)
+    shown = app.dataframe[-1].value
+    columns = list(shown.columns)
+    wanted = ["prediction", *[f"prediction_{c}" for c in LABELS], *[f"proba_{c}" for c in LABELS]]
+    assert columns[:len(wanted)] == wanted and len(shown) == 20
+    for c in LABELS:
+        assert set(shown[f"prediction_{c}"].unique()) <= {0, 1}
+    assert any("download_predictions" in b.proto.id for b in app.get("download_button"))
