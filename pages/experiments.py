@@ -87,6 +87,9 @@ def _compare_on_dataset(history: pd.DataFrame) -> None:
     dataset = st.selectbox("Dataset", list(labels), format_func=labels.__getitem__, key="compare_dataset")
     same = on_dataset(scored, dataset)
     names = run_labels(same)
+    if len(names) < 2:
+        st.caption("Only one finished experiment on this dataset: run another (Clone above) to compare them.")
+        return
     # the pick is kept per dataset: switching datasets and back keeps what was chosen there
     picked = st.multiselect("Experiments to compare", list(names), default=list(names)[:COMPARE_FIRST],
                             format_func=names.__getitem__, key=f"compare_experiments_{dataset}",
