@@ -184,7 +184,11 @@ def _next_spec(scheduler: Any, book: TrialBook, settings: SearchSettings, config
     fraction = settings.low_fidelity_fraction if scheduler.in_warm_round(n_asked) else 1.0
 
     def fits(family: str) -> bool:
-        expected = expected_seconds(scheduler.trial_seconds(family), family, book.trials, _relative_cost(scheduler)) * fraction
+        measured = scheduler.trial_seconds(family)
+        # a fixed trial count (synchronous) must not hinge on timings: same seed, same trials
+        expected = (measured or 0.0) if settings.synchronous else \
+            expected_seconds(measured, family, book.trials, _relative_cost(scheduler))
+        expected *= fraction
         if book.best is None:  # no model yet: the first trials may use the grace period
             return _grace_left(clock, search_start) > max(0.5, expected * 0.5)
         return clock.remaining() - reserve(book.trials) > max(0.5, expected)
