@@ -119,4 +119,3 @@ def test_a_budget_gone_before_any_model_still_ends_with_one(kind, shared, monkey
     assert automl.search_.best is not None and automl.search_.best.status == "ok"
     messages = [e.payload.get("text", "") for e in events if e.kind == "message"]
     assert any("ran out before any model finished" in m for m in messages), messages
-
