@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 from shared_data import DATASETS
 from streamlit.testing.v1 import AppTest
 from studio_server import CHROMIUM, CHROMIUM_ARGS, StudioServer, free_port  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = DATASETS  # one place decides where the shared datasets are ($SHARED_DATASETS or ../shared)
@@ -62,6 +65,27 @@ def texts(at: AppTest) -> str:
     for kind in ("error", "warning", "info", "success", "markdown", "caption", "subheader"):
         parts += [str(e.value) for e in getattr(at, kind)]
     return "\n".join(parts)
+
+
+def no_crash(at: AppTest) -> str:
+    """Assert that no exception escaped and the friendly fallback did not fire; returns the page's messages."""
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Something went wrong" not in shown, shown
+    return shown
+
+
+def upload_table(at: AppTest, name: str, table: "pd.DataFrame") -> str:
+    """Upload ``table`` as the CSV file ``name`` on the Data page (where the studio opens); returns its messages."""
+    at.file_uploader(key="upload").set_value((name, table.to_csv(index=False).encode(), "text/csv")).run()
+    return no_crash(at)
+
+
+def choose_target(at: AppTest, target: str) -> str:
+    """Open the Task page and pick ``target``; returns the page's messages."""
+    at.switch_page("pages/task.py").run()
+    at.selectbox(key="target").select(target).run()
+    return no_crash(at)
 
 
 def wait_for(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120, every: float = 1.0) -> None:

@@ -8,55 +8,43 @@ import pytest
 from shared_data import needs_data
 from streamlit.testing.v1 import AppTest
 
-from studio_fixtures import app, status_word, texts, wait_for  # noqa: F401  (fixture)
+from studio_fixtures import app, choose_target, no_crash, status_word, upload_table, wait_for  # noqa: F401  (fixture)
 from test_multilabel_task import arxiv
 
 pytestmark = needs_data
 
 
-def _no_crash(at: AppTest) -> str:
-    assert not at.exception, at.exception
-    shown = texts(at)
-    assert "Something went wrong" not in shown, shown
-    return shown
-
-
 def _train_one_text_trial(app: AppTest) -> None:
     """Configure one TF-IDF trial, start it and wait on the Train page until the run ends."""
     app.switch_page("pages/configure.py").run()
-    _no_crash(app)
+    no_crash(app)
     app.number_input(key="time_budget").set_value(300).run()
     app.number_input(key="max_trials").set_value(1).run()
     app.multiselect(key="allowed_models").set_value(["text_logistic"]).run()
     app.button(key="start_training").click().run()
-    _no_crash(app)
+    no_crash(app)
     app.switch_page("pages/train.py").run()
     wait_for(app, lambda a: status_word(a) in ("Completed", "Stopped", "Failed"), timeout=300)
 
 
 @pytest.mark.slow  # ~40 s on the shared 2 cores: one TF-IDF trial, its refit and the Predict page
 def test_multilabel_arxiv_from_upload_to_predictions(app: AppTest) -> None:
-    train = arxiv("train", 120)
-    app.file_uploader(key="upload").set_value(("arxiv.csv", train.to_csv(index=False).encode(), "text/csv")).run()
-    _no_crash(app)
-
-    app.switch_page("pages/task.py").run()
-    app.selectbox(key="target").select("terms").run()
-    shown = _no_crash(app)
+    upload_table(app, "arxiv.csv", arxiv("train", 120))
+    shown = choose_target(app, "terms")
     assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
     assert "Detected **multilabel**" in shown and "label(s) learned" in shown
 
     _train_one_text_trial(app)
     experiment_id = app.session_state["wizard"]["experiment_id"]
-    shown = _no_crash(app)
+    shown = no_crash(app)
     assert status_word(app) == "Completed", shown
 
     app.switch_page("pages/predict.py").run()
-    _no_crash(app)
+    no_crash(app)
     assert app.selectbox(key="predict_experiment").value == experiment_id
     new = arxiv("test", 8).drop(columns=["terms"])
     app.file_uploader(key="predict_upload").set_value(("new.csv", new.to_csv(index=False).encode(), "text/csv")).run()
-    shown = _no_crash(app)
+    shown = no_crash(app)
     assert not app.error, shown
     assert any(b.key == "download_predictions" for b in app.get("download_button"))
     table = next(d.value for d in app.dataframe if "prediction" in d.value.columns)
@@ -74,8 +62,7 @@ def test_the_data_and_task_pages_count_the_labels_and_their_pairs(app: AppTest) 
     from collections import Counter
     train = arxiv("train", 120)
     rows = [set(ast.literal_eval(cell)) for cell in train["terms"]]
-    app.file_uploader(key="upload").set_value(("arxiv.csv", train.to_csv(index=False).encode(), "text/csv")).run()
-    shown = _no_crash(app)
+    shown = upload_table(app, "arxiv.csv", train)
     assert "Rows per label" in shown and "Most common together" in shown, shown
     counts = next(d.value for d in app.dataframe if "share" in d.value.columns and "label" in d.value.columns)
     expected = Counter(label for row in rows for label in row)
@@ -87,9 +74,7 @@ def test_the_data_and_task_pages_count_the_labels_and_their_pairs(app: AppTest) 
     tiles = {m.label: m.value for m in app.metric}
     assert tiles["Labels"] == str(len(expected)) and tiles["Labels per row"] == f"{sum(map(len, rows)) / 120:.2f}"
 
-    app.switch_page("pages/task.py").run()
-    app.selectbox(key="target").select("terms").run()
-    shown = _no_crash(app)
+    shown = choose_target(app, "terms")
     assert [e.label for e in app.expander if e.label.startswith("The labels")] == [
         "The labels: counts, labels per row, the most common pairs"], shown
     assert any("pair" in d.value.columns for d in app.dataframe)
@@ -100,22 +85,18 @@ def test_several_0_1_columns_chosen_on_the_task_page_train_one_multilabel_model(
     """A table with one 0/1 column per label (real arXiv rows spread out): the Task page offers the other 0/1
     columns beside a 0/1 target, reads them together as one multi-label target, and the run trains on them."""
     from test_multilabel_indicators import LABELS, spread
-    train = spread("train", 150)
-    app.file_uploader(key="upload").set_value(("flags.csv", train.to_csv(index=False).encode(), "text/csv")).run()
-    _no_crash(app)
-    app.switch_page("pages/task.py").run()
-    app.selectbox(key="target").select("cs.CV").run()
-    shown = _no_crash(app)
+    upload_table(app, "flags.csv", spread("train", 150))
+    shown = choose_target(app, "cs.CV")
     assert app.session_state["wizard"]["task_effective"] == "binary", shown  # alone, a yes/no target
     assert set(app.multiselect(key="more_targets").options) == set(LABELS[1:])
     app.multiselect(key="more_targets").set_value(LABELS[1:]).run()
-    shown = _no_crash(app)
+    shown = no_crash(app)
     assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
     assert "several 0/1 columns" in shown and "The labels" in " ".join(e.label for e in app.expander)
     assert sorted(app.session_state["wizard"]["classes"]) == sorted(LABELS)
 
     _train_one_text_trial(app)
-    shown = _no_crash(app)
+    shown = no_crash(app)
     assert status_word(app) == "Completed", shown
 
     # a clone of the run brings the joined target back: the Task page splits it into the target and the others
@@ -128,7 +109,7 @@ def test_several_0_1_columns_chosen_on_the_task_page_train_one_multilabel_model(
         if key in app.session_state:
             del app.session_state[key]
     app.switch_page("pages/task.py").run()
-    shown = _no_crash(app)
+    shown = no_crash(app)
     assert app.selectbox(key="target").value == "cs.CV" and app.multiselect(key="more_targets").value == LABELS[1:]
     assert app.session_state["wizard"]["task_effective"] == "multilabel", shown
 

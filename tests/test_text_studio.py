@@ -8,7 +8,7 @@ import pytest
 from shared_data import DATASETS, needs_data
 from streamlit.testing.v1 import AppTest
 
-from studio_fixtures import app, open_experiment, texts  # noqa: F401  (fixture)
+from studio_fixtures import app, choose_target, no_crash, open_experiment, upload_table  # noqa: F401  (fixture)
 
 pytestmark = needs_data
 MARKUP = "<b>Loved</b> this place, <script>alert(1)</script> great food"
@@ -19,13 +19,6 @@ def _reviews() -> pd.DataFrame:
     df.loc[0, "ReviewText"] = MARKUP  # markup in a text must stay text
     df.loc[1, "ReviewText"] = "   "  # and an empty one is counted
     return df
-
-
-def _no_crash(at: AppTest) -> str:
-    assert not at.exception, at.exception
-    shown = texts(at)
-    assert "Something went wrong" not in shown, shown
-    return shown
 
 
 def _table(at: AppTest, *columns: str, nth: int = 0) -> pd.DataFrame:
@@ -44,8 +37,7 @@ def _no_markup_rendered(at: AppTest) -> None:
 
 
 def test_data_page_profiles_the_text_column_and_task_page_says_why(app: AppTest) -> None:
-    app.file_uploader(key="upload").set_value(("reviews.csv", _reviews().to_csv(index=False).encode(), "text/csv")).run()
-    shown = _no_crash(app)
+    shown = upload_table(app, "reviews.csv", _reviews())
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Texts"] == "150" and metrics["Empty"] == "1"
     assert int(metrics["Vocabulary"].replace(",", "")) > 400
@@ -54,9 +46,7 @@ def test_data_page_profiles_the_text_column_and_task_page_says_why(app: AppTest)
     assert "never rendered" in shown
     _no_markup_rendered(app)
 
-    app.switch_page("pages/task.py").run()
-    app.selectbox(key="target").select("Sentiment").run()
-    shown = _no_crash(app)
+    shown = choose_target(app, "Sentiment")
     assert "Read as text (1)" in shown and "ReviewText" in shown and "free text: " in shown, shown
     assert "at least half of them distinct" in shown
 
@@ -84,24 +74,24 @@ def _open(text_run, page: str, monkeypatch) -> AppTest:
 
 def test_predict_page_classifies_a_typed_text(text_run, monkeypatch) -> None:
     at = _open(text_run, "predict", monkeypatch)
-    shown = _no_crash(at)
+    shown = no_crash(at)
     assert "as soon as you type" in shown
     at.text_area(key="text_input").input("The food was great and the service amazing, I loved it.").run()
-    shown = _no_crash(at)
+    shown = no_crash(at)
     probs = _table(at, "class", "probability")
     assert set(probs["class"]) == {"0", "1"} and abs(probs["probability"].sum() - 1) < 1e-6
     assert probs.iloc[0]["class"] == "1" and "Predicted: **1**" in shown
     at.text_area(key="text_input").input("Terrible, rude and slow. Would not go back.").run()
     assert _table(at, "class", "probability").iloc[0]["class"] == "0"
     at.text_area(key="text_input").input(MARKUP).run()
-    _no_crash(at)
+    no_crash(at)
     _no_markup_rendered(at)
 
 
 @pytest.mark.slow  # ~20 s under load: the whole Results page (charts, explanations) and the table rebuilt
 def test_results_show_class_terms_and_misclassified_texts(text_run, monkeypatch) -> None:
     at = _open(text_run, "results", monkeypatch)
-    shown = _no_crash(at)
+    shown = no_crash(at)
     assert "Words and n-grams that push each class up and down" in shown, shown
     up = _table(at, "term", "weight")
     down = _table(at, "term", "weight", nth=1)

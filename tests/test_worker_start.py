@@ -81,3 +81,13 @@ def test_a_changed_import_time_environment_starts_workers_the_old_way(monkeypatc
         assert pool.submit(os.getenv, "AUTOML_EXTRA_FAMILIES").result(timeout=60) == changed
     finally:
         pool.shutdown()
+
+
+def test_the_entry_points_import_no_heavy_library() -> None:
+    """``import automl_core``, the CLI and the train path's modules (experiment, storage) load none of the heavy
+    libraries nor plotly: each arrives when a run's table or settings need it (bench/bench_imports.py times them)."""
+    code = ("import sys, automl_core, automl_core.cli, automl_core.experiment, storage\n"
+            f"print(sorted(m for m in {HEAVY + ('plotly',)!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]", out.stdout

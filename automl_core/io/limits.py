@@ -11,6 +11,11 @@
   the machine's memory shared between the workers, or ``AUTOML_WORKER_MEMORY_MB`` (0 = no limit). A
   trial that allocates past it gets a ``MemoryError`` (or its process dies) and fails alone. Workers
   also run at niceness +5, so the studio's pages stay responsive while trials fill the cores.
+  Near the cap a failed allocation does not always raise: LightGBM's aligned buffers are not checked
+  and a stack that cannot grow faults, so the process dies with SIGSEGV. Two guards keep a priced
+  trial away from it: each worker holds at most :data:`WORKER_ARENAS` glibc malloc arenas (each
+  reserves 64 MB of address space per thread that allocates), and :func:`address_space_left` keeps
+  :data:`WORKER_RESERVE` of the cap out of what a trial may plan to use.
 """
 from __future__ import annotations
 
@@ -28,6 +33,13 @@ TEXT_FACTOR = 3.0
 JSON_FACTOR = 8.0
 EXCEL_FACTOR = 5.0
 _MB = 2**20
+#: glibc malloc arenas a trial worker may hold (its default is 8 per core): every thread that allocates may
+#: otherwise get its own, each reserving 64 MB of address space that counts against the cap but holds little.
+WORKER_ARENAS = 2
+#: Address space under the cap no trial plans to use: thread stacks, the arenas above, the interpreter's
+#: own growth. A 1,000-class LightGBM trial priced to fit the whole room died with SIGSEGV under a 1,000 and
+#: a 1,300 MB room at 2 threads (bench/results/memory-cap-*.md).
+WORKER_RESERVE = 256 * _MB
 
 
 def max_file_bytes() -> int:
@@ -119,6 +131,17 @@ def prepare_worker(n_bytes: int | None) -> None:
     _CAP_PROBLEM = limit_this_process(n_bytes)
 
 
+def limit_malloc_arenas(n_arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process (``mallopt(M_ARENA_MAX)``, as MALLOC_ARENA_MAX would at
+    start-up, which a worker forked from a warm server is past); False where there is no glibc."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, int(n_arenas)))  # -8: M_ARENA_MAX in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False
+
+
 def worker_cap_problem() -> str:
     """In a trial worker: why its memory cap could not be set, or "" (submitted to a worker by the pool)."""
     return _CAP_PROBLEM
@@ -141,12 +164,14 @@ def limit_this_process(n_bytes: int | None) -> str:
         return "this system has no per-process memory limits (no 'resource' module)"
     except (ValueError, OSError, OverflowError) as exc:  # OverflowError: a limit past what the C type holds
         return f"setting the address-space limit of {size_text(n_bytes)} failed ({type(exc).__name__}: {exc})"
+    limit_malloc_arenas(WORKER_ARENAS)  # under a cap, idle arena reservations are memory a trial cannot use
     return ""
 
 
 def address_space_left() -> int | None:
-    """Bytes this process may still map under its RLIMIT_AS cap (the cap less its current VmSize), or None
-    when it has no cap (or the system cannot tell): what a trial worker has left for the model it fits."""
+    """Bytes this process may plan to map under its RLIMIT_AS cap (the cap less its current VmSize and less
+    :data:`WORKER_RESERVE`), or None when it has no cap (or the system cannot tell): what a trial worker has
+    left for the model it fits."""
     try:
         import resource
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
@@ -156,7 +181,7 @@ def address_space_left() -> int | None:
             size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
     except (ImportError, OSError, StopIteration, ValueError):
         return None
-    return max(0, soft - size)
+    return max(0, soft - size - WORKER_RESERVE)
 
 
 def memory_cap_message(problem: str) -> str:
