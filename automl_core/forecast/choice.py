@@ -14,6 +14,15 @@ the bench replays them against it.
 - ``guard``: the simple model (the better of naive and seasonal naive) is kept unless the pick beats it
   on the later half of the windows by this margin (0.1: a tenth lower error).
 - ``prior``: the same guard, with this margin, on short low-frequency series only (see ``short_low_frequency``).
+- ``anchor``: the statistical comb (above) is kept unless the pick beats it by this margin on the validation
+  windows (0.1: a tenth lower error); with ``anchor_blend`` the pick and the comb are then averaged instead.
+  Why a margin for the comb and not for the pick: the comb is fixed before any window is seen (one
+  candidate, no selection), while the pick is the best of every trial the search ran (on a monthly series
+  in 60 s, one to two hundred LightGBM samples) on a few windows, so its validation error is biased low by
+  the selection itself (the winner's curse) and the bias grows with the number of trials. The comb is the
+  M4 competition's robust benchmark; the margin asks the pick to earn its place against it.
+- ``per_family``: Caruana's pool is the best trial of each family (up to ``top``), not the best ``top``
+  trials (which, after many LightGBM samples, are all LightGBM): the same selection bias, within the pool.
 """
 from __future__ import annotations
 
@@ -41,6 +50,9 @@ class Rule:
     recent: float = 1.0
     guard: float | None = None
     prior: float | None = None
+    anchor: float | None = None
+    anchor_blend: bool = False
+    per_family: bool = False
 
 
 #: The engine's rule: Caruana's members over the best six, weighted equally, kept when that blend beats
@@ -143,8 +155,9 @@ def choose(frames: dict[int, pd.DataFrame], families: dict[int, str], metric: st
     ranked = sorted((i for i in seen if values[i] is not None), key=lambda i: values[i], reverse=greater)
     best = ranked[0]
     weights, value = {best: 1.0}, values[best]
-    if rule.top > 1 and len(ranked) >= 2:
-        blended = caruana({i: seen[i] for i in ranked[:rule.top]}, metric, greater)
+    pool = _per_family(ranked, families) if rule.per_family else ranked
+    if rule.top > 1 and len(pool) >= 2:
+        blended = caruana({i: seen[i] for i in pool[:rule.top]}, metric, greater)
         if rule.shrink and len(blended) >= 2:
             blended = {i: (1 - rule.shrink) * w + rule.shrink / len(blended) for i, w in blended.items()}
         got = _value(blend(seen, blended), metric) if len(blended) >= 2 else None
@@ -156,6 +169,8 @@ def choose(frames: dict[int, pd.DataFrame], families: dict[int, str], metric: st
         got = _value(blend(seen, mean), metric)
         if got is not None and _better(got, value, greater):
             weights, value = mean, got
+    if rule.anchor is not None and len(comb) >= 2:
+        weights = _anchored(seen, weights, comb, metric, greater, rule)
     margin = rule.prior if short and rule.prior is not None else rule.guard
     simple = [i for i in ranked if families.get(i) in SIMPLE]
     if margin is not None and simple and weights != {simple[0]: 1.0}:
@@ -167,3 +182,32 @@ def choose(frames: dict[int, pd.DataFrame], families: dict[int, str], metric: st
             if not beats:
                 weights = {simple[0]: 1.0}
     return weights
+
+
+def _per_family(ranked: list[int], families: dict[int, str]) -> list[int]:
+    """The best-ranked trial of each family, in rank order."""
+    seen: set[str] = set()
+    out = []
+    for i in ranked:
+        if families.get(i) not in seen:
+            seen.add(families.get(i))
+            out.append(i)
+    return out
+
+
+def _anchored(seen: dict[int, pd.DataFrame], weights: dict[int, float], comb: list[int], metric: str,
+              greater: bool, rule: Rule) -> dict[int, float]:
+    """``weights`` when they beat the statistical comb by ``rule.anchor``; else the comb (or half of each)."""
+    mean = {i: 1 / len(comb) for i in comb}
+    pick, anchor = _value(blend(seen, weights), metric), _value(blend(seen, mean), metric)
+    if pick is None or anchor is None:
+        return weights
+    beats = pick > anchor * (1 + rule.anchor) if greater else pick < anchor * (1 - rule.anchor)
+    if beats:
+        return weights
+    if not rule.anchor_blend:
+        return mean
+    out = {i: w / 2 for i, w in weights.items()}
+    for i, w in mean.items():
+        out[i] = out.get(i, 0.0) + w / 2
+    return out
