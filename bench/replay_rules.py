@@ -56,6 +56,8 @@ RULES = {
     "default + comb anchor 5 %, blended": (R(shrink=1.0, anchor=0.05, anchor_blend=True), "default"),
     "default + comb anchor 10 %, blended": (R(shrink=1.0, anchor=0.10, anchor_blend=True), "default"),
     "default + comb anchor 20 %, blended": (R(shrink=1.0, anchor=0.20, anchor_blend=True), "default"),
+    "default + comb anchor by test (sqrt(2 ln n) SE)": (R(shrink=1.0, anchor_test=True), "default"),
+    "default + comb anchor by test, blended": (R(shrink=1.0, anchor_test=True, anchor_blend=True), "default"),
     "default, pool best per family": (R(shrink=1.0, per_family=True), "default"),
     "default, per family + comb anchor 10 %": (R(shrink=1.0, per_family=True, anchor=0.10), "default"),
     "default, per family + anchor 10 %, blended": (R(shrink=1.0, per_family=True, anchor=0.10, anchor_blend=True),
