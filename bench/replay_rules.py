@@ -48,6 +48,20 @@ RULES = {
     "current, weights shrunk fully to equal": (R(shrink=1.0), "default"),
     "current, short low-freq: half simple model": (R(), "half_simple"),
     "simple model alone (naive / seasonal naive)": (None, "simple"),
+    # issue #20, the statistical anchor (choice.Rule.anchor): on top of the engine's DEFAULT (equal weights)
+    "default + comb anchor 0 %": (R(shrink=1.0, anchor=0.0), "default"),
+    "default + comb anchor 5 %": (R(shrink=1.0, anchor=0.05), "default"),
+    "default + comb anchor 10 %": (R(shrink=1.0, anchor=0.10), "default"),
+    "default + comb anchor 20 %": (R(shrink=1.0, anchor=0.20), "default"),
+    "default + comb anchor 5 %, blended": (R(shrink=1.0, anchor=0.05, anchor_blend=True), "default"),
+    "default + comb anchor 10 %, blended": (R(shrink=1.0, anchor=0.10, anchor_blend=True), "default"),
+    "default + comb anchor 20 %, blended": (R(shrink=1.0, anchor=0.20, anchor_blend=True), "default"),
+    "default + comb anchor by test (sqrt(2 ln n) SE)": (R(shrink=1.0, anchor_test=True), "default"),
+    "default + comb anchor by test, blended": (R(shrink=1.0, anchor_test=True, anchor_blend=True), "default"),
+    "default, pool best per family": (R(shrink=1.0, per_family=True), "default"),
+    "default, per family + comb anchor 10 %": (R(shrink=1.0, per_family=True, anchor=0.10), "default"),
+    "default, per family + anchor 10 %, blended": (R(shrink=1.0, per_family=True, anchor=0.10, anchor_blend=True),
+                                                  "default"),
 }
 
 
@@ -102,6 +116,11 @@ def replay(cached: dict) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in out.items()} | {"_short": short}
 
 
+def _trials(cache: Path) -> str:
+    counts = sorted({len(joblib.load(p)["trials"]) for p in cache.glob("*.joblib")})
+    return "/".join(map(str, counts))
+
+
 def report(cache: Path) -> None:
     results, infos = {}, {}
     for path in sorted(cache.glob("*.joblib")):
@@ -112,7 +131,7 @@ def report(cache: Path) -> None:
     names.remove("_short")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     lines = [f"# Forecast choice rules, replayed offline ({stamp})", "",
-             "`python bench/replay_choice.py collect` then `rules`: 12 trials per set (the portfolio, then seeded "
+             f"`python bench/replay_choice.py collect` then `rules` (cache {cache.name}): {_trials(cache)} trials per set (the portfolio, then seeded "
              "LightGBM samples), each scored once on N inner + 3 outer windows of h; MASE on the outer windows "
              "(peers.md protocol), engine's scale. Counted in trials, not seconds: the machine was shared by "
              "several helpers (timings taken under load, not compared). Average rank: rank of each rule among "

@@ -314,3 +314,17 @@ def test_default_choice_weights_caruanas_members_equally():
     assert choice.caruana(frames, "mae", greater=False) == pytest.approx({1: 2 / 3, 2: 1 / 3})
     fams = {1: "lgbm_lags", 2: "auto_ets", 3: "naive"}
     assert choice.choose(frames, fams, "mae", False, choice.DEFAULT) == pytest.approx({1: 0.5, 2: 0.5})
+
+
+def test_choice_anchor_keeps_the_statistical_comb_unless_a_pick_beats_it_by_the_margin():
+    from automl_core.forecast import choice
+    fams = {1: "lgbm_lags", 2: "auto_ets", 3: "auto_theta"}
+    comb = {2: 0.5, 3: 0.5}
+    # the comb (ETS and Theta err in opposite directions) is off by 0.5; LightGBM by 0.45: better, not by 20 %
+    close = _windows({1: [0.45] * 4, 2: [1.5] * 4, 3: [-0.5] * 4})
+    assert choice.choose(close, fams, "mase", False, choice.Rule(top=1)) == {1: 1.0}
+    assert choice.choose(close, fams, "mase", False, choice.Rule(top=1, anchor=0.2)) == comb
+    halves = choice.choose(close, fams, "mase", False, choice.Rule(top=1, anchor=0.2, anchor_blend=True))
+    assert halves == pytest.approx({1: 0.5, 2: 0.25, 3: 0.25})
+    clear = _windows({1: [0.2] * 4, 2: [1.5] * 4, 3: [-0.5] * 4})   # beaten by more than the margin
+    assert choice.choose(clear, fams, "mase", False, choice.Rule(top=1, anchor=0.2)) == {1: 1.0}
