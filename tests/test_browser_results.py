@@ -60,6 +60,15 @@ def _charts(page, container: str) -> int:
     return page.locator(f".st-key-{container} .js-plotly-plot").count()
 
 
+def _guardrails_text(page) -> str:
+    """The guardrails list, opened: it starts collapsed, with only each alert's finding above it."""
+    guard = page.locator(".st-key-guardrails")
+    guard.wait_for()
+    guard.get_by_text("Guardrails:", exact=False).click()
+    guard.locator("[data-testid='stExpanderDetails']").wait_for()
+    return guard.inner_text()
+
+
 def test_binary_results_charts_threshold_explanations_guardrails(studio) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -68,9 +77,7 @@ def test_binary_results_charts_threshold_explanations_guardrails(studio) -> None
         browser, page = _open(pw, url)
         try:
             page.goto(f"{url}/results?experiment={ids['binary']}")
-            guard = page.locator(".st-key-guardrails")
-            guard.wait_for()
-            text = guard.inner_text()
+            text = _guardrails_text(page)
             assert "Class imbalance — Alerted" in text and "'Yes'" in text
             assert "Validation strategy — Done" in text and "Overfitting" in text
             page.locator(".st-key-evaluation .js-plotly-plot").first.wait_for()
@@ -90,7 +97,7 @@ def test_binary_results_charts_threshold_explanations_guardrails(studio) -> None
             page.locator(".st-key-evaluation").get_by_text("lift (times better than random)").wait_for()
             _shot(page, "02-binary-gains")
             page.goto(f"{url}/train?experiment={ids['binary']}")  # the live page lists them too
-            assert "Class imbalance — Alerted" in page.locator(".st-key-guardrails").inner_text()
+            assert "Class imbalance — Alerted" in _guardrails_text(page)
             page.locator(".st-key-leaderboard [data-testid='stDataFrame']").wait_for()
             _shot(page, "04-train-guardrails")
         finally:
@@ -105,9 +112,8 @@ def test_regression_results_show_residual_charts_and_the_leak(studio) -> None:
         browser, page = _open(pw, url)
         try:
             page.goto(f"{url}/results?experiment={ids['regression']}")
-            guard = page.locator(".st-key-guardrails")
-            guard.wait_for()
-            assert "Target leakage — Alerted" in guard.inner_text() and "'PRP'" in guard.inner_text()
+            text = _guardrails_text(page)
+            assert "Target leakage — Alerted" in text and "'PRP'" in text
             page.locator(".st-key-evaluation .js-plotly-plot").first.wait_for()
             assert page.locator(".st-key-evaluation").get_by_text("predicted value").count() >= 1
             page.get_by_role("tab", name="Error by decile").click()
