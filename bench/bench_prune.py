@@ -79,11 +79,13 @@ def main() -> None:
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
     p.add_argument("--retable", help="a results JSON of this script: rewrite its .md (with --note) instead of running")
     p.add_argument("--note", default="", help="a paragraph for the .md (load, what changed between runs)")
+    p.add_argument("--title", default="Fold pruning + time slices", help="what the two trees differ by, for the .md")
+    p.add_argument("--name", default="prune", help="the results files' name prefix")
     args = p.parse_args()
     if args.retable:
         saved = json.loads(Path(args.retable).read_text())
         Path(args.retable).with_suffix(".md").write_text(table(saved["results"], saved["budget"], args.note,
-                                                               saved.get("max_trials")))
+                                                               saved.get("max_trials"), args.title))
         return
     trees = {"before": Path(args.before), "after": REPO}
     rows = [r for r in sets(args.min_rows, Path(args.collection))
@@ -104,16 +106,17 @@ def main() -> None:
             print(json.dumps(rec), flush=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     kind = f"{args.max_trials}trials" if args.max_trials else f"{int(args.budget)}s"
-    out = Path(args.out) / f"prune-{kind}-{stamp}"
+    out = Path(args.out) / f"{args.name}-{kind}-{stamp}"
     out.with_suffix(".json").write_text(json.dumps({"budget": args.budget, "max_trials": args.max_trials, "seed": 0,
                                                    "results": results}, indent=1))
-    out.with_suffix(".md").write_text(table(results, args.budget, "", args.max_trials))
+    out.with_suffix(".md").write_text(table(results, args.budget, "", args.max_trials, args.title))
     print(out)
 
 
-def table(results: list[dict], budget: float, note: str = "", max_trials: int | None = None) -> str:
+def table(results: list[dict], budget: float, note: str = "", max_trials: int | None = None,
+          title: str = "Fold pruning + time slices") -> str:
     what = f"{max_trials} trials each (time slices off: pruning alone)" if max_trials else f"{budget:.0f} s"
-    lines = [f"# Fold pruning + time slices, before vs after, {what}, seed 0", "", note, "",
+    lines = [f"# {title}, before vs after, {what}, seed 0", "", note, "",
              "| set | group | metric | rows | before | after | trials b/a | pruned a | winner |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         b, a = r["before"], r["after"]
