@@ -85,7 +85,8 @@ def test_refit_price_of_a_found_form_is_a_share_of_the_search():
     found = {"order": [1, 1, 1], "seasonal_order": [0, 1, 1], "season": 12, "mean": False, "drift": False}
     searched = TrialResult(1, "auto_arima", {}, "ok", 1.0, {"mase": 1.0}, 20.0, 0.0, 0.0, 0.0, "", "")
     reused = TrialResult(2, "auto_arima", {"found": found}, "ok", 1.0, {"mase": 1.0}, 20.0, 0.0, 0.0, 0.0, "", "")
-    assert runner.refit_seconds(reused, 10) == pytest.approx(runner.refit_seconds(searched, 10) * families.FOUND_SHARE)
+    share = families.FOUND_SHARE["auto_arima"]
+    assert runner.refit_seconds(reused, 10) == pytest.approx(runner.refit_seconds(searched, 10) * share)
 
 
 def test_validation_searches_again_when_params_hold_an_older_form(retail):
