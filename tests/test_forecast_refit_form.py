@@ -98,3 +98,12 @@ def test_validation_searches_again_when_params_hold_an_older_form(retail):
         plain = evaluate(retail, "auto_ets", {}, found=found)[0]
         again = evaluate(retail, "auto_ets", {"found": bogus}, found={})[0]
     np.testing.assert_allclose(plain["yhat"], again["yhat"])
+
+
+def test_a_found_form_that_does_not_fit_the_history_falls_back_to_the_search(retail):
+    """A multiplicative form cannot fit a series that goes below zero: the refit searches instead of failing."""
+    below = retail.panel.assign(y=retail.panel["y"] - retail.panel["y"].mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = families.fit("auto_ets", {"found": {"model": "MNM", "damped": False}}, below, retail.problem)
+    assert fitted.models[0].model == "ZZZ" and fitted.predict(h=12)["auto_ets"].notna().all()

@@ -197,6 +197,12 @@ def _stats_model(family: str, problem: Problem, form: dict[str, Any] | None = No
     raise ValueError(f"unknown statistical family {family}")
 
 
+def _forecaster(family: str, problem: Problem, form: dict[str, Any] | None = None) -> Any:
+    """An unfitted StatsForecast of the family's one model (of the ``form`` found, for a SEARCHED family)."""
+    from statsforecast import StatsForecast
+    return StatsForecast(models=[_stats_model(family, problem, form)], freq=problem.freq, n_jobs=1)
+
+
 def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
     if family == "auto_arima":
         rows = min(ARIMA_MAX_ROWS, max(ARIMA_SEASONS * season, 300))
@@ -236,10 +242,15 @@ def fit(family: str, params: dict[str, Any], train: pd.DataFrame, problem: Probl
         seed: int = 0) -> Any:
     """Fit one family on the panel ``train`` (unique_id, ds, y, exogenous); returns the library object."""
     if family in STATS:
-        from statsforecast import StatsForecast
-        model = _stats_model(family, problem, params.get("found") if family in SEARCHED else None)
-        sf = StatsForecast(models=[model], freq=problem.freq, n_jobs=1)
-        return sf.fit(_stats_input(family, train, problem.season))
+        form = params.get("found") if family in SEARCHED else None
+        history = _stats_input(family, train, problem.season)
+        try:
+            return _forecaster(family, problem, form).fit(history)
+        except Exception:
+            if not form:
+                raise
+            # the found form does not fit the longer history (an ARIMA whose CSS start is non-stationary): search
+            return _forecaster(family, problem).fit(history)
     if family == "prophet":
         from . import prophet_family
         return prophet_family.fit(train, problem.future, problem.freq, params)
@@ -270,13 +281,11 @@ class FitOnce:
 
     def forecast(self, train: pd.DataFrame, window: pd.DataFrame) -> tuple[pd.DataFrame, float]:
         """(unique_id, ds, yhat for the ``window`` rows right after ``train``; seconds spent fitting)."""
-        from statsforecast import StatsForecast
         history = _stats_input(self.family, train, self.problem.season)
         new = history[~history[ID].isin(list(self.models))]
         start = time.perf_counter()
         if not new.empty:  # the first window, or series too short for the earlier ones
-            sf = StatsForecast(models=[_stats_model(self.family, self.problem)], freq=self.problem.freq, n_jobs=1)
-            sf.fit(new)
+            sf = _forecaster(self.family, self.problem).fit(new)
             self.models.update(zip(sf.uids, sf.fitted_[:, 0]))
         fit_s = time.perf_counter() - start
         means = {uid: self.models[uid].forward(y=g[Y].to_numpy(float), h=self.problem.horizon)["mean"]
@@ -307,7 +316,13 @@ def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None, history
         return neural.predict(fitted, h, history)
     if history is not None and problem is not None:
         if family in STATS:
-            out = fitted.forecast(df=_stats_input(family, history, problem.season), h=h)
+            df = _stats_input(family, history, problem.season)
+            try:  # a found form (SEARCHED) is fit once on the newer history
+                out = fitted.forecast(df=df, h=h)
+            except Exception:
+                if family not in SEARCHED:
+                    raise
+                out = _forecaster(family, problem).forecast(df=df, h=h)  # the found form does not fit it: search
         else:
             frame = model_frame(history.groupby(ID, sort=False).tail(3 * _keep(problem)), problem.plan, problem.past)
             out = fitted.predict(h=h, new_df=frame, X_df=X)
