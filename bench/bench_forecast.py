@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import sys
@@ -141,13 +142,16 @@ def run_set(row: dict[str, str], budget: float | None, max_trials: int | None, c
                         time_budget=budget, max_trials=max_trials, cv_folds=cv, seed=0,
                         partition_by=["partition"] if partitioned else (), allowed_models=allowed)
         start = time.perf_counter()
-        automl.fit(train, target="y")
+        events: dict[str, float] = {}  # when the refit started and the run ended: the refit's seconds (and the tail's)
+        automl.fit(train, target="y", callbacks=[lambda e: events.setdefault(e.kind, e.elapsed)])
         forecast = automl.predict(window.drop(columns="y"))
         seconds.append(time.perf_counter() - start)
         best.append(automl.best_trial_.family if not partitioned
                     else "+".join(automl.partitions_["best_model"].fillna("none")))
         if not partitioned:  # what the search did: a time budget and a trial count differ here first
             searches.append(search_summary(automl))
+            searches[-1]["refit_seconds"] = round(events.get("experiment_finished", math.nan)
+                                                  - events.get("refit_started", math.nan), 1)
         scored = window.assign(f=forecast)
         for uid, g in scored.groupby("unique_id"):
             g = g[g["y"].notna()]
@@ -170,7 +174,8 @@ def search_summary(automl) -> dict:
     members = best.params.get("members", [best.trial_id]) if best.family == "ensemble" else [best.trial_id]
     by_id = {t.trial_id: t for t in trials}
     return {"statuses": {s: sum(t.status == s for t in trials) for s in sorted({t.status for t in trials})},
-            "trials": [f"{t.family}{':' + t.params['transform'] if 'transform' in t.params else ''} "
+            "trials": [f"{t.family}{':' + t.params['transform'] if 'transform' in t.params else ''}"
+                       f"{' (form found)' if t.params.get('found') else ''} "
                        f"{t.status} {t.fit_seconds + t.predict_seconds:.1f}s" for t in trials],
             "kept": [f"{by_id[i].family}:{by_id[i].params.get('transform', '')}".rstrip(":") for i in members if i in by_id],
             "refit_fallback": automl.prepared_.facts.get("refit_fallback"), "inner_windows": automl.validation_.n_splits}

@@ -7,9 +7,10 @@ Python that has those public packages.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -136,9 +137,49 @@ def sample_params(rng: np.random.Generator) -> tuple[str, dict[str, Any]]:
 
 # --- statistical models ----------------------------------------------------------------------------
 
-def _stats_model(family: str, problem: Problem) -> Any:
-    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
+#: Families whose fit is a search over model forms: the final refit (and a forecast from newer history)
+#: fits the form the trial found once instead of searching again (issue #20): the same coefficients and
+#: forecasts as the search's own fit of that form.
+SEARCHED = ("auto_arima", "auto_ets", "auto_theta")
+#: A refit with the found form, as a share of the trial's search, priced above what bench/refit_form_cost.py
+#: measured (one process, alternating, under load 7-8): AutoARIMA 0.11 on co2 (m=52, 300 rows: 59 s search,
+#: 6.8 s one fit) and 0.05 on fred_retail, AutoETS 0.03 on both, AutoTheta 0.29 and 0.40 (4 variants, and
+#: its one fit still tests the season).
+FOUND_SHARE = {"auto_arima": 0.35, "auto_ets": 0.35, "auto_theta": 0.6}
+
+
+def found_form(family: str, model: Any) -> dict[str, Any]:
+    """The model form a fitted statsforecast Auto* model chose (its ``model_``), as plain JSON data."""
+    m = model.model_
+    if family == "auto_arima":
+        p, q, P, Q, season, d, D = (int(v) for v in m["arma"])
+        return {"order": [p, d, q], "seasonal_order": [P, D, Q], "season": season,
+                "mean": "intercept" in m["coef"], "drift": "drift" in m["coef"]}
+    if family == "auto_ets":
+        parts = [str(c) for c in m["components"]]
+        return {"model": "".join(parts[:3]), "damped": parts[3] not in ("N", "False")}
+    return {"model": str(m["modeltype"])}
+
+
+def shared_form(family: str, models: Iterable[Any]) -> dict[str, Any] | None:
+    """The form every series' model chose, or None when they differ (a saved StatsForecast holds one model
+    per family for all its series, so a panel whose series chose different forms keeps the search)."""
+    forms = {json.dumps(found_form(family, m), sort_keys=True) for m in models}
+    return json.loads(forms.pop()) if len(forms) == 1 else None
+
+
+def _stats_model(family: str, problem: Problem, form: dict[str, Any] | None = None) -> Any:
+    from statsforecast.models import (ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift,
+                                      SeasonalNaive)
     m = problem.season
+    if form and family == "auto_arima":
+        return ARIMA(order=tuple(form["order"]), season_length=int(form["season"]),
+                     seasonal_order=tuple(form["seasonal_order"]), include_mean=bool(form["mean"]),
+                     include_drift=bool(form["drift"]), alias=family)
+    if form and family == "auto_ets":
+        return AutoETS(season_length=m, model=form["model"], damped=bool(form["damped"]), alias=family)
+    if form and family == "auto_theta":
+        return AutoTheta(season_length=m, model=form["model"], alias=family)
     if family == "naive":
         return Naive(alias=family)
     if family == "drift":
@@ -154,6 +195,12 @@ def _stats_model(family: str, problem: Problem) -> Any:
     if family == "mstl":
         return MSTL(season_length=[m, 7 * m], trend_forecaster=AutoETS(model="ZZN"), alias=family)
     raise ValueError(f"unknown statistical family {family}")
+
+
+def _forecaster(family: str, problem: Problem, form: dict[str, Any] | None = None) -> Any:
+    """An unfitted StatsForecast of the family's one model (of the ``form`` found, for a SEARCHED family)."""
+    from statsforecast import StatsForecast
+    return StatsForecast(models=[_stats_model(family, problem, form)], freq=problem.freq, n_jobs=1)
 
 
 def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
@@ -195,9 +242,15 @@ def fit(family: str, params: dict[str, Any], train: pd.DataFrame, problem: Probl
         seed: int = 0) -> Any:
     """Fit one family on the panel ``train`` (unique_id, ds, y, exogenous); returns the library object."""
     if family in STATS:
-        from statsforecast import StatsForecast
-        sf = StatsForecast(models=[_stats_model(family, problem)], freq=problem.freq, n_jobs=1)
-        return sf.fit(_stats_input(family, train, problem.season))
+        form = params.get("found") if family in SEARCHED else None
+        history = _stats_input(family, train, problem.season)
+        try:
+            return _forecaster(family, problem, form).fit(history)
+        except Exception:
+            if not form:
+                raise
+            # the found form does not fit the longer history (an ARIMA whose CSS start is non-stationary): search
+            return _forecaster(family, problem).fit(history)
     if family == "prophet":
         from . import prophet_family
         return prophet_family.fit(train, problem.future, problem.freq, params)
@@ -228,13 +281,11 @@ class FitOnce:
 
     def forecast(self, train: pd.DataFrame, window: pd.DataFrame) -> tuple[pd.DataFrame, float]:
         """(unique_id, ds, yhat for the ``window`` rows right after ``train``; seconds spent fitting)."""
-        from statsforecast import StatsForecast
         history = _stats_input(self.family, train, self.problem.season)
         new = history[~history[ID].isin(list(self.models))]
         start = time.perf_counter()
         if not new.empty:  # the first window, or series too short for the earlier ones
-            sf = StatsForecast(models=[_stats_model(self.family, self.problem)], freq=self.problem.freq, n_jobs=1)
-            sf.fit(new)
+            sf = _forecaster(self.family, self.problem).fit(new)
             self.models.update(zip(sf.uids, sf.fitted_[:, 0]))
         fit_s = time.perf_counter() - start
         means = {uid: self.models[uid].forward(y=g[Y].to_numpy(float), h=self.problem.horizon)["mean"]
@@ -265,7 +316,13 @@ def predict(fitted: Any, family: str, h: int, X_df: pd.DataFrame | None, history
         return neural.predict(fitted, h, history)
     if history is not None and problem is not None:
         if family in STATS:
-            out = fitted.forecast(df=_stats_input(family, history, problem.season), h=h)
+            df = _stats_input(family, history, problem.season)
+            try:  # a found form (SEARCHED) is fit once on the newer history
+                out = fitted.forecast(df=df, h=h)
+            except Exception:
+                if family not in SEARCHED:
+                    raise
+                out = _forecaster(family, problem).forecast(df=df, h=h)  # the found form does not fit it: search
         else:
             frame = model_frame(history.groupby(ID, sort=False).tail(3 * _keep(problem)), problem.plan, problem.past)
             out = fitted.predict(h=h, new_df=frame, X_df=X)

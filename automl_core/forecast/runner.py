@@ -150,8 +150,11 @@ class _Plan:
 def refit_seconds(trial: TrialResult, n_folds: int) -> float:
     """Expected seconds of this trial's refit on the whole history, from its own measured fit seconds: one
     fold's fit (AutoARIMA fits once per series, not once per fold: all of it), times the table refit's margin
-    (the whole history is longer than a fold's, and AutoARIMA's order search grows with it)."""
+    (the whole history is longer than a fold's, and AutoARIMA's order search grows with it). A searching family
+    whose trial found one form for all series refits that form once: its ``families.FOUND_SHARE`` of the search."""
     one = trial.fit_seconds if trial.family in families.FIT_ONCE else trial.fit_seconds / max(1, n_folds)
+    if trial.family in families.SEARCHED and trial.params.get("found"):
+        one *= families.FOUND_SHARE[trial.family]
     return RESERVE_MARGIN * one
 
 

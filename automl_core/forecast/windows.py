@@ -107,10 +107,16 @@ def split(panel: pd.DataFrame, folds: Folds, k: int) -> tuple[pd.DataFrame, pd.D
     return train, window
 
 
-def evaluate(data: TrialData, family: str, params: dict[str, Any], threads: int = 1, seed: int = 0) -> tuple[pd.DataFrame, float, float]:
-    """Forecasts of every fold's window, with actuals and MASE scales; (scored frame, fit s, predict s)."""
+def evaluate(data: TrialData, family: str, params: dict[str, Any], threads: int = 1, seed: int = 0,
+             found: dict[str, Any] | None = None) -> tuple[pd.DataFrame, float, float]:
+    """Forecasts of every fold's window, with actuals and MASE scales; (scored frame, fit s, predict s).
+
+    A searching family (``families.SEARCHED``) searches in every window, also when ``params`` hold a form found
+    before (a resumed run's): a window's form must come from its own history. ``found``, when given, gets the
+    form the latest fit chose under ``"found"`` (None when its series chose different ones), for the refit."""
     p = data.problem
-    parts, fit_s, pred_s = [], 0.0, 0.0
+    params = {k: v for k, v in params.items() if k != "found"}
+    parts, fit_s, pred_s, models = [], 0.0, 0.0, []
     panel = data.panel.assign(_observed=data.observed)
     once = families.FitOnce(family, p) if family in families.FIT_ONCE else None
     for k in range(data.folds.n):
@@ -121,9 +127,11 @@ def evaluate(data: TrialData, family: str, params: dict[str, Any], threads: int 
         if once is not None:
             pred, fit_k = once.forecast(train.drop(columns="_observed"), window)
             fit_s, pred_s = fit_s + fit_k, pred_s + time.perf_counter() - start - fit_k
+            models = list(once.models.values())
         else:
             fitted = families.fit(family, params, train.drop(columns="_observed"), p, threads, seed)
             fit_s += time.perf_counter() - start
+            models = list(fitted.fitted_[:, 0]) if family in families.SEARCHED else []
             start = time.perf_counter()
             X_df = future_frame(train, window, p.plan, p.future, p.past, p.static)
             pred = families.predict(fitted, family, p.horizon, X_df)
@@ -141,6 +149,8 @@ def evaluate(data: TrialData, family: str, params: dict[str, Any], threads: int 
     scored = scored[scored.pop("_observed").astype(bool)].reset_index(drop=True)
     if scored["yhat"].isna().any():
         raise ValueError(f"the model gave no forecast for {int(scored['yhat'].isna().sum())} validation rows")
+    if found is not None and family in families.SEARCHED and models:
+        found["found"] = families.shared_form(family, models)
     return scored, fit_s, pred_s
 
 
@@ -170,7 +180,11 @@ def run_trial(spec: TrialSpec, data: TrialData | None = None) -> TrialOutcome:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=spec.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scored, fit_s, pred_s = evaluate(load(spec.data_path), spec.family, params, spec.threads, spec.seed)
+            found: dict[str, Any] = {}
+            scored, fit_s, pred_s = evaluate(load(spec.data_path), spec.family, params, spec.threads, spec.seed, found)
+        params.pop("found", None)  # a resumed trial's older form: only this search's own is kept
+        if found.get("found"):  # the form the refit fits once (families.SEARCHED), kept with the trial's params
+            params["found"] = found["found"]
         metrics = score(scored)
         if not metrics:
             return TrialOutcome(spec.trial_id, "failed", params=params, error="the forecasts are not finite numbers")
