@@ -19,8 +19,8 @@ from .prepare.featurize import featurization_summary
 from .search.bag import Bagger
 from .search.fork_server import start_fork_server
 from .search.data import MAX_SEARCH_ROWS, write_search_data
-from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, label_order, likely_members,
-                              member_predictions)
+from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, free_cores, label_order,
+                              likely_members, member_predictions)
 from .models.metrics import score_all
 from .models.families import load_portfolio, select_families
 from .models.text_families import embed_for_search, reads_text, text_lead, text_warm_start
@@ -280,6 +280,8 @@ class AutoML:
         self.trials_ = [*result.trials, *ensembles]
         # The final refit may use a little of the budget's tolerance (runs must end within 10 % of it).
         slack = 0.03 * cfg.time_budget if cfg.time_budget else 0.0
+        # The refit's threads are chosen now, not when the search began: other work may hold the cores
+        self._cost.refit_threads = min(self._cost.refit_threads, free_cores(cfg.cores))
         bagger = (Bagger(self._fold_featurizers, result.fold_models, p.task, p.classes, self._refit_data.X,
                          self._refit_data.y, cfg.seed) if self._fold_featurizers and result.fold_models else None)
         choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack,
