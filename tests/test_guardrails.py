@@ -55,30 +55,6 @@ def test_leakage_flags_the_fare_part_of_a_taxi_total() -> None:
     assert "fare" in [s.column for s in suspects]
 
 
-@pytest.mark.parametrize("name,target", [("nyc_taxis.csv", "total"), ("bike_sharing_hourly.csv", "cnt"),
-                                         ("co2_mauna_loa_weekly.csv", "co2")])
-def test_the_probes_calendar_step_is_skrubs_without_skrub(monkeypatch, name, target) -> None:
-    """The probe encodes dates with pandas (skrub imports beside it): the same matrix as the search's
-    skrub DatetimeEncoder on date-times (taxi pickup), dates only (bike dteday, no hour), yyyymmdd
-    integers (co2) and missing dates; so the same suspects."""
-    from skrub import DatetimeEncoder
-
-    from automl_core.understand import leakage
-    df = pd.read_csv(DATASETS / name).head(3000)
-    date = next(c for c in ("pickup", "dteday", "date") if c in df.columns)
-    df.loc[df.index[::50], date] = np.nan
-    p = prepare(df, target, AutoMLConfig(task="regression"))
-    assert any(c.role.value == "datetime" for c in p.columns)
-    y = p.codes(p.y)
-    skrubs = build_featurizer(p.columns, task=p.task).fit_transform(p.X, y)
-    ours = build_featurizer(p.columns, task=p.task, date_encoder=leakage.CalendarParts).fit_transform(p.X, y)
-    dense = [m.toarray() if hasattr(m, "toarray") else np.asarray(m) for m in (skrubs, ours)]
-    assert np.array_equal(*dense, equal_nan=True)
-    found = probe(p)
-    monkeypatch.setattr(leakage, "CalendarParts", lambda: DatetimeEncoder(resolution="hour", add_weekday=True))
-    assert probe(p) == found
-
-
 @pytest.mark.parametrize("name,target,leak", [("nyc_taxis.csv", "total", "fare"),
                                               ("bank_marketing_train.csv", "y", "duration")])
 def test_wide_tables_test_only_the_columns_a_correlation_picks(monkeypatch, name, target, leak) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,15 +135,12 @@ def _target(task: Task, seed: int, scale: bool) -> list[tuple[str, Any]]:
     return steps + ([("scale", StandardScaler())] if scale else [])
 
 
-def _datetime(fmt: str | None, numeric_source: bool, scale: bool, encoder: Any = None) -> list[tuple[str, Any]]:
+def _datetime(fmt: str | None, numeric_source: bool, scale: bool) -> list[tuple[str, Any]]:
     # Parsed like roles.parse_datetime_column: the recorded format, else format="mixed" (pandas'
     # fast per-value parser). datetime64 input (e.g. Parquet) passes through to_datetime whatever the
     # format, so it is never turned into text; only strings are stripped (a regex replace touches
     # string cells only) and yyyymmdd integers are turned into digits. utc=True: one dtype always.
-    if encoder is None:
-        from skrub import DatetimeEncoder  # here, not at the top: importing skrub costs every run seconds
-        # skrub leaves out time parts (hour) when the training values are all date-only
-        encoder = DatetimeEncoder(resolution="hour", add_weekday=True)
+    from skrub import DatetimeEncoder  # here, not at the top: importing skrub costs every run seconds
     digits = [("clean_dtypes", _ft(pd.DataFrame.convert_dtypes)),
               ("clean_as_str", _ft(pd.DataFrame.astype, dtype="str"))] if numeric_source else []
     steps = digits + [
@@ -151,7 +148,8 @@ def _datetime(fmt: str | None, numeric_source: bool, scale: bool, encoder: Any =
         ("clean_tokens", _ft(pd.DataFrame.replace, to_replace=MISSING_TOKENS, value=np.nan)),
         ("parse", _ft(pd.DataFrame.apply, func=pd.to_datetime, errors="coerce", utc=True,
                       format=fmt or "mixed")),
-        ("encode", encoder),
+        # skrub leaves out time parts (hour) when the training values are all date-only
+        ("encode", DatetimeEncoder(resolution="hour", add_weekday=True)),
         ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True))]
     return steps + ([("scale", StandardScaler())] if scale else [])
 
@@ -235,8 +233,7 @@ def _validate(columns: list[ColumnInfo], mode: str | dict[str, str], text_max_fe
 
 def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = "auto",
                      scale: bool = False, task: Task = Task.BINARY, seed: int = 0,
-                     text_max_features: int = 2000, text: dict[str, Any] | None = None,
-                     date_encoder: Callable[[], Any] | None = None) -> ColumnTransformer:
+                     text_max_features: int = 2000, text: dict[str, Any] | None = None) -> ColumnTransformer:
     """Build the (unfitted) featurizer for the given feature columns (target excluded).
 
     ``mode``: "auto" (full featurization), "off" (numeric median imputation + ordinal codes only;
@@ -245,8 +242,6 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
     ``task`` sets the target encoder's target type; ``seed`` its cross-fitting shuffle.
     ``text``: a text family's TF-IDF settings (``models.text_families.text_settings``) for the text
     columns instead of the bounded block; with ``text_only`` set, the other columns are dropped.
-    ``date_encoder`` makes the calendar step of a date column instead of skrub's ``DatetimeEncoder``
-    (for a featurizer that is never saved: the leakage probe's, see ``understand.leakage``).
     Fit with ``fit(X, y)`` (y is needed when any column is target-encoded); X is the raw frame.
     """
     _validate(columns, mode, text_max_features)
@@ -282,8 +277,7 @@ def build_featurizer(columns: list[ColumnInfo], *, mode: str | dict[str, str] = 
                  "boolean": _boolean, "onehot": _onehot, "ordinal": _ordinal,
                  "ordinal_bool": lambda: _ordinal(boolean=True),
                  "target": lambda: _target(task, seed, scale),
-                 "datetime": lambda: _datetime(col.datetime_format, _is_number_dtype(col.dtype), scale,
-                                                     date_encoder() if date_encoder else None),
+                 "datetime": lambda: _datetime(col.datetime_format, _is_number_dtype(col.dtype), scale),
                  "text": lambda: _text(int(text_max_features)) if text is None else _text_searched(text)}[kind]()
         entries.append((name, Pipeline(steps), [col.name]))
     if grouped["numeric_plain"]:

@@ -17,21 +17,17 @@ Measured on the shared sets (see tests/test_guardrails.py): bank ``duration`` (s
 """
 from __future__ import annotations
 
-import importlib
-import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..prepare.tables import Prepared
-from ..prepare.schema import Role, Task
+from ..prepare.schema import Task
 
 SAMPLE_ROWS = 5000
 NEAR_PERFECT_AUC = 0.98
@@ -72,15 +68,9 @@ def probe(prepared: Prepared, featurization: object = "auto", seed: int = 0) -> 
     X, y = prepared.X.iloc[rows], prepared.codes(prepared.y[rows])
     if task.is_classification and len(np.unique(y)) < 2:
         return []
-    if any(c.role is Role.DATETIME for c in prepared.columns) and featurization != "off":
-        # skrub (~5x ``import pandas``, for matplotlib and pytest) is what the search's featurizer needs
-        # first for a date column; imported beside this probe, which encodes dates without it, the
-        # first trial no longer waits for it after the probe.
-        threading.Thread(target=importlib.import_module, args=("skrub",), daemon=True).start()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        featurizer = build_featurizer(prepared.columns, mode=featurization, task=task, seed=seed,
-                                      date_encoder=CalendarParts)
+        featurizer = build_featurizer(prepared.columns, mode=featurization, task=task, seed=seed)
         matrix = featurizer.fit_transform(X, y)
     matrix = matrix.tocsc() if sparse.issparse(matrix) else np.asarray(matrix, dtype=float)
     source = list(feature_to_column(featurizer, prepared.columns).values())
@@ -102,30 +92,6 @@ def probe(prepared: Prepared, featurization: object = "auto", seed: int = 0) -> 
         if alone[column] >= near or (loss is not None and loss >= UNIQUE_LOSS):
             suspects.append(LeakSuspect(column, alone[column], loss, full, measure, alone[column] >= near))
     return suspects
-
-
-class CalendarParts(TransformerMixin, BaseEstimator):
-    """The probe's calendar step: what skrub's ``DatetimeEncoder(resolution="hour", add_weekday=True)``
-    gives the search (year, month, day, hour unless every value is a date, seconds since 1970, weekday
-    1-7; float32, missing as NaN), in pandas alone. Only this never-saved featurizer uses it; the search
-    and the saved model keep skrub's (tests/test_guardrails.py checks the two give the same matrix)."""
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> "CalendarParts":
-        values = X.iloc[:, 0].dropna()
-        self.parts_ = ["year", "month", "day"] + ([] if (values.dt.normalize() == values).all() else ["hour"])
-        self.parts_ += ["total_seconds", "weekday"]
-        self.name_ = str(X.columns[0])
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        dates = X.iloc[:, 0]
-        seconds = (dates - pd.Timestamp(0, tz=dates.dt.tz)) / pd.Timedelta("1s")
-        got = {"total_seconds": seconds, "weekday": dates.dt.day_of_week + 1}
-        return pd.DataFrame({f"{self.name_}_{p}": (got[p] if p in got else getattr(dates.dt, p)).astype("float32")
-                             for p in self.parts_}, index=X.index)
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        return np.asarray([f"{self.name_}_{p}" for p in self.parts_], dtype=object)
 
 
 def _dense(part: object) -> np.ndarray:
