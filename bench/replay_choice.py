@@ -130,15 +130,22 @@ def collect(sets: dict[str, tuple[pd.DataFrame, int]], jobs: int) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     for name, (frame, h) in sets.items():
         target = CACHE / f"{name}.joblib"
-        if target.exists():
+        old = joblib.load(target) if target.exists() else None
+        if old is not None and len(old["trials"]) >= TRIALS:
             print(f"{name}: cached", flush=True)
             continue
         data, trials, info = build(frame, h)
+        # a smaller cache of the same search grows by the trials it lacks (its trials are this search's first)
+        done = old if old is not None and old["trials"] == trials[:len(old["trials"])] else None
+        todo = trials[len(done["trials"]):] if done else trials
         start = time.perf_counter()
-        got = Parallel(n_jobs=jobs)(delayed(_one)(data, f, p) for f, p in trials)
-        info["seconds"] = round(time.perf_counter() - start, 1)
-        joblib.dump({"info": info, "trials": trials, "frames": [g[0] for g in got],
-                     "errors": [g[2] for g in got], "trial_seconds": [round(g[1], 1) for g in got]}, target)
+        got = Parallel(n_jobs=jobs)(delayed(_one)(data, f, p) for f, p in todo)
+        info["seconds"] = round(time.perf_counter() - start, 1) + (done["info"].get("seconds", 0) if done else 0)
+        before = {k: done[k] for k in ("frames", "errors", "trial_seconds")} if done else {
+            "frames": [], "errors": [], "trial_seconds": []}
+        joblib.dump({"info": info, "trials": trials, "frames": before["frames"] + [g[0] for g in got],
+                     "errors": before["errors"] + [g[2] for g in got],
+                     "trial_seconds": before["trial_seconds"] + [round(g[1], 1) for g in got]}, target)
         print(f"{name}: {info} errors={[e for _, _, e in got if e]}", flush=True)
 
 

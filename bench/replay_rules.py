@@ -62,6 +62,13 @@ RULES = {
     "default, per family + comb anchor 10 %": (R(shrink=1.0, per_family=True, anchor=0.10), "default"),
     "default, per family + anchor 10 %, blended": (R(shrink=1.0, per_family=True, anchor=0.10, anchor_blend=True),
                                                   "default"),
+    # issue #20, a margin that grows with the trials compared (choice.Rule.margin / family_shrink); also tried
+    # at 12 trials and dropped (worse on both groups): margin 2 blended, margin 1 simplest, family shrink 25 %
+    "default + margin 0.25 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=0.25), "default"),
+    "default + margin 0.5 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=0.5), "default"),
+    "default + margin 1 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=1.0), "default"),
+    "default + margin 0.5, simplest tied": (R(shrink=1.0, margin=0.5, margin_mode="simple"), "default"),
+    "default + family shrink 50 %": (R(shrink=1.0, family_shrink=0.5), "default"),
 }
 
 
