@@ -71,10 +71,11 @@ def test_margin_keeps_the_rule_when_the_tie_is_one_family_or_the_metric_has_no_u
 
 def test_statistical_rows_capped_on_long_seasons_only():
     weekly, monthly, hourly = 52, 12, 24
+    capped = max(families.STATS_SEASONS * weekly, families.STATS_CAPPED_ROWS)
     for family in ("auto_ets", "auto_theta"):
-        assert families.stats_rows(family, weekly) == families.STATS_SEASONS * weekly < families.STATS_MAX_ROWS
+        assert families.stats_rows(family, weekly) == capped < families.STATS_MAX_ROWS
         assert families.stats_rows(family, monthly) == families.STATS_MAX_ROWS   # unchanged
-    assert families.stats_rows("auto_arima", weekly) == 300      # its own cap, unchanged
+    assert families.stats_rows("auto_theta", hourly) == families.STATS_CAPPED_ROWS
+    assert families.stats_rows("auto_ets", hourly) == families.STATS_MAX_ROWS   # mixed on hourly: not capped
+    assert families.stats_rows("auto_arima", weekly) == 300                     # its own cap, unchanged
     assert families.stats_rows("mstl", hourly) >= 3 * 7 * hourly
-    assert families.stats_rows("auto_ets", hourly) == families.STATS_MAX_ROWS
-    assert families.stats_rows("auto_theta", 365) == min(families.STATS_MAX_ROWS, families.STATS_SEASONS * 365)
