@@ -155,6 +155,8 @@ def main() -> int:
     parser.add_argument("--sets", default="all", choices=["shared", "independent", "short", "unseen", "all"])
     parser.add_argument("--only")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--match", help="rules: only those whose name holds one of these comma-separated strings")
+    parser.add_argument("--min-trials", type=int, default=0, help="rules: only sets cached with this many trials")
     args = parser.parse_args()
     if args.step == "collect":
         sets = {}
@@ -173,7 +175,7 @@ def main() -> int:
         collect(sets, args.jobs)
         return 0
     from replay_rules import report
-    report(CACHE)
+    report(CACHE, args.match.split(",") if args.match else None, args.min_trials)
     return 0
 
 

@@ -79,3 +79,12 @@ def test_statistical_rows_capped_on_long_seasons_only():
     assert families.stats_rows("auto_ets", hourly) == families.STATS_MAX_ROWS   # mixed on hourly: not capped
     assert families.stats_rows("auto_arima", weekly) == 300                     # its own cap, unchanged
     assert families.stats_rows("mstl", hourly) >= 3 * 7 * hourly
+
+
+@needs_data
+def test_default_rule_blends_two_families_of_equal_error(actuals):
+    """Equal true error, different noise: the engine's rule blends one trial of each family (before the margin,
+    the lucky one was kept alone, or blended only when that beat it on the same windows)."""
+    frames = {0: _candidate(actuals, 0.03, 1), 1: _candidate(actuals, 0.03, 4), 2: _candidate(actuals, 0.2, 3)}
+    fams = {0: "lgbm_lags", 1: "auto_ets", 2: "naive"}
+    assert choice.choose(frames, fams, "mase", False, choice.DEFAULT) == {0: 0.5, 1: 0.5}
