@@ -130,15 +130,22 @@ def collect(sets: dict[str, tuple[pd.DataFrame, int]], jobs: int) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     for name, (frame, h) in sets.items():
         target = CACHE / f"{name}.joblib"
-        if target.exists():
+        old = joblib.load(target) if target.exists() else None
+        if old is not None and len(old["trials"]) >= TRIALS:
             print(f"{name}: cached", flush=True)
             continue
         data, trials, info = build(frame, h)
+        # a smaller cache of the same search grows by the trials it lacks (its trials are this search's first)
+        done = old if old is not None and old["trials"] == trials[:len(old["trials"])] else None
+        todo = trials[len(done["trials"]):] if done else trials
         start = time.perf_counter()
-        got = Parallel(n_jobs=jobs)(delayed(_one)(data, f, p) for f, p in trials)
-        info["seconds"] = round(time.perf_counter() - start, 1)
-        joblib.dump({"info": info, "trials": trials, "frames": [g[0] for g in got],
-                     "errors": [g[2] for g in got], "trial_seconds": [round(g[1], 1) for g in got]}, target)
+        got = Parallel(n_jobs=jobs)(delayed(_one)(data, f, p) for f, p in todo)
+        info["seconds"] = round(time.perf_counter() - start, 1) + (done["info"].get("seconds", 0) if done else 0)
+        before = {k: done[k] for k in ("frames", "errors", "trial_seconds")} if done else {
+            "frames": [], "errors": [], "trial_seconds": []}
+        joblib.dump({"info": info, "trials": trials, "frames": before["frames"] + [g[0] for g in got],
+                     "errors": before["errors"] + [g[2] for g in got],
+                     "trial_seconds": before["trial_seconds"] + [round(g[1], 1) for g in got]}, target)
         print(f"{name}: {info} errors={[e for _, _, e in got if e]}", flush=True)
 
 
@@ -148,6 +155,8 @@ def main() -> int:
     parser.add_argument("--sets", default="all", choices=["shared", "independent", "short", "unseen", "all"])
     parser.add_argument("--only")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--match", help="rules: only those whose name holds one of these comma-separated strings")
+    parser.add_argument("--min-trials", type=int, default=0, help="rules: only sets cached with this many trials")
     args = parser.parse_args()
     if args.step == "collect":
         sets = {}
@@ -166,7 +175,7 @@ def main() -> int:
         collect(sets, args.jobs)
         return 0
     from replay_rules import report
-    report(CACHE)
+    report(CACHE, args.match.split(",") if args.match else None, args.min_trials)
     return 0
 
 

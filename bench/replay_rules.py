@@ -26,6 +26,7 @@ SHARED = ("nyc_energy", "bike_share_daily", "oj_sales", "fred_retail", "co2_maun
           "daily_min_temperatures", "monthly_sunspots", "healthexp", "stocks")
 OUTER = 3
 R = choice.Rule
+BASE = "current, weights shrunk fully to equal"   # the engine's rule before issue #20's margin
 RULES = {
     "current (best single vs Caruana top 6)": (R(), "default"),
     "best single": (R(top=1), "default"),
@@ -62,6 +63,13 @@ RULES = {
     "default, per family + comb anchor 10 %": (R(shrink=1.0, per_family=True, anchor=0.10), "default"),
     "default, per family + anchor 10 %, blended": (R(shrink=1.0, per_family=True, anchor=0.10, anchor_blend=True),
                                                   "default"),
+    # issue #20, a margin that grows with the trials compared (choice.Rule.margin / family_shrink); also tried
+    # at 12 trials and dropped (worse on both groups): margin 2 blended, margin 1 simplest, family shrink 25 %
+    "default + margin 0.25 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=0.25), "default"),
+    "default + margin 0.5 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=0.5), "default"),
+    "default + margin 1 sqrt(2 ln n) SE, blend tied families": (R(shrink=1.0, margin=1.0), "default"),
+    "default + margin 0.5, simplest tied": (R(shrink=1.0, margin=0.5, margin_mode="simple"), "default"),
+    "default + family shrink 50 %": (R(shrink=1.0, family_shrink=0.5), "default"),
 }
 
 
@@ -116,22 +124,29 @@ def replay(cached: dict) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in out.items()} | {"_short": short}
 
 
-def _trials(cache: Path) -> str:
-    counts = sorted({len(joblib.load(p)["trials"]) for p in cache.glob("*.joblib")})
+def _trials(cache: Path, min_trials: int = 0) -> str:
+    counts = sorted({n for p in cache.glob("*.joblib") if (n := len(joblib.load(p)["trials"])) >= min_trials})
     return "/".join(map(str, counts))
 
 
-def report(cache: Path) -> None:
+def report(cache: Path, match: list[str] | None = None, min_trials: int = 0) -> None:
+    """``match``: only the rules whose name holds one of these strings (a quicker replay); ``min_trials``: only
+    the sets cached with at least this many trials (a cache still growing)."""
+    global RULES
+    if match:
+        RULES = {n: r for n, r in RULES.items() if n == BASE or any(m in n for m in match)}
     results, infos = {}, {}
     for path in sorted(cache.glob("*.joblib")):
         cached = joblib.load(path)
+        if len(cached["trials"]) < min_trials:
+            continue
         results[path.stem] = replay(cached)
         infos[path.stem] = cached["info"] | {"errors": [e for e in cached["errors"] if e]}
     names = list(next(iter(results.values())))
     names.remove("_short")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     lines = [f"# Forecast choice rules, replayed offline ({stamp})", "",
-             f"`python bench/replay_choice.py collect` then `rules` (cache {cache.name}): {_trials(cache)} trials per set (the portfolio, then seeded "
+             f"`python bench/replay_choice.py collect` then `rules` (cache {cache.name}): {_trials(cache, min_trials)} trials per set (the portfolio, then seeded "
              "LightGBM samples), each scored once on N inner + 3 outer windows of h; MASE on the outer windows "
              "(peers.md protocol), engine's scale. Counted in trials, not seconds: the machine was shared by "
              "several helpers (timings taken under load, not compared). Average rank: rank of each rule among "
@@ -146,13 +161,16 @@ def report(cache: Path) -> None:
         ranks = table.drop(index="oracle (best single trial on the outer window)").rank(axis=0, method="average")
         gm = np.exp(np.log(table).mean(axis=1))
         summary[title] = {"avg_rank": ranks.mean(axis=1).round(2).to_dict(), "geo_mean": gm.round(4).to_dict()}
+        base = table.loc[BASE] if BASE in table.index else None
         lines += [f"## {title}", "", "| rule | " + " | ".join(
-            f"{s}{' (short low-freq)' if results[s]['_short'] else ''}" for s in sets) + " | geo mean | avg rank |",
-                  "|---" * (len(sets) + 3) + "|"]
+            f"{s}{' (short low-freq)' if results[s]['_short'] else ''}" for s in sets)
+            + " | geo mean | avg rank | won/lost/tied vs equal-weight Caruana |", "|---" * (len(sets) + 4) + "|"]
         for n in names:
             rank = ranks.mean(axis=1).get(n, np.nan)
+            d = table.loc[n] - base if base is not None else pd.Series(dtype=float)
+            wlt = f"{(d < -1e-9).sum()}/{(d > 1e-9).sum()}/{(d.abs() <= 1e-9).sum()}"
             lines.append(f"| {n} | " + " | ".join(f"{table.loc[n, s]:.3f}" for s in sets)
-                         + f" | {gm[n]:.4f} | {rank:.2f} |")
+                         + f" | {gm[n]:.4f} | {rank:.2f} | {wlt} |")
         lines.append("")
     lines += ["## Sets", "", "| set | info |", "|---|---|"]
     lines += [f"| {s} | {json.dumps(i)} |" for s, i in infos.items()]

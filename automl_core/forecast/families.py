@@ -8,6 +8,7 @@ Python that has those public packages.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -36,6 +37,16 @@ ARIMA_MAX_ROWS = 1000
 #: last 3 windows: MASE 0.229 on 300 rows, 0.225 on 260, 0.227 on 416 with seasonal orders <= 1).
 ARIMA_SEASONS = 5
 STATS_MAX_ROWS = 4_000
+#: AutoETS from a season of 52 (weekly data) and AutoTheta from 24 (hourly) see only the latest
+#: ``STATS_SEASONS`` seasons, at least ``STATS_CAPPED_ROWS`` rows (bench/results/stats-rows-*.md, 3 outer windows,
+#: one trial on 520 rows vs on all, load 8-12): co2_mauna_loa_weekly (2,284 rows) ETS MASE 0.716 -> 0.724 and
+#: Theta 0.555 -> 0.271, at 0.18 and 0.14 of the seconds; on three unseen hourly series (5,000 rows, m=24)
+#: Theta 5.99 -> 1.32, 14.96 -> 1.92, 0.509 -> 0.511 at 0.04-0.05 of the seconds (its decomposition follows
+#: the recent level), but ETS was mixed there (0.742 -> 0.549, 0.781 -> 1.467, 0.510 -> 0.485), so hourly
+#: ETS keeps ``STATS_MAX_ROWS``.
+STATS_LONG_SEASON = {"auto_ets": 52, "auto_theta": 24}
+STATS_SEASONS = 10
+STATS_CAPPED_ROWS = 520
 #: Lag models train on at most this many of the latest rows (over all series): years of hourly
 #: history add little over the last two, and cost minutes on a busy 2-core machine.
 ML_MAX_ROWS = 20_000
@@ -203,12 +214,17 @@ def _forecaster(family: str, problem: Problem, form: dict[str, Any] | None = Non
     return StatsForecast(models=[_stats_model(family, problem, form)], freq=problem.freq, n_jobs=1)
 
 
-def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
+def stats_rows(family: str, season: int) -> int:
+    """The latest rows per series a statistical family is fit on."""
     if family == "auto_arima":
-        rows = min(ARIMA_MAX_ROWS, max(ARIMA_SEASONS * season, 300))
-    else:
-        rows = max(STATS_MAX_ROWS, 3 * season + 10) if family != "mstl" else max(STATS_MAX_ROWS, 3 * 7 * season)
-    return train.groupby(ID, sort=False).tail(rows)[[ID, DS, Y]]
+        return min(ARIMA_MAX_ROWS, max(ARIMA_SEASONS * season, 300))
+    if season >= STATS_LONG_SEASON.get(family, math.inf):
+        return min(STATS_MAX_ROWS, max(STATS_SEASONS * season, STATS_CAPPED_ROWS))
+    return max(STATS_MAX_ROWS, 3 * season + 10) if family != "mstl" else max(STATS_MAX_ROWS, 3 * 7 * season)
+
+
+def _stats_input(family: str, train: pd.DataFrame, season: int) -> pd.DataFrame:
+    return train.groupby(ID, sort=False).tail(stats_rows(family, season))[[ID, DS, Y]]
 
 
 # --- lag models ------------------------------------------------------------------------------------
