@@ -160,7 +160,8 @@ def verdicts(table: pd.DataFrame, candidate: str = "geo_rule", tie: float = 1e-4
     """Per run, the candidate against the rule before: "better" / "worse" when the paired-bootstrap interval
     of the difference excludes 0 and the difference is over ``tie``, else "tied"."""
     diff = table[candidate] - table["before"]
-    lo, hi = table["geo_vs_before_lo"], table["geo_vs_before_hi"]
+    # rows recorded before the intervals were (an earlier result's JSON): the point difference alone
+    lo, hi = table["geo_vs_before_lo"].fillna(diff), table["geo_vs_before_hi"].fillna(diff)
     out = pd.Series("tied", index=table.index)
     out[(hi < 0) & (diff < -tie)] = "better"
     out[(lo > 0) & (diff > tie)] = "worse"
@@ -204,8 +205,23 @@ def record(table: pd.DataFrame, stem: str, sets: list[str]) -> None:
 
 def collect(logs: list[str], stem: str, sets: list[str]) -> None:
     """Record the JSON lines of several runs of this script (split across processes) as one result."""
-    recs = [json.loads(line) for log in logs for line in open(log) if line.startswith("{")]
-    table = pd.DataFrame(recs).drop_duplicates(["set", "seed", "trials"])
+    recs = []
+    for log in logs:  # a run's stdout (JSON lines), or an earlier result's JSON (its rows)
+        if log.endswith(".json"):
+            saved = json.loads(Path(log).read_text())
+            recs += [{"trials": saved["trials"], **r} for r in saved["rows"]]
+        else:
+            recs += [json.loads(line) for line in open(log) if line.startswith("{")]
+    table = pd.DataFrame(recs)
+    if "geo_rule" in table:  # earlier rows: the candidate is the geometric bag where the rule bagged
+        table["geo_rule"] = table["geo_rule"].fillna(table["geo_bag"].where(table["rule_before"] == "bag",
+                                                                            table["refit"]))
+    else:
+        table["geo_rule"] = table["geo_bag"].where(table["rule_before"] == "bag", table["refit"])
+    for col in ("geo_vs_before_lo", "geo_vs_before_hi", "geo_vs_lgbm_lo", "geo_vs_lgbm_hi", "before_vs_lgbm_lo",
+                "before_vs_lgbm_hi", "task"):
+        table[col] = table[col] if col in table else np.nan
+    table = table.drop_duplicates(["set", "seed", "trials"], keep="last")
     table = table[table["set"].isin(sets)] if sets and sets != [""] else table
     record(table.reset_index(drop=True), stem, list(table["set"].unique()))
 
