@@ -176,9 +176,10 @@ def summary(table: pd.DataFrame) -> list[str]:
     for role, part in table.groupby(np.where(table["set"].isin(SHAPING), "shaping", "held out")):
         v = verdicts(part)
         bagged = part["rule_before"] == "bag"
-        ratio = float(np.exp(np.mean(np.log(part["geo_rule"] / part["before"]))))
-        ratio_bagged = float(np.exp(np.mean(np.log(part.loc[bagged, "geo_rule"] / part.loc[bagged, "before"])))) \
-            if bagged.any() else 1.0
+        # a set every system predicts perfectly has log loss ~0: floored, so its ratio is 1, not 0/0
+        ratios = np.log(part["geo_rule"].clip(lower=1e-12) / part["before"].clip(lower=1e-12))
+        ratio = float(np.exp(ratios.mean()))
+        ratio_bagged = float(np.exp(ratios[bagged].mean())) if bagged.any() else 1.0
         lgbm_before = part.loc[part["before_vs_lgbm_lo"] > 0, "set"]
         lgbm_geo = part.loc[part["geo_vs_lgbm_lo"] > 0, "set"]
         lines += [f"{role}: {len(part)} runs on {part['set'].nunique()} sets, the rule bags in {int(bagged.sum())}; "
