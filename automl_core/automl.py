@@ -16,13 +16,13 @@ from .export.drift_checks import training_profile
 from .config import AutoMLConfig
 from .errors import AutoMLInputError
 from .prepare.featurize import featurization_summary
-from .search.bag import Bagger
+from .search.bag import Bagger, pool_for
 from .search.fork_server import start_fork_server
 from .search.data import MAX_SEARCH_ROWS, write_search_data
 from .search.finalize import (FinalChoice, RefitCost, choose, ensemble_rows, fit_final, free_cores, label_order,
                               likely_members, member_predictions)
 from .models.metrics import score_all
-from .models.families import load_portfolio, select_families
+from .models.families import bag_pool, load_portfolio, select_families
 from .models.text_families import embed_for_search, reads_text, text_lead, text_warm_start
 from .understand.predictions import Predictions
 from .prepare.tables import Prepared, TableLike, prepare
@@ -283,7 +283,8 @@ class AutoML:
         # The refit's threads are chosen now, not when the search began: other work may hold the cores
         self._cost.refit_threads = min(self._cost.refit_threads, free_cores(cfg.cores))
         bagger = (Bagger(self._fold_featurizers, result.fold_models, p.task, p.classes, self._refit_data.X,
-                         self._refit_data.y, cfg.seed) if self._fold_featurizers and result.fold_models else None)
+                         self._refit_data.y, cfg.seed, pool_for(metric.name, p.task))
+                  if self._fold_featurizers and result.fold_models else None)
         choice = choose(result.best, ensembles, result.trials, metric, self._cost, clock.remaining() + slack,
                         bagger, cfg.final_model)
         estimate = self._cost.members(choice.members) if choice.members else self._cost.single(choice.row)
@@ -372,7 +373,8 @@ class AutoML:
                          "validation_score": m.score, "weight": w}
                         for m, w in zip(self.final_.members, self.final_.weights or [None] * len(self.final_.members))],
             "choice_note": self.final_.note,
-            "final_model": self.final_.final,   # "refit" on all rows, or "bag": the k fold models averaged
+            "final_model": self.final_.final,   # "refit" on all rows, or "bag": the k fold models pooled (bag.py)
+            "bag_pool": bag_pool(self.model_),  # a bag: "mean" (soft voting) or "geometric" (log loss); else None
             "train": {"score": self.train_score_, "metrics": self.train_metrics_,
                       "n_rows": min(len(p.X), TRAIN_SCORE_ROWS)},
             "validation": {"strategy": self.validation_.description, "score": best.score, "metrics": best.metrics},

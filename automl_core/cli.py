@@ -46,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--positive-class")
     train.add_argument("--no-ensembles", action="store_true")
     train.add_argument("--final-model", default="auto", choices=("auto", "refit", "bag"),
-                       help="refit the chosen model on all rows, average the k fold models the validation fit "
-                            "(bag), or choose per run (auto, default)")
+                       help="refit the chosen model on all rows, combine the k fold models the validation fit "
+                            "(bag: their average, or under log loss their normalised geometric mean), or choose "
+                            "per run (auto, default)")
     train.add_argument("--time-column")
     train.add_argument("--horizon", type=int)
     train.add_argument("--series-id")

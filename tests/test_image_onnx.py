@@ -3,6 +3,7 @@ head in one graph, checked against the joblib model's own path on real photos.""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from shared_data import needs_data, DATASETS
@@ -70,3 +71,28 @@ def test_cnn_and_linear_head_export_to_one_onnx_graph_with_parity(tmp_path, monk
     assert "Largest difference vs joblib" in [m.label for m in at.metric], shown
     assert {m.label: m.value for m in at.metric}["Same predicted class"] == "100.0%"
     assert {"download_onnx", "download_onnx_inputs"} <= {b.key for b in at.get("download_button")}
+
+
+@pytest.mark.slow  # a one-trial search on 1,280 columns, 10 folds: ~30 s on two busy cores
+def test_a_geometric_bag_head_is_one_graph_with_parity() -> None:
+    """A head bagged under log loss (the geometric pool, search/bag.py) is exported as the softmax of its folds'
+    mean log-probabilities: the ONNX head matches the saved Stacking on CNN-shaped features."""
+    import onnxruntime as ort
+    from sklearn.datasets import load_digits
+    from automl_core import AutoML
+    from automl_core.export.image_onnx import PARITY_TOL, _head_graph
+    from automl_core.images.extract import CNN_DIM
+    from automl_core.models.families import bag_pool
+    X, y = load_digits(n_class=3, return_X_y=True)
+    X = X[:240]
+    noise = np.random.default_rng(0).normal(size=(len(X), CNN_DIM - X.shape[1]))
+    features = np.hstack([X, noise]).astype(np.float32)
+    table = pd.DataFrame(features, columns=[f"cnn_{i}" for i in range(CNN_DIM)]).assign(label=y[:240].astype(str))
+    a = AutoML(task="multiclass", metric="log_loss", max_trials=1, time_budget=None, seed=0, ensembles=False,
+               final_model="bag", allowed_models=("linear",),
+               featurization={c: "numeric" for c in table.columns[:-1]})
+    a.fit(table, target="label")
+    assert bag_pool(a.model_) == "geometric"
+    session = ort.InferenceSession(_head_graph(a.model_).SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["probabilities"], {"x": features[:50]})
+    np.testing.assert_allclose(got, a.model_.predict_proba(table.drop(columns="label").head(50)), atol=PARITY_TOL)

@@ -7,7 +7,8 @@ ONNX form. Inside the graph: EfficientNet-Lite0's pooled features (the graph ``e
 for the features themselves), averaged with those of the horizontally flipped tensor when the spec says
 ``flip``, then the head -- its featurizer and estimator converted by the tables' converters
 (``export.onnx.pipeline_graph``); a bag of fold models becomes the average of its folds' graphs, as the
-soft VotingClassifier averages them. Outputs: ``label`` (the class name) and ``probabilities`` (N x classes,
+soft VotingClassifier averages them, or (the geometric pool, ``search/bag.py``) the softmax of the mean of
+their clipped log-probabilities. Outputs: ``label`` (the class name) and ``probabilities`` (N x classes,
 in the model's ``classes`` order).
 
 Not exported, with the reason in words: a raw-pixel block (Pillow's resize of the pixels happens outside
@@ -134,10 +135,13 @@ def image_graph(bundle: dict[str, Any]) -> Any:
 def _head_graph(pipeline: Any) -> Any:
     """The head as one ONNX model: ``x`` (N x features, columns cnn_0..) in, probabilities out.
 
-    A bag of fold models (``models.families.bag_folds``) is the weighted mean of its folds' graphs."""
+    A bag of fold models (``models.families.bag_folds``) is the weighted mean of its folds' graphs, or of
+    their log-probabilities then a softmax (the geometric pool)."""
     from onnx import TensorProto, helper
-    from ..models.families import bag_folds
+    from ..models.families import bag_folds, bag_pool
+    from ..search.bag import PROB_FLOOR
     folds = bag_folds(pipeline)
+    geometric = bag_pool(pipeline) == "geometric"
     members = folds if folds else [pipeline]
     weights = getattr(pipeline[-1], "weights", None) if folds else None
     weights = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
@@ -148,10 +152,19 @@ def _head_graph(pipeline: Any) -> Any:
         nodes += made[0]
         inits += made[1]
         outs.append(made[2][0])
+    if geometric:  # the floor the Stacking learner clips at (its ceiling, 1 - 1e-15, moves a log by 1e-15)
+        inits.append(helper.make_tensor("floor", TensorProto.FLOAT, [], [PROB_FLOOR]))
     for i, out in enumerate(outs):
         inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, [], [float(weights[i] / weights.sum())]))
+        if geometric:
+            nodes += [helper.make_node("Max", [out, "floor"], [f"floored{i}"]),
+                      helper.make_node("Log", [f"floored{i}"], [f"log{i}"])]
+            out = f"log{i}"
         nodes.append(helper.make_node("Mul", [out, f"w{i}"], [f"weighted{i}"]))
-    nodes.append(helper.make_node("Sum", [f"weighted{i}" for i in range(len(outs))], ["probabilities"]))
+    pooled = "pooled_log" if geometric else "probabilities"
+    nodes.append(helper.make_node("Sum", [f"weighted{i}" for i in range(len(outs))], [pooled]))
+    if geometric:
+        nodes.append(helper.make_node("Softmax", [pooled], ["probabilities"], axis=1))
     graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, extract.CNN_DIM])],
                               [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None])],
                               initializer=inits)

@@ -60,10 +60,11 @@ def prepare_inputs(model: Any, df: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _not_exportable(model: Any) -> str:
-    from ..models.families import bag_folds
+    from ..models.families import bag_folds, bag_pool
     folds = bag_folds(model)
     if folds:
-        return (f"it averages {len(folds)} fold models, each with its own featurizer, and the exporter converts "
+        how = "pools" if bag_pool(model) == "geometric" else "averages"
+        return (f"it {how} {len(folds)} fold models, each with its own featurizer, and the exporter converts "
                 "one featurizer; train with final_model='refit' for a model ONNX can hold")
     for col, (kind, _) in column_plan(model).items():
         if kind in ("datetime", "text"):

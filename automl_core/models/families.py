@@ -397,13 +397,23 @@ def single_member(estimator: Any) -> Any | None:
 def bag_folds(model: Any) -> list[Any] | None:
     """The fold pipelines (each ``features`` first) of a saved bag of fold models (``search/bag.py``),
     or None for any other model."""
+    if bag_pool(model) is None:
+        return None
+    estimator = model.steps[-1][1]
+    return list(getattr(estimator, "estimators_", None) or [p for _, p in estimator.estimators])
+
+
+def bag_pool(model: Any) -> str | None:
+    """How a saved bag of fold models combines its folds: "mean" (soft Voting) or "geometric" (a Stacking
+    whose learner is the log-opinion pool, ``search/bag.py``); None for any other model."""
     if not hasattr(model, "named_steps") or "features" in model.named_steps:
         return None
     estimator = model.steps[-1][1]
     names = [n for n, _ in getattr(estimator, "estimators", None) or []]
-    if type(estimator).__name__.startswith("Voting") and names and all(n.startswith("fold_") for n in names):
-        return list(getattr(estimator, "estimators_", None) or [p for _, p in estimator.estimators])
-    return None
+    if not names or not all(n.startswith("fold_") for n in names):
+        return None
+    kind = type(estimator).__name__
+    return "mean" if kind.startswith("Voting") else "geometric" if kind == "StackingClassifier" else None
 
 
 def select_families(allowed: tuple[str, ...] | None, blocked: tuple[str, ...], n_rows: int,

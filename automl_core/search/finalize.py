@@ -81,7 +81,7 @@ class FinalChoice:
     members: list[TrialResult] = field(default_factory=list)  # for ensembles: the member trials
     weights: list[float] = field(default_factory=list)
     note: str = ""                         # why this one, when it is not simply the best row
-    final: str = "refit"                   # "refit" (on all rows) or "bag" (the fold models averaged)
+    final: str = "refit"                   # "refit" (on all rows) or "bag" (the fold models pooled, bag.py)
 
 
 @dataclass
@@ -293,10 +293,10 @@ def _fallback(data: RefitData, choice: FinalChoice, best: TrialResult | None, fe
     if mode != "refit" and choice.row.family == "ensemble" and bagger is not None and bagger.available(*ids):
         return bagger.pipeline(ids, choice.weights or None), _with(choice, (
             f"refitting the ensemble's members would have taken longer than the time left{did}: their "
-            f"{bagger.k} fold models were averaged instead"), "bag")
+            f"{bagger.k} fold models were {bagger.combined} instead"), "bag")
     if mode != "refit" and bagger is not None and bagger.available(best.trial_id):
-        return bagger.pipeline([best.trial_id]), FinalChoice(best, note=note + f", its {bagger.k} fold models averaged",
-                                                             final="bag")
+        note += f", its {bagger.k} fold models {bagger.combined}"
+        return bagger.pipeline([best.trial_id]), FinalChoice(best, note=note, final="bag")
     if f"trial_{best.trial_id}" in done:
         pipeline = Pipeline([("features", featurizer), *done[f"trial_{best.trial_id}"].steps])
     else:

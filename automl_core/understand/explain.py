@@ -106,7 +106,7 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
     """
     from ..prepare.featurize import feature_to_column
     from sklearn.ensemble import VotingClassifier, VotingRegressor
-    from ..models.families import bag_folds
+    from ..models.families import bag_folds, bag_pool
     folds = bag_folds(model)
     if folds:  # a bag of fold models: its first fold, the same configuration on (k-1)/k of the rows
         first = folds[0] if "features" in folds[0].named_steps and isinstance(
@@ -114,7 +114,8 @@ def explain_model(model: Any, X: pd.DataFrame, y: np.ndarray, *, columns: list[C
         out = explain_model(first, X, y, columns=columns, task=task, classes=classes, positive_class=positive_class,
                             metric=metric, seed=seed, sample_rows=sample_rows, budget_seconds=budget_seconds,
                             progress=progress, stop=stop)
-        return replace(out, note=" ".join(n for n in (out.note, f"The saved model averages {len(folds)} fold "
+        how = "pools" if bag_pool(model) == "geometric" else "averages"
+        return replace(out, note=" ".join(n for n in (out.note, f"The saved model {how} {len(folds)} fold "
                                                       "models of this configuration; these values explain the "
                                                       "first of them.") if n))
     budget = Budget(budget_seconds, progress, stop)
@@ -158,10 +159,16 @@ def _first_fold(model: Any, folds: list[Any]) -> Any:
     """A bag's first fold as a model of its own: its featurizer, then a one-member Voting around the
     rest (which turns the fold model's class codes into the labels, as the bag does)."""
     import copy
+    from sklearn.ensemble import VotingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.utils import Bunch
-    one = copy.copy(model.steps[-1][1])
+    bag = model.steps[-1][1]
     member = Pipeline(folds[0].steps[1:])
+    if hasattr(bag, "final_estimator_"):  # the geometric pool (a Stacking): one fold's pool is its own probabilities
+        one = VotingClassifier([("fold_1", member)], voting="soft")
+        one.le_, one.classes_ = bag._label_encoder, bag.classes_
+    else:
+        one = copy.copy(bag)
     one.estimators, one.estimators_, one.weights = [("fold_1", member)], [member], None
     one.named_estimators_ = Bunch(fold_1=member)
     return Pipeline([folds[0].steps[0], ("model", one)])
