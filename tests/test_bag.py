@@ -222,6 +222,10 @@ def test_the_geometric_pool_is_the_normalised_geometric_mean_of_the_folds_and_pi
     assert not np.allclose(model.predict_proba(X), np.mean(probas, axis=0), atol=1e-3)
     loaded = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    # model.json's package list names every package the pickle needs (a binary pool's logit is scipy's ufunc)
+    from automl_core.export.artifacts import required_packages
+    packages = set(required_packages(model))
+    assert "scikit-learn" in packages and ("scipy" in packages or len(bagger.classes) > 2)
     # the same folds under another metric: soft voting, the arithmetic mean
     mean_bag = _small_bagger(getattr(sklearn.datasets, load), "mean")[0].pipeline([1])
     assert bag_pool(mean_bag) == "mean"

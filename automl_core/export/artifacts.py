@@ -31,6 +31,8 @@ class _ModuleRecorder(pickle.Pickler):
 
     def persistent_id(self, obj: Any) -> None:
         module = getattr(obj, "__module__", None) if isinstance(obj, type) or callable(obj) else type(obj).__module__
+        if module is None and isinstance(obj, np.ufunc):  # scipy's ufuncs (logit in a geometric bag) name no module
+            module = pickle.whichmodule(obj, obj.__name__)
         if isinstance(module, str):
             self.modules.add(module.split(".")[0])
         return None
